@@ -1,0 +1,86 @@
+"""wasmplug: run untrusted code as sandboxed WebAssembly plugins from Python.
+
+A host defines the plugin interface in WIT, loads plugins (WebAssembly components)
+under a :class:`Policy` of capability :class:`Grants` and resource :class:`Limits`, and
+calls them with typed Python values::
+
+    import wasmplug
+
+    world = wasmplug.load_world("wit", "tenant")
+    policy = wasmplug.Policy(
+        grants=wasmplug.Grants(log=True, config={"min-dep-delay": "120"}),
+        limits=wasmplug.Limits(fuel=5_000_000, memory_bytes=16 << 20, deadline_ms=100),
+    )
+    with wasmplug.load("rules.wasm", world=world, policy=policy, name="acme") as plugin:
+        alerts = plugin.call("evaluate", world.types.Flight(...))
+        print(plugin.last_call.fuel_consumed)
+"""
+
+from ._bindings import Err, Ok, TypeNamespace
+from ._engine import Engine
+from ._exceptions import (
+    ArgumentError,
+    CallError,
+    DeadlineExceeded,
+    FuelExhausted,
+    GuestError,
+    InstantiationError,
+    IntegrityError,
+    InvalidWasmError,
+    LimitExceeded,
+    LinkError,
+    LoadError,
+    MemoryLimitExceeded,
+    PluginClosedError,
+    PolicyError,
+    Trap,
+    WasmplugError,
+    WitError,
+    WorldMismatchError,
+)
+from ._kv import KvStore, MemoryKvStore
+from ._plugin import Plugin, load
+from ._policy import FrozenMap, Grants, KvGrant, Limits, Policy, Preopen
+from ._stats import CallStats
+from ._world import ExportFunc, World, load_world
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ArgumentError",
+    "CallError",
+    "CallStats",
+    "DeadlineExceeded",
+    "Engine",
+    "Err",
+    "ExportFunc",
+    "FrozenMap",
+    "FuelExhausted",
+    "Grants",
+    "GuestError",
+    "InstantiationError",
+    "IntegrityError",
+    "InvalidWasmError",
+    "KvGrant",
+    "KvStore",
+    "LimitExceeded",
+    "Limits",
+    "LinkError",
+    "LoadError",
+    "MemoryKvStore",
+    "MemoryLimitExceeded",
+    "Ok",
+    "Plugin",
+    "PluginClosedError",
+    "Policy",
+    "PolicyError",
+    "Preopen",
+    "Trap",
+    "TypeNamespace",
+    "WasmplugError",
+    "WitError",
+    "World",
+    "WorldMismatchError",
+    "load",
+    "load_world",
+]

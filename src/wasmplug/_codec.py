@@ -1,0 +1,715 @@
+"""Lifting and lowering between Python values and wasmtime's component values.
+
+wasmtime's C API exchanges component-model values as trees of
+``wasmtime_component_val_t`` (a one-byte kind tag and a union). wasmplug builds one
+codec per WIT type when a plugin is loaded, from the host's WIT, and reuses it for
+every call, instead of re-reading types through ctypes on each call.
+
+Lowering writes the whole argument tree into one Python-owned ``bytearray`` (an
+*arena*) with ``struct.pack_into`` and patches its internal pointers once the arena's
+address is fixed. wasmtime copies arguments out of that memory
+(``wasmtime_component_func_call`` takes them by ``const`` pointer), so nothing is
+allocated on the Rust side and nothing needs freeing. Values handed *to* wasmtime as
+host-function results are copied into wasmtime-owned memory with
+``wasmtime_component_val_clone``.
+
+Lifting reads wasmtime-owned result memory with ``ctypes.string_at`` and
+``struct.unpack_from``; the caller frees the result tree once with
+``wasmtime_component_val_delete``.
+
+Every value is checked against its WIT type before any byte reaches wasmtime:
+wasmtime's own conversion panics (aborting the process) on an invalid ``char`` and
+traps on an unknown enum case, and wasmtime-py silently wraps out-of-range integers.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import enum
+import struct
+from collections.abc import Callable, Mapping, Sequence
+from operator import attrgetter
+from typing import Any
+
+from wasmtime import _ffi as ffi
+
+from . import _wit
+from ._bindings import Err, Ok, TypeNamespace, any_value, describe
+
+__all__ = ["Arena", "Codec", "Mismatch", "build_codec"]
+
+VAL_SIZE = ctypes.sizeof(ffi.wasmtime_component_val_t)
+OF = ffi.wasmtime_component_val_t.of.offset
+ENTRY_SIZE = ctypes.sizeof(ffi.wasmtime_component_valrecord_entry)
+ENTRY_VAL = ffi.wasmtime_component_valrecord_entry.val.offset
+NAME_SIZE = ctypes.sizeof(ffi.wasm_name_t)
+
+K_BOOL = ffi.WASMTIME_COMPONENT_BOOL.value
+K_S8 = ffi.WASMTIME_COMPONENT_S8.value
+K_U8 = ffi.WASMTIME_COMPONENT_U8.value
+K_S16 = ffi.WASMTIME_COMPONENT_S16.value
+K_U16 = ffi.WASMTIME_COMPONENT_U16.value
+K_S32 = ffi.WASMTIME_COMPONENT_S32.value
+K_U32 = ffi.WASMTIME_COMPONENT_U32.value
+K_S64 = ffi.WASMTIME_COMPONENT_S64.value
+K_U64 = ffi.WASMTIME_COMPONENT_U64.value
+K_F32 = ffi.WASMTIME_COMPONENT_F32.value
+K_F64 = ffi.WASMTIME_COMPONENT_F64.value
+K_CHAR = ffi.WASMTIME_COMPONENT_CHAR.value
+K_STRING = ffi.WASMTIME_COMPONENT_STRING.value
+K_LIST = ffi.WASMTIME_COMPONENT_LIST.value
+K_RECORD = ffi.WASMTIME_COMPONENT_RECORD.value
+K_TUPLE = ffi.WASMTIME_COMPONENT_TUPLE.value
+K_VARIANT = ffi.WASMTIME_COMPONENT_VARIANT.value
+K_ENUM = ffi.WASMTIME_COMPONENT_ENUM.value
+K_OPTION = ffi.WASMTIME_COMPONENT_OPTION.value
+K_RESULT = ffi.WASMTIME_COMPONENT_RESULT.value
+K_FLAGS = ffi.WASMTIME_COMPONENT_FLAGS.value
+
+_HEADER_SIZE_PTR = struct.Struct(f"<B{OF - 1}xQQ")  # kind, size, data pointer
+_HEADER_PTR = struct.Struct(f"<B{OF - 1}xQ")  # kind, one pointer (option)
+_NAME = struct.Struct("<QQ")  # wasm_name_t: size, data
+_PTR = struct.Struct("<Q")
+_VARIANT = struct.Struct(f"<B{OF - 1}xQQQ")  # kind, name size, name data, payload pointer
+_RESULT = struct.Struct(f"<B{OF - 1}x?7xQ")  # kind, is_ok, payload pointer
+
+_string_at = ctypes.string_at
+
+
+class Mismatch(Exception):
+    """A Python value does not fit a WIT type. ``path`` grows as the error propagates."""
+
+    def __init__(self, expected: str, found: Any) -> None:
+        super().__init__(expected)
+        self.expected = expected
+        self.found = any_value(found)
+        self.path: list[str] = []
+
+    def at(self, part: str) -> Mismatch:
+        self.path.insert(0, part)
+        return self
+
+    def describe(self, root: str) -> str:
+        where = root + "".join(self.path)
+        return f"{where}: expected {self.expected}, found {self.found}"
+
+
+class Arena:
+    """A growable buffer of ``wasmtime_component_val_t`` trees with deferred pointers."""
+
+    __slots__ = ("_c", "base", "buf", "relocs")
+
+    def __init__(self) -> None:
+        self.buf = bytearray()
+        self.relocs: list[tuple[int, int]] = []
+        self._c: Any = None
+        self.base = 0
+
+    def alloc(self, size: int) -> int:
+        """Reserves ``size`` zeroed bytes, 8-aligned; returns their offset."""
+        buf = self.buf
+        off = len(buf)
+        pad = -off & 7
+        buf.extend(bytes(pad + size))
+        return off + pad
+
+    def add_bytes(self, data: bytes) -> int:
+        """Appends ``data`` (8-aligned); returns its offset."""
+        buf = self.buf
+        off = len(buf)
+        pad = -off & 7
+        if pad:
+            buf.extend(bytes(pad))
+        buf.extend(data)
+        return off + pad
+
+    def pointer(self, at: int, target: int) -> None:
+        """Records that the 8 bytes at ``at`` must hold the address of offset ``target``."""
+        self.relocs.append((at, target))
+
+    def finalize(self) -> int:
+        """Fixes the arena in memory, writes every pointer; returns the base address."""
+        buf = self.buf
+        if not buf:
+            buf.extend(bytes(8))
+        c = (ctypes.c_char * len(buf)).from_buffer(buf)
+        base = ctypes.addressof(c)
+        pack = _PTR.pack_into
+        for at, target in self.relocs:
+            pack(buf, at, base + target)
+        self._c = c
+        self.base = base
+        return base
+
+
+class _Names:
+    """WIT names kept at a fixed address for the codec's lifetime (enum cases, field
+    names, variant discriminants)."""
+
+    def __init__(self, names: Sequence[str]) -> None:
+        encoded = [n.encode() for n in names]
+        self._buf = ctypes.create_string_buffer(b"".join(encoded) or b"\0")
+        base = ctypes.addressof(self._buf)
+        self.entries: list[tuple[int, int]] = []
+        off = 0
+        for e in encoded:
+            self.entries.append((len(e), base + off))
+            off += len(e)
+
+
+class Codec:
+    """Converts one WIT type between Python values and ``wasmtime_component_val_t``."""
+
+    __slots__ = ("wit",)
+
+    kind = -1
+
+    def __init__(self, wit: _wit.WitType) -> None:
+        self.wit = wit
+
+    def lower(self, arena: Arena, slot: int, value: Any) -> None:
+        """Checks ``value`` and writes it as a ``wasmtime_component_val_t`` at ``slot``.
+
+        Raises:
+            Mismatch: ``value`` does not fit the type.
+        """
+        raise NotImplementedError
+
+    def lift(self, raw: bytes, off: int) -> Any:
+        """Reads the ``wasmtime_component_val_t`` at ``raw[off:]`` as a Python value."""
+        raise NotImplementedError
+
+    def check_kind(self, raw: bytes, off: int) -> None:
+        if raw[off] != self.kind:
+            raise AssertionError(
+                f"wasmtime returned value kind {raw[off]} where {describe(self.wit)} "
+                f"(kind {self.kind}) was expected"
+            )
+
+
+class _Int(Codec):
+    __slots__ = ("_expected", "_fmt", "hi", "kind", "lo")
+
+    def __init__(self, wit: _wit.WitType, kind: int, code: str, bits: int, signed: bool) -> None:
+        super().__init__(wit)
+        self.kind = kind
+        self._fmt = struct.Struct(f"<B{OF - 1}x{code}")
+        self.lo = -(1 << (bits - 1)) if signed else 0
+        self.hi = (1 << (bits - 1)) - 1 if signed else (1 << bits) - 1
+        self._expected = f"int in [{self.lo}, {self.hi}] ({describe(wit)})"
+
+    def lower(self, arena: Arena, slot: int, value: Any) -> None:
+        if value.__class__ is not int and (not isinstance(value, int) or isinstance(value, bool)):
+            raise Mismatch(self._expected, value)
+        if not self.lo <= value <= self.hi:
+            raise Mismatch(self._expected, value)
+        self._fmt.pack_into(arena.buf, slot, self.kind, value)
+
+    def lift(self, raw: bytes, off: int) -> Any:
+        return self._fmt.unpack_from(raw, off)[1]
+
+
+class _Bool(Codec):
+    __slots__ = ()
+    kind = K_BOOL
+    _fmt = struct.Struct(f"<B{OF - 1}x?")
+
+    def lower(self, arena: Arena, slot: int, value: Any) -> None:
+        if value is not True and value is not False:
+            raise Mismatch("bool", value)
+        self._fmt.pack_into(arena.buf, slot, K_BOOL, value)
+
+    def lift(self, raw: bytes, off: int) -> Any:
+        return raw[off + OF] != 0
+
+
+class _Float(Codec):
+    __slots__ = ("_fmt", "_single", "kind")
+
+    def __init__(self, wit: _wit.WitType, single: bool) -> None:
+        super().__init__(wit)
+        self.kind = K_F32 if single else K_F64
+        self._single = single
+        self._fmt = struct.Struct(f"<B{OF - 1}x{'f' if single else 'd'}")
+
+    def lower(self, arena: Arena, slot: int, value: Any) -> None:
+        if value.__class__ is not float:
+            if not isinstance(value, int | float) or isinstance(value, bool):
+                raise Mismatch(f"float ({describe(self.wit)})", value)
+            value = float(value)
+        try:
+            self._fmt.pack_into(arena.buf, slot, self.kind, value)
+        except (OverflowError, struct.error):
+            raise Mismatch("float within f32 range", value) from None
+
+    def lift(self, raw: bytes, off: int) -> Any:
+        return self._fmt.unpack_from(raw, off)[1]
+
+
+class _Char(Codec):
+    __slots__ = ()
+    kind = K_CHAR
+    _fmt = struct.Struct(f"<B{OF - 1}xI")
+
+    def lower(self, arena: Arena, slot: int, value: Any) -> None:
+        if not isinstance(value, str) or len(value) != 1:
+            raise Mismatch("str of length 1 (char)", value)
+        code = ord(value)
+        if 0xD800 <= code <= 0xDFFF:
+            raise Mismatch("a Unicode scalar value (char), not a surrogate", value)
+        self._fmt.pack_into(arena.buf, slot, K_CHAR, code)
+
+    def lift(self, raw: bytes, off: int) -> Any:
+        return chr(self._fmt.unpack_from(raw, off)[1])
+
+
+class _String(Codec):
+    __slots__ = ()
+    kind = K_STRING
+
+    def lower(self, arena: Arena, slot: int, value: Any) -> None:
+        if not isinstance(value, str):
+            raise Mismatch("str", value)
+        try:
+            data = value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise Mismatch("str encodable as UTF-8 (no lone surrogates)", value) from None
+        _HEADER_SIZE_PTR.pack_into(arena.buf, slot, K_STRING, len(data), 0)
+        arena.pointer(slot + OF + 8, arena.add_bytes(data))
+
+    def lift(self, raw: bytes, off: int) -> Any:
+        _, size, ptr = _HEADER_SIZE_PTR.unpack_from(raw, off)
+        return _string_at(ptr, size).decode("utf-8") if size else ""
+
+
+class _Bytes(Codec):
+    """``list<u8>`` as ``bytes``: converted with slice assignment, not element by element."""
+
+    __slots__ = ()
+    kind = K_LIST
+
+    def lower(self, arena: Arena, slot: int, value: Any) -> None:
+        if not isinstance(value, bytes | bytearray | memoryview):
+            raise Mismatch("bytes (list<u8>)", value)
+        data = bytes(value)
+        n = len(data)
+        _HEADER_SIZE_PTR.pack_into(arena.buf, slot, K_LIST, n, 0)
+        if n:
+            arr = arena.alloc(n * VAL_SIZE)
+            end = arr + n * VAL_SIZE
+            arena.buf[arr:end:VAL_SIZE] = bytes((K_U8,)) * n
+            arena.buf[arr + OF : end : VAL_SIZE] = data
+            arena.pointer(slot + OF + 8, arr)
+        else:
+            arena.pointer(slot + OF + 8, 0)
+
+    def lift(self, raw: bytes, off: int) -> Any:
+        _, size, ptr = _HEADER_SIZE_PTR.unpack_from(raw, off)
+        if not size:
+            return b""
+        return _string_at(ptr, size * VAL_SIZE)[OF::VAL_SIZE]
+
+
+class _List(Codec):
+    __slots__ = ("elem",)
+    kind = K_LIST
+
+    def __init__(self, wit: _wit.WitType, elem: Codec) -> None:
+        super().__init__(wit)
+        self.elem = elem
+
+    def lower(self, arena: Arena, slot: int, value: Any) -> None:
+        if not isinstance(value, Sequence) or isinstance(value, str | bytes | bytearray):
+            raise Mismatch(f"a sequence ({describe(self.wit)})", value)
+        n = len(value)
+        _HEADER_SIZE_PTR.pack_into(arena.buf, slot, K_LIST, n, 0)
+        arr = arena.alloc(n * VAL_SIZE) if n else 0
+        arena.pointer(slot + OF + 8, arr)
+        lower = self.elem.lower
+        for i, item in enumerate(value):
+            try:
+                lower(arena, arr + i * VAL_SIZE, item)
+            except Mismatch as e:
+                raise e.at(f"[{i}]") from None
+
+    def lift(self, raw: bytes, off: int) -> Any:
+        _, size, ptr = _HEADER_SIZE_PTR.unpack_from(raw, off)
+        if not size:
+            return []
+        arr = _string_at(ptr, size * VAL_SIZE)
+        lift = self.elem.lift
+        return [lift(arr, i * VAL_SIZE) for i in range(size)]
+
+
+class _Tuple(Codec):
+    __slots__ = ("elems",)
+    kind = K_TUPLE
+
+    def __init__(self, wit: _wit.WitType, elems: list[Codec]) -> None:
+        super().__init__(wit)
+        self.elems = elems
+
+    def lower(self, arena: Arena, slot: int, value: Any) -> None:
+        n = len(self.elems)
+        if (
+            not isinstance(value, Sequence)
+            or isinstance(value, str | bytes | bytearray)
+            or len(value) != n
+        ):
+            raise Mismatch(f"a sequence of {n} items ({describe(self.wit)})", value)
+        _HEADER_SIZE_PTR.pack_into(arena.buf, slot, K_TUPLE, n, 0)
+        arr = arena.alloc(n * VAL_SIZE) if n else 0
+        arena.pointer(slot + OF + 8, arr)
+        for i, (codec, item) in enumerate(zip(self.elems, value, strict=True)):
+            try:
+                codec.lower(arena, arr + i * VAL_SIZE, item)
+            except Mismatch as e:
+                raise e.at(f"[{i}]") from None
+
+    def lift(self, raw: bytes, off: int) -> Any:
+        _, size, ptr = _HEADER_SIZE_PTR.unpack_from(raw, off)
+        if not size:
+            return ()
+        arr = _string_at(ptr, size * VAL_SIZE)
+        return tuple(c.lift(arr, i * VAL_SIZE) for i, c in enumerate(self.elems))
+
+
+class _Record(Codec):
+    __slots__ = ("_cls", "_get", "_names", "attrs", "codecs", "wit_fields")
+    kind = K_RECORD
+
+    def __init__(self, wit: _wit.TypeDef, cls: type, fields: list[tuple[str, str, Codec]]) -> None:
+        super().__init__(wit)
+        self._cls = cls
+        self.wit_fields = [f[0] for f in fields]
+        self.attrs = [f[1] for f in fields]
+        self.codecs = [f[2] for f in fields]
+        self._names = _Names(self.wit_fields)
+        n = len(fields)
+        self._get: Callable[[Any], Any] = (
+            (attrgetter(*self.attrs) if n > 1 else (lambda v: (getattr(v, self.attrs[0]),)))
+            if n
+            else (lambda v: ())
+        )
+
+    def _values(self, value: Any) -> Sequence[Any]:
+        if value.__class__ is self._cls:
+            return self._get(value)  # type: ignore[no-any-return]
+        if isinstance(value, Mapping):
+            try:
+                return [value[a] for a in self.attrs]
+            except KeyError as e:
+                missing = [a for a in self.attrs if a not in value]
+                extra = sorted(set(value) - set(self.attrs))
+                hint = f"; unexpected keys {extra}" if extra else ""
+                raise Mismatch(
+                    f"{describe(self.wit)} with keys {self.attrs} (missing {missing}{hint})", value
+                ) from e
+        try:
+            return self._get(value)  # type: ignore[no-any-return]
+        except AttributeError:
+            missing = [a for a in self.attrs if not hasattr(value, a)]
+            raise Mismatch(
+                f"{self._cls.__name__} (or an object/mapping with {self.attrs}; missing {missing})",
+                value,
+            ) from None
+
+    def lower(self, arena: Arena, slot: int, value: Any) -> None:
+        values = self._values(value)
+        n = len(self.codecs)
+        buf = arena.buf
+        _HEADER_SIZE_PTR.pack_into(buf, slot, K_RECORD, n, 0)
+        entries = arena.alloc(n * ENTRY_SIZE) if n else 0
+        arena.pointer(slot + OF + 8, entries)
+        names = self._names.entries
+        for i, codec in enumerate(self.codecs):
+            at = entries + i * ENTRY_SIZE
+            size, addr = names[i]
+            _NAME.pack_into(arena.buf, at, size, addr)
+            try:
+                codec.lower(arena, at + ENTRY_VAL, values[i])
+            except Mismatch as e:
+                raise e.at(f".{self.attrs[i]}") from None
+
+    def lift(self, raw: bytes, off: int) -> Any:
+        _, size, ptr = _HEADER_SIZE_PTR.unpack_from(raw, off)
+        if not size:
+            return self._cls()
+        arr = _string_at(ptr, size * ENTRY_SIZE)
+        return self._cls(
+            *[c.lift(arr, i * ENTRY_SIZE + ENTRY_VAL) for i, c in enumerate(self.codecs)]
+        )
+
+
+class _Option(Codec):
+    __slots__ = ("inner",)
+    kind = K_OPTION
+
+    def __init__(self, wit: _wit.WitType, inner: Codec) -> None:
+        super().__init__(wit)
+        self.inner = inner
+
+    def lower(self, arena: Arena, slot: int, value: Any) -> None:
+        _HEADER_PTR.pack_into(arena.buf, slot, K_OPTION, 0)
+        if value is None:
+            return
+        payload = arena.alloc(VAL_SIZE)
+        self.inner.lower(arena, payload, value)
+        arena.pointer(slot + OF, payload)
+
+    def lift(self, raw: bytes, off: int) -> Any:
+        ptr = _HEADER_PTR.unpack_from(raw, off)[1]
+        if not ptr:
+            return None
+        return self.inner.lift(_string_at(ptr, VAL_SIZE), 0)
+
+
+class _Result(Codec):
+    __slots__ = ("err", "ok")
+    kind = K_RESULT
+
+    def __init__(self, wit: _wit.WitType, ok: Codec | None, err: Codec | None) -> None:
+        super().__init__(wit)
+        self.ok = ok
+        self.err = err
+
+    def lower(self, arena: Arena, slot: int, value: Any) -> None:
+        if isinstance(value, Ok):
+            is_ok, codec, case = True, self.ok, "ok"
+        elif isinstance(value, Err):
+            is_ok, codec, case = False, self.err, "err"
+        else:
+            raise Mismatch(f"wasmplug.Ok or wasmplug.Err ({describe(self.wit)})", value)
+        _RESULT.pack_into(arena.buf, slot, K_RESULT, is_ok, 0)
+        if codec is None:
+            if value.value is not None:
+                raise Mismatch(f"no payload for the {case} case (value None)", value.value)
+            return
+        payload = arena.alloc(VAL_SIZE)
+        try:
+            codec.lower(arena, payload, value.value)
+        except Mismatch as e:
+            raise e.at(f".{case}") from None
+        arena.pointer(slot + OF + 8, payload)
+
+    def lift_parts(self, raw: bytes, off: int) -> tuple[bool, Any]:
+        _, is_ok, ptr = _RESULT.unpack_from(raw, off)
+        codec = self.ok if is_ok else self.err
+        value = codec.lift(_string_at(ptr, VAL_SIZE), 0) if codec is not None and ptr else None
+        return bool(is_ok), value
+
+    def lift(self, raw: bytes, off: int) -> Any:
+        is_ok, value = self.lift_parts(raw, off)
+        return Ok(value) if is_ok else Err(value)
+
+
+class _Variant(Codec):
+    __slots__ = ("_base", "_by_class", "_by_name", "_cases", "_names")
+    kind = K_VARIANT
+
+    def __init__(
+        self,
+        wit: _wit.TypeDef,
+        base: type,
+        cases: list[tuple[str, type, Codec | None]],
+    ) -> None:
+        super().__init__(wit)
+        self._base = base
+        self._names = _Names([c[0] for c in cases])
+        self._by_class = {
+            cls: (self._names.entries[i], codec) for i, (_, cls, codec) in enumerate(cases)
+        }
+        self._by_name = {name: (cls, codec) for name, cls, codec in cases}
+        self._cases = [c[0] for c in cases]
+
+    def lower(self, arena: Arena, slot: int, value: Any) -> None:
+        try:
+            (size, addr), codec = self._by_class[value.__class__]
+        except KeyError:
+            raise Mismatch(
+                f"one of {self._base.__name__}'s cases "
+                f"({', '.join(c.__name__ for c in self._by_class)})",
+                value,
+            ) from None
+        _VARIANT.pack_into(arena.buf, slot, K_VARIANT, size, addr, 0)
+        if codec is not None:
+            payload = arena.alloc(VAL_SIZE)
+            try:
+                codec.lower(arena, payload, value.value)
+            except Mismatch as e:
+                raise e.at(".value") from None
+            arena.pointer(slot + OF + NAME_SIZE, payload)
+
+    def lift(self, raw: bytes, off: int) -> Any:
+        _, size, name_ptr, ptr = _VARIANT.unpack_from(raw, off)
+        name = _string_at(name_ptr, size).decode()
+        cls, codec = self._by_name[name]
+        if codec is None:
+            return cls()
+        return cls(codec.lift(_string_at(ptr, VAL_SIZE), 0))
+
+
+class _Enum(Codec):
+    __slots__ = ("_cls", "_entries", "_from_name", "_names")
+    kind = K_ENUM
+
+    def __init__(self, wit: _wit.TypeDef, cls: type[enum.Enum]) -> None:
+        super().__init__(wit)
+        self._cls = cls
+        self._names = names = _Names([m.value for m in cls])
+        self._entries: dict[Any, tuple[int, int]] = {}
+        for member, entry in zip(cls, names.entries, strict=True):
+            self._entries[member] = entry
+            self._entries[member.value] = entry
+        self._from_name = {m.value: m for m in cls}
+
+    def lower(self, arena: Arena, slot: int, value: Any) -> None:
+        try:
+            size, addr = self._entries[value]
+        except (KeyError, TypeError):
+            raise Mismatch(
+                f"a {self._cls.__name__} member or one of {list(self._from_name)}", value
+            ) from None
+        _HEADER_SIZE_PTR.pack_into(arena.buf, slot, K_ENUM, size, addr)
+
+    def lift(self, raw: bytes, off: int) -> Any:
+        _, size, ptr = _HEADER_SIZE_PTR.unpack_from(raw, off)
+        return self._from_name[_string_at(ptr, size).decode()]
+
+
+class _Flags(Codec):
+    __slots__ = ("_cls", "_entries", "_from_name", "_names")
+    kind = K_FLAGS
+
+    def __init__(self, wit: _wit.TypeDef, cls: type[enum.Flag], wit_names: list[str]) -> None:
+        super().__init__(wit)
+        self._cls = cls
+        self._names = _Names(wit_names)
+        members = list(cls)
+        self._entries = dict(zip(members, self._names.entries, strict=True))
+        self._from_name = dict(zip(wit_names, members, strict=True))
+
+    def lower(self, arena: Arena, slot: int, value: Any) -> None:
+        if isinstance(value, self._cls):
+            chosen = [m for m in self._cls if m in value]
+        elif isinstance(value, set | frozenset | list | tuple) and all(
+            v in self._from_name for v in value
+        ):
+            chosen = [self._from_name[v] for v in self._from_name if v in value]
+        else:
+            raise Mismatch(
+                f"a {self._cls.__name__} value or a set of {list(self._from_name)}", value
+            )
+        n = len(chosen)
+        _HEADER_SIZE_PTR.pack_into(arena.buf, slot, K_FLAGS, n, 0)
+        arr = arena.alloc(n * NAME_SIZE) if n else 0
+        arena.pointer(slot + OF + 8, arr)
+        for i, m in enumerate(chosen):
+            size, addr = self._entries[m]
+            _NAME.pack_into(arena.buf, arr + i * NAME_SIZE, size, addr)
+
+    def lift(self, raw: bytes, off: int) -> Any:
+        _, size, ptr = _HEADER_SIZE_PTR.unpack_from(raw, off)
+        result = self._cls(0)
+        if size:
+            arr = _string_at(ptr, size * NAME_SIZE)
+            for i in range(size):
+                nsize, nptr = _NAME.unpack_from(arr, i * NAME_SIZE)
+                result |= self._from_name[_string_at(nptr, nsize).decode()]
+        return result
+
+
+_INTS = {
+    "s8": (K_S8, "b", 8, True),
+    "u8": (K_U8, "B", 8, False),
+    "s16": (K_S16, "h", 16, True),
+    "u16": (K_U16, "H", 16, False),
+    "s32": (K_S32, "i", 32, True),
+    "u32": (K_U32, "I", 32, False),
+    "s64": (K_S64, "q", 64, True),
+    "u64": (K_U64, "Q", 64, False),
+}
+
+
+class UnsupportedType(Exception):
+    """A WIT type wasmplug cannot pass across the boundary yet (resources, async)."""
+
+
+def build_codec(t: _wit.WitType, ns: TypeNamespace, cache: dict[int, Codec] | None = None) -> Codec:
+    """Builds (and memoizes per named type) the codec for a WIT type.
+
+    Raises:
+        UnsupportedType: the type is or contains a resource handle.
+    """
+    if cache is None:
+        cache = {}
+    if isinstance(t, _wit.Primitive):
+        name = t.name
+        if name in _INTS:
+            return _Int(t, *_INTS[name])
+        if name == "bool":
+            return _Bool(t)
+        if name in ("f32", "f64"):
+            return _Float(t, name == "f32")
+        if name == "char":
+            return _Char(t)
+        if name == "string":
+            return _String(t)
+        raise UnsupportedType(f"unknown primitive type {name!r}")
+    if isinstance(t, _wit.ListType):
+        elem = _wit.unalias(t.element)
+        if isinstance(elem, _wit.Primitive) and elem.name == "u8":
+            return _Bytes(t)
+        return _List(t, build_codec(t.element, ns, cache))
+    if isinstance(t, _wit.OptionType):
+        return _Option(t, build_codec(t.inner, ns, cache))
+    if isinstance(t, _wit.ResultType):
+        return _Result(
+            t,
+            build_codec(t.ok, ns, cache) if t.ok is not None else None,
+            build_codec(t.err, ns, cache) if t.err is not None else None,
+        )
+    if isinstance(t, _wit.TupleType):
+        return _Tuple(t, [build_codec(e, ns, cache) for e in t.elements])
+    if isinstance(t, _wit.HandleType):
+        raise UnsupportedType(
+            f"resource handle {describe(t)}: resources are not supported by wasmplug yet"
+        )
+    key = id(t)
+    if key in cache:
+        return cache[key]
+    kind = t.kind
+    codec: Codec
+    if isinstance(kind, _wit.AliasKind):
+        codec = build_codec(kind.target, ns, cache)
+    elif isinstance(kind, _wit.RecordKind):
+        from ._bindings import field_name
+
+        cls = ns.for_typedef(t)
+        codec = _Record(
+            t,
+            cls,
+            [(f.name, field_name(f.name), build_codec(f.type, ns, cache)) for f in kind.fields],
+        )
+    elif isinstance(kind, _wit.VariantKind):
+        info = ns.variant_info(t)
+        codec = _Variant(
+            t,
+            info.base,
+            [
+                (
+                    c.name,
+                    info.cases[c.name],
+                    build_codec(c.type, ns, cache) if c.type is not None else None,
+                )
+                for c in kind.cases
+            ],
+        )
+    elif isinstance(kind, _wit.EnumKind):
+        codec = _Enum(t, ns.for_typedef(t))
+    elif isinstance(kind, _wit.FlagsKind):
+        codec = _Flags(t, ns.for_typedef(t), [f.name for f in kind.flags])
+    else:
+        raise UnsupportedType(f"{describe(t)}: resources are not supported by wasmplug yet")
+    cache[key] = codec
+    return codec

@@ -1,0 +1,632 @@
+"""The component backend: validate, link, instantiate and call through wasmtime.
+
+Everything that touches ``wasmtime.component`` lives here, behind :class:`ComponentBackend`
+(validate once, then ``instantiate`` and ``call``), so the core-module fast path and the
+Extism backend can sit beside it later. wasmtime errors are translated into wasmplug
+exceptions in exactly one place, :func:`classify_failure`.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import itertools
+import math
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import wasmtime
+import wasmtime.component as wc
+from wasmtime import _ffi as ffi
+
+from . import _wit
+from ._codec import VAL_SIZE, Arena, Codec, UnsupportedType
+from ._exceptions import (
+    CallError,
+    DeadlineExceeded,
+    FuelExhausted,
+    InstantiationError,
+    LinkError,
+    MemoryLimitExceeded,
+    Trap,
+    WorldMismatchError,
+)
+from ._host import CAPABILITIES, HostContext
+from ._policy import Limits
+from ._stats import CallStats
+from ._world import World
+
+__all__ = ["ComponentBackend", "classify_failure", "compare_types"]
+
+# A budget so large that it means "no fuel limit" (wasmtime needs some amount set).
+UNLIMITED_FUEL = 1 << 62
+UNLIMITED_TICKS = 1 << 62
+STDERR_TAIL = 4096
+
+# -- type comparison -------------------------------------------------------------------
+
+_PRIMS: dict[str, type] = {
+    "bool": wc.Bool,
+    "s8": wc.S8,
+    "s16": wc.S16,
+    "s32": wc.S32,
+    "s64": wc.S64,
+    "u8": wc.U8,
+    "u16": wc.U16,
+    "u32": wc.U32,
+    "u64": wc.U64,
+    "f32": wc.F32,
+    "f64": wc.F64,
+    "char": wc.Char,
+    "string": wc.String,
+}
+
+
+def _found(v: Any) -> str:
+    """WIT-like text for a wasmtime value type."""
+    for name, cls in _PRIMS.items():
+        if isinstance(v, cls):
+            return name
+    if isinstance(v, wc.ListType):
+        return f"list<{_found(v.element)}>"
+    if isinstance(v, wc.OptionType):
+        return f"option<{_found(v.payload)}>"
+    if isinstance(v, wc.ResultType):
+        ok = _found(v.ok) if v.ok is not None else "_"
+        return f"result<{ok}, {_found(v.err)}>" if v.err is not None else f"result<{ok}>"
+    if isinstance(v, wc.TupleType):
+        return "tuple<" + ", ".join(_found(e) for e in v.elements) + ">"
+    if isinstance(v, wc.RecordType):
+        return "record {" + ", ".join(n for n, _ in v.fields) + "}"
+    if isinstance(v, wc.VariantType):
+        return "variant {" + ", ".join(n for n, _ in v.cases) + "}"
+    if isinstance(v, wc.EnumType):
+        return "enum {" + ", ".join(v.names) + "}"
+    if isinstance(v, wc.FlagsType):
+        return "flags {" + ", ".join(v.names) + "}"
+    return type(v).__name__
+
+
+def compare_types(expected: _wit.WitType, found: Any, path: str) -> list[str]:
+    """Compares a WIT type with the type wasmtime reports for a component.
+
+    Returns:
+        One line per difference, each naming the path, the expected and the found type;
+        empty when they match.
+    """
+    from ._bindings import describe
+
+    t = _wit.unalias(expected)
+
+    def bad() -> list[str]:
+        return [f"{path}: expected {describe(expected)}, found {_found(found)}"]
+
+    if isinstance(t, _wit.Primitive):
+        return [] if isinstance(found, _PRIMS[t.name]) else bad()
+    if isinstance(t, _wit.ListType):
+        if not isinstance(found, wc.ListType):
+            return bad()
+        return compare_types(t.element, found.element, f"{path}[]")
+    if isinstance(t, _wit.OptionType):
+        if not isinstance(found, wc.OptionType):
+            return bad()
+        return compare_types(t.inner, found.payload, f"{path}?")
+    if isinstance(t, _wit.ResultType):
+        if not isinstance(found, wc.ResultType):
+            return bad()
+        out: list[str] = []
+        for case, exp, got in (("ok", t.ok, found.ok), ("err", t.err, found.err)):
+            if (exp is None) != (got is None):
+                out.append(
+                    f"{path}.{case}: expected {describe(exp) if exp else 'no payload'}, "
+                    f"found {_found(got) if got is not None else 'no payload'}"
+                )
+            elif exp is not None:
+                out += compare_types(exp, got, f"{path}.{case}")
+        return out
+    if isinstance(t, _wit.TupleType):
+        if not isinstance(found, wc.TupleType) or len(found.elements) != len(t.elements):
+            return bad()
+        out = []
+        for i, (e, g) in enumerate(zip(t.elements, found.elements, strict=True)):
+            out += compare_types(e, g, f"{path}[{i}]")
+        return out
+    if isinstance(t, _wit.HandleType):
+        return [] if isinstance(found, wc.OwnType | wc.BorrowType) else bad()
+    kind = t.kind
+    if isinstance(kind, _wit.RecordKind):
+        if not isinstance(found, wc.RecordType):
+            return bad()
+        fields = found.fields
+        if [f.name for f in kind.fields] != [n for n, _ in fields]:
+            return bad()
+        out = []
+        for f, (_, g) in zip(kind.fields, fields, strict=True):
+            out += compare_types(f.type, g, f"{path}.{f.name}")
+        return out
+    if isinstance(kind, _wit.VariantKind):
+        if not isinstance(found, wc.VariantType):
+            return bad()
+        cases = found.cases
+        if [c.name for c in kind.cases] != [n for n, _ in cases]:
+            return bad()
+        out = []
+        for c, (_, payload) in zip(kind.cases, cases, strict=True):
+            if (c.type is None) != (payload is None):
+                out += bad()
+            elif c.type is not None:
+                out += compare_types(c.type, payload, f"{path}.{c.name}")
+        return out
+    if isinstance(kind, _wit.EnumKind):
+        ok = isinstance(found, wc.EnumType) and found.names == [c.name for c in kind.cases]
+        return [] if ok else bad()
+    if isinstance(kind, _wit.FlagsKind):
+        ok = isinstance(found, wc.FlagsType) and found.names == [f.name for f in kind.flags]
+        return [] if ok else bad()
+    return bad()
+
+
+def compare_func(expected: _wit.Function, found: Any, name: str) -> list[str]:
+    """Compares a WIT function with a component's function type (params by name and
+    type, then the result)."""
+    if not isinstance(found, wc.FuncType):
+        return [f"{name}: expected a function, found {type(found).__name__}"]
+    out: list[str] = []
+    params = found.params
+    exp_names = [p.name for p in expected.params]
+    got_names = [n for n, _ in params]
+    if exp_names != got_names:
+        return [
+            f"{name}: expected parameters ({', '.join(exp_names)}), found ({', '.join(got_names)})"
+        ]
+    for p, (_, g) in zip(expected.params, params, strict=True):
+        out += compare_types(p.type, g, f"{name}({p.name})")
+    result = found.result
+    if (expected.result is None) != (result is None):
+        out.append(
+            f"{name}: expected {'no result' if expected.result is None else 'a result'}, "
+            f"found {'none' if result is None else _found(result)}"
+        )
+    elif expected.result is not None:
+        out += compare_types(expected.result, result, f"{name} result")
+    return out
+
+
+# -- host functions ----------------------------------------------------------------------
+
+_HostCall = Callable[[int, int, int], None]
+_HOST_FUNCS: dict[int, _HostCall] = {}
+_HOST_FUNCS_LOCK = threading.Lock()
+_host_func_ids = itertools.count(1)
+
+
+@ffi.wasmtime_component_func_callback_t
+def _trampoline(data, context, ty, args, nargs, results, nresults):  # type: ignore[no-untyped-def]  # noqa: PLR0917
+    """Entry point for every host function: looks up the Python callable by ``data``."""
+    try:
+        fn = _HOST_FUNCS[data or 0]
+        fn(
+            ctypes.cast(args, ctypes.c_void_p).value or 0,
+            nargs,
+            ctypes.cast(results, ctypes.c_void_p).value or 0,
+        )
+        return 0
+    except BaseException as e:
+        message = f"host function failed: {type(e).__name__}: {e}".encode(errors="replace")
+        err = ffi.wasmtime_error_new(message)
+        return ctypes.cast(err, ctypes.c_void_p).value
+
+
+@ctypes.CFUNCTYPE(None, ctypes.c_void_p)
+def _finalize(data):  # type: ignore[no-untyped-def]
+    _HOST_FUNCS.pop(data or 0, None)
+
+
+def _register(fn: _HostCall) -> int:
+    with _HOST_FUNCS_LOCK:
+        key = next(_host_func_ids)
+        _HOST_FUNCS[key] = fn
+    return key
+
+
+def _host_call(
+    impl: Callable[..., Any],
+    ctx: HostContext,
+    params: Sequence[Codec],
+    result: Codec | None,
+) -> _HostCall:
+    """Wraps a capability implementation as a raw host function: lift the arguments,
+    call it, lower the result into wasmtime-owned memory."""
+    n = len(params)
+
+    def call(args: int, nargs: int, results: int) -> None:
+        ctx.host_calls += 1
+        raw = ctypes.string_at(args, nargs * VAL_SIZE) if nargs else b""
+        values = [codec.lift(raw, i * VAL_SIZE) for i, codec in enumerate(params[:n])]
+        value = impl(ctx, *values)
+        if result is not None:
+            arena = Arena()
+            slot = arena.alloc(VAL_SIZE)
+            result.lower(arena, slot, value)
+            base = arena.finalize()
+            ffi.wasmtime_component_val_clone(
+                ctypes.cast(base + slot, ctypes.POINTER(ffi.wasmtime_component_val_t)),
+                ctypes.cast(results, ctypes.POINTER(ffi.wasmtime_component_val_t)),
+            )
+
+    return call
+
+
+# -- the backend -------------------------------------------------------------------------
+
+
+class _Instance:
+    """One Store and one component instance in it, plus the resolved export funcs."""
+
+    __slots__ = ("funcs", "store")
+
+    def __init__(self, store: wasmtime.Store, funcs: dict[str, Any]) -> None:
+        self.store = store
+        self.funcs = funcs
+
+
+def _wasmtime_message(err_ptr: Any) -> str:
+    return str(wasmtime.WasmtimeError._from_ptr(err_ptr))
+
+
+def classify_failure(
+    message: str,
+    *,
+    plugin: str,
+    function: str,
+    limits: Limits,
+    stats: CallStats | None,
+    stderr: str,
+) -> CallError:
+    """Maps a failed call's wasmtime error to the wasmplug exception for it.
+
+    Component-model traps arrive as a ``WasmtimeError`` with a message and no trap code;
+    the messages recognized are wasmtime's ("all fuel consumed by WebAssembly",
+    "wasm trap: interrupt"). A Rust guest that cannot grow its memory prints
+    "memory allocation of N bytes failed" and aborts.
+    """
+    detail = message.strip()
+    lines = [line.strip() for line in detail.splitlines() if line.strip()]
+    # wasmtime puts the backtrace first and the cause ("wasm trap: ...") last.
+    cause = lines[-1] if lines else "unknown failure"
+    if "all fuel consumed" in detail:
+        return FuelExhausted(
+            f"{function} ran out of fuel (limit {limits.fuel} fuel units)",
+            limit="fuel",
+            allowed=limits.fuel or UNLIMITED_FUEL,
+            plugin=plugin,
+            function=function,
+            stats=stats,
+            detail=detail,
+        )
+    if "wasm trap: interrupt" in detail:
+        return DeadlineExceeded(
+            f"{function} ran past its deadline ({limits.deadline_ms} ms)",
+            limit="deadline_ms",
+            allowed=limits.deadline_ms or 0,
+            plugin=plugin,
+            function=function,
+            stats=stats,
+            detail=detail,
+        )
+    if limits.memory_bytes is not None and "memory allocation of" in stderr:
+        return MemoryLimitExceeded(
+            f"{function} ran out of memory (limit {limits.memory_bytes} bytes)",
+            limit="memory_bytes",
+            allowed=limits.memory_bytes,
+            plugin=plugin,
+            function=function,
+            stats=stats,
+            detail=detail,
+        )
+    panic = _panic_message(stderr)
+    return Trap(
+        f"{function} trapped: {cause}" + (f" ({panic})" if panic else ""),
+        plugin=plugin,
+        function=function,
+        stats=stats,
+        detail=detail,
+        guest_stderr=stderr,
+    )
+
+
+def _panic_message(stderr: str) -> str:
+    """Finds a Rust panic report in the guest's stderr: ``panicked at src/lib.rs:3:5:
+    boom``. Returns "" when there is none."""
+    lines = stderr.splitlines()
+    for i in range(len(lines) - 1, -1, -1):
+        line = lines[i]
+        at = line.find("panicked at ")
+        if at >= 0:
+            message = lines[i + 1].strip() if i + 1 < len(lines) else ""
+            return f"{line[at:].rstrip(':')}: {message}" if message else line[at:]
+    return ""
+
+
+class ComponentBackend:
+    """Runs one plugin's component: checked against the world, linked against the
+    host capabilities and WASI under the plugin's grants, instantiated on demand.
+
+    Not thread-safe: :class:`~wasmplug.Plugin` serializes calls.
+
+    Raises:
+        WorldMismatchError: an export of the world is missing or has another type.
+        LinkError: the component imports something the world or the host does not
+            provide.
+    """
+
+    def __init__(
+        self,
+        *,
+        engine: wasmtime.Engine,
+        component: wc.Component,
+        world: World,
+        limits: Limits,
+        ctx: HostContext,
+        wasi: Callable[[Callable[[bytes], None]], wasmtime.WasiConfig],
+        epoch_tick_ms: float,
+    ) -> None:
+        self._engine = engine
+        self._component = component
+        self._world = world
+        self._limits = limits
+        self._ctx = ctx
+        self._wasi = wasi
+        self._instance: _Instance | None = None
+        self._results = (ffi.wasmtime_component_val_t * 1)()
+        self._stderr = bytearray()
+        name = ctx.plugin
+        ctype = component.type
+        self._export_index = self._check_exports(ctype, name)
+        host_imports, self.imports = self._check_imports(ctype, name)
+        self._linker = self._link(host_imports)
+        self._fuel_budget = limits.fuel if limits.fuel is not None else UNLIMITED_FUEL
+        if limits.deadline_ms is None:
+            self._ticks = UNLIMITED_TICKS
+        else:
+            # The first tick may come at once, so one more than the deadline needs.
+            self._ticks = math.ceil(limits.deadline_ms / epoch_tick_ms) + 1
+
+    # -- load-time checks ----------------------------------------------------------------
+
+    def _check_exports(self, ctype: wc.ComponentType, plugin: str) -> dict[str, Any]:
+        found = ctype.exports(self._engine)
+        problems: list[str] = []
+        indexes: dict[str, Any] = {}
+        for key, item in self._world.wit.exports.items():
+            if isinstance(item, _wit.Function):
+                ext = found.get(key)
+                if ext is None:
+                    problems.append(f"missing export {key}: func")
+                    continue
+                problems += compare_func(item, ext.ty, f"export {key}")
+                indexes[key] = self._component.get_export_index(key)
+                continue
+            ext = found.get(key)
+            if ext is None:
+                problems.append(f"missing export of interface {key}")
+                continue
+            ity = ext.ty
+            if not isinstance(ity, wc.ComponentInstanceType):
+                problems.append(f"export {key}: expected an interface, found {type(ity).__name__}")
+                continue
+            inner = ity.exports(self._engine)
+            parent = self._component.get_export_index(key)
+            short = item.name or key
+            for fname, func in item.functions.items():
+                fext = inner.get(fname)
+                if fext is None:
+                    problems.append(f"missing export {key}#{fname}: func")
+                    continue
+                problems += compare_func(func, fext.ty, f"export {key}#{fname}")
+                indexes[f"{short}.{fname}"] = self._component.get_export_index(fname, parent)
+        if problems:
+            raise WorldMismatchError(self._world.name, problems, plugin=plugin)
+        return indexes
+
+    def _check_imports(
+        self, ctype: wc.ComponentType, plugin: str
+    ) -> tuple[list[str], tuple[str, ...]]:
+        world_imports = dict(self._world.import_interfaces())
+        host: list[str] = []
+        unknown: list[str] = []
+        unprovided: list[str] = []
+        names = tuple(ctype.imports(self._engine))
+        for name, ext in ctype.imports(self._engine).items():
+            if name.startswith("wasi:"):
+                continue
+            ty = ext.ty
+            if isinstance(ty, wc.ComponentInstanceType) and not any(
+                isinstance(e.ty, wc.FuncType) for e in ty.exports(self._engine).values()
+            ):
+                continue  # an interface that only defines types: nothing to provide
+            if name not in world_imports and name not in self._world.wit.imports:
+                unknown.append(name)
+            elif name in CAPABILITIES:
+                host.append(name)
+            else:
+                unprovided.append(name)
+        if unknown:
+            raise LinkError(
+                f"imports {', '.join(unknown)}, which world {self._world.name} does not import",
+                unknown,
+                plugin=plugin,
+            )
+        if unprovided:
+            raise LinkError(
+                f"imports {', '.join(unprovided)}, for which the host has no implementation",
+                unprovided,
+                plugin=plugin,
+            )
+        return host, names
+
+    def _link(self, host_imports: list[str]) -> wc.Linker:
+        linker = wc.Linker(self._engine)
+        linker.add_wasip2()
+        world_imports = dict(self._world.import_interfaces())
+        with linker.root() as root:
+            for iface_name in host_imports:
+                iface = world_imports[iface_name]
+                impls = CAPABILITIES[iface_name]
+                with root.add_instance(iface_name) as inst:
+                    for fname, func in iface.functions.items():
+                        impl = impls.get(fname)
+                        if impl is None:
+                            continue
+                        try:
+                            params = [self._world.codec(p.type) for p in func.params]
+                            result = (
+                                self._world.codec(func.result) if func.result is not None else None
+                            )
+                        except UnsupportedType as e:  # pragma: no cover - host.wit is ours
+                            raise LinkError(str(e), [iface_name], plugin=self._ctx.plugin) from e
+                        key = _register(_host_call(impl, self._ctx, params, result))
+                        encoded = fname.encode()
+                        err = ffi.wasmtime_component_linker_instance_add_func(
+                            inst.ptr(),
+                            ctypes.create_string_buffer(encoded),
+                            len(encoded),
+                            _trampoline,
+                            key,
+                            _finalize,
+                        )
+                        if err:
+                            raise LinkError(
+                                f"cannot define {iface_name}#{fname}: {_wasmtime_message(err)}",
+                                [iface_name],
+                                plugin=self._ctx.plugin,
+                            )
+        return linker
+
+    # -- instances -----------------------------------------------------------------------
+
+    def _on_stderr(self, data: bytes) -> None:
+        buf = self._stderr
+        buf += data
+        if len(buf) > STDERR_TAIL:
+            del buf[: len(buf) - STDERR_TAIL]
+
+    def instantiate(self) -> tuple[_Instance, int]:
+        """Creates a fresh Store and instance; returns it and the fuel it consumed.
+
+        Raises:
+            InstantiationError: instantiation failed (memory limit, start-up trap).
+            LinkError: an import could not be satisfied.
+        """
+        store = wasmtime.Store(self._engine)
+        if self._limits.memory_bytes is not None:
+            store.set_limits(memory_size=self._limits.memory_bytes)
+        store.set_wasi(self._wasi(self._on_stderr))
+        store.set_fuel(self._fuel_budget)
+        store.set_epoch_deadline(self._ticks)
+        try:
+            instance = self._linker.instantiate(store, self._component)
+        except wasmtime.WasmtimeError as e:
+            text = str(e)
+            if "import" in text and ("not defined" in text or "type mismatch" in text):
+                raise LinkError(
+                    f"cannot link: {text.strip()}", [], plugin=self._ctx.plugin
+                ) from None
+            raise InstantiationError(
+                f"cannot instantiate: {text.strip().splitlines()[0]}", plugin=self._ctx.plugin
+            ) from None
+        used = self._fuel_budget - store.get_fuel()
+        funcs: dict[str, Any] = {}
+        for name, index in self._export_index.items():
+            func = instance.get_func(store, index)
+            if func is None:  # pragma: no cover - checked against the type at load
+                raise InstantiationError(
+                    f"export {name} is not a function", plugin=self._ctx.plugin
+                )
+            funcs[name] = func._func
+        return _Instance(store, funcs), used
+
+    def discard_instance(self) -> None:
+        """Drops the current instance; the next call instantiates a fresh one."""
+        self._instance = None
+
+    # -- calls ---------------------------------------------------------------------------
+
+    def call(self, name: str, args_base: int, nargs: int) -> tuple[bytes | None, CallStats]:
+        """Calls export ``name`` with already lowered arguments.
+
+        Args:
+            name: The export's call name.
+            args_base: Address of ``nargs`` consecutive ``wasmtime_component_val_t``.
+            nargs: Number of arguments.
+
+        Returns:
+            The raw result value (``VAL_SIZE`` bytes, to lift with the export's codec and
+            then free with :meth:`free_result`), or ``None`` for no result; and the stats.
+
+        Raises:
+            CallError: the guest trapped or breached a limit; the instance is discarded.
+            InstantiationError: a fresh instance was needed and could not be created.
+        """
+        from time import perf_counter
+
+        start = perf_counter()
+        fresh = self._instance is None
+        inst_fuel = 0
+        if self._instance is None:
+            self._instance, inst_fuel = self.instantiate()
+        inst = self._instance
+        store = inst.store
+        store.set_fuel(self._fuel_budget)
+        store.set_epoch_deadline(self._ticks)
+        ctx = self._ctx
+        ctx.host_calls = 0
+        ctx.denials = 0
+        if self._stderr:
+            self._stderr.clear()
+        has_result = self._world.exports[name].result is not None
+        err = ffi.wasmtime_component_func_call(
+            ctypes.byref(inst.funcs[name]),
+            store._context(),
+            ctypes.cast(args_base, ctypes.POINTER(ffi.wasmtime_component_val_t)),
+            nargs,
+            self._results,
+            1 if has_result else 0,
+        )
+        fuel = inst_fuel + self._fuel_budget - store.get_fuel()
+        stats = CallStats(
+            function=name,
+            fuel_consumed=fuel,
+            wall_time_us=(perf_counter() - start) * 1e6,
+            host_calls=ctx.host_calls,
+            denials=ctx.denials,
+            fresh_instance=fresh,
+        )
+        if err:
+            message = _wasmtime_message(err)
+            self._instance = None
+            raise classify_failure(
+                message,
+                plugin=ctx.plugin,
+                function=name,
+                limits=self._limits,
+                stats=stats,
+                stderr=self._stderr.decode(errors="replace"),
+            )
+        if not has_result:
+            return None, stats
+        return ctypes.string_at(ctypes.addressof(self._results), VAL_SIZE), stats
+
+    def free_result(self) -> None:
+        """Frees the wasmtime-owned memory of the last call's result.
+
+        The slot is zeroed afterwards (a ``bool``, which owns nothing): wasmtime
+        *assigns* into the result slot on the next call, which drops what it held.
+        """
+        ffi.wasmtime_component_val_delete(self._results)
+        ctypes.memset(self._results, 0, VAL_SIZE)
+
+    def close(self) -> None:
+        """Drops the instance and the linker (which unregisters the host functions)."""
+        self._instance = None
+        self._linker = None  # type: ignore[assignment]

@@ -1,0 +1,202 @@
+"""The process-wide wasmtime engine: fuel, epoch ticker, compile cache."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import logging
+import os
+import tempfile
+import threading
+import weakref
+from pathlib import Path
+from typing import ClassVar
+
+import wasmtime
+import wasmtime.component
+
+from ._exceptions import InvalidWasmError, PolicyError
+
+__all__ = ["Engine"]
+
+logger = logging.getLogger("wasmplug")
+
+_WASM_MAGIC = b"\0asm"
+_WASMTIME_VERSION = importlib.metadata.version("wasmtime")
+# Bytes 4..8 of a binary: version and layer (component-model binary format,
+# Binary.md in WebAssembly/component-model): a core module has version 1, layer 0;
+# a component has layer 1.
+_CORE_MODULE_HEADER = b"\x01\x00\x00\x00"
+
+
+def _default_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(Path.home(), ".cache")
+    return Path(base) / "wasmplug"
+
+
+class Engine:
+    """A wasmtime engine configured for sandboxing, shared by many plugins.
+
+    Fuel metering and epoch interruption are always on. A daemon thread advances the
+    epoch every ``epoch_tick_ms`` while the engine is open, which is what enforces
+    wall-clock deadlines. Compiled components are cached in memory by sha256 and, when
+    ``cache_dir`` is set, on disk keyed by sha256 and wasmtime version, so loading the
+    same plugin again costs a deserialization (about 1 ms) instead of a compilation.
+
+    Most hosts use one engine per process: :meth:`default` returns a shared one.
+
+    Args:
+        epoch_tick_ms: Deadline granularity in milliseconds (default 1). A deadline of
+            ``d`` ms fires after ``d`` to ``d + epoch_tick_ms`` ms of guest execution.
+        cache_dir: Directory for compiled components. The default ``"auto"`` uses
+            ``$XDG_CACHE_HOME/wasmplug`` (``~/.cache/wasmplug``); ``None`` disables the
+            disk cache.
+
+    Raises:
+        PolicyError: ``epoch_tick_ms`` is not positive.
+    """
+
+    _default: ClassVar[Engine | None] = None
+    _default_lock: ClassVar[threading.Lock] = threading.Lock()
+
+    def __init__(
+        self, *, epoch_tick_ms: float = 1.0, cache_dir: str | os.PathLike[str] | None = "auto"
+    ) -> None:
+        if not epoch_tick_ms > 0:
+            raise PolicyError(f"epoch_tick_ms must be > 0, found {epoch_tick_ms!r}")
+        config = wasmtime.Config()
+        config.consume_fuel = True
+        config.epoch_interruption = True
+        config.wasm_component_model = True
+        self._wasmtime = wasmtime.Engine(config)
+        self.epoch_tick_ms = float(epoch_tick_ms)
+        self.cache_dir: Path | None = (
+            _default_cache_dir() if cache_dir == "auto" else Path(cache_dir) if cache_dir else None
+        )
+        self._components: dict[str, wasmtime.component.Component] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._ticker = threading.Thread(
+            target=_tick,
+            args=(weakref.ref(self), self._stop, epoch_tick_ms / 1000.0),
+            name="wasmplug-epoch",
+            daemon=True,
+        )
+        self._ticker.start()
+        self._finalizer = weakref.finalize(self, self._stop.set)
+
+    @classmethod
+    def default(cls) -> Engine:
+        """Returns the process-wide shared engine, creating it on first use."""
+        with cls._default_lock:
+            if cls._default is None:
+                cls._default = cls()
+            return cls._default
+
+    @property
+    def wasmtime_engine(self) -> wasmtime.Engine:
+        """The underlying ``wasmtime.Engine``."""
+        return self._wasmtime
+
+    def close(self) -> None:
+        """Stops the epoch ticker. Plugins of this engine can no longer time out
+        correctly afterwards; idempotent."""
+        self._stop.set()
+
+    def compile(
+        self, wasm: bytes, *, sha256: str, plugin: str | None
+    ) -> wasmtime.component.Component:
+        """Compiles a component, or returns it from the memory or disk cache.
+
+        Args:
+            wasm: The component's bytes.
+            sha256: Their sha256, lowercase hex (computed by the caller, who checks pins).
+            plugin: The plugin's name, for error messages.
+
+        Returns:
+            The compiled component.
+
+        Raises:
+            InvalidWasmError: the bytes are not WebAssembly, are a core module rather than
+                a component, or fail to compile.
+        """
+        with self._lock:
+            cached = self._components.get(sha256)
+        if cached is not None:
+            return cached
+        _check_header(wasm, plugin)
+        component = self._load_cached(sha256)
+        if component is None:
+            try:
+                component = wasmtime.component.Component(self._wasmtime, wasm)
+            except wasmtime.WasmtimeError as e:
+                raise InvalidWasmError(
+                    f"not a valid WebAssembly component: {_first_line(str(e))}", plugin=plugin
+                ) from e
+            self._store_cached(sha256, component)
+        with self._lock:
+            self._components[sha256] = component
+        return component
+
+    def _cache_path(self, sha256: str) -> Path | None:
+        if self.cache_dir is None:
+            return None
+        return self.cache_dir / f"wasmtime-{_WASMTIME_VERSION}" / f"{sha256}.cwasm"
+
+    def _load_cached(self, sha256: str) -> wasmtime.component.Component | None:
+        path = self._cache_path(sha256)
+        if path is None or not path.is_file():
+            return None
+        try:
+            return wasmtime.component.Component.deserialize_file(self._wasmtime, str(path))
+        except wasmtime.WasmtimeError as e:
+            logger.warning("ignoring unusable compile cache entry %s: %s", path, e)
+            return None
+
+    def _store_cached(self, sha256: str, component: wasmtime.component.Component) -> None:
+        path = self._cache_path(sha256)
+        if path is None:
+            return
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            data = component.serialize()
+            fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            os.replace(tmp, path)
+        except OSError as e:
+            logger.warning("cannot write compile cache entry %s: %s", path, e)
+
+
+def _tick(engine_ref: weakref.ref[Engine], stop: threading.Event, interval: float) -> None:
+    while not stop.wait(interval):
+        engine = engine_ref()
+        if engine is None:
+            return
+        engine._wasmtime.increment_epoch()
+        del engine
+
+
+def _first_line(text: str) -> str:
+    return text.strip().splitlines()[0] if text.strip() else text
+
+
+def _check_header(wasm: bytes, plugin: str | None) -> None:
+    if len(wasm) < 8 or wasm[:4] != _WASM_MAGIC:
+        head = wasm[:8]
+        raise InvalidWasmError(
+            f"not WebAssembly: expected the magic bytes b'\\x00asm', found {head!r} "
+            f"({len(wasm)} bytes in all)",
+            plugin=plugin,
+        )
+    if wasm[4:8] == _CORE_MODULE_HEADER:
+        raise InvalidWasmError(
+            "this is a core WebAssembly module, not a component: build for "
+            "wasm32-wasip2, or componentize it (wasm-tools component new)",
+            plugin=plugin,
+        )
+
+
+def sha256_hex(data: bytes) -> str:
+    """Returns the lowercase hex sha256 of ``data``."""
+    return hashlib.sha256(data).hexdigest()

@@ -1,0 +1,343 @@
+"""The wasmplug exception tree.
+
+Every exception wasmplug raises derives from :class:`WasmplugError`. Misuse by the
+host (a bad policy, a wrong argument) is a different branch from failures of the
+plugin (a trap, a breached limit), and both differ from a plugin that *returns* an
+error value (:class:`GuestError`)::
+
+    WasmplugError
+    ├── WitError (ValueError)              WIT source cannot be parsed or resolved
+    ├── PolicyError (ValueError)           a Grants/Limits value is invalid
+    ├── ArgumentError (TypeError)          call arguments do not match the WIT types
+    ├── PluginClosedError (RuntimeError)   the plugin was used after close()
+    ├── LoadError                          a plugin could not be loaded
+    │   ├── InvalidWasmError               not WebAssembly, not a component, does not compile
+    │   ├── IntegrityError                 the bytes do not have the pinned sha256
+    │   ├── WorldMismatchError             exports missing or of the wrong type for the world
+    │   ├── LinkError                      imports the host cannot or will not provide
+    │   └── InstantiationError             instantiation failed (e.g. memory limit too low)
+    ├── CallError                          a call into the plugin did not return
+    │   ├── Trap                           the guest trapped (panic, unreachable, stack overflow)
+    │   └── LimitExceeded                  a limit of the policy was breached
+    │       ├── FuelExhausted
+    │       ├── DeadlineExceeded
+    │       └── MemoryLimitExceeded
+    └── GuestError                         the guest returned the `err` case of a `result`
+
+Exceptions that resemble a builtin also subclass it, so ``except TypeError`` catches a
+bad argument too. A :class:`CallError` never leaves the host in a bad state: the plugin
+continues on a fresh instance at its next call.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._stats import CallStats
+
+__all__ = [
+    "ArgumentError",
+    "CallError",
+    "DeadlineExceeded",
+    "FuelExhausted",
+    "GuestError",
+    "InstantiationError",
+    "IntegrityError",
+    "InvalidWasmError",
+    "LimitExceeded",
+    "LinkError",
+    "LoadError",
+    "MemoryLimitExceeded",
+    "PluginClosedError",
+    "PolicyError",
+    "Trap",
+    "WasmplugError",
+    "WitError",
+    "WorldMismatchError",
+]
+
+
+def _prefix(plugin: str | None) -> str:
+    return f"plugin {plugin!r}: " if plugin else ""
+
+
+class WasmplugError(Exception):
+    """Root of every exception raised by wasmplug.
+
+    Attributes:
+        plugin: The name of the plugin involved, or ``None`` when no plugin is (for
+            example a WIT syntax error).
+    """
+
+    plugin: str | None
+
+    def __init__(self, message: str, *, plugin: str | None = None) -> None:
+        super().__init__(_prefix(plugin) + message)
+        self.plugin = plugin
+
+
+class WitError(WasmplugError, ValueError):
+    """Raised when WIT source cannot be parsed or resolved.
+
+    Attributes:
+        path: The file the error is in, or ``None`` for text given directly.
+        line: 1-based line of the error, when known.
+        column: 1-based column of the error, when known.
+        reason: What was expected and what was found.
+    """
+
+    path: str | None
+    line: int | None
+    column: int | None
+    reason: str
+
+    def __init__(
+        self,
+        reason: str,
+        *,
+        path: str | None = None,
+        line: int | None = None,
+        column: int | None = None,
+    ) -> None:
+        where = path or "<wit>"
+        if line is not None:
+            where += f":{line}"
+            if column is not None:
+                where += f":{column}"
+        super().__init__(f"{where}: {reason}")
+        self.path = path
+        self.line = line
+        self.column = column
+        self.reason = reason
+
+
+class PolicyError(WasmplugError, ValueError):
+    """Raised when a :class:`~wasmplug.Grants` or :class:`~wasmplug.Limits` value is invalid.
+
+    For example a negative fuel budget, a preopen whose host directory does not exist,
+    or a guest path that is not absolute. Raised at construction or at load time,
+    never during a call.
+    """
+
+
+class ArgumentError(WasmplugError, TypeError):
+    """Raised when call arguments do not match the function's WIT signature.
+
+    The message names the function, the argument, the path inside it (e.g.
+    ``flight.weather.visib``), what was expected and what was found. Nothing reaches
+    the plugin: the instance and its state are untouched.
+
+    Attributes:
+        function: The WIT name of the function called.
+    """
+
+    function: str
+
+    def __init__(self, message: str, *, plugin: str | None = None, function: str = "") -> None:
+        super().__init__(message, plugin=plugin)
+        self.function = function
+
+
+class PluginClosedError(WasmplugError, RuntimeError):
+    """Raised when a plugin is called after :meth:`~wasmplug.Plugin.close`."""
+
+
+class LoadError(WasmplugError):
+    """Base class for failures while loading a plugin. Nothing is left running."""
+
+
+class InvalidWasmError(LoadError):
+    """Raised when the bytes are not a WebAssembly component that wasmtime can compile.
+
+    The message says what was found instead: not WebAssembly at all, a core module
+    rather than a component, or the compiler's own error.
+    """
+
+
+class IntegrityError(LoadError):
+    """Raised when the plugin's bytes do not have the sha256 the host pinned.
+
+    Attributes:
+        expected: The pinned sha256, lowercase hex.
+        found: The sha256 of the bytes given, lowercase hex.
+    """
+
+    expected: str
+    found: str
+
+    def __init__(self, *, expected: str, found: str, plugin: str | None = None) -> None:
+        super().__init__(f"sha256 mismatch: expected {expected}, found {found}", plugin=plugin)
+        self.expected = expected
+        self.found = found
+
+
+class WorldMismatchError(LoadError):
+    """Raised when a component does not implement the world the host expects.
+
+    Attributes:
+        problems: One line per problem: a missing export, an export whose type differs
+            (with the expected and the found type), an import outside the world.
+    """
+
+    problems: tuple[str, ...]
+
+    def __init__(self, world: str, problems: list[str], *, plugin: str | None = None) -> None:
+        lines = "\n  ".join(problems)
+        super().__init__(f"does not implement world {world}:\n  {lines}", plugin=plugin)
+        self.problems = tuple(problems)
+
+
+class LinkError(LoadError):
+    """Raised when a component imports something the host cannot or will not provide.
+
+    Attributes:
+        imports: The names of the offending imports.
+    """
+
+    imports: tuple[str, ...]
+
+    def __init__(self, message: str, imports: list[str], *, plugin: str | None = None) -> None:
+        super().__init__(message, plugin=plugin)
+        self.imports = tuple(imports)
+
+
+class InstantiationError(LoadError):
+    """Raised when a compiled, linked component fails to instantiate.
+
+    Typically its initial linear memory is larger than ``Limits.memory_bytes``, or its
+    start-up code trapped or ran out of fuel.
+    """
+
+
+class CallError(WasmplugError):
+    """Base class for calls that did not return: the guest trapped or breached a limit.
+
+    The host is unaffected and the plugin stays usable: its next call runs on a fresh
+    instance (guest memory is reset; state kept through capabilities such as ``kv``
+    survives).
+
+    Attributes:
+        function: The WIT name of the function that was called.
+        stats: What the failed call used (:class:`~wasmplug.CallStats`).
+        detail: The runtime's own message (wasmtime's trap text).
+    """
+
+    function: str
+    stats: CallStats | None
+    detail: str
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        plugin: str | None = None,
+        function: str = "",
+        stats: CallStats | None = None,
+        detail: str = "",
+    ) -> None:
+        super().__init__(message, plugin=plugin)
+        self.function = function
+        self.stats = stats
+        self.detail = detail
+
+
+class Trap(CallError):
+    """Raised when the guest traps: a Rust panic, ``unreachable``, a stack overflow, an
+    out-of-bounds access, or an exception escaping a host function.
+
+    ``detail`` holds wasmtime's message including the guest backtrace when available;
+    ``guest_stderr`` holds the last bytes the guest wrote to stderr (a Rust panic
+    message lands there).
+
+    Attributes:
+        guest_stderr: Up to the last 4096 bytes of the guest's stderr, decoded.
+    """
+
+    guest_stderr: str
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        plugin: str | None = None,
+        function: str = "",
+        stats: CallStats | None = None,
+        detail: str = "",
+        guest_stderr: str = "",
+    ) -> None:
+        super().__init__(message, plugin=plugin, function=function, stats=stats, detail=detail)
+        self.guest_stderr = guest_stderr
+
+
+class LimitExceeded(CallError):
+    """Base class for a breached limit of the plugin's :class:`~wasmplug.Limits`.
+
+    Attributes:
+        limit: The name of the ``Limits`` field that was breached (``"fuel"``,
+            ``"deadline_ms"``, ``"memory_bytes"``).
+        allowed: The configured value of that limit, in its unit (fuel units,
+            milliseconds, bytes).
+    """
+
+    limit: str
+    allowed: int
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        limit: str,
+        allowed: int,
+        plugin: str | None = None,
+        function: str = "",
+        stats: CallStats | None = None,
+        detail: str = "",
+    ) -> None:
+        super().__init__(message, plugin=plugin, function=function, stats=stats, detail=detail)
+        self.limit = limit
+        self.allowed = allowed
+
+
+class FuelExhausted(LimitExceeded):
+    """Raised when a call used up its fuel budget (``Limits.fuel``, in fuel units).
+
+    One fuel unit is roughly one WebAssembly instruction (wasmtime's
+    ``Config::consume_fuel``).
+    """
+
+
+class DeadlineExceeded(LimitExceeded):
+    """Raised when a call ran past its wall-clock deadline (``Limits.deadline_ms``).
+
+    Enforced by wasmtime epoch interruption; the granularity is the engine's epoch
+    tick (:attr:`wasmplug.Engine.epoch_tick_ms`).
+    """
+
+
+class MemoryLimitExceeded(LimitExceeded):
+    """Raised when the guest failed because its linear memory hit ``Limits.memory_bytes``.
+
+    Detected when a guest aborts after ``memory.grow`` was refused (a Rust guest prints
+    ``memory allocation of N bytes failed`` and aborts).
+    """
+
+
+class GuestError(WasmplugError):
+    """Raised when an exported function returns the ``err`` case of its ``result``.
+
+    This is the guest's answer, not a failure of the sandbox: the instance is intact.
+
+    Attributes:
+        function: The WIT name of the function that was called.
+        value: The error payload, lifted to Python like any other value (``None`` for
+            ``result<T>`` without an error type).
+    """
+
+    function: str
+    value: Any
+
+    def __init__(self, value: Any, *, plugin: str | None = None, function: str = "") -> None:
+        super().__init__(f"{function} returned an error: {value!r}", plugin=plugin)
+        self.function = function
+        self.value = value

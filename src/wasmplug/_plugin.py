@@ -1,0 +1,366 @@
+"""Loaded plugins: the public face of a sandboxed component."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import wasmtime
+
+from . import _host
+from ._bindings import TypeNamespace
+from ._codec import VAL_SIZE, Arena, Mismatch, _Result
+from ._component import ComponentBackend
+from ._engine import Engine, sha256_hex
+from ._exceptions import (
+    ArgumentError,
+    GuestError,
+    IntegrityError,
+    PluginClosedError,
+    PolicyError,
+)
+from ._host import HostContext
+from ._kv import KvStore, MemoryKvStore
+from ._policy import Grants, Policy
+from ._stats import CallStats
+from ._world import World
+
+__all__ = ["Plugin", "load"]
+
+logger = logging.getLogger("wasmplug")
+
+_STDOUT_LINE_MAX = 16 * 1024
+
+
+class Plugin:
+    """A plugin loaded, compiled, checked against its world and bound to a policy.
+
+    Create one with :func:`load`. Calls are serialized per plugin (one lock), so a
+    plugin can be shared between threads; the GIL is released while guest code runs.
+    A call that traps or breaches a limit raises a :class:`~wasmplug.CallError` and the
+    next call runs on a fresh instance.
+
+    Use it as a context manager, or call :meth:`close`, to release the instance.
+
+    Attributes:
+        name: The plugin's name, used in errors, logs and as its default kv namespace.
+        world: The world it implements.
+        policy: Its grants and limits.
+        sha256: The sha256 of its bytes, lowercase hex.
+        imports: Every import of the component, by name (WASI included).
+        ungranted_imports: The ``wasmplug:host`` interfaces it imports but the policy
+            does not grant; every call to them returns ``denied``.
+        last_call: The stats of the most recent call, failed or not (``None`` before
+            the first call).
+    """
+
+    name: str
+    world: World
+    policy: Policy
+    sha256: str
+    imports: tuple[str, ...]
+    ungranted_imports: tuple[str, ...]
+    last_call: CallStats | None
+    _backend: ComponentBackend | None
+    _lock: threading.Lock
+
+    def __init__(self) -> None:
+        raise TypeError("use wasmplug.load() to load a plugin")
+
+    @classmethod
+    def _create(
+        cls,
+        *,
+        name: str,
+        world: World,
+        policy: Policy,
+        sha256: str,
+        backend: ComponentBackend,
+        ungranted: tuple[str, ...],
+    ) -> Plugin:
+        self = cls.__new__(cls)
+        self.name = name
+        self.world = world
+        self.policy = policy
+        self.sha256 = sha256
+        self.imports = backend.imports
+        self.ungranted_imports = ungranted
+        self.last_call = None
+        self._backend = backend
+        self._lock = threading.Lock()
+        return self
+
+    @property
+    def types(self) -> TypeNamespace:
+        """The Python classes of the world's types (``plugin.types.Flight``)."""
+        return self.world.types
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called."""
+        return self._backend is None
+
+    @property
+    def functions(self) -> list[str]:
+        """The names :meth:`call` accepts, sorted."""
+        return sorted(self.world.exports)
+
+    def call(self, function: str, *args: Any) -> Any:
+        """Calls an export of the plugin.
+
+        Args:
+            function: The export's name: ``"evaluate"`` for a world-level function,
+                ``"<interface>.<function>"`` for a function of an exported interface.
+            *args: One Python value per WIT parameter, mapped as described in
+                :mod:`wasmplug` (records as the classes in :attr:`types`, or any object
+                or mapping with the same snake_case fields).
+
+        Returns:
+            The lifted result: ``None`` for a function without a result; for a
+            ``result<T, E>`` the ``ok`` value.
+
+        Raises:
+            ArgumentError: ``function`` is not an export, the number of arguments is
+                wrong, or an argument does not match its WIT type (nothing ran).
+            GuestError: the function returned the ``err`` case of its ``result``; the
+                payload is in ``.value``.
+            FuelExhausted: the call used more than ``Limits.fuel`` fuel units.
+            DeadlineExceeded: the call ran longer than ``Limits.deadline_ms``.
+            MemoryLimitExceeded: the guest aborted after hitting ``Limits.memory_bytes``.
+            Trap: the guest trapped (panic, ``unreachable``, stack overflow ...).
+            InstantiationError: a fresh instance was needed and could not be created.
+            PluginClosedError: the plugin was closed.
+        """
+        export = self.world.exports.get(function)
+        if export is None:
+            raise ArgumentError(
+                f"no export named {function!r}; exports: {', '.join(self.functions)}",
+                plugin=self.name,
+                function=function,
+            )
+        params = export.params
+        if len(args) != len(params):
+            raise ArgumentError(
+                f"{export.signature} takes {len(params)} argument(s), {len(args)} given",
+                plugin=self.name,
+                function=function,
+            )
+        arena = Arena()
+        slots = arena.alloc(len(params) * VAL_SIZE)
+        for i, ((pname, codec), value) in enumerate(zip(params, args, strict=True)):
+            try:
+                codec.lower(arena, slots + i * VAL_SIZE, value)
+            except Mismatch as e:
+                raise ArgumentError(
+                    e.describe(f"{function}({pname})"), plugin=self.name, function=function
+                ) from None
+        base = arena.finalize()
+        with self._lock:
+            backend = self._backend
+            if backend is None:
+                raise PluginClosedError(f"{function}: the plugin is closed", plugin=self.name)
+            try:
+                raw, stats = backend.call(function, base + slots, len(params))
+            except BaseException as e:
+                self.last_call = getattr(e, "stats", None) or self.last_call
+                raise
+            self.last_call = stats
+            result = export.result
+            if raw is None or result is None:
+                return None
+            try:
+                if isinstance(result, _Result):
+                    is_ok, value = result.lift_parts(raw, 0)
+                else:
+                    return result.lift(raw, 0)
+            finally:
+                backend.free_result()
+        if not is_ok:
+            raise GuestError(value, plugin=self.name, function=function)
+        return value
+
+    def close(self) -> None:
+        """Releases the instance and the host functions. Idempotent; later calls raise
+        :class:`~wasmplug.PluginClosedError`."""
+        with self._lock:
+            if self._backend is not None:
+                self._backend.close()
+                self._backend = None
+
+    def __enter__(self) -> Plugin:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self.closed else "loaded"
+        return f"<Plugin {self.name!r} {self.world.name} {state}>"
+
+
+def _wasi_factory(plugin: str, grants: Grants) -> Callable[[Callable[[bytes], None]], Any]:
+    """Returns a function building the WASI configuration of one new Store."""
+    out_logger = logging.getLogger(f"wasmplug.plugin.{plugin}")
+    for p in grants.files:
+        if not os.path.isdir(p.host_path):
+            raise PolicyError(
+                f"Preopen.host_path {p.host_path!r} is not an existing directory", plugin=plugin
+            )
+    files = [(os.path.abspath(p.host_path), p.guest_path, p.writable) for p in grants.files]
+    env = [[k, v] for k, v in grants.env.items()]
+
+    def line_logger(level: int) -> Callable[[bytes], None]:
+        pending = bytearray()
+
+        def write(data: bytes) -> None:
+            pending.extend(data)
+            while b"\n" in pending:
+                line, _, rest = bytes(pending).partition(b"\n")
+                pending[:] = rest
+                out_logger.log(level, "%s", line[:_STDOUT_LINE_MAX].decode(errors="replace"))
+            if len(pending) > _STDOUT_LINE_MAX:
+                out_logger.log(level, "%s", bytes(pending).decode(errors="replace"))
+                pending.clear()
+
+        return write
+
+    def make(on_stderr: Callable[[bytes], None]) -> wasmtime.WasiConfig:
+        wasi = wasmtime.WasiConfig()
+        if env:
+            wasi.env = env
+        for host_path, guest_path, writable in files:
+            wasi.preopen_dir(host_path, guest_path, fs_mutable=writable)
+        if grants.stdio:
+            to_log = line_logger(logging.WARNING)
+
+            def stderr(data: bytes) -> None:
+                on_stderr(data)
+                to_log(data)
+
+            wasi.stdout_custom = line_logger(logging.INFO)
+            wasi.stderr_custom = stderr
+        else:
+            wasi.stderr_custom = on_stderr
+        return wasi
+
+    return make
+
+
+def load(
+    source: str | os.PathLike[str] | bytes,
+    *,
+    world: World,
+    policy: Policy | None = None,
+    name: str | None = None,
+    sha256: str | None = None,
+    engine: Engine | None = None,
+    kv_store: KvStore | None = None,
+) -> Plugin:
+    """Loads a plugin: reads, verifies, compiles, checks and links it, and creates its
+    first instance.
+
+    Args:
+        source: Path to a component (``.wasm``, built for ``wasm32-wasip2`` or
+            componentized), or its bytes.
+        world: The world the plugin must implement (:func:`load_world`).
+        policy: Grants and limits; default: nothing granted, default limits.
+        name: The plugin's name for errors, logs and its default kv namespace; default
+            the file's stem, or ``"plugin-<sha256 prefix>"`` for bytes.
+        sha256: Pin the plugin: the bytes must have this sha256 (hex, any case).
+        engine: The engine to use; default :meth:`Engine.default`.
+        kv_store: Storage for the ``kv`` capability; default a new
+            :class:`MemoryKvStore` per plugin.
+
+    Returns:
+        The plugin, ready to :meth:`~Plugin.call`.
+
+    Raises:
+        OSError: ``source`` is a path that cannot be read.
+        IntegrityError: the bytes do not have the pinned sha256.
+        InvalidWasmError: not WebAssembly, a core module instead of a component, or it
+            does not compile.
+        WorldMismatchError: an export of the world is missing or has another type.
+        LinkError: it imports something neither the world nor the host provides.
+        PolicyError: a preopened host directory does not exist.
+        InstantiationError: the first instance cannot be created (for example its
+            initial memory exceeds ``Limits.memory_bytes``).
+    """
+    if isinstance(source, bytes | bytearray | memoryview):
+        wasm = bytes(source)
+        default_name = None
+    else:
+        path = Path(source)
+        wasm = path.read_bytes()
+        default_name = path.stem
+    digest = sha256_hex(wasm)
+    name = name or default_name or f"plugin-{digest[:12]}"
+    if sha256 is not None and sha256.lower() != digest:
+        raise IntegrityError(expected=sha256.lower(), found=digest, plugin=name)
+    policy = policy if policy is not None else Policy()
+    engine = engine or Engine.default()
+    component = engine.compile(wasm, sha256=digest, plugin=name)
+    grants = policy.grants
+    error_cases = _host_error_cases(world)
+    ctx = HostContext(
+        plugin=name,
+        grants=grants,
+        kv_store=kv_store if kv_store is not None else MemoryKvStore(),
+        error_cases=error_cases,
+    )
+    backend = ComponentBackend(
+        engine=engine.wasmtime_engine,
+        component=component,
+        world=world,
+        limits=policy.limits,
+        ctx=ctx,
+        wasi=_wasi_factory(name, grants),
+        epoch_tick_ms=engine.epoch_tick_ms,
+    )
+    ungranted = tuple(
+        i for i in _host.HOST_INTERFACES if i in backend.imports and not _host.is_granted(i, grants)
+    )
+    if ungranted:
+        logger.warning(
+            "plugin %r imports %s but the policy does not grant %s: those calls will be denied",
+            name,
+            ", ".join(ungranted),
+            ", ".join(_host.GRANT_OF[i] for i in ungranted),
+        )
+    backend._instance, _ = backend.instantiate()
+    return Plugin._create(
+        name=name,
+        world=world,
+        policy=policy,
+        sha256=digest,
+        backend=backend,
+        ungranted=ungranted,
+    )
+
+
+def _host_error_cases(world: World) -> dict[str, type]:
+    """The case classes of ``wasmplug:host/types.error`` in this world, if it imports the
+    host capabilities."""
+    from . import _wit
+
+    for key, iface in world.import_interfaces():
+        if key != _host.TYPES and key not in _host.HOST_INTERFACES:
+            continue
+        for td in iface.types.values():
+            target = td
+            while isinstance(target.kind, _wit.AliasKind) and isinstance(
+                target.kind.target, _wit.TypeDef
+            ):
+                target = target.kind.target
+            if target.name == "error" and isinstance(target.kind, _wit.VariantKind):
+                return dict(world.types.variant_info(target).cases)
+    return {}

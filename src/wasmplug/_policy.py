@@ -1,0 +1,256 @@
+"""What a plugin may do (:class:`Grants`) and how much it may use (:class:`Limits`).
+
+Both are frozen, keyword-only ``attrs`` classes: hashable, comparable, picklable, and
+convertible to and from plain JSON-compatible dicts (:meth:`Policy.to_dict`,
+:meth:`Policy.from_dict`) so a policy can be stored next to a tenant's plugin.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
+
+import attrs
+
+from ._exceptions import PolicyError
+
+__all__ = ["FrozenMap", "Grants", "KvGrant", "Limits", "Policy", "Preopen"]
+
+
+class FrozenMap(Mapping[str, str]):
+    """An immutable, hashable, picklable ``str -> str`` mapping (config values, env vars)."""
+
+    __slots__ = ("_items",)
+
+    def __init__(self, items: Mapping[str, str] | None = None) -> None:
+        data = dict(items or {})
+        for k, v in data.items():
+            if not isinstance(k, str) or not isinstance(v, str):
+                raise PolicyError(
+                    f"expected str keys and values, found {type(k).__name__} {k!r}: "
+                    f"{type(v).__name__} {v!r}"
+                )
+        self._items = tuple(sorted(data.items()))
+
+    def __getitem__(self, key: str) -> str:
+        for k, v in self._items:
+            if k == key:
+                return v
+        raise KeyError(key)
+
+    def __iter__(self) -> Iterator[str]:
+        return (k for k, _ in self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __hash__(self) -> int:
+        return hash(self._items)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, FrozenMap):
+            return self._items == other._items
+        if isinstance(other, Mapping):
+            return dict(self._items) == dict(other)
+        return NotImplemented
+
+    def __repr__(self) -> str:
+        return f"FrozenMap({dict(self._items)!r})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (FrozenMap, (dict(self._items),))
+
+
+def _frozen_map(value: Mapping[str, str] | None) -> FrozenMap:
+    return value if isinstance(value, FrozenMap) else FrozenMap(value)
+
+
+def _preopens(value: Iterable[Preopen]) -> tuple[Preopen, ...]:
+    return tuple(value)
+
+
+def _optional_frozen_map(value: Mapping[str, str] | None) -> FrozenMap | None:
+    return None if value is None else _frozen_map(value)
+
+
+@attrs.frozen(kw_only=True)
+class Preopen:
+    """A host directory made visible to the guest through WASI.
+
+    Attributes:
+        host_path: The directory on the host (absolute, or relative to the current
+            directory when the plugin is loaded). Must exist when the plugin loads.
+        guest_path: Where the guest sees it; an absolute path such as ``"/data"``.
+        writable: ``False`` (the default) gives read-only access to the directory and
+            its files; ``True`` lets the guest create, write and delete inside it.
+            The guest can never reach outside ``host_path`` (WASI path resolution
+            refuses ``..`` escapes and absolute symlinks).
+    """
+
+    host_path: str = attrs.field(converter=os.fspath)
+    guest_path: str = attrs.field()
+    writable: bool = False
+
+    @guest_path.validator
+    def _check_guest_path(self, _: attrs.Attribute[str], value: str) -> None:
+        if not isinstance(value, str) or not value.startswith("/"):
+            raise PolicyError(f"Preopen.guest_path must be an absolute path, found {value!r}")
+
+
+@attrs.frozen(kw_only=True)
+class KvGrant:
+    """Access to a key-value namespace of bytes (the ``wasmplug:host/kv`` interface).
+
+    Attributes:
+        quota_bytes: Largest total size of the namespace, keys plus values, in bytes.
+            A ``set`` that would exceed it fails with ``quota-exceeded`` and changes
+            nothing. Default 1 MiB.
+        namespace: The namespace in the host's key-value store; ``None`` (default) uses
+            the plugin's name, so two plugins share data only when the host says so.
+    """
+
+    quota_bytes: int = attrs.field(default=1 << 20)
+    namespace: str | None = None
+
+    @quota_bytes.validator
+    def _check_quota(self, _: attrs.Attribute[int], value: int) -> None:
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise PolicyError(f"KvGrant.quota_bytes must be an int >= 0, found {value!r}")
+
+
+_ENV_NAME = re.compile(r"^[^=\0]+$")
+
+
+@attrs.frozen(kw_only=True)
+class Grants:
+    """The capabilities a plugin gets. Nothing is granted by default.
+
+    A request for something not granted reaches the guest as a typed ``denied`` error
+    (``wasmplug:host`` interfaces) or as a missing file or variable (WASI), is counted
+    in :attr:`CallStats.denials <wasmplug.CallStats.denials>` where the host sees it,
+    and is logged on the ``wasmplug`` logger with the plugin's name.
+
+    Attributes:
+        log: Allow ``wasmplug:host/log``; records go to the Python logger
+            ``wasmplug.plugin.<name>``.
+        config: Values for ``wasmplug:host/config``; ``None`` (default) denies the
+            interface, ``{}`` grants it with no keys.
+        kv: Access to ``wasmplug:host/kv``; ``None`` denies it.
+        files: WASI filesystem preopens. Empty by default: the guest sees no files.
+        env: Environment variables the guest sees through WASI. Empty by default;
+            the host's own environment is never inherited.
+        stdio: Forward the guest's stdout/stderr lines to its logger (INFO/WARNING).
+            Otherwise stdout is discarded; the last 4 KiB of stderr are kept for
+            trap reports either way.
+    """
+
+    log: bool = False
+    config: FrozenMap | None = attrs.field(default=None, converter=_optional_frozen_map)
+    kv: KvGrant | None = None
+    files: tuple[Preopen, ...] = attrs.field(default=(), converter=_preopens)
+    env: FrozenMap = attrs.field(factory=FrozenMap, converter=_frozen_map)
+    stdio: bool = False
+
+    @files.validator
+    def _check_files(self, _: attrs.Attribute[tuple[Preopen, ...]], value: tuple[Any, ...]) -> None:
+        for p in value:
+            if not isinstance(p, Preopen):
+                raise PolicyError(f"Grants.files must hold Preopen values, found {p!r}")
+        guests = [p.guest_path for p in value]
+        if len(set(guests)) != len(guests):
+            raise PolicyError(f"Grants.files maps one guest path twice: {guests}")
+
+    @env.validator
+    def _check_env(self, _: attrs.Attribute[FrozenMap], value: FrozenMap) -> None:
+        for name in value:
+            if not _ENV_NAME.match(name):
+                raise PolicyError(f"invalid environment variable name {name!r}")
+
+
+def _positive(name: str) -> Any:
+    def check(_: Any, __: attrs.Attribute[Any], value: Any) -> None:
+        if value is None:
+            return
+        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+            raise PolicyError(f"Limits.{name} must be a positive int or None, found {value!r}")
+
+    return check
+
+
+@attrs.frozen(kw_only=True)
+class Limits:
+    """Resource limits, enforced on every call. ``None`` disables a limit.
+
+    The defaults are finite so that a plugin loaded without thinking about limits
+    still cannot hang or exhaust the host.
+
+    Attributes:
+        fuel: Fuel units per call (about one per WebAssembly instruction; wasmtime
+            ``consume_fuel``). Default 1,000,000,000. Breach:
+            :class:`~wasmplug.FuelExhausted`.
+        memory_bytes: Ceiling on the plugin's linear memory, in bytes (wasmtime
+            ``StoreLimits``). ``memory.grow`` past it fails inside the guest. Default
+            64 MiB. Breach: :class:`~wasmplug.MemoryLimitExceeded` when the guest
+            aborts because of it; :class:`~wasmplug.InstantiationError` when the
+            plugin's initial memory is already larger.
+        deadline_ms: Wall-clock time per call, in milliseconds, enforced by epoch
+            interruption with the engine's tick as granularity. Default 1,000 ms.
+            Breach: :class:`~wasmplug.DeadlineExceeded`. Time spent blocked inside a
+            host function is not interrupted.
+    """
+
+    fuel: int | None = attrs.field(default=1_000_000_000, validator=_positive("fuel"))
+    memory_bytes: int | None = attrs.field(default=64 << 20, validator=_positive("memory_bytes"))
+    deadline_ms: int | None = attrs.field(default=1_000, validator=_positive("deadline_ms"))
+
+
+@attrs.frozen(kw_only=True)
+class Policy:
+    """Grants plus limits: everything the host decides about one plugin.
+
+    Attributes:
+        grants: What the plugin may access (nothing by default).
+        limits: How much it may use per call.
+    """
+
+    grants: Grants = attrs.field(factory=Grants)
+    limits: Limits = attrs.field(factory=Limits)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Returns a JSON-compatible dict; :meth:`from_dict` reverses it."""
+        g = self.grants
+        return {
+            "grants": {
+                "log": g.log,
+                "config": dict(g.config) if g.config is not None else None,
+                "kv": attrs.asdict(g.kv) if g.kv is not None else None,
+                "files": [attrs.asdict(p) for p in g.files],
+                "env": dict(g.env),
+                "stdio": g.stdio,
+            },
+            "limits": attrs.asdict(self.limits),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Policy:
+        """Builds a policy from :meth:`to_dict` output.
+
+        Raises:
+            PolicyError: a key is unknown or a value is invalid.
+        """
+        try:
+            grants = dict(data.get("grants") or {})
+            kv = grants.pop("kv", None)
+            files = grants.pop("files", ())
+            return cls(
+                grants=Grants(
+                    kv=KvGrant(**kv) if kv is not None else None,
+                    files=tuple(Preopen(**p) for p in files),
+                    **grants,
+                ),
+                limits=Limits(**dict(data.get("limits") or {})),
+            )
+        except TypeError as e:
+            raise PolicyError(f"invalid policy data: {e}") from e
