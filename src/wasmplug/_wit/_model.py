@@ -1,0 +1,602 @@
+"""The typed model of resolved WIT: packages, interfaces, worlds, functions and types.
+
+Everything here is produced by :func:`~wasmplug._wit.load_wit` and
+:func:`~wasmplug._wit.parse_wit_text`; nothing in it refers back to WIT source text.
+
+Type expressions are values (frozen, compared structurally), except :class:`TypeDef`, a
+*named* type (record, variant, enum, flags, alias, resource), which is compared by
+identity: a type brought into scope by ``use`` is the very same :class:`TypeDef` object
+as in the interface that defines it, however long the chain of ``use`` and ``include``.
+
+Resource functions are desugared as the Component Model does: a resource ``blob`` with a
+constructor, a method ``read`` and a static function ``merge`` has the functions
+``[constructor]blob`` (returning ``own<blob>`` unless a result is written),
+``[method]blob.read`` (whose first parameter is ``self: borrow<blob>``) and
+``[static]blob.merge``, in :attr:`ResourceKind.methods`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import TypeAlias
+
+import attrs
+
+from .._exceptions import WitError
+
+__all__ = [
+    "PRIMITIVE_NAMES",
+    "AliasKind",
+    "Case",
+    "EnumCase",
+    "EnumKind",
+    "Field",
+    "FlagsKind",
+    "Function",
+    "HandleType",
+    "Interface",
+    "ListType",
+    "OptionType",
+    "Package",
+    "PackageName",
+    "Param",
+    "Primitive",
+    "RecordKind",
+    "Resolve",
+    "ResourceKind",
+    "ResultType",
+    "TupleType",
+    "TypeDef",
+    "TypeKind",
+    "VariantKind",
+    "WitType",
+    "World",
+    "WorldItem",
+    "unalias",
+]
+
+#: The names of WIT's primitive types.
+PRIMITIVE_NAMES = frozenset(
+    {
+        "bool",
+        "s8",
+        "s16",
+        "s32",
+        "s64",
+        "u8",
+        "u16",
+        "u32",
+        "u64",
+        "f32",
+        "f64",
+        "char",
+        "string",
+    }
+)
+
+
+@attrs.frozen
+class PackageName:
+    """The name of a WIT package, e.g. ``wasmplug:host@0.1.0``.
+
+    Attributes:
+        namespace: The namespace, e.g. ``wasmplug``.
+        name: The package within the namespace, e.g. ``host``.
+        version: The semantic version, e.g. ``0.1.0``, or ``None`` when unversioned.
+    """
+
+    namespace: str
+    name: str
+    version: str | None = None
+
+    def __str__(self) -> str:
+        base = f"{self.namespace}:{self.name}"
+        return base if self.version is None else f"{base}@{self.version}"
+
+    def qualify(self, item: str) -> str:
+        """Returns the qualified name of an interface or world of this package.
+
+        Args:
+            item: The interface or world name, e.g. ``log``.
+
+        Returns:
+            For example ``wasmplug:host/log@0.1.0``.
+        """
+        base = f"{self.namespace}:{self.name}/{item}"
+        return base if self.version is None else f"{base}@{self.version}"
+
+
+# --- type expressions -------------------------------------------------------------------
+
+
+def _check_primitive(_inst: object, _attr: object, value: str) -> None:
+    if value not in PRIMITIVE_NAMES:
+        raise ValueError(f"not a WIT primitive type: {value!r}")
+
+
+@attrs.frozen
+class Primitive:
+    """A primitive type: ``bool``, ``s8`` ... ``u64``, ``f32``, ``f64``, ``char``, ``string``.
+
+    Attributes:
+        name: The canonical name (``float32`` in source is ``f32`` here).
+    """
+
+    name: str = attrs.field(validator=_check_primitive)
+
+
+@attrs.frozen
+class ListType:
+    """``list<T>``.
+
+    Attributes:
+        element: The element type.
+    """
+
+    element: WitType
+
+
+@attrs.frozen
+class OptionType:
+    """``option<T>``.
+
+    Attributes:
+        inner: The type of the ``some`` payload.
+    """
+
+    inner: WitType
+
+
+@attrs.frozen
+class ResultType:
+    """``result<T, E>``, ``result<T>``, ``result<_, E>`` or bare ``result``.
+
+    Attributes:
+        ok: The ``ok`` payload type, or ``None`` (written ``_`` or omitted).
+        err: The ``err`` payload type, or ``None`` when omitted.
+    """
+
+    ok: WitType | None
+    err: WitType | None
+
+
+@attrs.frozen
+class TupleType:
+    """``tuple<T1, T2, ...>``.
+
+    Attributes:
+        elements: The element types, at least one.
+    """
+
+    elements: tuple[WitType, ...]
+
+
+@attrs.frozen
+class HandleType:
+    """A handle to a resource: ``own<r>`` (also written as the bare name ``r``) or ``borrow<r>``.
+
+    Attributes:
+        resource: The resource's :class:`TypeDef` (its kind is :class:`ResourceKind`).
+        borrow: ``True`` for ``borrow<r>``, ``False`` for an owned handle.
+    """
+
+    resource: TypeDef
+    borrow: bool
+
+
+@attrs.define(eq=False, repr=False)
+class TypeDef:
+    """A named type: a record, variant, enum, flags, alias or resource.
+
+    Compared by identity: two ``TypeDef`` objects are the same type exactly when they are
+    the same object.
+
+    Attributes:
+        name: The name it is defined under, e.g. ``flight``.
+        owner: The qualified name of the interface or world that defines it, e.g.
+            ``wasmplug:host/types@0.1.0`` (for an interface declared inline in a world,
+            its plain import or export name).
+        kind: What the type is.
+        docs: The ``///`` documentation, or ``""``.
+    """
+
+    name: str
+    owner: str
+    kind: TypeKind
+    docs: str = ""
+
+    def __repr__(self) -> str:
+        kind = type(self.kind).__name__.removesuffix("Kind").lower()
+        return f"<TypeDef {kind} {self.name!r} of {self.owner!r}>"
+
+
+# --- kinds of named types ---------------------------------------------------------------
+
+
+@attrs.frozen
+class Field:
+    """A field of a record.
+
+    Attributes:
+        name: The kebab-case field name.
+        type: The field's type.
+        docs: The ``///`` documentation, or ``""``.
+    """
+
+    name: str
+    type: WitType
+    docs: str = ""
+
+
+@attrs.frozen
+class RecordKind:
+    """``record r { ... }``.
+
+    Attributes:
+        fields: The fields, in declaration order (at least one).
+    """
+
+    fields: tuple[Field, ...]
+
+
+@attrs.frozen
+class Case:
+    """A case of a variant.
+
+    Attributes:
+        name: The kebab-case case name.
+        type: The payload type, or ``None`` for a case without payload.
+        docs: The ``///`` documentation, or ``""``.
+    """
+
+    name: str
+    type: WitType | None
+    docs: str = ""
+
+
+@attrs.frozen
+class VariantKind:
+    """``variant v { ... }``.
+
+    Attributes:
+        cases: The cases, in declaration order (at least one).
+    """
+
+    cases: tuple[Case, ...]
+
+
+@attrs.frozen
+class EnumCase:
+    """A case of an enum, or a flag of a flags type.
+
+    Attributes:
+        name: The kebab-case name.
+        docs: The ``///`` documentation, or ``""``.
+    """
+
+    name: str
+    docs: str = ""
+
+
+@attrs.frozen
+class EnumKind:
+    """``enum e { ... }``.
+
+    Attributes:
+        cases: The cases, in declaration order (at least one).
+    """
+
+    cases: tuple[EnumCase, ...]
+
+
+@attrs.frozen
+class FlagsKind:
+    """``flags f { ... }``.
+
+    Attributes:
+        flags: The flags, in declaration order (bit 0 first).
+    """
+
+    flags: tuple[EnumCase, ...]
+
+
+@attrs.frozen
+class AliasKind:
+    """``type a = t;``: the alias stays its own :class:`TypeDef`; see :func:`unalias`.
+
+    Attributes:
+        target: The aliased type.
+    """
+
+    target: WitType
+
+
+@attrs.frozen
+class ResourceKind:
+    """``resource r;`` or ``resource r { ... }``.
+
+    Attributes:
+        methods: The constructor, methods and static functions, desugared (see the module
+            documentation): ``[constructor]r``, ``[method]r.name``, ``[static]r.name``.
+    """
+
+    methods: tuple[Function, ...] = ()
+
+
+# --- functions, interfaces, worlds, packages --------------------------------------------
+
+
+@attrs.frozen
+class Param:
+    """A named function parameter.
+
+    Attributes:
+        name: The kebab-case parameter name.
+        type: The parameter's type.
+    """
+
+    name: str
+    type: WitType
+
+
+@attrs.frozen
+class Function:
+    """A function of an interface, a world or a resource.
+
+    Attributes:
+        name: The function's name (desugared for resource functions, e.g.
+            ``[method]blob.read``).
+        params: The parameters, in order.
+        result: The result type, or ``None`` when the function returns nothing.
+        docs: The ``///`` documentation, or ``""``.
+        is_async: Whether it was declared ``async func``.
+    """
+
+    name: str
+    params: tuple[Param, ...]
+    result: WitType | None
+    docs: str = ""
+    is_async: bool = False
+
+
+@attrs.define(eq=False, repr=False)
+class Interface:
+    """An interface: named types and functions.
+
+    Attributes:
+        name: The interface name, e.g. ``log``; ``None`` for an interface declared inline
+            in a world (``import host: interface { ... }``).
+        package: The package that defines it (for an inline interface, the world's).
+        types: Every type in the interface's scope by its local name, in source order:
+            those defined in it and those brought in by ``use`` (the same
+            :class:`TypeDef` objects as in their defining interface).
+        functions: The functions by name, in source order (resource functions are in
+            their resource's :class:`ResourceKind`).
+        docs: The ``///`` documentation, or ``""``.
+        plain_name: For an inline interface, its plain import or export name; else
+            ``None``.
+    """
+
+    name: str | None
+    package: PackageName | None
+    types: dict[str, TypeDef] = attrs.field(factory=dict)
+    functions: dict[str, Function] = attrs.field(factory=dict)
+    docs: str = ""
+    plain_name: str | None = None
+
+    @property
+    def qualified_name(self) -> str:
+        """The interface name as a component imports it: ``ns:pkg/name@ver``.
+
+        For an anonymous inline interface, its plain name in the world (e.g. ``host``).
+        """
+        if self.name is None:
+            return self.plain_name or "<anonymous interface>"
+        if self.package is None:
+            return self.name
+        return self.package.qualify(self.name)
+
+    def __repr__(self) -> str:
+        return f"<Interface {self.qualified_name!r}>"
+
+
+@attrs.define(eq=False, repr=False)
+class World:
+    """A world: the imports and exports of a component.
+
+    Keys of :attr:`imports` and :attr:`exports`: an interface referred to by name
+    (``import log;`` or ``import wasmplug:host/log@0.1.0;``) is keyed by its qualified
+    name (``wasmplug:host/log@0.1.0``); an inline function or interface
+    (``export run: func();``, ``import host: interface { ... }``) and a named interface
+    under a plain name (``import primary: store;``) are keyed by the plain name.
+    Imports and exports copied from ``include``\\d worlds are merged in at the position
+    of the ``include``.
+
+    Attributes:
+        name: The world name, e.g. ``tenant``.
+        package: The package that defines it.
+        imports: What the world imports, in source order.
+        exports: What the world exports, in source order.
+        types: The types in the world's scope: defined in it, brought in by ``use``, and
+            those of included worlds.
+        docs: The ``///`` documentation, or ``""``.
+    """
+
+    name: str
+    package: PackageName
+    imports: dict[str, WorldItem] = attrs.field(factory=dict)
+    exports: dict[str, WorldItem] = attrs.field(factory=dict)
+    types: dict[str, TypeDef] = attrs.field(factory=dict)
+    docs: str = ""
+
+    @property
+    def qualified_name(self) -> str:
+        """The world's qualified name, ``ns:pkg/world@ver``."""
+        return self.package.qualify(self.name)
+
+    def __repr__(self) -> str:
+        return f"<World {self.qualified_name!r}>"
+
+
+@attrs.define(eq=False, repr=False)
+class Package:
+    """A WIT package: its interfaces and worlds.
+
+    Attributes:
+        name: The package name.
+        interfaces: The named interfaces by name, in source order (files by name).
+        worlds: The worlds by name, in source order (files by name).
+        docs: The ``///`` documentation of the ``package`` declaration(s), or ``""``.
+    """
+
+    name: PackageName
+    interfaces: dict[str, Interface] = attrs.field(factory=dict)
+    worlds: dict[str, World] = attrs.field(factory=dict)
+    docs: str = ""
+
+    def __repr__(self) -> str:
+        return f"<Package {str(self.name)!r}>"
+
+
+_QUALIFIED = re.compile(r"^([^:/@]+):([^:/@]+)/([^:/@]+)(?:@(.+))?$")
+
+
+@attrs.define(eq=False, repr=False)
+class Resolve:
+    """A set of resolved WIT packages: the one loaded, plus its dependencies.
+
+    Attributes:
+        packages: Every package by ``str(PackageName)``, e.g. ``wasmplug:host@0.1.0``.
+        main: The name of the package that was loaded (the others are its dependencies).
+    """
+
+    packages: dict[str, Package]
+    main: PackageName
+
+    @property
+    def main_package(self) -> Package:
+        """The :class:`Package` that was loaded."""
+        return self.packages[str(self.main)]
+
+    def world(self, spec: str | None = None) -> World:
+        """Selects a world.
+
+        Args:
+            spec: A world of the main package by name (``tenant``), or any world by
+                qualified name (``ns:pkg/tenant@1.0.0``; the version may be left out
+                when only one version of the package is loaded). ``None`` selects the
+                main package's only world.
+
+        Returns:
+            The world.
+
+        Raises:
+            WitError: No such world, or ``spec`` is ``None`` and the main package does
+                not have exactly one world.
+        """
+        if spec is None:
+            worlds = self.main_package.worlds
+            if len(worlds) != 1:
+                raise _lookup_error(
+                    f"package {self.main} has {len(worlds)} worlds, name one of: "
+                    + _listing(worlds)
+                )
+            return next(iter(worlds.values()))
+        package, item = self._split(spec, "world")
+        try:
+            return package.worlds[item]
+        except KeyError:
+            raise _lookup_error(
+                f"no world {item!r} in package {package.name}; worlds: {_listing(package.worlds)}"
+            ) from None
+
+    def interface(self, spec: str) -> Interface:
+        """Selects a named interface.
+
+        Args:
+            spec: An interface of the main package by name (``log``), or any interface
+                by qualified name (``wasmplug:host/log@0.1.0``).
+
+        Returns:
+            The interface.
+
+        Raises:
+            WitError: No such interface.
+        """
+        package, item = self._split(spec, "interface")
+        try:
+            return package.interfaces[item]
+        except KeyError:
+            raise _lookup_error(
+                f"no interface {item!r} in package {package.name}; "
+                f"interfaces: {_listing(package.interfaces)}"
+            ) from None
+
+    def _split(self, spec: str, what: str) -> tuple[Package, str]:
+        if ":" not in spec and "/" not in spec and "@" not in spec:
+            return self.main_package, spec
+        match = _QUALIFIED.match(spec)
+        if match is None:
+            raise _lookup_error(
+                f"not a {what} name: {spec!r} (expected e.g. 'ns:pkg/{what}@1.0.0')"
+            )
+        namespace, name, item, version = match.groups()
+        wanted = PackageName(namespace, name, version)
+        package = self.packages.get(str(wanted))
+        if package is None and version is None:
+            same = [
+                p
+                for p in self.packages.values()
+                if p.name.namespace == namespace and p.name.name == name
+            ]
+            if len(same) == 1:
+                package = same[0]
+        if package is None:
+            raise _lookup_error(
+                f"no package {wanted} is loaded; packages: {_listing(self.packages)}"
+            )
+        return package, item
+
+    def __repr__(self) -> str:
+        return f"<Resolve main={str(self.main)!r} packages={sorted(self.packages)!r}>"
+
+
+def _listing(names: Mapping[str, object]) -> str:
+    return ", ".join(sorted(names)) or "none"
+
+
+def _lookup_error(reason: str) -> WitError:
+    return WitError(reason)
+
+
+#: What a named type is.
+TypeKind: TypeAlias = RecordKind | VariantKind | EnumKind | FlagsKind | AliasKind | ResourceKind
+#: A WIT type expression.
+WitType: TypeAlias = (
+    Primitive | ListType | OptionType | ResultType | TupleType | HandleType | TypeDef
+)
+#: What a world imports or exports: an interface, or a bare function.
+WorldItem: TypeAlias = Interface | Function
+
+
+def unalias(t: WitType) -> WitType:
+    """Follows ``type a = b;`` aliases to the type they stand for.
+
+    Args:
+        t: Any type.
+
+    Returns:
+        ``t`` itself unless it is a :class:`TypeDef` of kind :class:`AliasKind`; then the
+        end of the alias chain (which may be another named type, e.g. a record).
+
+    Raises:
+        ValueError: The aliases form a cycle (impossible for a resolved model).
+    """
+    seen: set[int] = set()
+    while isinstance(t, TypeDef) and isinstance(t.kind, AliasKind):
+        if id(t) in seen:
+            raise ValueError(f"alias cycle through {t.name!r}")
+        seen.add(id(t))
+        t = t.kind.target
+    return t
