@@ -11,6 +11,7 @@ from __future__ import annotations
 import ctypes
 import itertools
 import math
+import re
 import threading
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -293,7 +294,7 @@ def classify_failure(
     detail = message.strip()
     lines = [line.strip() for line in detail.splitlines() if line.strip()]
     # wasmtime puts the backtrace first and the cause ("wasm trap: ...") last.
-    cause = lines[-1] if lines else "unknown failure"
+    cause = re.sub(r"^\d+: ", "", lines[-1]) if lines else "unknown failure"
     if "all fuel consumed" in detail:
         return FuelExhausted(
             f"{function} ran out of fuel (limit {limits.fuel} fuel units)",

@@ -1,0 +1,33 @@
+"""Shared fixtures: the plugins under test are built from Rust sources in this
+repository (``tests/fixtures/*``, ``examples/rule-engine/tenants/*``) by
+``scripts/build-wasm.sh``, once per test session."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+import wasmplug
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+
+@pytest.fixture(scope="session")
+def wasm_dir() -> Path:
+    """Builds every plugin crate of the workspace and returns ``build/wasm``."""
+    subprocess.run(["bash", str(REPO_ROOT / "scripts" / "build-wasm.sh")], check=True)
+    return REPO_ROOT / "build" / "wasm"
+
+
+@pytest.fixture(scope="session")
+def engine(tmp_path_factory: pytest.TempPathFactory) -> wasmplug.Engine:
+    """One engine for the session, with a compile cache private to the session."""
+    return wasmplug.Engine(cache_dir=tmp_path_factory.mktemp("compile-cache"))
+
+
+def fixture_world(name: str) -> wasmplug.World:
+    """Loads the world a test fixture crate implements."""
+    return wasmplug.load_world(FIXTURES / name / "wit", name)

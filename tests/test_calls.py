@@ -1,0 +1,304 @@
+"""Typed calls: every WIT type crosses the boundary both ways with the documented
+Python mapping, results agree with independent Python computations, and bad
+arguments are refused before anything reaches the plugin."""
+
+from __future__ import annotations
+
+import enum
+import math
+from pathlib import Path
+from typing import Any
+
+import attrs
+import pytest
+from conftest import fixture_world
+
+import wasmplug
+
+
+@pytest.fixture(scope="module")
+def world() -> wasmplug.World:
+    return fixture_world("typetest")
+
+
+@pytest.fixture(scope="module")
+def plugin(
+    wasm_dir: Path, world: wasmplug.World, engine: wasmplug.Engine
+) -> wasmplug.Plugin:
+    return wasmplug.load(wasm_dir / "typetest.wasm", world=world, engine=engine)
+
+
+def everything(world: wasmplug.World, **changes: Any) -> Any:
+    t = world.types
+    value = t.Everything(
+        flag=True,
+        tiny=-128,
+        short=-32768,
+        medium=-(2**31),
+        long=-(2**63),
+        byte=255,
+        ushort=65535,
+        umedium=2**32 - 1,
+        ulong=2**64 - 1,
+        single=1.5,
+        double=math.pi,
+        letter="ß",
+        text="héllo, wörld \U0001f600",
+        blob=bytes(range(256)),
+        numbers=[1, -2, 3, 2**31 - 1],
+        maybe="present",
+        pair=(7, "seven"),
+        color=t.Color.GREEN,
+        perms=t.Perms.READ | t.Perms.EXEC,
+        shape=t.Shape.Rect((2.0, 3.5)),
+        points=[t.Point(x=1, y=2), t.Point(x=-3, y=4)],
+        nested=[t.Point(x=0, y=0), None, t.Point(x=5, y=-5)],
+        outcome=wasmplug.Ok(42),
+    )
+    return attrs.evolve(value, **changes)
+
+
+def test_generated_classes_follow_the_mapping(world: wasmplug.World) -> None:
+    """Records are frozen attrs classes with snake_case fields, enums are Enum, flags are
+    Flag, variant cases are subclasses of the variant's class."""
+    t = world.types
+    assert attrs.has(t.Everything)
+    assert [f.name for f in attrs.fields(t.Point)] == ["x", "y"]
+    assert issubclass(t.Color, enum.Enum)
+    assert [m.value for m in t.Color] == ["red", "green", "blue"]
+    assert issubclass(t.Perms, enum.Flag)
+    assert issubclass(t.ShapeCircle, t.Shape)
+    assert issubclass(t.MathErrorDivideByZero, t.MathError)
+    assert t.Shape.Circle is t.ShapeCircle
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        t.Point(x=1, y=2).x = 3  # type: ignore[misc]
+    assert t["math-error"] is t.MathError
+
+
+def test_roundtrip_of_every_type(world: wasmplug.World, plugin: wasmplug.Plugin) -> None:
+    """A record holding one of every WIT type comes back equal, with the Python types
+    the mapping documents."""
+    value = everything(world)
+    back = plugin.call("roundtrip", value)
+    assert back == value
+    assert type(back) is world.types.Everything
+    assert isinstance(back.blob, bytes)
+    assert isinstance(back.pair, tuple)
+    assert back.color is world.types.Color.GREEN
+    assert back.perms == world.types.Perms.READ | world.types.Perms.EXEC
+    assert type(back.shape) is world.types.ShapeRect
+    assert back.outcome == wasmplug.Ok(42)
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"maybe": None},
+        {"maybe": ""},
+        {"blob": b""},
+        {"numbers": []},
+        {"points": [], "nested": []},
+        {"outcome": wasmplug.Err("bad")},
+        {"shape": "circle"},
+        {"shape": "dot"},
+        {"perms": "none"},
+        {"perms": "all"},
+        {"text": ""},
+        {"letter": "\U0010ffff"},
+        {"double": math.inf},
+        {"single": -0.0},
+    ],
+)
+def test_roundtrip_edge_values(
+    world: wasmplug.World, plugin: wasmplug.Plugin, changes: dict[str, Any]
+) -> None:
+    """Empty lists and strings, none, err, payload-less cases, empty and full flags,
+    the largest code point and IEEE special values survive a round trip."""
+    t = world.types
+    special = {
+        "circle": t.ShapeCircle(0.25),
+        "dot": t.ShapeDot(),
+        "none": t.Perms(0),
+        "all": t.Perms.READ | t.Perms.WRITE | t.Perms.EXEC,
+    }
+    changes = {k: special.get(v, v) if isinstance(v, str) and k != "text" and k != "maybe" else v for k, v in changes.items()}
+    value = everything(world, **changes)
+    assert plugin.call("roundtrip", value) == value
+
+
+def test_nan_roundtrips(world: wasmplug.World, plugin: wasmplug.Plugin) -> None:
+    """NaN is a legal f64 and comes back as NaN."""
+    back = plugin.call("roundtrip", everything(world, double=math.nan))
+    assert math.isnan(back.double)
+
+
+def test_f32_is_rounded_to_single_precision(
+    world: wasmplug.World, plugin: wasmplug.Plugin
+) -> None:
+    """An f32 field holds the nearest single-precision value, as struct's 'f' computes."""
+    import struct
+
+    back = plugin.call("roundtrip", everything(world, single=0.1))
+    assert back.single == struct.unpack("<f", struct.pack("<f", 0.1))[0]
+    assert back.single != 0.1
+
+
+def test_results_match_independent_computation(
+    world: wasmplug.World, plugin: wasmplug.Plugin
+) -> None:
+    """Functions computed in the guest agree with the same computation in Python."""
+    t = world.types
+    assert plugin.call("add", 2**32 - 1, 2) == 1
+    xs = [2**62, 2**62, -5, 17]
+    expected_sum = (sum(xs) + 2**63) % 2**64 - 2**63
+    assert plugin.call("sum", xs) == expected_sum
+    blob = bytes((i * 7) % 256 for i in range(10_000))
+    assert plugin.call("blob-stats", blob) == (len(blob), sum(blob))
+    assert plugin.call("upper", "straße ǆ abc") == "straße ǆ abc".upper()
+    assert plugin.call("maybe-double", 21) == 42
+    assert plugin.call("maybe-double", None) is None
+    assert plugin.call("area", t.ShapeCircle(2.0)) == pytest.approx(math.pi * 4)
+    assert plugin.call("area", t.ShapeRect((2.0, 3.0))) == 6.0
+    assert plugin.call("area", t.ShapeDot()) == 0.0
+    assert plugin.call("toggle", t.Perms.READ) == t.Perms.WRITE | t.Perms.EXEC
+    assert plugin.call("toggle", {"read", "write"}) == t.Perms.EXEC
+    points = [t.Point(x=3, y=4), t.Point(x=-5, y=0), t.Point(x=1, y=1)]
+    norm = [p.x * p.x + p.y * p.y for p in points]
+    last_max = max(i for i, n in enumerate(norm) if n == max(norm))
+    assert plugin.call("farthest", points) == points[last_max]
+    assert plugin.call("farthest", []) is None
+    assert plugin.call("nothing") is None
+    assert plugin.call("next-char", "a") == (ord("a"), "b")
+    assert plugin.call("next-char", "\u00e9") == (0xE9, "\u00ea")
+
+
+def test_result_err_raises_guest_error_with_payload(
+    world: wasmplug.World, plugin: wasmplug.Plugin
+) -> None:
+    """A function's `result` is unwrapped: ok returns the value, err raises GuestError
+    carrying the lifted payload (a variant case, a string, or None)."""
+    t = world.types
+    assert plugin.call("divide", 7, -2) == -3  # Rust's truncating division
+    with pytest.raises(wasmplug.GuestError) as info:
+        plugin.call("divide", 1, 0)
+    assert info.value.value == t.MathErrorDivideByZero()
+    assert info.value.function == "divide"
+    with pytest.raises(wasmplug.GuestError) as info:
+        plugin.call("divide", -(2**31), -1)
+    assert info.value.value == t.MathErrorOverflow(f"{-(2**31)} / -1")
+    assert plugin.call("parse-color", "blue") is t.Color.BLUE
+    with pytest.raises(wasmplug.GuestError) as info:
+        plugin.call("parse-color", "mauve")
+    assert info.value.value == 'unknown color "mauve"'
+    assert plugin.call("check", False) is None
+    with pytest.raises(wasmplug.GuestError) as info:
+        plugin.call("check", True)
+    assert info.value.value is None
+
+
+def test_records_accept_mappings_and_objects(
+    world: wasmplug.World, plugin: wasmplug.Plugin
+) -> None:
+    """A record argument may be the generated class, a mapping with snake_case keys, or
+    any object with those attributes."""
+    t = world.types
+
+    class Duck:
+        x = 5
+        y = 12
+
+    got = plugin.call("farthest", [{"x": 1, "y": 1}, Duck(), t.Point(x=0, y=2)])
+    assert got == t.Point(x=5, y=12)
+
+
+def test_enum_accepts_its_wit_name(world: wasmplug.World, plugin: wasmplug.Plugin) -> None:
+    """An enum argument may also be given as the WIT case name."""
+    value = everything(world, color="blue")
+    assert plugin.call("roundtrip", value).color is world.types.Color.BLUE
+
+
+# -- bad arguments ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("function", "args", "fragment"),
+    [
+        ("add", (1,), "takes 2 argument(s), 1 given"),
+        ("add", (1, 2, 3), "takes 2 argument(s), 3 given"),
+        ("add", (-1, 0), "add(a): expected int in [0, 4294967295] (u32), found int -1"),
+        ("add", (2**32, 0), "add(a): expected int in [0, 4294967295] (u32), found int 4294967296"),
+        ("add", (True, 0), "found bool True"),
+        ("add", (1.0, 0), "found float 1.0"),
+        ("add", ("1", 0), "found str '1'"),
+        ("sum", ([1, "2"],), "sum(xs)[1]: expected int"),
+        ("sum", ("12",), "sum(xs): expected a sequence"),
+        ("blob-stats", ([1, 2],), "blob-stats(blob): expected bytes (list<u8>), found list"),
+        ("upper", (b"abc",), "upper(s): expected str, found bytes"),
+        ("upper", ("\ud800",), "expected str encodable as UTF-8"),
+        ("next-char", ("ab",), "next-char(c): expected str of length 1"),
+        ("next-char", ("\udfff",), "not a surrogate"),
+        ("area", ("circle",), "area(s): expected one of Shape's cases"),
+        ("maybe-double", (-1,), "maybe-double(x): expected int in [0, 4294967295]"),
+        ("toggle", ({"read", "fly"},), "toggle(p): expected a Perms value or a set of"),
+        ("farthest", ([{"x": 1}],), "farthest(points)[0]: expected record point with keys"),
+        ("farthest", ([object()],), "missing ['x', 'y']"),
+        ("no-such-export", (), "no export named 'no-such-export'"),
+    ],
+)
+def test_bad_arguments_are_refused(
+    plugin: wasmplug.Plugin, function: str, args: tuple[Any, ...], fragment: str
+) -> None:
+    """A wrong argument count, type, range or shape raises ArgumentError naming the
+    plugin, the function, the path, what was expected and what was found."""
+    with pytest.raises(wasmplug.ArgumentError) as info:
+        plugin.call(function, *args)
+    message = str(info.value)
+    assert fragment in message
+    assert message.startswith("plugin 'typetest': ")
+    assert isinstance(info.value, TypeError)
+
+
+def test_bad_nested_field_names_its_path(world: wasmplug.World, plugin: wasmplug.Plugin) -> None:
+    """A bad value deep inside a record is reported with its full path."""
+    t = world.types
+    bad = [
+        (everything(world, pair=(256, "x")), "roundtrip(x).pair[0]: expected int in [0, 255]"),
+        (everything(world, nested=[None, t.Point(x=1, y=2**31)]), "roundtrip(x).nested[1].y"),
+        (everything(world, outcome=wasmplug.Ok("x")), "roundtrip(x).outcome.ok: expected int"),
+        (everything(world, outcome=42), "expected wasmplug.Ok or wasmplug.Err"),
+        (everything(world, shape=t.ShapeCircle("big")), "roundtrip(x).shape.value: expected float"),
+        (everything(world, color="purple"), "roundtrip(x).color: expected a Color member"),
+        (everything(world, single=1e300), "roundtrip(x).single: expected float within f32 range"),
+    ]
+    for value, fragment in bad:
+        with pytest.raises(wasmplug.ArgumentError) as info:
+            plugin.call("roundtrip", value)
+        assert fragment in str(info.value)
+
+
+def test_refused_call_leaves_the_instance_untouched(
+    world: wasmplug.World, plugin: wasmplug.Plugin
+) -> None:
+    """After a refused argument the same instance keeps serving calls."""
+    before = plugin.call("add", 1, 1)
+    with pytest.raises(wasmplug.ArgumentError):
+        plugin.call("add", -1, 1)
+    assert plugin.call("add", 1, 1) == before
+    assert plugin.last_call is not None
+    assert plugin.last_call.fresh_instance is False
+
+
+def test_many_calls_do_not_leak(world: wasmplug.World, plugin: wasmplug.Plugin) -> None:
+    """Results that own memory (strings, lists, variants, options) are freed: resident
+    memory stays flat over many calls."""
+    import resource
+
+    value = everything(world)
+    for _ in range(2_000):
+        plugin.call("roundtrip", value)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    for _ in range(20_000):
+        plugin.call("roundtrip", value)
+    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    # 20,000 round trips of ~2 KiB each would leak ~40 MiB; allow allocator noise.
+    assert after - before < 8 * 1024, f"max RSS grew by {after - before} KiB"

@@ -1,0 +1,229 @@
+"""Limits: fuel, memory and wall-clock deadlines hold against a hostile plugin; each
+breach raises the matching exception naming the plugin and the limit; the host and
+other plugins are unaffected and the next call runs on a clean instance."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import fixture_world
+
+import wasmplug
+
+
+@pytest.fixture(scope="module")
+def world() -> wasmplug.World:
+    return fixture_world("hostile")
+
+
+@pytest.fixture
+def load(wasm_dir: Path, world: wasmplug.World, engine: wasmplug.Engine) -> Any:
+    def load(name: str = "hostile", **limits: Any) -> wasmplug.Plugin:
+        policy = wasmplug.Policy(limits=wasmplug.Limits(**limits))
+        return wasmplug.load(
+            wasm_dir / "hostile.wasm", world=world, policy=policy, engine=engine, name=name
+        )
+
+    return load
+
+
+def assert_fresh_instance_next(plugin: wasmplug.Plugin) -> None:
+    """The call after a breach runs on a new instance: guest memory starts over."""
+    assert plugin.call("bump") == 1
+    assert plugin.last_call is not None
+    assert plugin.last_call.fresh_instance is True
+    assert plugin.call("bump") == 2
+
+
+def test_fuel_exhaustion(load: Any) -> None:
+    """An endless loop stops at the fuel limit with FuelExhausted; stats show the whole
+    budget used; the plugin recovers on a fresh instance."""
+    plugin = load(fuel=2_000_000, deadline_ms=None)
+    assert plugin.call("bump") == 1
+    with pytest.raises(wasmplug.FuelExhausted) as info:
+        plugin.call("spin")
+    e = info.value
+    assert e.plugin == "hostile" and e.limit == "fuel" and e.allowed == 2_000_000
+    assert e.function == "spin"
+    assert e.stats is not None and e.stats.fuel_consumed == 2_000_000
+    assert "plugin 'hostile'" in str(e) and "2000000 fuel units" in str(e)
+    assert isinstance(e, wasmplug.LimitExceeded) and isinstance(e, wasmplug.CallError)
+    assert plugin.last_call is e.stats
+    assert_fresh_instance_next(plugin)
+
+
+def test_fuel_is_deterministic_and_reported(load: Any) -> None:
+    """The same work from the same guest state costs the same fuel on every call, and
+    more work costs more. (The very first call may differ: guest runtime set-up.)"""
+    plugin = load()
+    plugin.call("burn", 10_000)
+    costs = []
+    for _ in range(3):
+        plugin.call("burn", 10_000)
+        assert plugin.last_call is not None
+        costs.append(plugin.last_call.fuel_consumed)
+    assert len(set(costs)) == 1
+    plugin.call("burn", 20_000)
+    assert plugin.last_call is not None
+    bigger = plugin.last_call.fuel_consumed
+    assert 1.8 * costs[0] < bigger < 2.2 * costs[0]
+
+
+def test_fuel_limit_allows_work_under_it(load: Any) -> None:
+    """A call that fits its budget succeeds; the same call with half the budget fails.
+    (wasmtime checks fuel per basic block, so the cut-off is not exact to one unit.)"""
+    roomy = load(fuel=10_000_000)
+    roomy.call("burn", 50_000)
+    assert roomy.last_call is not None
+    need = roomy.last_call.fuel_consumed
+    exact = load(name="exact", fuel=need)
+    exact.call("burn", 50_000)
+    tight = load(name="tight", fuel=need // 2)
+    with pytest.raises(wasmplug.FuelExhausted):
+        tight.call("burn", 50_000)
+
+
+def test_deadline(load: Any) -> None:
+    """An endless loop without a fuel limit is stopped by the wall-clock deadline with
+    DeadlineExceeded, roughly on time, and the plugin recovers."""
+    plugin = load(fuel=None, deadline_ms=50)
+    start = time.perf_counter()
+    with pytest.raises(wasmplug.DeadlineExceeded) as info:
+        plugin.call("spin")
+    elapsed_ms = (time.perf_counter() - start) * 1000
+    e = info.value
+    assert e.limit == "deadline_ms" and e.allowed == 50 and e.plugin == "hostile"
+    assert "50 ms" in str(e)
+    assert elapsed_ms >= 45
+    assert elapsed_ms < 5_000  # stopped, not left running (generous for loaded machines)
+    assert_fresh_instance_next(plugin)
+
+
+def test_memory_limit(load: Any) -> None:
+    """A memory bomb stops at the memory ceiling with MemoryLimitExceeded; allocations
+    under the ceiling succeed; the plugin recovers with its memory reset."""
+    plugin = load(memory_bytes=32 << 20)
+    assert plugin.call("grow", 8) == 8
+    with pytest.raises(wasmplug.MemoryLimitExceeded) as info:
+        plugin.call("grow", 0)
+    e = info.value
+    assert e.limit == "memory_bytes" and e.allowed == 32 << 20
+    assert "33554432 bytes" in str(e)
+    assert_fresh_instance_next(plugin)
+    assert plugin.call("grow", 8) == 8
+
+
+def test_memory_limit_below_initial_memory_fails_at_load(load: Any) -> None:
+    """A ceiling smaller than the plugin's initial memory is refused at load time."""
+    with pytest.raises(wasmplug.InstantiationError):
+        load(memory_bytes=64 * 1024)
+
+
+def test_stack_overflow_is_a_trap(load: Any) -> None:
+    """Unbounded recursion traps and the plugin recovers. Rust on wasm32 keeps its
+    frames on a shadow stack in linear memory, so overflowing it shows up as an
+    out-of-bounds access below address 0 (or as wasm stack exhaustion)."""
+    plugin = load(fuel=None, deadline_ms=5_000)
+    assert plugin.call("recurse", 100) == 100
+    with pytest.raises(wasmplug.Trap) as info:
+        plugin.call("recurse", 0)
+    detail = info.value.detail
+    assert "out of bounds memory access" in detail or "stack overflow" in detail
+    assert "hostile::deep" in detail  # the guest backtrace is kept
+    assert_fresh_instance_next(plugin)
+
+
+def test_panic_is_a_trap_with_the_message(load: Any) -> None:
+    """A Rust panic becomes a Trap whose message carries the panic text from the
+    guest's stderr."""
+    plugin = load()
+    with pytest.raises(wasmplug.Trap) as info:
+        plugin.call("panic", "the sky is falling")
+    e = info.value
+    assert "unreachable" in str(e)
+    assert "the sky is falling" in str(e)
+    assert "the sky is falling" in e.guest_stderr
+    assert not isinstance(e, wasmplug.LimitExceeded)
+    assert_fresh_instance_next(plugin)
+
+
+def test_breaches_do_not_affect_other_plugins(load: Any) -> None:
+    """While one plugin is stopped again and again, another plugin of the same component
+    keeps its state and answers."""
+    victim = load(name="victim")
+    attacker = load(name="attacker", fuel=1_000_000)
+    assert victim.call("bump") == 1
+    for _ in range(5):
+        with pytest.raises(wasmplug.FuelExhausted):
+            attacker.call("spin")
+        with pytest.raises(wasmplug.Trap):
+            attacker.call("panic", "again")
+    assert victim.call("bump") == 2
+    assert victim.last_call is not None and victim.last_call.fresh_instance is False
+
+
+def test_concurrent_calls_in_threads(load: Any) -> None:
+    """Plugins can be called from several threads at once; each plugin serializes its
+    own calls and results stay correct."""
+    plugins = [load(name=f"worker-{i}") for i in range(4)]
+    results: dict[int, list[int]] = {}
+
+    def work(i: int) -> None:
+        results[i] = [plugins[i].call("bump") for _ in range(50)]
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results == {i: list(range(1, 51)) for i in range(4)}
+    shared = plugins[0]
+    counts: list[int] = []
+    lock = threading.Lock()
+
+    def hammer() -> None:
+        for _ in range(100):
+            n = shared.call("bump")
+            with lock:
+                counts.append(n)
+
+    threads = [threading.Thread(target=hammer) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(counts) == list(range(51, 451))
+
+
+def test_log_flood_is_bounded(
+    wasm_dir: Path, world: wasmplug.World, engine: wasmplug.Engine, caplog: Any
+) -> None:
+    """A plugin logging huge messages cannot make the host store them whole: each
+    record is cut to 16 KiB."""
+    plugin = wasmplug.load(
+        wasm_dir / "hostile.wasm",
+        world=world,
+        engine=engine,
+        name="flood",
+        policy=wasmplug.Policy(grants=wasmplug.Grants(log=True)),
+    )
+    with caplog.at_level("INFO", logger="wasmplug.plugin.flood"):
+        assert plugin.call("spam-log", 3, 1 << 20) == 3
+    records = [r for r in caplog.records if r.name == "wasmplug.plugin.flood"]
+    assert len(records) == 3
+    for r in records:
+        text = r.getMessage()
+        assert len(text) < 17 * 1024
+        assert text.endswith("[... cut: 1048576 bytes in all]")
+
+
+def test_limits_validation() -> None:
+    """Limits refuse nonsense values with PolicyError (also a ValueError)."""
+    for bad in ({"fuel": 0}, {"fuel": -5}, {"memory_bytes": 1.5}, {"deadline_ms": True}):
+        with pytest.raises(wasmplug.PolicyError):
+            wasmplug.Limits(**bad)
+    assert wasmplug.Limits(fuel=None).fuel is None
