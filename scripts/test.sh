@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# The test command: sets everything up (scripts/setup.sh), then runs every check:
+#
+#   Python  ruff check, ruff format --check, mypy --strict on src/, pytest
+#   Rust    cargo fmt --check, clippy -D warnings, cargo test, cargo doc -D warnings
+#
+# Usage: scripts/test.sh [pytest arguments]
+# Exits non-zero if any check fails. Works from any directory.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+PY=$("$ROOT/scripts/setup.sh" | tail -n 1)
+BIN=$(dirname "$PY")
+
+failed=()
+step() {
+    echo "== $*" >&2
+    "$@" || failed+=("$*")
+}
+
+step "$BIN/ruff" check src tests examples
+step "$BIN/ruff" format --check src tests examples
+step "$BIN/mypy" --strict src
+step bash "$ROOT/scripts/check-rust.sh"
+step "$PY" -m pytest "$@"
+
+if ((${#failed[@]})); then
+    printf 'test: FAILED: %s\n' "${failed[@]}" >&2
+    exit 1
+fi
+echo "test: all checks passed" >&2
