@@ -1,0 +1,156 @@
+//! Guest SDK for wasmplug plugins written in Rust.
+//!
+//! A wasmplug host (a Python application) defines the interface its plugins
+//! implement as a WIT world, and grants each plugin a set of *capabilities*:
+//! logging, configuration, a key-value namespace. This crate gives a plugin
+//! idiomatic access to those capabilities and generates the bindings for the
+//! host's world:
+//!
+//! - [`generate!`] turns the host's WIT world into a `Guest` trait and an
+//!   `export!` macro, sharing the host-capability bindings with this crate;
+//! - [`log`] (with the [`info!`] family of macros), [`config`] and [`kv`]
+//!   wrap the capabilities with `Result`s of one [`Error`] type;
+//! - [`cbor`] encodes serde values the way the host expects schemaless data.
+//!
+//! A capability the host did not grant is an [`Error::Denied`] value, never
+//! a trap: handle it or pass it on with `?`.
+//!
+//! # A plugin
+//!
+//! The host's world includes `wasmplug:host/capabilities@0.1.0` (its WIT
+//! lives in the plugin's `wit/` directory, with the host capabilities under
+//! `wit/deps/`); the plugin implements the exports. This example inlines a
+//! small world instead:
+//!
+//! ```
+//! wasmplug_guest::generate!({
+//!     inline: r#"
+//!         package example:greeter@0.1.0;
+//!
+//!         world greeter {
+//!             include wasmplug:host/capabilities@0.1.0;
+//!             export greet: func(name: string) -> result<string, string>;
+//!         }
+//!     "#,
+//!     // The directory holding the `wasmplug:host` package.
+//!     path: "wit",
+//! });
+//!
+//! use wasmplug_guest::{config, kv};
+//!
+//! struct Greeter;
+//!
+//! impl Guest for Greeter {
+//!     fn greet(name: String) -> Result<String, String> {
+//!         let greeting = config::get("greeting")?.unwrap_or_else(|| "Hello".into());
+//!         let count: u64 = kv::get_cbor("count")?.unwrap_or(0) + 1;
+//!         kv::set_cbor("count", &count)?;
+//!         wasmplug_guest::info!("greeting #{count} for {name}");
+//!         Ok(format!("{greeting}, {name}!"))
+//!     }
+//! }
+//!
+//! export!(Greeter);
+//! # fn main() {}
+//! ```
+//!
+//! Build it as a `cdylib` for `wasm32-wasip2`; the result is a component
+//! that imports only the capabilities it calls.
+#![deny(missing_docs)]
+
+pub mod cbor;
+pub mod config;
+pub mod kv;
+pub mod log;
+
+#[doc(hidden)]
+pub mod bindings;
+mod error;
+mod host;
+
+pub use error::Error;
+
+/// Implementation details used by [`generate!`]'s expansion. Not part of the
+/// API: anything in here may change in any release.
+#[doc(hidden)]
+pub mod __private {
+    pub use wit_bindgen;
+}
+
+/// Generates the bindings for a plugin's WIT world: the `Guest` trait (and
+/// one trait per exported interface) to implement, and the `export!` macro
+/// that registers the implementation.
+///
+/// Takes the options of [`wit_bindgen::generate!`] (most often `path` and
+/// `world`) and adds what the SDK needs:
+///
+/// - the `wasmplug:host/*@0.1.0` interfaces are not generated again but
+///   remapped (`with`) to this crate's bindings, so the world's host types
+///   are this crate's types and the [`log`], [`config`] and [`kv`] wrappers
+///   serve the plugin;
+/// - the runtime support comes from this crate's re-export of wit-bindgen,
+///   so a plugin does not depend on `wit-bindgen` itself;
+/// - `generate_all`: interfaces from other packages the world imports (such
+///   as WASI) are generated too.
+///
+/// A plugin usually points it at its `wit/` directory and names the world,
+/// `wasmplug_guest::generate!({ path: "wit", world: "tenant" });`, and
+/// `generate!()` with no options reads `wit/` and picks its only world. The
+/// world can also be inline, with `path` naming the directory that holds
+/// the `wasmplug:host` package:
+///
+/// ```
+/// wasmplug_guest::generate!({
+///     inline: "
+///         package example:counter@0.1.0;
+///         world counter {
+///             include wasmplug:host/capabilities@0.1.0;
+///             export next: func() -> u64;
+///         }
+///     ",
+///     path: "wit",
+/// });
+///
+/// struct Counter;
+///
+/// impl Guest for Counter {
+///     fn next() -> u64 {
+///         let n = wasmplug_guest::kv::get_cbor::<u64>("n").ok().flatten().unwrap_or(0) + 1;
+///         let _ = wasmplug_guest::kv::set_cbor("n", &n);
+///         n
+///     }
+/// }
+///
+/// export!(Counter);
+/// # fn main() {}
+/// ```
+///
+/// # Requirements
+///
+/// - The world must include the capabilities, `include
+///   wasmplug:host/capabilities@0.1.0;` (wit-bindgen rejects a remapping the
+///   world does not use). This costs nothing: a built component imports only
+///   the interfaces the plugin calls.
+/// - The plugin must depend on this crate under its own name,
+///   `wasmplug_guest` (the expansion refers to `::wasmplug_guest`).
+/// - Call it once per plugin, at the crate root, or pass wit-bindgen's
+///   `default_bindings_module` option when calling it in a module.
+#[macro_export]
+macro_rules! generate {
+    () => {
+        $crate::generate!({});
+    };
+    ({ $($options:tt)* }) => {
+        $crate::__private::wit_bindgen::generate!({
+            runtime_path: "::wasmplug_guest::__private::wit_bindgen::rt",
+            generate_all,
+            with: {
+                "wasmplug:host/types@0.1.0": ::wasmplug_guest::bindings::wasmplug::host::types,
+                "wasmplug:host/log@0.1.0": ::wasmplug_guest::bindings::wasmplug::host::log,
+                "wasmplug:host/config@0.1.0": ::wasmplug_guest::bindings::wasmplug::host::config,
+                "wasmplug:host/kv@0.1.0": ::wasmplug_guest::bindings::wasmplug::host::kv,
+            },
+            $($options)*
+        });
+    };
+}

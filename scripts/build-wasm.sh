@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# Builds the repository's plugin crates to wasm32-wasip2 components.
+#
+# Every workspace member that is a `cdylib` is a plugin: the rule-engine
+# tenants (examples/rule-engine/tenants/*) and the test fixtures
+# (tests/fixtures/*). Each is built in release mode and copied to
+# build/wasm/<crate_name_with_underscores>.wasm.
+#
+# Usage: scripts/build-wasm.sh [--list] [CRATE ...]
+#
+#   CRATE   build only these plugins (package names; `-` or `_` both work)
+#   --list  print the plugin crates and exit
+#
+# Runs scripts/wasm-toolchain.sh first (fast once the toolchain is set up)
+# and uses the toolchain it records in build/toolchain.env. Cargo's target
+# directory is shared ($CARGO_TARGET_DIR, default target/), so the standard
+# library (rebuilt on the Debian route) is compiled once and later runs take
+# seconds. Exits non-zero, naming the crates, if any build fails. Works from
+# any directory.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+OUT_DIR=$ROOT/build/wasm
+
+list_only=0
+requested=()
+while (($#)); do
+    case $1 in
+        --list) list_only=1; shift ;;
+        -h | --help) sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0"; exit 0 ;;
+        -*) echo "build-wasm: unknown option: $1 (see --help)" >&2; exit 2 ;;
+        *) requested+=("$1"); shift ;;
+    esac
+done
+
+die() {
+    echo "build-wasm: error: $*" >&2
+    exit 1
+}
+
+"$ROOT/scripts/wasm-toolchain.sh"
+# shellcheck source=/dev/null
+source "$ROOT/build/toolchain.env"
+
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+# A toolchain.env sourced into the caller's shell must not leak into ours
+# through exported variables: pass exactly the recorded toolchain.
+cargo_env=(env -u RUSTC_BOOTSTRAP -u RUSTFLAGS -u CARGO_BUILD_RUSTFLAGS "RUSTC=$RUSTC")
+if [[ -n $RUSTC_BOOTSTRAP ]]; then
+    cargo_env+=("RUSTC_BOOTSTRAP=$RUSTC_BOOTSTRAP")
+fi
+
+# Plugin crates: "<package name> <lib target name>" per line, sorted.
+metadata=$(cd "$ROOT" && "${cargo_env[@]}" "$CARGO" metadata --no-deps --format-version 1) \
+    || die "cargo metadata failed (is the workspace Cargo.toml valid?)"
+plugins=$(python3 -c '
+import json, sys
+meta = json.load(sys.stdin)
+members = set(meta["workspace_members"])
+for pkg in sorted(meta["packages"], key=lambda p: p["name"]):
+    if pkg["id"] not in members:
+        continue
+    for target in pkg["targets"]:
+        if "cdylib" in target["crate_types"]:
+            print(pkg["name"], target["name"])
+' <<<"$metadata")
+
+if ((list_only)); then
+    printf '%s\n' "$plugins" | cut -d' ' -f1
+    exit 0
+fi
+[[ -n $plugins ]] || die "no cdylib crates in the workspace"
+
+# Select the requested crates (all when none are named).
+selected=()
+if ((${#requested[@]})); then
+    for want in "${requested[@]}"; do
+        match=$(awk -v w="${want//-/_}" '{ n = $1; gsub("-", "_", n); if (n == w) print $1 }' <<<"$plugins")
+        [[ -n $match ]] || die "'$want' is not a plugin crate; plugin crates are:" \
+            "$(cut -d' ' -f1 <<<"$plugins" | tr '\n' ' ')"
+        selected+=("$match")
+    done
+else
+    while read -r name _; do selected+=("$name"); done <<<"$plugins"
+fi
+
+mkdir -p "$OUT_DIR"
+read -r -a build_std <<<"$WASM_BUILD_STD"
+read -r -a rustc_args <<<"$WASM_RUSTC_ARGS"
+failed=()
+for name in "${selected[@]}"; do
+    lib=$(awk -v n="$name" '$1 == n { print $2 }' <<<"$plugins")
+    echo "build-wasm: building $name -> build/wasm/$lib.wasm"
+    start=$SECONDS
+    if ! (cd "$ROOT" && "${cargo_env[@]}" "$CARGO" rustc --release --lib \
+        -p "$name" --target "$WASM_TARGET" "${build_std[@]}" -- "${rustc_args[@]}"); then
+        echo "build-wasm: FAILED to build $name" >&2
+        rm -f "$OUT_DIR/$lib.wasm" # never leave a stale plugin behind
+        failed+=("$name")
+        continue
+    fi
+    artifact=$CARGO_TARGET_DIR/$WASM_TARGET/release/$lib.wasm
+    # A component starts with "\0asm" and layer 1 (0d 00 01 00); a core
+    # module has version 1 (01 00 00 00).
+    header=$(od -An -tx1 -N8 "$artifact" 2>/dev/null | tr -d ' \n')
+    if [[ $header != 0061736d0d000100 ]]; then
+        echo "build-wasm: FAILED: $artifact is not a component (header $header)" >&2
+        rm -f "$OUT_DIR/$lib.wasm"
+        failed+=("$name")
+        continue
+    fi
+    cp "$artifact" "$OUT_DIR/$lib.wasm"
+    echo "build-wasm: built build/wasm/$lib.wasm ($(wc -c <"$OUT_DIR/$lib.wasm") bytes, $((SECONDS - start)) s)"
+done
+
+if ((${#failed[@]})); then
+    die "${#failed[@]} of ${#selected[@]} plugin(s) failed to build: ${failed[*]}"
+fi
+echo "build-wasm: ${#selected[@]} plugin(s) built into build/wasm/"

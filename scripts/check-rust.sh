@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Checks the Rust workspace natively (x86_64, the rustup toolchain): format,
+# clippy with warnings as errors, tests (unit and doc tests), and docs with
+# warnings as errors.
+#
+# Usage: scripts/check-rust.sh
+#
+# Runs every check even after a failure, then exits non-zero naming the
+# failed ones.
+#
+# Covers every member: the guest SDK and the plugin crates. Plugins build
+# natively too (wit-bindgen stubs the host imports off wasm32), so clippy and
+# `cargo test` check them; their wasm builds are scripts/build-wasm.sh's job.
+# Works from any directory.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+
+# The wasm toolchain's settings (build/toolchain.env, when sourced into the
+# caller's shell) must not reach native builds: rustup's cargo and rustc.
+unset RUSTC RUSTC_BOOTSTRAP RUSTFLAGS RUSTDOCFLAGS CARGO_BUILD_RUSTFLAGS CARGO_BUILD_TARGET
+
+failed=()
+step() {
+    echo "check-rust: $*"
+    "$@" || failed+=("$*")
+}
+
+step cargo fmt --all --check
+step cargo clippy --workspace --all-targets -- -D warnings
+step cargo test --workspace
+# The SDK: its public API, as users see it.
+step env RUSTDOCFLAGS=-Dwarnings cargo doc --no-deps -p wasmplug-guest
+# Plugins have no public API: check the docs of their private items, which
+# may link to each other.
+step env RUSTDOCFLAGS="-Dwarnings -Arustdoc::private-intra-doc-links" \
+    cargo doc --no-deps --workspace --exclude wasmplug-guest --document-private-items
+
+if ((${#failed[@]})); then
+    printf 'check-rust: FAILED: %s\n' "${failed[@]}" >&2
+    exit 1
+fi
+echo "check-rust: all checks passed"
