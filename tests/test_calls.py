@@ -11,9 +11,9 @@ from typing import Any
 
 import attrs
 import pytest
-from conftest import fixture_world
 
 import wasmplug
+from conftest import fixture_world
 
 
 @pytest.fixture(scope="module")
@@ -22,9 +22,7 @@ def world() -> wasmplug.World:
 
 
 @pytest.fixture(scope="module")
-def plugin(
-    wasm_dir: Path, world: wasmplug.World, engine: wasmplug.Engine
-) -> wasmplug.Plugin:
+def plugin(wasm_dir: Path, world: wasmplug.World, engine: wasmplug.Engine) -> wasmplug.Plugin:
     return wasmplug.load(wasm_dir / "typetest.wasm", world=world, engine=engine)
 
 
@@ -121,7 +119,10 @@ def test_roundtrip_edge_values(
         "none": t.Perms(0),
         "all": t.Perms.READ | t.Perms.WRITE | t.Perms.EXEC,
     }
-    changes = {k: special.get(v, v) if isinstance(v, str) and k != "text" and k != "maybe" else v for k, v in changes.items()}
+    changes = {
+        k: special.get(v, v) if isinstance(v, str) and k not in {"text", "maybe"} else v
+        for k, v in changes.items()
+    }
     value = everything(world, **changes)
     assert plugin.call("roundtrip", value) == value
 
@@ -132,9 +133,7 @@ def test_nan_roundtrips(world: wasmplug.World, plugin: wasmplug.Plugin) -> None:
     assert math.isnan(back.double)
 
 
-def test_f32_is_rounded_to_single_precision(
-    world: wasmplug.World, plugin: wasmplug.Plugin
-) -> None:
+def test_f32_is_rounded_to_single_precision(world: wasmplug.World, plugin: wasmplug.Plugin) -> None:
     """An f32 field holds the nearest single-precision value, as struct's 'f' computes."""
     import struct
 

@@ -11,9 +11,9 @@ from typing import Any
 
 import cbor2
 import pytest
-from conftest import fixture_world
 
 import wasmplug
+from conftest import fixture_world
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +79,8 @@ def test_ungranted_imports_are_reported_at_load(
         plugin = load(wasmplug.Grants(log=True), name="partly")
     assert plugin.ungranted_imports == ("wasmplug:host/config@0.1.0", "wasmplug:host/kv@0.1.0")
     warning = next(r.getMessage() for r in caplog.records if "does not grant" in r.getMessage())
-    assert "'partly'" in warning and "config, kv" in warning
+    assert "'partly'" in warning
+    assert "config, kv" in warning
 
 
 def test_log_goes_to_the_plugin_logger(load: Any, caplog: pytest.LogCaptureFixture) -> None:
@@ -88,7 +89,9 @@ def test_log_goes_to_the_plugin_logger(load: Any, caplog: pytest.LogCaptureFixtu
     with caplog.at_level(1, logger="wasmplug.plugin.chatty"):
         for level in ("trace", "debug", "info", "warn", "error"):
             assert plugin.call("log-message", level, f"{level} message") is None
-    got = [(r.levelno, r.getMessage()) for r in caplog.records if r.name == "wasmplug.plugin.chatty"]
+    got = [
+        (r.levelno, r.getMessage()) for r in caplog.records if r.name == "wasmplug.plugin.chatty"
+    ]
     assert got == [
         (5, "trace message"),
         (logging.DEBUG, "debug message"),
@@ -182,9 +185,7 @@ def test_read_only_preopen(load: Any, tmp_path: Path) -> None:
     shared.mkdir()
     (shared / "a.txt").write_text("alpha")
     (tmp_path / "outside.txt").write_text("outside")
-    plugin = load(
-        wasmplug.Grants(files=[wasmplug.Preopen(host_path=shared, guest_path="/data")])
-    )
+    plugin = load(wasmplug.Grants(files=[wasmplug.Preopen(host_path=shared, guest_path="/data")]))
     assert plugin.call("read-file", "/data/a.txt") == "alpha"
     assert plugin.call("list-dir", "/data") == ["a.txt"]
     with pytest.raises(wasmplug.GuestError):
@@ -242,7 +243,8 @@ def test_stdio_is_captured_only_when_granted(
     assert ("wasmplug.plugin.loud", logging.WARNING, "oops") in got
     assert not [g for g in got if g[0] == "wasmplug.plugin.quiet"]
     out, err = capfd.readouterr()
-    assert "quiet" not in out and "quiet" not in err
+    assert "quiet" not in out
+    assert "quiet" not in err
     assert "line one" not in out
 
 

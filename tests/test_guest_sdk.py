@@ -9,9 +9,9 @@ from typing import Any
 
 import cbor2
 import pytest
-from conftest import fixture_world
 
 import wasmplug
+from conftest import fixture_world
 
 HOST = "wasmplug:host"
 
@@ -56,7 +56,8 @@ def test_sdk_helpers_against_the_host(wasm_dir: Path, engine: Any) -> None:
     assert plugin.call("run", "ada") == "hej, ada! (runs: 5)"
     assert plugin.call("run", "ada") == "hej, ada! (runs: 10)"
     assert cbor2.loads(store.get("smoke", "runs") or b"") == 10
-    assert plugin.last_call is not None and plugin.last_call.host_calls == 5
+    assert plugin.last_call is not None
+    assert plugin.last_call.host_calls == 5
 
 
 @pytest.mark.parametrize(

@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import fixture_world
 
 import wasmplug
+from conftest import fixture_world
 
 
 @pytest.fixture(scope="module")
@@ -47,11 +47,16 @@ def test_fuel_exhaustion(load: Any) -> None:
     with pytest.raises(wasmplug.FuelExhausted) as info:
         plugin.call("spin")
     e = info.value
-    assert e.plugin == "hostile" and e.limit == "fuel" and e.allowed == 2_000_000
+    assert e.plugin == "hostile"
+    assert e.limit == "fuel"
+    assert e.allowed == 2_000_000
     assert e.function == "spin"
-    assert e.stats is not None and e.stats.fuel_consumed == 2_000_000
-    assert "plugin 'hostile'" in str(e) and "2000000 fuel units" in str(e)
-    assert isinstance(e, wasmplug.LimitExceeded) and isinstance(e, wasmplug.CallError)
+    assert e.stats is not None
+    assert e.stats.fuel_consumed == 2_000_000
+    assert "plugin 'hostile'" in str(e)
+    assert "2000000 fuel units" in str(e)
+    assert isinstance(e, wasmplug.LimitExceeded)
+    assert isinstance(e, wasmplug.CallError)
     assert plugin.last_call is e.stats
     assert_fresh_instance_next(plugin)
 
@@ -96,7 +101,9 @@ def test_deadline(load: Any) -> None:
         plugin.call("spin")
     elapsed_ms = (time.perf_counter() - start) * 1000
     e = info.value
-    assert e.limit == "deadline_ms" and e.allowed == 50 and e.plugin == "hostile"
+    assert e.limit == "deadline_ms"
+    assert e.allowed == 50
+    assert e.plugin == "hostile"
     assert "50 ms" in str(e)
     assert elapsed_ms >= 45
     assert elapsed_ms < 5_000  # stopped, not left running (generous for loaded machines)
@@ -111,7 +118,8 @@ def test_memory_limit(load: Any) -> None:
     with pytest.raises(wasmplug.MemoryLimitExceeded) as info:
         plugin.call("grow", 0)
     e = info.value
-    assert e.limit == "memory_bytes" and e.allowed == 32 << 20
+    assert e.limit == "memory_bytes"
+    assert e.allowed == 32 << 20
     assert "33554432 bytes" in str(e)
     assert_fresh_instance_next(plugin)
     assert plugin.call("grow", 8) == 8
@@ -163,7 +171,8 @@ def test_breaches_do_not_affect_other_plugins(load: Any) -> None:
         with pytest.raises(wasmplug.Trap):
             attacker.call("panic", "again")
     assert victim.call("bump") == 2
-    assert victim.last_call is not None and victim.last_call.fresh_instance is False
+    assert victim.last_call is not None
+    assert victim.last_call.fresh_instance is False
 
 
 def test_concurrent_calls_in_threads(load: Any) -> None:

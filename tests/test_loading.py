@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 import wasmtime
-from conftest import FIXTURES, fixture_world
 
 import wasmplug
+from conftest import FIXTURES, fixture_world
 from wasmplug import _wit
 
 TYPETEST_WIT = (FIXTURES / "typetest" / "wit" / "typetest.wit").read_text()
@@ -56,8 +56,11 @@ def test_sha256_pin(typetest_world: wasmplug.World, typetest_wasm: bytes, engine
     wasmplug.load(typetest_wasm, world=typetest_world, sha256=digest.upper(), engine=engine)
     wrong = "0" * 64
     with pytest.raises(wasmplug.IntegrityError) as info:
-        wasmplug.load(typetest_wasm, world=typetest_world, sha256=wrong, name="pinned", engine=engine)
-    assert info.value.expected == wrong and info.value.found == digest
+        wasmplug.load(
+            typetest_wasm, world=typetest_world, sha256=wrong, name="pinned", engine=engine
+        )
+    assert info.value.expected == wrong
+    assert info.value.found == digest
     assert f"expected {wrong}, found {digest}" in str(info.value)
     assert "plugin 'pinned'" in str(info.value)
 
@@ -90,7 +93,9 @@ def test_truncated_component(
 
 def test_core_module_is_not_a_component(typetest_world: wasmplug.World, engine: Any) -> None:
     """A core module (here the smallest one, from WAT) is named as such, with the fix."""
-    core = wasmtime.wat2wasm("(module (func (export \"add\") (param i32 i32) (result i32) local.get 0))")
+    core = wasmtime.wat2wasm(
+        '(module (func (export "add") (param i32 i32) (result i32) local.get 0))'
+    )
     with pytest.raises(wasmplug.InvalidWasmError) as info:
         wasmplug.load(core, world=typetest_world, engine=engine)
     assert "core WebAssembly module, not a component" in str(info.value)
@@ -163,7 +168,7 @@ def test_closed_plugin(typetest_world: wasmplug.World, typetest_wasm: bytes, eng
 
 def test_plugin_cannot_be_constructed_directly() -> None:
     """Plugins come from wasmplug.load only."""
-    with pytest.raises(TypeError, match="wasmplug.load"):
+    with pytest.raises(TypeError, match=r"wasmplug\.load"):
         wasmplug.Plugin()
 
 
@@ -208,7 +213,8 @@ def test_policy_is_immutable_comparable_picklable(tmp_path: Path) -> None:
         limits=wasmplug.Limits(fuel=5, memory_bytes=1 << 20, deadline_ms=None),
     )
     same = wasmplug.Policy.from_dict(policy.to_dict())
-    assert same == policy and hash(same) == hash(policy)
+    assert same == policy
+    assert hash(same) == hash(policy)
     assert pickle.loads(pickle.dumps(policy)) == policy
     assert policy.grants.config == {"a": "1", "b": "2"}
     with pytest.raises(AttributeError):
@@ -216,7 +222,8 @@ def test_policy_is_immutable_comparable_picklable(tmp_path: Path) -> None:
     with pytest.raises(TypeError):
         policy.grants.config["c"] = "3"  # type: ignore[index]
     assert wasmplug.Policy() == wasmplug.Policy(grants=wasmplug.Grants())
-    assert wasmplug.Grants().config is None and wasmplug.Grants().kv is None
+    assert wasmplug.Grants().config is None
+    assert wasmplug.Grants().kv is None
 
 
 @pytest.mark.parametrize(
