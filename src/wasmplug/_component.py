@@ -14,10 +14,12 @@ import math
 import re
 import threading
 from collections.abc import Callable, Sequence
+from time import perf_counter
 from typing import Any
 
 import wasmtime
 import wasmtime.component as wc
+from wasmtime import _bindings as _capi
 from wasmtime import _ffi as ffi
 
 from . import _wit
@@ -264,11 +266,26 @@ def _host_call(
 class _Instance:
     """One Store and one component instance in it, plus the resolved export funcs."""
 
-    __slots__ = ("funcs", "store")
+    __slots__ = ("context", "funcs", "store")
 
     def __init__(self, store: wasmtime.Store, funcs: dict[str, Any]) -> None:
         self.store = store
+        self.context = store._context()
         self.funcs = funcs
+
+
+# The hot path calls the C API directly (wasmtime-py's methods add a Python frame and
+# an error check each); the argument types are set by wasmtime-py's bindings.
+_set_fuel = _capi._wasmtime_context_set_fuel
+_get_fuel_raw = _capi._wasmtime_context_get_fuel
+_set_epoch_deadline = _capi._wasmtime_context_set_epoch_deadline
+_func_call_raw = _capi._wasmtime_component_func_call
+_string_at = ctypes.string_at
+_VAL_P = ctypes.POINTER(ffi.wasmtime_component_val_t)
+
+
+def _get_fuel(context: Any, out: ctypes.c_uint64) -> None:
+    _get_fuel_raw(context, ctypes.byref(out))
 
 
 def _wasmtime_message(err_ptr: Any) -> str:
@@ -379,7 +396,10 @@ class ComponentBackend:
         self._ctx = ctx
         self._wasi = wasi
         self._instance: _Instance | None = None
+        # One result slot per plugin, always holding a valid value (zeroed: a bool).
         self._results = (ffi.wasmtime_component_val_t * 1)()
+        self._results_addr = ctypes.addressof(self._results)
+        self._fuel_out = ctypes.c_uint64()
         self._stderr = bytearray()
         name = ctx.plugin
         ctype = component.type
@@ -562,42 +582,43 @@ class ComponentBackend:
             nargs: Number of arguments.
 
         Returns:
-            The raw result value (``VAL_SIZE`` bytes, to lift with the export's codec and
-            then free with :meth:`free_result`), or ``None`` for no result; and the stats.
+            The raw result value (``VAL_SIZE`` bytes, to lift with the export's codec), or
+            ``None`` for no result; and the stats. The result's wasmtime-owned memory
+            stays in the result slot until the next call overwrites it (wasmtime drops
+            the old value when it assigns the new one) or :meth:`close` frees it.
 
         Raises:
             CallError: the guest trapped or breached a limit; the instance is discarded.
             InstantiationError: a fresh instance was needed and could not be created.
         """
-        from time import perf_counter
-
         start = perf_counter()
         fresh = self._instance is None
         inst_fuel = 0
         if self._instance is None:
             self._instance, inst_fuel = self.instantiate()
         inst = self._instance
-        store = inst.store
-        store.set_fuel(self._fuel_budget)
-        store.set_epoch_deadline(self._ticks)
+        context = inst.context
+        budget = self._fuel_budget
+        _set_fuel(context, budget)
+        _set_epoch_deadline(context, self._ticks)
         ctx = self._ctx
         ctx.host_calls = 0
         ctx.denials = 0
         if self._stderr:
             self._stderr.clear()
         has_result = self._world.exports[name].result is not None
-        err = ffi.wasmtime_component_func_call(
+        err = _func_call_raw(
             ctypes.byref(inst.funcs[name]),
-            store._context(),
-            ctypes.cast(args_base, ctypes.POINTER(ffi.wasmtime_component_val_t)),
+            context,
+            ctypes.cast(args_base, _VAL_P),
             nargs,
             self._results,
             1 if has_result else 0,
         )
-        fuel = inst_fuel + self._fuel_budget - store.get_fuel()
+        _get_fuel(context, self._fuel_out)
         stats = CallStats(
             function=name,
-            fuel_consumed=fuel,
+            fuel_consumed=inst_fuel + budget - self._fuel_out.value,
             wall_time_us=(perf_counter() - start) * 1e6,
             host_calls=ctx.host_calls,
             denials=ctx.denials,
@@ -616,18 +637,13 @@ class ComponentBackend:
             )
         if not has_result:
             return None, stats
-        return ctypes.string_at(ctypes.addressof(self._results), VAL_SIZE), stats
-
-    def free_result(self) -> None:
-        """Frees the wasmtime-owned memory of the last call's result.
-
-        The slot is zeroed afterwards (a ``bool``, which owns nothing): wasmtime
-        *assigns* into the result slot on the next call, which drops what it held.
-        """
-        ffi.wasmtime_component_val_delete(self._results)
-        ctypes.memset(self._results, 0, VAL_SIZE)
+        return _string_at(self._results_addr, VAL_SIZE), stats
 
     def close(self) -> None:
-        """Drops the instance and the linker (which unregisters the host functions)."""
+        """Frees the last result, drops the instance and the linker (which unregisters
+        the host functions). Idempotent."""
+        if self._results_addr:
+            ffi.wasmtime_component_val_delete(self._results)
+            ctypes.memset(self._results, 0, VAL_SIZE)
         self._instance = None
         self._linker = None  # type: ignore[assignment]

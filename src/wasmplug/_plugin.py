@@ -173,13 +173,9 @@ class Plugin:
             result = export.result
             if raw is None or result is None:
                 return None
-            try:
-                if isinstance(result, _Result):
-                    is_ok, value = result.lift_parts(raw, 0)
-                else:
-                    return result.lift(raw, 0)
-            finally:
-                backend.free_result()
+            if not isinstance(result, _Result):
+                return result.lift(raw, 0)
+            is_ok, value = result.lift_parts(raw, 0)
         if not is_ok:
             raise GuestError(value, plugin=self.name, function=function)
         return value
