@@ -284,6 +284,7 @@ def test_public_api_is_pinned() -> None:
         "Policy",
         "PolicyError",
         "Preopen",
+        "PreparedCall",
         "Trap",
         "TypeNamespace",
         "WasmplugError",

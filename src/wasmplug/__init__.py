@@ -42,7 +42,7 @@ from ._kv import KvStore, MemoryKvStore
 from ._plugin import Plugin, load
 from ._policy import FrozenMap, Grants, KvGrant, Limits, Policy, Preopen
 from ._stats import CallStats
-from ._world import ExportFunc, World, load_world
+from ._world import ExportFunc, PreparedCall, World, load_world
 
 __version__ = "0.1.0"
 
@@ -75,6 +75,7 @@ __all__ = [
     "Policy",
     "PolicyError",
     "Preopen",
+    "PreparedCall",
     "Trap",
     "TypeNamespace",
     "WasmplugError",

@@ -375,7 +375,7 @@ class _Tuple(Codec):
 
 
 class _Record(Codec):
-    __slots__ = ("_cls", "_get", "_names", "attrs", "codecs", "wit_fields")
+    __slots__ = ("_cls", "_fast", "_get", "_names", "attrs", "codecs", "wit_fields")
     kind = K_RECORD
 
     def __init__(self, wit: _wit.TypeDef, cls: type, fields: list[tuple[str, str, Codec]]) -> None:
@@ -391,6 +391,7 @@ class _Record(Codec):
             if n
             else (lambda v: ())
         )
+        self._fast = _compile_record_lowering(self) if n else self._lower_generic
 
     def _values(self, value: Any) -> Sequence[Any]:
         if value.__class__ is self._cls:
@@ -415,6 +416,18 @@ class _Record(Codec):
             ) from None
 
     def lower(self, arena: Arena, slot: int, value: Any) -> None:
+        self._fast(arena, slot, value)
+
+    def lower_field(self, i: int, arena: Arena, at: int, value: Any) -> None:
+        """Writes field ``i`` (its name and value) into the record entry at ``at``."""
+        size, addr = self._names.entries[i]
+        _NAME.pack_into(arena.buf, at, size, addr)
+        try:
+            self.codecs[i].lower(arena, at + ENTRY_VAL, value)
+        except Mismatch as e:
+            raise e.at(f".{self.attrs[i]}") from None
+
+    def _lower_generic(self, arena: Arena, slot: int, value: Any) -> None:
         values = self._values(value)
         n = len(self.codecs)
         buf = arena.buf
@@ -439,6 +452,138 @@ class _Record(Codec):
         return self._cls(
             *[c.lift(arr, i * ENTRY_SIZE + ENTRY_VAL) for i, c in enumerate(self.codecs)]
         )
+
+
+def _encode_or_none(text: str) -> bytes | None:
+    try:
+        return text.encode()
+    except UnicodeEncodeError:
+        return None
+
+
+_OPTION_ENTRY = struct.Struct(f"<QQB{OF - 1}xQ")  # record entry: name, option kind, payload
+
+
+def _inline(codec: Codec, v: str) -> tuple[str, Any, Any] | None:
+    """How to lower a value of ``codec``'s type inline: ``(check, entry_pack, bare_pack)``
+    where ``check`` is a source expression true when ``v`` is valid, ``entry_pack``
+    writes a record entry (name then value) and ``bare_pack`` a lone value. ``None``
+    when the type is not inlined."""
+    if isinstance(codec, _Int):
+        code = codec._fmt.format[-1]
+        return (
+            f"({v}.__class__ is int or (isinstance({v}, int) and {v}.__class__ is not bool))"
+            f" and {codec.lo} <= {v} <= {codec.hi}",
+            struct.Struct(f"<QQB{OF - 1}x{code}").pack_into,
+            codec._fmt.pack_into,
+        )
+    if isinstance(codec, _Float) and not codec._single:
+        return (
+            f"{v}.__class__ is float",
+            struct.Struct(f"<QQB{OF - 1}xd").pack_into,
+            codec._fmt.pack_into,
+        )
+    if isinstance(codec, _Bool):
+        return (
+            f"({v} is True or {v} is False)",
+            struct.Struct(f"<QQB{OF - 1}x?").pack_into,
+            codec._fmt.pack_into,
+        )
+    if isinstance(codec, _String):
+        return (
+            f"{v}.__class__ is str and (d := ENCODE({v})) is not None",
+            struct.Struct(f"<QQB{OF - 1}xQQ").pack_into,
+            _HEADER_SIZE_PTR.pack_into,
+        )
+    return None
+
+
+def _write(codec: Codec, pack: str, args: str, val_at: str, v: str) -> list[str]:
+    """Source lines writing an inline-checked value whose ``wasmtime_component_val_t``
+    starts at ``val_at``."""
+    if isinstance(codec, _String):
+        return [
+            f"{pack}({args}, {K_STRING}, len(d), 0)",
+            f"relocs.append(({val_at} + {OF + 8}, arena.add_bytes(d)))",
+        ]
+    return [f"{pack}({args}, {codec.kind}, {v})"]
+
+
+def _compile_record_lowering(rec: _Record) -> Callable[[Arena, int, Any], None]:
+    """Generates a lowering function specialized to one record type.
+
+    The generic path costs a Python call and several ``pack_into`` per field: a flight
+    record of 19 fields took ~50 us. The generated function reads every field with one
+    ``attrgetter``, checks primitive fields (and options of them) inline and writes
+    each such field's name and value with one ``pack_into``. Fields of other types,
+    and any value failing an inline check, go through :meth:`_Record.lower_field`,
+    which gives the exact error; the result is byte-for-byte the generic path's.
+    """
+    n = len(rec.codecs)
+    names = ", ".join(f"v{i}" for i in range(n)) + ("," if n == 1 else "")
+    # Inlined options get their payload slot in the same allocation as the entries.
+    inlined_options = [
+        i
+        for i, c in enumerate(rec.codecs)
+        if isinstance(c, _Option) and _inline(c.inner, "v") is not None
+    ]
+    payload_at = {i: n * ENTRY_SIZE + k * VAL_SIZE for k, i in enumerate(inlined_options)}
+    env: dict[str, Any] = {
+        "CLS": rec._cls,
+        "GET": rec._get,
+        "VALUES": rec._values,
+        "HEADER": _HEADER_SIZE_PTR.pack_into,
+        "OPTION": _OPTION_ENTRY.pack_into,
+        "SLOW": rec.lower_field,
+        "ENCODE": _encode_or_none,
+    }
+    lines = [
+        "def lower(arena, slot, value):",
+        "    if value.__class__ is CLS:",
+        f"        {names} = GET(value)",
+        "    else:",
+        f"        {names} = VALUES(value)",
+        "    buf = arena.buf",
+        f"    HEADER(buf, slot, {K_RECORD}, {n}, 0)",
+        f"    e = arena.alloc({n * ENTRY_SIZE + len(inlined_options) * VAL_SIZE})",
+        "    relocs = arena.relocs",
+        f"    relocs.append((slot + {OF + 8}, e))",
+    ]
+    for i, codec in enumerate(rec.codecs):
+        v = f"v{i}"
+        at = f"e + {i * ENTRY_SIZE}"
+        nsize, naddr = rec._names.entries[i]
+        slow = f"SLOW({i}, arena, {at}, {v})"
+        optional = isinstance(codec, _Option)
+        target = codec.inner if isinstance(codec, _Option) else codec
+        plan = _inline(target, v)
+        if plan is None:
+            lines.append(f"    {slow}")
+            continue
+        check, entry_pack, bare_pack = plan
+        env[f"E{i}"] = entry_pack
+        env[f"B{i}"] = bare_pack
+        if not optional:
+            body = _write(target, f"E{i}", f"buf, {at}, {nsize}, {naddr}", f"{at} + {ENTRY_VAL}", v)
+            lines += [f"    if {check}:", *("        " + b for b in body)]
+        else:
+            body = [
+                f"OPTION(buf, {at}, {nsize}, {naddr}, {K_OPTION}, 0)",
+                f"p = e + {payload_at[i]}",
+                f"relocs.append(({at} + {ENTRY_VAL + OF}, p))",
+                *_write(target, f"B{i}", "buf, p", "p", v),
+            ]
+            lines += [
+                f"    if {v} is None:",
+                f"        OPTION(buf, {at}, {nsize}, {naddr}, {K_OPTION}, 0)",
+                f"    elif {check}:",
+                *("        " + b for b in body),
+            ]
+        lines += ["    else:", f"        {slow}"]
+    namespace: dict[str, Any] = {}
+    source = "\n".join(lines)
+    exec(compile(source, f"<lowering of {describe(rec.wit)}>", "exec"), env, namespace)
+    return namespace["lower"]  # type: ignore[no-any-return]
 
 
 class _Option(Codec):

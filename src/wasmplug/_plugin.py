@@ -14,7 +14,7 @@ import wasmtime
 
 from . import _host
 from ._bindings import TypeNamespace
-from ._codec import VAL_SIZE, Arena, Mismatch, _Result
+from ._codec import _Result
 from ._component import ComponentBackend
 from ._engine import Engine, sha256_hex
 from ._exceptions import (
@@ -28,7 +28,7 @@ from ._host import HostContext
 from ._kv import KvStore, MemoryKvStore
 from ._policy import Grants, Policy
 from ._stats import CallStats
-from ._world import World
+from ._world import PreparedCall, World
 
 __all__ = ["Plugin", "load"]
 
@@ -136,36 +136,40 @@ class Plugin:
             InstantiationError: a fresh instance was needed and could not be created.
             PluginClosedError: the plugin was closed.
         """
-        export = self.world.exports.get(function)
-        if export is None:
+        return self.call_prepared(self.world.prepare(function, *args, plugin=self.name))
+
+    def call_prepared(self, prepared: PreparedCall) -> Any:
+        """Calls an export with arguments already lowered by :meth:`World.prepare`.
+
+        Use it to send the same arguments to many plugins of one world: the arguments
+        are checked and converted once.
+
+        Args:
+            prepared: From ``world.prepare(function, *args)`` on this plugin's world.
+
+        Returns:
+            As :meth:`call`.
+
+        Raises:
+            ArgumentError: ``prepared`` was made for another world.
+            GuestError, FuelExhausted, DeadlineExceeded, MemoryLimitExceeded, Trap,
+            InstantiationError, PluginClosedError: as :meth:`call`.
+        """
+        function = prepared.function
+        if prepared.world is not self.world:
             raise ArgumentError(
-                f"no export named {function!r}; exports: {', '.join(self.functions)}",
+                f"{function}: prepared for world {prepared.world.name} "
+                f"(another World object), not this plugin's {self.world.name}",
                 plugin=self.name,
                 function=function,
             )
-        params = export.params
-        if len(args) != len(params):
-            raise ArgumentError(
-                f"{export.signature} takes {len(params)} argument(s), {len(args)} given",
-                plugin=self.name,
-                function=function,
-            )
-        arena = Arena()
-        slots = arena.alloc(len(params) * VAL_SIZE)
-        for i, ((pname, codec), value) in enumerate(zip(params, args, strict=True)):
-            try:
-                codec.lower(arena, slots + i * VAL_SIZE, value)
-            except Mismatch as e:
-                raise ArgumentError(
-                    e.describe(f"{function}({pname})"), plugin=self.name, function=function
-                ) from None
-        base = arena.finalize()
+        export = prepared.export
         with self._lock:
             backend = self._backend
             if backend is None:
                 raise PluginClosedError(f"{function}: the plugin is closed", plugin=self.name)
             try:
-                raw, stats = backend.call(function, base + slots, len(params))
+                raw, stats = backend.call(function, prepared.address, prepared.count)
             except BaseException as e:
                 self.last_call = getattr(e, "stats", None) or self.last_call
                 raise

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from typing import Any
 
 import attrs
 
 from . import _wit
 from ._bindings import TypeNamespace, describe, namespace_for_world
-from ._codec import Codec, UnsupportedType, build_codec
-from ._exceptions import WitError
+from ._codec import VAL_SIZE, Arena, Codec, Mismatch, UnsupportedType, build_codec
+from ._exceptions import ArgumentError, WitError
 
-__all__ = ["ExportFunc", "World", "load_world"]
+__all__ = ["ExportFunc", "PreparedCall", "World", "load_world"]
 
 
 @attrs.frozen
@@ -41,6 +42,33 @@ class ExportFunc:
         params = ", ".join(f"{p.name}: {describe(p.type)}" for p in self.wit.params)
         result = f" -> {describe(self.wit.result)}" if self.wit.result is not None else ""
         return f"{self.name}: func({params}){result}"
+
+
+class PreparedCall:
+    """Arguments checked and lowered once, ready to call any plugin of the same world.
+
+    Made by :meth:`World.prepare`. Sending one event to many tenants' plugins then
+    costs one conversion instead of one per plugin. Immutable and safe to share
+    between threads.
+
+    Attributes:
+        world: The world whose export it calls.
+        function: The export's call name.
+        export: The export's signature and codecs.
+    """
+
+    __slots__ = ("_arena", "address", "count", "export", "function", "world")
+
+    def __init__(self, world: World, export: ExportFunc, arena: Arena, slots: int) -> None:
+        self.world = world
+        self.export = export
+        self.function = export.name
+        self._arena = arena  # owns the memory that ``address`` points into
+        self.address = arena.base + slots
+        self.count = len(export.params)
+
+    def __repr__(self) -> str:
+        return f"<PreparedCall {self.function} of {self.world.name}>"
 
 
 class World:
@@ -83,6 +111,49 @@ class World:
         except UnsupportedType as e:
             raise WitError(f"export {name}: {e}") from None
         self.exports[name] = ExportFunc(name, interface, func, params, result)
+
+    def prepare(self, function: str, *args: Any, plugin: str | None = None) -> PreparedCall:
+        """Checks and lowers the arguments of a call once, for
+        :meth:`Plugin.call_prepared <wasmplug.Plugin.call_prepared>` on any number of
+        plugins of this world.
+
+        Args:
+            function: The export's call name (see :attr:`exports`).
+            *args: One Python value per WIT parameter.
+            plugin: A plugin name to put in error messages.
+
+        Returns:
+            The prepared call.
+
+        Raises:
+            ArgumentError: ``function`` is not an export, the number of arguments is
+                wrong, or an argument does not match its WIT type.
+        """
+        export = self.exports.get(function)
+        if export is None:
+            raise ArgumentError(
+                f"no export named {function!r}; exports: {', '.join(sorted(self.exports))}",
+                plugin=plugin,
+                function=function,
+            )
+        params = export.params
+        if len(args) != len(params):
+            raise ArgumentError(
+                f"{export.signature} takes {len(params)} argument(s), {len(args)} given",
+                plugin=plugin,
+                function=function,
+            )
+        arena = Arena()
+        slots = arena.alloc(len(params) * VAL_SIZE)
+        for i, ((pname, codec), value) in enumerate(zip(params, args, strict=True)):
+            try:
+                codec.lower(arena, slots + i * VAL_SIZE, value)
+            except Mismatch as e:
+                raise ArgumentError(
+                    e.describe(f"{function}({pname})"), plugin=plugin, function=function
+                ) from None
+        arena.finalize()
+        return PreparedCall(self, export, arena, slots)
 
     def codec(self, t: _wit.WitType) -> Codec:
         """Returns the (memoized) codec for a WIT type of this world.
