@@ -50,7 +50,9 @@ class Engine:
             ``d`` ms fires after ``d`` to ``d + epoch_tick_ms`` ms of guest execution.
         cache_dir: Directory for compiled components. The default ``"auto"`` uses
             ``$XDG_CACHE_HOME/wasmplug`` (``~/.cache/wasmplug``); ``None`` disables the
-            disk cache.
+            disk cache. Compiled code in it is loaded without re-validation
+            (wasmtime's ``Component::deserialize`` checks only its version and
+            configuration), so only trusted users may write to it.
 
     Raises:
         PolicyError: ``epoch_tick_ms`` is not positive.
@@ -147,9 +149,13 @@ class Engine:
         path = self._cache_path(sha256)
         if path is None or not path.is_file():
             return None
+        # Read the bytes rather than deserialize_file(): that one maps the file, and a
+        # file truncated or rewritten in place later (by anyone) would then crash the
+        # process with SIGBUS when the code is touched.
         try:
-            return wasmtime.component.Component.deserialize_file(self._wasmtime, str(path))
-        except wasmtime.WasmtimeError as e:
+            data = path.read_bytes()
+            return wasmtime.component.Component.deserialize(self._wasmtime, data)
+        except (OSError, wasmtime.WasmtimeError) as e:
             logger.warning("ignoring unusable compile cache entry %s: %s", path, e)
             return None
 
