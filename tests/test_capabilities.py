@@ -137,7 +137,10 @@ def test_kv_roundtrip_quota_and_isolation(load: Any) -> None:
     assert a.call("kv-set", "big", b"x" * 97) is None  # 3 + 97 = 100 bytes: fits exactly
     with pytest.raises(wasmplug.GuestError) as info:
         a.call("kv-set", "", b"v")
-    assert "key is empty" in info.value.value
+    assert info.value.value == "rejected by the host as invalid: kv: the key is empty"
+    with pytest.raises(wasmplug.GuestError) as info:
+        a.call("kv-get", "k" * 1025)
+    assert "the key is longer than 1024 bytes" in info.value.value
 
 
 def test_kv_shared_namespace(load: Any) -> None:

@@ -121,7 +121,11 @@ def _config_keys(ctx: HostContext) -> Ok[list[str]] | Err[Any]:
 # -- kv --------------------------------------------------------------------------------
 
 
-def _check_key(ctx: HostContext, key: str) -> Err[Any] | None:
+def _kv_refusal(ctx: HostContext, op: str, key: str) -> Err[Any] | None:
+    """The error for a kv operation on ``key`` that must not proceed, or ``None``: denied
+    when kv is not granted, invalid for an empty or over-long key."""
+    if ctx.grants.kv is None:
+        return ctx.deny("kv", f"key-value storage is not granted ({op} {key!r})")
     if not key:
         return ctx.error("invalid", "kv: the key is empty")
     if len(key.encode()) > MAX_KV_KEY:
@@ -130,23 +134,19 @@ def _check_key(ctx: HostContext, key: str) -> Err[Any] | None:
 
 
 def _kv_get(ctx: HostContext, key: str) -> Ok[bytes | None] | Err[Any]:
-    if ctx.grants.kv is None:
-        return ctx.deny("kv", f"key-value storage is not granted (get {key!r})")
-    bad = _check_key(ctx, key)
-    if bad is not None:
-        return bad
+    refusal = _kv_refusal(ctx, "get", key)
+    if refusal is not None:
+        return refusal
     return Ok(ctx.kv_store.get(ctx.kv_namespace, key))
 
 
 def _kv_set(ctx: HostContext, key: str, value: bytes) -> Ok[None] | Err[Any]:
-    grant = ctx.grants.kv
-    if grant is None:
-        return ctx.deny("kv", f"key-value storage is not granted (set {key!r})")
-    bad = _check_key(ctx, key)
-    if bad is not None:
-        return bad
+    refusal = _kv_refusal(ctx, "set", key)
+    if refusal is not None:
+        return refusal
+    assert ctx.grants.kv is not None
     try:
-        ctx.kv_store.set(ctx.kv_namespace, key, value, quota_bytes=grant.quota_bytes)
+        ctx.kv_store.set(ctx.kv_namespace, key, value, quota_bytes=ctx.grants.kv.quota_bytes)
     except QuotaExceeded as e:
         policy_logger.warning(
             "plugin %r: kv quota exceeded: %s", ctx.plugin, e, extra={"plugin": ctx.plugin}
@@ -156,11 +156,9 @@ def _kv_set(ctx: HostContext, key: str, value: bytes) -> Ok[None] | Err[Any]:
 
 
 def _kv_delete(ctx: HostContext, key: str) -> Ok[bool] | Err[Any]:
-    if ctx.grants.kv is None:
-        return ctx.deny("kv", f"key-value storage is not granted (delete {key!r})")
-    bad = _check_key(ctx, key)
-    if bad is not None:
-        return bad
+    refusal = _kv_refusal(ctx, "delete", key)
+    if refusal is not None:
+        return refusal
     return Ok(ctx.kv_store.delete(ctx.kv_namespace, key))
 
 
