@@ -567,9 +567,15 @@ class ComponentBackend:
             funcs[name] = func._func
         return _Instance(store, funcs), used
 
-    def discard_instance(self) -> None:
-        """Drops the current instance; the next call instantiates a fresh one."""
-        self._instance = None
+    def start(self) -> None:
+        """Creates the first instance now, so that link and instantiation errors surface
+        at load time rather than at the first call.
+
+        Raises:
+            InstantiationError, LinkError: as :meth:`instantiate`.
+        """
+        if self._instance is None:
+            self._instance, _ = self.instantiate()
 
     # -- calls ---------------------------------------------------------------------------
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import wasmtime
 
-from . import _host
+from . import _host, _wit
 from ._bindings import TypeNamespace
 from ._codec import _Result
 from ._component import ComponentBackend
@@ -336,7 +336,7 @@ def load(
             ", ".join(ungranted),
             ", ".join(_host.GRANT_OF[i] for i in ungranted),
         )
-    backend._instance, _ = backend.instantiate()
+    backend.start()
     return Plugin._create(
         name=name,
         world=world,
@@ -348,19 +348,17 @@ def load(
 
 
 def _host_error_cases(world: World) -> dict[str, type]:
-    """The case classes of ``wasmplug:host/types.error`` in this world, if it imports the
-    host capabilities."""
-    from . import _wit
-
+    """The case classes of ``wasmplug:host/types.error`` in this world (empty when the
+    world imports no host capability)."""
     for key, iface in world.import_interfaces():
-        if key != _host.TYPES and key not in _host.HOST_INTERFACES:
+        if key not in _host.HOST_INTERFACES:
             continue
         for td in iface.types.values():
-            target = td
-            while isinstance(target.kind, _wit.AliasKind) and isinstance(
-                target.kind.target, _wit.TypeDef
+            target = _wit.unalias(td)
+            if (
+                isinstance(target, _wit.TypeDef)
+                and target.name == "error"
+                and isinstance(target.kind, _wit.VariantKind)
             ):
-                target = target.kind.target
-            if target.name == "error" and isinstance(target.kind, _wit.VariantKind):
                 return dict(world.types.variant_info(target).cases)
     return {}
