@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ctypes
 import itertools
+import logging
 import math
 import re
 import threading
@@ -40,6 +41,8 @@ from ._stats import CallStats
 from ._world import World
 
 __all__ = ["ComponentBackend", "classify_failure", "compare_types"]
+
+_logger = logging.getLogger("wasmplug")
 
 # A budget so large that it means "no fuel limit" (wasmtime needs some amount set).
 UNLIMITED_FUEL = 1 << 62
@@ -214,7 +217,8 @@ def _trampoline(data, context, ty, args, nargs, results, nresults):  # type: ign
             ctypes.cast(results, ctypes.c_void_p).value or 0,
         )
         return 0
-    except BaseException as e:
+    except BaseException as e:  # it must never unwind into wasmtime
+        _logger.error("host function failed; the guest traps", exc_info=e)
         message = f"host function failed: {type(e).__name__}: {e}".encode(errors="replace")
         err = ffi.wasmtime_error_new(message)
         return ctypes.cast(err, ctypes.c_void_p).value
@@ -240,12 +244,11 @@ def _host_call(
 ) -> _HostCall:
     """Wraps a capability implementation as a raw host function: lift the arguments,
     call it, lower the result into wasmtime-owned memory."""
-    n = len(params)
 
     def call(args: int, nargs: int, results: int) -> None:
         ctx.host_calls += 1
         raw = ctypes.string_at(args, nargs * VAL_SIZE) if nargs else b""
-        values = [codec.lift(raw, i * VAL_SIZE) for i, codec in enumerate(params[:n])]
+        values = [codec.lift(raw, i * VAL_SIZE) for i, codec in enumerate(params)]
         value = impl(ctx, *values)
         if result is not None:
             arena = Arena()
@@ -457,8 +460,9 @@ class ComponentBackend:
         host: list[str] = []
         unknown: list[str] = []
         unprovided: list[str] = []
-        names = tuple(ctype.imports(self._engine))
-        for name, ext in ctype.imports(self._engine).items():
+        imports = ctype.imports(self._engine)
+        names = tuple(imports)
+        for name, ext in imports.items():
             if name.startswith("wasi:"):
                 continue
             ty = ext.ty
