@@ -21,10 +21,15 @@ python_only=0
 
 if [[ ! -x $VENV/bin/python ]]; then
     echo "setup: creating $VENV" >&2
-    "$PYTHON" -m venv "$VENV"
+    if ! "$PYTHON" -m venv "$VENV"; then
+        echo "setup: error: '$PYTHON -m venv' failed; install Python's venv module" \
+            "(on Debian/Ubuntu: apt-get install python3-venv) or set PYTHON=" >&2
+        rm -rf "$VENV"
+        exit 1
+    fi
 fi
 stamp=$VENV/.wasmplug-setup
-want=$(cat "$ROOT/pyproject.toml" | sha256sum | cut -c1-16)
+want=$(sha256sum <"$ROOT/pyproject.toml" | cut -c1-16)
 if [[ ! -f $stamp || $(cat "$stamp") != "$want" ]]; then
     echo "setup: installing Python packages into $VENV" >&2
     "$VENV/bin/python" -m pip install --quiet --upgrade pip >&2
