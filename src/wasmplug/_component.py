@@ -386,6 +386,7 @@ class ComponentBackend:
         *,
         engine: wasmtime.Engine,
         component: wc.Component,
+        sha256: str,
         world: World,
         limits: Limits,
         ctx: HostContext,
@@ -404,10 +405,20 @@ class ComponentBackend:
         self._results_addr = ctypes.addressof(self._results)
         self._fuel_out = ctypes.c_uint64()
         self._stderr = bytearray()
-        name = ctx.plugin
-        ctype = component.type
-        self._export_index = self._check_exports(ctype, name)
-        host_imports, self.imports = self._check_imports(ctype, name)
+        # Checking a component against a world reads its types through ctypes (about
+        # 70% of a load); the outcome depends only on the two, so it is done once per
+        # component and world. Components live as long as their engine's cache.
+        key = (id(engine), sha256)
+        checked: tuple[dict[str, Any], list[str], tuple[str, ...]] | None
+        checked = world._checked.get(key)
+        if checked is None:
+            ctype = component.type
+            export_index = self._check_exports(ctype, ctx.plugin)
+            host_imports, imports = self._check_imports(ctype, ctx.plugin)
+            checked = world._checked[key] = (export_index, host_imports, imports)
+        self._export_index: dict[str, Any] = checked[0]
+        host_imports = checked[1]
+        self.imports: tuple[str, ...] = checked[2]
         self._linker = self._link(host_imports)
         self._fuel_budget = limits.fuel if limits.fuel is not None else UNLIMITED_FUEL
         if limits.deadline_ms is None:

@@ -93,6 +93,9 @@ class World:
         self.name = wit.qualified_name
         self.types: TypeNamespace = namespace_for_world(wit)
         self._codecs: dict[int, Codec] = {}
+        # (engine id, component sha256) -> what checking the component found; filled by
+        # the component backend so that loading the same component again is cheap.
+        self._checked: dict[tuple[int, str], Any] = {}
         self.exports: dict[str, ExportFunc] = {}
         for key, item in wit.exports.items():
             if isinstance(item, _wit.Function):
