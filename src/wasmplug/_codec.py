@@ -86,10 +86,12 @@ class Mismatch(Exception):
         self.path: list[str] = []
 
     def at(self, part: str) -> Mismatch:
+        """Prepends one step (``.field``, ``[3]``) to the path; returns ``self``."""
         self.path.insert(0, part)
         return self
 
     def describe(self, root: str) -> str:
+        """The message: ``root`` and the path, what was expected, what was found."""
         where = root + "".join(self.path)
         return f"{where}: expected {self.expected}, found {self.found}"
 
@@ -178,13 +180,6 @@ class Codec:
     def lift(self, raw: bytes, off: int) -> Any:
         """Reads the ``wasmtime_component_val_t`` at ``raw[off:]`` as a Python value."""
         raise NotImplementedError
-
-    def check_kind(self, raw: bytes, off: int) -> None:
-        if raw[off] != self.kind:
-            raise AssertionError(
-                f"wasmtime returned value kind {raw[off]} where {describe(self.wit)} "
-                f"(kind {self.kind}) was expected"
-            )
 
 
 class _Int(Codec):
@@ -638,6 +633,7 @@ class _Result(Codec):
         arena.pointer(slot + OF + 8, payload)
 
     def lift_parts(self, raw: bytes, off: int) -> tuple[bool, Any]:
+        """Lifts a result as ``(is_ok, payload)`` rather than ``Ok``/``Err``."""
         _, is_ok, ptr = _RESULT.unpack_from(raw, off)
         codec = self.ok if is_ok else self.err
         value = codec.lift(_string_at(ptr, VAL_SIZE), 0) if codec is not None and ptr else None
