@@ -239,3 +239,10 @@ def test_limits_validation() -> None:
         with pytest.raises(wasmplug.PolicyError):
             wasmplug.Limits(**bad)
     assert wasmplug.Limits(fuel=None).fuel is None
+
+
+def test_large_output_is_lifted_whole(load: Any) -> None:
+    """A multi-megabyte string result crosses the boundary intact."""
+    plugin = load(memory_bytes=64 << 20)
+    out = plugin.call("big-output", 3 << 20)
+    assert out == "x" * (3 << 20)
