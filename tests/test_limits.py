@@ -246,3 +246,17 @@ def test_large_output_is_lifted_whole(load: Any) -> None:
     plugin = load(memory_bytes=64 << 20)
     out = plugin.call("big-output", 3 << 20)
     assert out == "x" * (3 << 20)
+
+
+def test_deadline_during_a_blocking_wasi_sleep(load: Any) -> None:
+    """Known limit, pinned here so a change is noticed: epoch interruption only stops
+    WebAssembly code, so a guest blocked in a WASI sleep holds its call until the sleep
+    ends; the deadline then fires as soon as control is back in the guest."""
+    plugin = load(fuel=None, deadline_ms=50)
+    start = time.perf_counter()
+    with pytest.raises(wasmplug.DeadlineExceeded):
+        plugin.call("nap", 300)
+    assert time.perf_counter() - start >= 0.29
+    plugin.call("nap", 10)  # a short sleep within the deadline is fine
+    assert plugin.last_call is not None
+    assert plugin.last_call.fresh_instance is True
