@@ -1,6 +1,6 @@
 """Python classes for WIT types, built from the WIT model at load time.
 
-The mapping (also what the static bindings generator emits):
+The mapping (which the planned static bindings generator is to emit as source):
 
 =====================  =============================================================
 WIT                    Python
@@ -324,48 +324,6 @@ def namespace_for_world(world: _wit.World) -> TypeNamespace:
     for td in world.types.values():
         visit(td)
     return ns
-
-
-def python_annotation(t: _wit.WitType | None, ns: TypeNamespace) -> str:
-    """Returns the Python type annotation (as source text) for a WIT type."""
-    if t is None:
-        return "None"
-    if isinstance(t, _wit.Primitive):
-        return _PRIMITIVE_ANNOTATIONS[t.name]
-    if isinstance(t, _wit.ListType):
-        elem = _wit.unalias(t.element)
-        if isinstance(elem, _wit.Primitive) and elem.name == "u8":
-            return "bytes"
-        return f"list[{python_annotation(t.element, ns)}]"
-    if isinstance(t, _wit.OptionType):
-        return f"{python_annotation(t.inner, ns)} | None"
-    if isinstance(t, _wit.ResultType):
-        return f"Ok[{python_annotation(t.ok, ns)}] | Err[{python_annotation(t.err, ns)}]"
-    if isinstance(t, _wit.TupleType):
-        return "tuple[" + ", ".join(python_annotation(e, ns) for e in t.elements) + "]"
-    if isinstance(t, _wit.HandleType):
-        return "Any"
-    kind = t.kind
-    if isinstance(kind, _wit.AliasKind):
-        return python_annotation(kind.target, ns)
-    return ns.for_typedef(t).__name__
-
-
-_PRIMITIVE_ANNOTATIONS = {
-    "bool": "bool",
-    "s8": "int",
-    "s16": "int",
-    "s32": "int",
-    "s64": "int",
-    "u8": "int",
-    "u16": "int",
-    "u32": "int",
-    "u64": "int",
-    "f32": "float",
-    "f64": "float",
-    "char": "str",
-    "string": "str",
-}
 
 
 def describe(t: _wit.WitType | None) -> str:

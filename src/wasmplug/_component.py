@@ -200,6 +200,7 @@ def compare_func(expected: _wit.Function, found: Any, name: str) -> list[str]:
 
 # -- host functions ----------------------------------------------------------------------
 
+_VAL_P = ctypes.POINTER(ffi.wasmtime_component_val_t)
 _HostCall = Callable[[int, int, int], None]
 _HOST_FUNCS: dict[int, _HostCall] = {}
 _HOST_FUNCS_LOCK = threading.Lock()
@@ -256,8 +257,7 @@ def _host_call(
             result.lower(arena, slot, value)
             base = arena.finalize()
             ffi.wasmtime_component_val_clone(
-                ctypes.cast(base + slot, ctypes.POINTER(ffi.wasmtime_component_val_t)),
-                ctypes.cast(results, ctypes.POINTER(ffi.wasmtime_component_val_t)),
+                ctypes.cast(base + slot, _VAL_P), ctypes.cast(results, _VAL_P)
             )
 
     return call
@@ -284,7 +284,6 @@ _get_fuel_raw = _capi._wasmtime_context_get_fuel
 _set_epoch_deadline = _capi._wasmtime_context_set_epoch_deadline
 _func_call_raw = _capi._wasmtime_component_func_call
 _string_at = ctypes.string_at
-_VAL_P = ctypes.POINTER(ffi.wasmtime_component_val_t)
 
 
 def _get_fuel(context: Any, out: ctypes.c_uint64) -> None:
@@ -467,7 +466,6 @@ class ComponentBackend:
     def _check_imports(
         self, ctype: wc.ComponentType, plugin: str
     ) -> tuple[list[str], tuple[str, ...]]:
-        world_imports = dict(self._world.import_interfaces())
         host: list[str] = []
         unknown: list[str] = []
         unprovided: list[str] = []
@@ -481,7 +479,7 @@ class ComponentBackend:
                 isinstance(e.ty, wc.FuncType) for e in ty.exports(self._engine).values()
             ):
                 continue  # an interface that only defines types: nothing to provide
-            if name not in world_imports and name not in self._world.wit.imports:
+            if name not in self._world.wit.imports:
                 unknown.append(name)
             elif name in CAPABILITIES:
                 host.append(name)

@@ -16,13 +16,11 @@ from ._bindings import Err, Ok
 from ._kv import KvStore, QuotaExceeded
 from ._policy import Grants
 
-__all__ = ["CAPABILITIES", "HOST_INTERFACES", "HOST_PACKAGE", "HostContext"]
+__all__ = ["CAPABILITIES", "HOST_INTERFACES", "HostContext"]
 
-HOST_PACKAGE = "wasmplug:host@0.1.0"
 LOG = "wasmplug:host/log@0.1.0"
 CONFIG = "wasmplug:host/config@0.1.0"
 KV = "wasmplug:host/kv@0.1.0"
-TYPES = "wasmplug:host/types@0.1.0"
 HOST_INTERFACES = (LOG, CONFIG, KV)
 
 #: Which grant each interface needs, for load-time reports.
