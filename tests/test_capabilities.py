@@ -261,18 +261,28 @@ def test_missing_preopen_directory_is_a_policy_error(load: Any, tmp_path: Path) 
 def test_failing_kv_backend_traps_the_call_not_the_host(
     load: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """When the host's own KvStore raises, the guest's call fails with a Trap naming the
-    host error (logged with its traceback); the plugin keeps working afterwards."""
+    """When the host's own KvStore raises, the guest's call fails with a
+    HostFunctionError naming the capability, caused by the host's exception (logged with
+    its traceback and the plugin's name); the plugin keeps working afterwards."""
 
     class BrokenStore(wasmplug.MemoryKvStore):
         def get(self, namespace: str, key: str) -> bytes | None:
             raise RuntimeError("storage backend is down")
 
     plugin = load(wasmplug.Grants(kv=wasmplug.KvGrant()), kv_store=BrokenStore())
-    with caplog.at_level(logging.ERROR, logger="wasmplug"), pytest.raises(wasmplug.Trap) as info:
+    with (
+        caplog.at_level(logging.ERROR, logger="wasmplug"),
+        pytest.raises(wasmplug.HostFunctionError) as info,
+    ):
         plugin.call("kv-get", "k")
+    assert info.value.host_function == "wasmplug:host/kv@0.1.0#get"
+    assert isinstance(info.value.__cause__, RuntimeError)
     assert "host function failed: RuntimeError: storage backend is down" in info.value.detail
-    assert any(r.exc_info for r in caplog.records if r.name == "wasmplug")
+    assert any(
+        r.exc_info and getattr(r, "plugin", None) == plugin.name
+        for r in caplog.records
+        if r.name == "wasmplug"
+    )
     assert plugin.call("kv-set", "k", b"v") is None
     assert plugin.last_call is not None
     assert plugin.last_call.fresh_instance is True
