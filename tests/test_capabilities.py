@@ -171,6 +171,29 @@ def test_kv_cbor_helpers_write_rfc8949(load: Any) -> None:
     assert info.value.value.startswith("cannot decode CBOR")
 
 
+def test_plugin_kv_is_the_hosts_typed_view_of_the_namespace(load: Any) -> None:
+    """plugin.kv reads what the guest stored as CBOR, seeds values the guest's CBOR
+    helpers read, and enforces the grant's quota with KvQuotaExceeded."""
+    plugin = load(wasmplug.Grants(kv=wasmplug.KvGrant(quota_bytes=64)), name="counter")
+    assert plugin.kv.namespace == "counter"
+    plugin.call("kv-counter", "n")
+    assert plugin.kv.get_cbor("n") == 1
+    assert plugin.kv.get_cbor("absent") is None
+    plugin.kv.set_cbor("n", 41)
+    assert plugin.call("kv-counter", "n") == 42
+    assert plugin.kv.keys() == ["n"]
+    with pytest.raises(wasmplug.KvQuotaExceeded) as info:
+        plugin.kv.set("big", bytes(100))
+    assert (info.value.namespace, info.value.quota_bytes) == ("counter", 64)
+    assert info.value.size_bytes > 64
+    assert plugin.kv.get("big") is None
+    plugin.kv.set("raw", b"\x82\x01")  # an array of two items, cut after one
+    with pytest.raises(ValueError, match="not a CBOR item"):
+        plugin.kv.get_cbor("raw")
+    with pytest.raises(TypeError, match="cannot encode as CBOR"):
+        plugin.kv.set_cbor("obj", object())
+
+
 def test_files_are_invisible_without_a_preopen(load: Any, tmp_path: Path) -> None:
     """Without a preopen the guest cannot read host files, even by absolute path."""
     secret = tmp_path / "secret.txt"

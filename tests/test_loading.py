@@ -272,6 +272,8 @@ def test_public_api_is_pinned() -> None:
         "IntegrityError",
         "InvalidWasmError",
         "KvGrant",
+        "KvNamespace",
+        "KvQuotaExceeded",
         "KvStore",
         "LimitExceeded",
         "Limits",
@@ -316,3 +318,19 @@ def test_exception_tree() -> None:
         assert issubclass(limit, wasmplug.LimitExceeded)
         assert issubclass(limit, wasmplug.CallError)
     assert not issubclass(wasmplug.GuestError, wasmplug.CallError)
+
+
+def test_in_memory_compile_cache_is_bounded(typetest_wasm: bytes, wasm_dir: Path) -> None:
+    """The engine's in-memory cache keeps at most max_cached_components compiled
+    components, least recently used dropped first; a bad bound is a PolicyError."""
+    smoke = (wasm_dir / "smoke.wasm").read_bytes()
+    digests = [wasmplug._engine.sha256_hex(w) for w in (typetest_wasm, smoke)]
+    for size, same in ((1, False), (2, True)):
+        engine = wasmplug.Engine(cache_dir=None, max_cached_components=size)
+        first = engine.compile(typetest_wasm, sha256=digests[0], plugin=None)
+        engine.compile(smoke, sha256=digests[1], plugin=None)
+        again = engine.compile(typetest_wasm, sha256=digests[0], plugin=None)
+        assert (again is first) is same
+        engine.close()
+    with pytest.raises(wasmplug.PolicyError, match="max_cached_components"):
+        wasmplug.Engine(max_cached_components=0)

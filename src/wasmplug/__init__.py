@@ -28,6 +28,7 @@ from ._exceptions import (
     InstantiationError,
     IntegrityError,
     InvalidWasmError,
+    KvQuotaExceeded,
     LimitExceeded,
     LinkError,
     LoadError,
@@ -40,7 +41,7 @@ from ._exceptions import (
     WitError,
     WorldMismatchError,
 )
-from ._kv import KvStore, MemoryKvStore
+from ._kv import KvNamespace, KvStore, MemoryKvStore
 from ._plugin import Plugin, load
 from ._policy import FrozenMap, Grants, KvGrant, Limits, Policy, Preopen
 from ._stats import CallStats
@@ -65,6 +66,8 @@ __all__ = [
     "IntegrityError",
     "InvalidWasmError",
     "KvGrant",
+    "KvNamespace",
+    "KvQuotaExceeded",
     "KvStore",
     "LimitExceeded",
     "Limits",

@@ -49,6 +49,8 @@ _logger = logging.getLogger("wasmplug")
 UNLIMITED_FUEL = 1 << 62
 UNLIMITED_TICKS = 1 << 62
 STDERR_TAIL = 4096
+#: How many components' checks against one world are remembered.
+_MAX_CHECKED = 1024
 
 # -- type comparison -------------------------------------------------------------------
 
@@ -452,6 +454,8 @@ class ComponentBackend:
             export_index = self._check_exports(ctype, ctx.plugin)
             host_imports, imports = self._check_imports(ctype, ctx.plugin)
             checked = world._checked[key] = (export_index, host_imports, imports)
+            if len(world._checked) > _MAX_CHECKED:  # drop the oldest: bounded memory
+                del world._checked[next(iter(world._checked))]
         self._export_index: dict[str, Any] = checked[0]
         host_imports = checked[1]
         self.imports: tuple[str, ...] = checked[2]

@@ -8,6 +8,7 @@ error value (:class:`GuestError`)::
     WasmplugError
     ├── WitError (ValueError)              WIT source cannot be parsed or resolved
     ├── PolicyError (ValueError)           a Grants/Limits value is invalid
+    ├── KvQuotaExceeded                    a kv write would pass its namespace's quota
     ├── ArgumentError (TypeError)          call arguments do not match the WIT types
     ├── PluginClosedError (RuntimeError)   the plugin was used after close()
     ├── ReentrantCallError (RuntimeError)  a host function called back into its own plugin
@@ -48,6 +49,7 @@ __all__ = [
     "InstantiationError",
     "IntegrityError",
     "InvalidWasmError",
+    "KvQuotaExceeded",
     "LimitExceeded",
     "LinkError",
     "LoadError",
@@ -123,6 +125,32 @@ class PolicyError(WasmplugError, ValueError):
     or a guest path that is not absolute. Raised at construction or at load time,
     never during a call.
     """
+
+
+class KvQuotaExceeded(WasmplugError):
+    """Raised by a :class:`~wasmplug.KvStore` whose namespace would grow past its quota.
+
+    A custom store raises it from ``set``; wasmplug catches it and gives the guest the
+    ``quota-exceeded`` error value (the guest's call goes on). Raised to the host by
+    :meth:`KvNamespace.set <wasmplug.KvNamespace.set>`.
+
+    Attributes:
+        namespace: The namespace written to.
+        size_bytes: The size the namespace would have had (keys plus values).
+        quota_bytes: Its quota.
+    """
+
+    namespace: str
+    size_bytes: int
+    quota_bytes: int
+
+    def __init__(self, *, namespace: str, size_bytes: int, quota_bytes: int) -> None:
+        super().__init__(
+            f"namespace {namespace!r} would hold {size_bytes} bytes, quota is {quota_bytes}"
+        )
+        self.namespace = namespace
+        self.size_bytes = size_bytes
+        self.quota_bytes = quota_bytes
 
 
 class ArgumentError(WasmplugError, TypeError):

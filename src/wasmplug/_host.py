@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 from . import _wit
 from ._bindings import Err, Ok, field_name
-from ._exceptions import GuestError, LinkError
-from ._kv import KvStore, QuotaExceeded
+from ._exceptions import GuestError, KvQuotaExceeded, LinkError
+from ._kv import KvStore
 from ._policy import Grants
 
 if TYPE_CHECKING:
@@ -166,7 +166,7 @@ def _kv_set(ctx: HostContext, key: str, value: bytes) -> Ok[None] | Err[Any]:
     assert ctx.grants.kv is not None
     try:
         ctx.kv_store.set(ctx.kv_namespace, key, value, quota_bytes=ctx.grants.kv.quota_bytes)
-    except QuotaExceeded as e:
+    except KvQuotaExceeded as e:
         policy_logger.warning(
             "plugin %r: kv quota exceeded: %s", ctx.plugin, e, extra={"plugin": ctx.plugin}
         )

@@ -26,8 +26,8 @@ from ._exceptions import (
     ReentrantCallError,
 )
 from ._host import HostContext
-from ._kv import KvStore, MemoryKvStore
-from ._policy import Grants, Policy
+from ._kv import KvNamespace, KvStore, MemoryKvStore
+from ._policy import Grants, KvGrant, Policy
 from ._stats import CallStats
 from ._world import PreparedCall, World
 
@@ -58,6 +58,8 @@ class Plugin:
             does not grant; every call to them returns ``denied``.
         last_call: The stats of the most recent call, failed or not (``None`` before
             the first call).
+        kv: The host's view of the plugin's kv namespace (CBOR helpers included),
+            whether or not the policy grants ``kv`` to the plugin.
     """
 
     name: str
@@ -67,6 +69,7 @@ class Plugin:
     imports: tuple[str, ...]
     ungranted_imports: tuple[str, ...]
     last_call: CallStats | None
+    kv: KvNamespace
     _backend: ComponentBackend | None
     _lock: threading.Lock
     _caller: int | None
@@ -84,6 +87,7 @@ class Plugin:
         sha256: str,
         backend: ComponentBackend,
         ungranted: tuple[str, ...],
+        kv: KvNamespace,
     ) -> Plugin:
         self = cls.__new__(cls)
         self.name = name
@@ -93,6 +97,7 @@ class Plugin:
         self.imports = backend.imports
         self.ungranted_imports = ungranted
         self.last_call = None
+        self.kv = kv
         self._backend = backend
         self._lock = threading.Lock()
         self._caller = None  # the thread inside a call, to detect re-entry
@@ -379,6 +384,11 @@ def load(
         sha256=digest,
         backend=backend,
         ungranted=ungranted,
+        kv=KvNamespace(
+            ctx.kv_store,
+            ctx.kv_namespace,
+            quota_bytes=(grants.kv or KvGrant()).quota_bytes,
+        ),
     )
 
 
