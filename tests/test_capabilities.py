@@ -83,6 +83,23 @@ def test_ungranted_imports_are_reported_at_load(
     assert "config, kv" in warning
 
 
+def test_log_macros_ask_the_host_level_first(load: Any, caplog: pytest.LogCaptureFixture) -> None:
+    """The SDK's macros ask log.enabled first: at a level the plugin's logger drops, or
+    without the log grant, the message is never formatted nor sent (one cheap host
+    call, no denial); at a kept level it is formatted once and logged."""
+    plugin = load(wasmplug.Grants(log=True), name="quiet")
+    with caplog.at_level(logging.WARNING, logger="wasmplug.plugin.quiet"):
+        assert plugin.call("log-info-macro", "dropped") == 0
+        assert (plugin.last_call.host_calls, plugin.last_call.denials) == (1, 0)
+    with caplog.at_level(logging.INFO, logger="wasmplug.plugin.quiet"):
+        assert plugin.call("log-info-macro", "kept") == 1
+        assert plugin.last_call.host_calls == 2
+    assert [r.getMessage() for r in caplog.records if r.name == "wasmplug.plugin.quiet"] == ["kept"]
+    denied = load(wasmplug.Grants(), name="mute")
+    assert denied.call("log-info-macro", "x") == 0
+    assert (denied.last_call.host_calls, denied.last_call.denials) == (1, 0)
+
+
 def test_log_goes_to_the_plugin_logger(load: Any, caplog: pytest.LogCaptureFixture) -> None:
     """Granted log records reach logger wasmplug.plugin.<name> at the mapped level."""
     plugin = load(wasmplug.Grants(log=True), name="chatty")

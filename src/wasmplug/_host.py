@@ -120,6 +120,10 @@ def _log(ctx: HostContext, level: Any, message: str) -> Ok[None] | Err[Any]:
     return Ok(None)
 
 
+def _log_enabled(ctx: HostContext, level: Any) -> bool:
+    return ctx.grants.log and ctx.logger.isEnabledFor(_LEVELS[level.value])
+
+
 # -- config ----------------------------------------------------------------------------
 
 
@@ -191,7 +195,7 @@ HostImpl = Callable[..., Any]
 
 #: interface -> function name -> implementation.
 CAPABILITIES: dict[str, dict[str, HostImpl]] = {
-    LOG: {"log": _log},
+    LOG: {"log": _log, "enabled": _log_enabled},
     CONFIG: {"get": _config_get, "keys": _config_keys},
     KV: {
         "get": _kv_get,
