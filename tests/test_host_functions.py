@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.conftest import fixture_world
 
 import wasmplug
+from conftest import fixture_world
 
 WORLD = fixture_world("hostfns")
 Item = WORLD.types.Item

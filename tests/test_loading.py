@@ -230,10 +230,16 @@ def test_policy_is_immutable_comparable_picklable(tmp_path: Path) -> None:
     ("build", "fragment"),
     [
         (lambda: wasmplug.Preopen(host_path="/tmp", guest_path="relative"), "absolute path"),
-        (lambda: wasmplug.Grants(config={"k": 1}), "expected str keys and values"),
+        (
+            lambda: wasmplug.Grants(config={"k": 1}),  # type: ignore[dict-item]
+            "expected str keys and values",
+        ),
         (lambda: wasmplug.Grants(env={"A=B": "c"}), "invalid environment variable name"),
         (lambda: wasmplug.KvGrant(quota_bytes=-1), "quota_bytes must be an int >= 0"),
-        (lambda: wasmplug.Grants(files=["/tmp"]), "must hold Preopen values"),
+        (
+            lambda: wasmplug.Grants(files=["/tmp"]),  # type: ignore[list-item]
+            "must hold Preopen values",
+        ),
         (
             lambda: wasmplug.Grants(
                 files=[

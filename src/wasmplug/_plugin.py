@@ -280,7 +280,7 @@ def _wasi_factory(plugin: str, grants: Grants) -> Callable[[Callable[[bytes], No
 
 
 def load(
-    source: str | os.PathLike[str] | bytes,
+    source: str | os.PathLike[str] | bytes | bytearray | memoryview,
     *,
     world: World,
     policy: Policy | None = None,
