@@ -340,3 +340,16 @@ def test_in_memory_compile_cache_is_bounded(typetest_wasm: bytes, wasm_dir: Path
         engine.close()
     with pytest.raises(wasmplug.PolicyError, match="max_cached_components"):
         wasmplug.Engine(max_cached_components=0)
+
+
+def test_public_names_report_the_public_module() -> None:
+    """Every public class and function says it lives in ``wasmplug`` (tracebacks show
+    ``wasmplug.FuelExhausted``, not a private module), and pickling still works."""
+    for name in wasmplug.__all__:
+        obj = getattr(wasmplug, name)
+        if isinstance(obj, type) or callable(obj):
+            assert obj.__module__ == "wasmplug", name
+    error = wasmplug.FuelExhausted("x", limit="fuel", allowed=1, plugin="p")
+    assert repr(type(error)) == "<class 'wasmplug.FuelExhausted'>"
+    policy = wasmplug.Policy(limits=wasmplug.Limits(fuel=5))
+    assert pickle.loads(pickle.dumps(policy)) == policy

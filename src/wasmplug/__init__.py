@@ -92,3 +92,16 @@ __all__ = [
     "load",
     "load_world",
 ]
+
+
+def _publish() -> None:
+    """Makes every public class and function report ``wasmplug`` as its module, so
+    tracebacks, reprs and docs show ``wasmplug.Plugin``, not a private module; pickle
+    finds them there too."""
+    for name in __all__:
+        obj = globals()[name]
+        if isinstance(obj, type) or callable(obj):
+            obj.__module__ = __name__
+
+
+_publish()
