@@ -14,6 +14,7 @@ import pytest
 
 import wasmplug
 from conftest import fixture_world
+from wasmplug._host import host_interface
 
 
 @pytest.fixture(scope="module")
@@ -51,9 +52,9 @@ def test_nothing_is_granted_by_default(load: Any, caplog: pytest.LogCaptureFixtu
     after each denial."""
     plugin = load()
     assert set(plugin.ungranted_imports) == {
-        "wasmplug:host/log@0.1.0",
-        "wasmplug:host/config@0.1.0",
-        "wasmplug:host/kv@0.1.0",
+        host_interface("log"),
+        host_interface("config"),
+        host_interface("kv"),
     }
     with caplog.at_level(logging.WARNING, logger="wasmplug.policy"):
         assert "logging is not granted" in denied(plugin, "log-message", "info", "hi")
@@ -77,7 +78,7 @@ def test_ungranted_imports_are_reported_at_load(
     warning naming them, and lists them on the plugin."""
     with caplog.at_level(logging.WARNING, logger="wasmplug"):
         plugin = load(wasmplug.Grants(log=True), name="partly")
-    assert plugin.ungranted_imports == ("wasmplug:host/config@0.1.0", "wasmplug:host/kv@0.1.0")
+    assert plugin.ungranted_imports == (host_interface("config"), host_interface("kv"))
     warning = next(r.getMessage() for r in caplog.records if "does not grant" in r.getMessage())
     assert "'partly'" in warning
     assert "config, kv" in warning
@@ -315,7 +316,7 @@ def test_failing_kv_backend_traps_the_call_not_the_host(
         pytest.raises(wasmplug.HostFunctionError) as info,
     ):
         plugin.call("kv-get", "k")
-    assert info.value.host_function == "wasmplug:host/kv@0.1.0#get"
+    assert info.value.host_function == host_interface("kv") + "#get"
     assert isinstance(info.value.__cause__, RuntimeError)
     assert "host function failed: RuntimeError: storage backend is down" in info.value.detail
     assert any(

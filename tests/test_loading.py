@@ -14,6 +14,7 @@ import wasmtime
 import wasmplug
 from conftest import FIXTURES, fixture_world
 from wasmplug import _wit
+from wasmplug._host import host_interface
 
 TYPETEST_WIT = (FIXTURES / "typetest" / "wit" / "typetest.wit").read_text()
 HOST_WIT = (FIXTURES.parent.parent / "src" / "wasmplug" / "wit" / "host.wit").read_text()
@@ -142,14 +143,14 @@ def test_import_outside_the_world_is_a_link_error(wasm_dir: Path, engine: Any) -
     """A component importing host capabilities that the host's world does not include
     is refused with LinkError naming the imports."""
     text = (FIXTURES / "caps" / "wit" / "caps.wit").read_text()
-    text = text.replace("include wasmplug:host/capabilities@0.1.0;", "")
+    text = text.replace(f"include {host_interface('capabilities')};", "")
     world = world_from_text(text, "caps")
     with pytest.raises(wasmplug.LinkError) as info:
         wasmplug.load(wasm_dir / "caps.wasm", world=world, engine=engine)
     assert set(info.value.imports) == {
-        "wasmplug:host/log@0.1.0",
-        "wasmplug:host/config@0.1.0",
-        "wasmplug:host/kv@0.1.0",
+        host_interface("log"),
+        host_interface("config"),
+        host_interface("kv"),
     }
     assert "which world wasmplug-tests:caps/caps@0.1.0 does not import" in str(info.value)
 

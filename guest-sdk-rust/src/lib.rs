@@ -200,3 +200,34 @@ macro_rules! generate {
         });
     };
 }
+
+#[cfg(test)]
+mod tests {
+    /// Every `wasmplug:host/...@version` name written in this crate's source
+    /// (the `with` remappings of [`generate!`], the world of the raw
+    /// bindings) has the version of the one `host.wit` it is built from.
+    #[test]
+    fn host_names_carry_the_version_of_host_wit() {
+        let wit = include_str!("../wit/host.wit");
+        let version = wit
+            .lines()
+            .find_map(|line| line.strip_prefix("package wasmplug:host@"))
+            .and_then(|rest| rest.strip_suffix(';'))
+            .expect("host.wit declares `package wasmplug:host@<version>;`");
+        let mut names = 0;
+        let lib = include_str!("lib.rs");
+        let lib = &lib[..lib.rfind("#[cfg(test)]").unwrap()]; // not this test itself
+        for source in [lib, include_str!("bindings.rs")] {
+            for (at, _) in source.match_indices("\"wasmplug:host/") {
+                let name = &source[at + 1..];
+                let name = &name[..name.find('"').unwrap()];
+                assert!(
+                    name.ends_with(&format!("@{version}")),
+                    "{name} vs {version}"
+                );
+                names += 1;
+            }
+        }
+        assert_eq!(names, 5);
+    }
+}

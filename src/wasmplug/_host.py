@@ -1,4 +1,4 @@
-"""Host functions: the ``wasmplug:host@0.1.0`` capabilities and the host's own imports.
+"""Host functions: the ``wasmplug:host`` capabilities and the host's own imports.
 
 Each capability function receives the calling plugin's :class:`HostContext` and the
 lifted arguments, checks the plugin's grants, and returns the WIT result as
@@ -16,7 +16,9 @@ from __future__ import annotations
 import functools
 import logging
 import math
+import re
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import _wit
@@ -30,9 +32,35 @@ if TYPE_CHECKING:
 
 __all__ = ["CAPABILITIES", "HOST_INTERFACES", "HostContext", "bind_imports"]
 
-LOG = "wasmplug:host/log@0.1.0"
-CONFIG = "wasmplug:host/config@0.1.0"
-KV = "wasmplug:host/kv@0.1.0"
+#: The ``wasmplug:host`` WIT package shipped with wasmplug: the one definition of the
+#: capabilities, shared with the guest SDK (``guest-sdk-rust/wit/host.wit`` links to it).
+HOST_WIT = Path(__file__).with_name("wit") / "host.wit"
+
+
+def _host_package(path: Path) -> tuple[str, str]:
+    """Reads ``(name, version)`` from the ``package`` line of the packaged host.wit."""
+    match = re.search(
+        r"^package\s+(wasmplug:host)@([0-9A-Za-z.+-]+)\s*;", path.read_text(), re.MULTILINE
+    )
+    if match is None:  # pragma: no cover - the file ships with the package
+        raise RuntimeError(f"{path}: no 'package wasmplug:host@<version>;' line")
+    return match[1], match[2]
+
+
+_HOST_NAME, HOST_VERSION = _host_package(HOST_WIT)
+#: The host package's qualified name, e.g. ``wasmplug:host@0.1.0``.
+HOST_PACKAGE = f"{_HOST_NAME}@{HOST_VERSION}"
+
+
+def host_interface(name: str) -> str:
+    """Returns the qualified name of a ``wasmplug:host`` interface: ``log`` ->
+    ``wasmplug:host/log@<version of the packaged host.wit>``."""
+    return f"{_HOST_NAME}/{name}@{HOST_VERSION}"
+
+
+LOG = host_interface("log")
+CONFIG = host_interface("config")
+KV = host_interface("kv")
 HOST_INTERFACES = (LOG, CONFIG, KV)
 
 #: Which grant each interface needs, for load-time reports.
