@@ -10,6 +10,7 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use wasmplug_guest::{debug, info};
@@ -32,21 +33,22 @@ static EVALUATED: AtomicU64 = AtomicU64::new(0);
 
 thread_local! {
     /// The host's answers so far, by FAA code.
-    static AIRPORTS: RefCell<HashMap<String, Option<Airport>>> = RefCell::new(HashMap::new());
+    static AIRPORTS: RefCell<HashMap<String, Option<Rc<Airport>>>> = RefCell::new(HashMap::new());
 }
 
 /// Looks an airport up through the host, once per code per instance.
-fn lookup(faa: &str) -> Option<Airport> {
+fn lookup(faa: &str) -> Option<Rc<Airport>> {
     AIRPORTS.with(|cache| {
-        cache
-            .borrow_mut()
-            .entry(faa.to_string())
-            .or_insert_with(|| airports::lookup(faa))
-            .clone()
+        if let Some(known) = cache.borrow().get(faa) {
+            return known.clone();
+        }
+        let answer = airports::lookup(faa).map(Rc::new);
+        cache.borrow_mut().insert(faa.to_string(), answer.clone());
+        answer
     })
 }
 
-fn rules(flight: &Flight, lookup: impl Fn(&str) -> Option<Airport>) -> Vec<Alert> {
+fn rules(flight: &Flight, lookup: impl Fn(&str) -> Option<Rc<Airport>>) -> Vec<Alert> {
     let cf = format!("{}{}", flight.carrier, flight.flight);
     let (origin, dest) = (&flight.origin, &flight.dest);
     let mut alerts = Vec::new();
@@ -174,13 +176,14 @@ mod tests {
     }
 
     /// A fake directory: JFK, BOS and HNL.
-    fn directory(faa: &str) -> Option<Airport> {
+    fn directory(faa: &str) -> Option<Rc<Airport>> {
         match faa {
             "JFK" => Some(airport("JFK", -5, "America/New_York")),
             "BOS" => Some(airport("BOS", -5, "America/New_York")),
             "HNL" => Some(airport("HNL", -10, "Pacific/Honolulu")),
             _ => None,
         }
+        .map(Rc::new)
     }
 
     #[test]
