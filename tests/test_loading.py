@@ -354,3 +354,23 @@ def test_public_names_report_the_public_module() -> None:
     assert repr(type(error)) == "<class 'wasmplug.FuelExhausted'>"
     policy = wasmplug.Policy(limits=wasmplug.Limits(fuel=5))
     assert pickle.loads(pickle.dumps(policy)) == policy
+
+
+def test_a_stale_copy_of_host_wit_is_refused(tmp_path: Path) -> None:
+    """A world whose wit/deps holds a copy of wasmplug:host that differs from the one
+    wasmplug serves fails to load with a WitError naming the copy; an identical copy
+    (not a link) loads."""
+    import shutil
+
+    from wasmplug._host import HOST_WIT
+
+    wit = tmp_path / "wit"
+    shutil.copytree(FIXTURES / "caps" / "wit", wit, symlinks=False)
+    copy = wit / "deps" / "wasmplug-host" / "host.wit"
+    assert not copy.is_symlink()
+    assert wasmplug.load_world(wit, "caps").name == "wasmplug-tests:caps/caps@0.1.0"
+    copy.write_text(HOST_WIT.read_text().replace("    enabled: func", "    is-enabled: func"))
+    with pytest.raises(wasmplug.WitError) as info:
+        wasmplug.load_world(wit, "caps")
+    assert info.value.path == str(copy)
+    assert "differs from the one wasmplug serves" in str(info.value)

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import _wit
 from ._bindings import Err, Ok, field_name
-from ._exceptions import GuestError, KvQuotaExceeded, LinkError
+from ._exceptions import GuestError, KvQuotaExceeded, LinkError, WitError
 from ._kv import KvStore
 from ._policy import Grants
 
@@ -56,6 +56,45 @@ def host_interface(name: str) -> str:
     """Returns the qualified name of a ``wasmplug:host`` interface: ``log`` ->
     ``wasmplug:host/log@<version of the packaged host.wit>``."""
     return f"{_HOST_NAME}/{name}@{HOST_VERSION}"
+
+
+def check_host_wit_copies(path: Path) -> None:
+    """Checks every copy of the ``wasmplug:host`` package in a WIT tree against the
+    packaged ``host.wit``, the definition the host implements.
+
+    A host's ``wit/deps/`` carries a copy (or a link) of ``host.wit`` so that plugin
+    builds can resolve it. A copy that differs (an older wasmplug's, or an edited one)
+    would make the world's view of the capabilities disagree with what the host serves.
+
+    Args:
+        path: A ``.wit`` file or a WIT directory (its ``deps/`` are searched).
+
+    Raises:
+        WitError: a file declaring ``package wasmplug:host@<packaged version>`` differs
+            from the packaged ``host.wit`` (line endings and trailing blanks aside);
+            the message names both files.
+    """
+    root = path if path.is_dir() else path.parent
+    expected = _normalized(HOST_WIT.read_text())
+    declares = re.compile(
+        rf"^package\s+{re.escape(_HOST_NAME)}@{re.escape(HOST_VERSION)}\s*;", re.MULTILINE
+    )
+    candidates = [*root.glob("*.wit"), *root.glob("deps/*.wit"), *root.glob("deps/*/*.wit")]
+    for file in sorted(candidates):
+        try:
+            text = file.read_text()
+        except (OSError, UnicodeDecodeError):
+            continue  # the WIT parser reports unreadable files
+        if declares.search(text) and _normalized(text) != expected:
+            raise WitError(
+                f"this copy of {HOST_PACKAGE} differs from the one wasmplug serves "
+                f"({HOST_WIT}); replace it with that file (or link to it)",
+                path=str(file),
+            )
+
+
+def _normalized(text: str) -> list[str]:
+    return [line.rstrip() for line in text.strip().splitlines()]
 
 
 LOG = host_interface("log")
