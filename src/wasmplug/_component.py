@@ -608,7 +608,7 @@ class ComponentBackend:
         store = wasmtime.Store(self._engine)
         limits = self._limits
         store.set_limits(
-            memory_size=-1 if limits.memory_bytes is None else limits.memory_bytes_each,
+            memory_size=-1 if (each := limits.memory_bytes_each) is None else each,
             table_elements=limits.table_elements,
             instances=limits.instances,
             tables=limits.tables,
