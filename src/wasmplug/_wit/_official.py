@@ -53,6 +53,8 @@ MEMORY_BYTES = 512 << 20
 LRU_SIZE = 64
 
 _LOCATION = re.compile(r"^\s*--> (.+):(\d+):(\d+)\s*$", re.MULTILINE)
+# The form wit-parser uses when the source line is too long to quote.
+_SHORT_LOCATION = re.compile(r"^(.+?):(\d+):(\d+): (.*)$", re.DOTALL)
 
 
 class ParserError(Exception):
@@ -319,6 +321,10 @@ def _located(message: str, names: dict[str, str]) -> WitError:
             return WitError(
                 reason, path=match.group(1), line=int(match.group(2)), column=int(match.group(3))
             )
+        match = _SHORT_LOCATION.match(layer)
+        if match is not None and match.group(1) in names.values():
+            path, line, column, reason = match.groups()
+            return WitError(reason, path=path, line=int(line), column=int(column))
     return WitError(": ".join(layers), path=names.get(_GUEST_ROOT))
 
 
