@@ -281,6 +281,7 @@ def test_public_api_is_pinned() -> None:
         "Ok",
         "Plugin",
         "PluginClosedError",
+        "PluginInfo",
         "Policy",
         "PolicyError",
         "Preopen",
@@ -291,6 +292,7 @@ def test_public_api_is_pinned() -> None:
         "WitError",
         "World",
         "WorldMismatchError",
+        "inspect",
         "load",
         "load_world",
     ]

@@ -38,6 +38,7 @@ from ._exceptions import (
     WitError,
     WorldMismatchError,
 )
+from ._inspect import PluginInfo, inspect
 from ._kv import KvStore, MemoryKvStore
 from ._plugin import Plugin, load
 from ._policy import FrozenMap, Grants, KvGrant, Limits, Policy, Preopen
@@ -72,6 +73,7 @@ __all__ = [
     "Ok",
     "Plugin",
     "PluginClosedError",
+    "PluginInfo",
     "Policy",
     "PolicyError",
     "Preopen",
@@ -82,6 +84,7 @@ __all__ = [
     "WitError",
     "World",
     "WorldMismatchError",
+    "inspect",
     "load",
     "load_world",
 ]

@@ -35,7 +35,7 @@ import wasmtime
 
 from .._exceptions import WitError
 from ._json import resolve_from_json
-from ._model import Resolve
+from ._model import Resolve, World
 
 __all__ = ["Decoded", "ParserError", "decode_wasm", "load_wit", "parse_wit_text", "stats"]
 
@@ -395,14 +395,13 @@ class Decoded:
     Attributes:
         kind: ``"component"``, ``"core-module"`` or ``"wit-package"``.
         resolve: The decoded packages.
-        world: The index of the decoded world in the document, or ``None`` for a WIT
-            package.
+        world: The decoded world, or ``None`` for an encoded WIT package.
         wit: The WIT text of the world's package.
     """
 
     kind: str
     resolve: Resolve
-    world: int | None
+    world: World | None
     wit: str
 
 
@@ -426,4 +425,10 @@ def decode_wasm(wasm: bytes) -> Decoded:
         text = _run("decode", wasm, None)
         _remember(key, text)
     doc = json.loads(text)
-    return Decoded(doc["kind"], resolve_from_json(text), doc["world"], doc["wit"])
+    resolve = resolve_from_json(text)
+    world = None
+    if doc["world"] is not None:
+        raw = doc["resolve"]["worlds"][doc["world"]]
+        package = doc["resolve"]["packages"][raw["package"]]["name"]
+        world = resolve.packages[package].worlds[raw["name"]]
+    return Decoded(doc["kind"], resolve, world, doc["wit"])
