@@ -1095,3 +1095,21 @@ def test_public_names_are_pinned() -> None:
     ]
     for name in wit_package.__all__:
         assert hasattr(wit_package, name), name
+
+
+def test_fuel_and_memory_exhaustion_are_wit_errors(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The parser runs under a fuel budget and a memory ceiling; running out of either
+    is a WitError that says so (nothing cached, the next parse works)."""
+    source = "package a:b;\ninterface i {\n" + "".join(
+        f"    record r{i} {{ a: list<option<tuple<u8, string>>>, b: u64 }}\n" for i in range(3000)
+    )
+    source += "}\n"
+    monkeypatch.setattr(_official, "FUEL", 100_000)
+    with pytest.raises(WitError, match="ran out of fuel"):
+        parse_wit_text(source + "// fuel\n")
+    monkeypatch.undo()
+    monkeypatch.setattr(_official, "MEMORY_BYTES", 3 << 20)
+    with pytest.raises(WitError, match=r"hit its memory limit \(3 MiB\)"):
+        parse_wit_text(source + "// memory\n")
+    monkeypatch.undo()
+    assert len(parse_wit_text(source).interface("i").types) == 3000
