@@ -291,6 +291,7 @@ def test_public_api_is_pinned() -> None:
         "Ok",
         "Plugin",
         "PluginClosedError",
+        "PluginInfo",
         "Policy",
         "PolicyError",
         "Preopen",
@@ -302,6 +303,7 @@ def test_public_api_is_pinned() -> None:
         "WitError",
         "World",
         "WorldMismatchError",
+        "inspect",
         "load",
         "load_world",
     ]

@@ -41,6 +41,7 @@ from ._exceptions import (
     WitError,
     WorldMismatchError,
 )
+from ._inspect import PluginInfo, inspect
 from ._kv import KvNamespace, KvStore, MemoryKvStore
 from ._plugin import Plugin, load
 from ._policy import FrozenMap, Grants, KvGrant, Limits, Policy, Preopen
@@ -78,6 +79,7 @@ __all__ = [
     "Ok",
     "Plugin",
     "PluginClosedError",
+    "PluginInfo",
     "Policy",
     "PolicyError",
     "Preopen",
@@ -89,6 +91,7 @@ __all__ = [
     "WitError",
     "World",
     "WorldMismatchError",
+    "inspect",
     "load",
     "load_world",
 ]
