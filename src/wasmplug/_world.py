@@ -11,7 +11,7 @@ import attrs
 from . import _wit
 from ._bindings import TypeNamespace, describe, namespace_for_world
 from ._codec import VAL_SIZE, Arena, Codec, Mismatch, UnsupportedType, build_codec
-from ._exceptions import ArgumentError, WitError
+from ._exceptions import ArgumentError, GuestError, WitError
 
 __all__ = ["ExportFunc", "PreparedCall", "World", "load_world"]
 
@@ -28,6 +28,8 @@ class ExportFunc:
         wit: The WIT function.
         params: ``(WIT name, codec)`` per parameter.
         result: The result's codec, or ``None`` when the function returns nothing.
+        error: The exception raised when the function returns the ``err`` case of its
+            ``result`` (see :meth:`TypeNamespace.error_class`).
     """
 
     name: str
@@ -35,6 +37,7 @@ class ExportFunc:
     wit: _wit.Function
     params: tuple[tuple[str, Codec], ...]
     result: Codec | None
+    error: type[GuestError] = GuestError
 
     @property
     def signature(self) -> str:
@@ -83,15 +86,19 @@ class World:
         types: The Python classes for the world's named types (``types.Flight``).
         exports: The callable exports by call name.
 
+    Args:
+        wit: The resolved WIT world.
+        types: Its Python types; default: made from ``wit``.
+
     Raises:
         WitError: the world uses a type that cannot cross the boundary yet (a resource,
             an ``async`` function) in an export.
     """
 
-    def __init__(self, wit: _wit.World) -> None:
+    def __init__(self, wit: _wit.World, *, types: TypeNamespace | None = None) -> None:
         self.wit = wit
         self.name = wit.qualified_name
-        self.types: TypeNamespace = namespace_for_world(wit)
+        self.types: TypeNamespace = types if types is not None else namespace_for_world(wit)
         self._codecs: dict[int, Codec] = {}
         # (engine id, component sha256) -> what checking the component found; filled by
         # the component backend so that loading the same component again is cheap.
@@ -113,7 +120,10 @@ class World:
             result = self.codec(func.result) if func.result is not None else None
         except UnsupportedType as e:
             raise WitError(f"export {name}: {e}") from None
-        self.exports[name] = ExportFunc(name, interface, func, params, result)
+        error = GuestError
+        if isinstance(func.result, _wit.ResultType):
+            error = self.types.error_class(func.result.err)
+        self.exports[name] = ExportFunc(name, interface, func, params, result, error)
 
     def prepare(self, function: str, *args: Any, plugin: str | None = None) -> PreparedCall:
         """Checks and lowers the arguments of a call once, for
