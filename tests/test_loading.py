@@ -291,6 +291,7 @@ def test_public_api_is_pinned() -> None:
         "WitError",
         "World",
         "WorldMismatchError",
+        "generate_bindings",
         "load",
         "load_world",
     ]
