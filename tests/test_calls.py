@@ -264,7 +264,8 @@ def test_bad_arguments_are_refused(
 
 
 def test_bad_nested_field_names_its_path(world: wasmplug.World, plugin: wasmplug.Plugin) -> None:
-    """A bad value deep inside a record is reported with its full path."""
+    """A bad value deep inside a record is reported with its full path; an int too large
+    for any float is an ArgumentError like any other misfit, never an OverflowError."""
     t = world.types
     bad = [
         (everything(world, pair=(256, "x")), "roundtrip(x).pair[0]: expected int in [0, 255]"),
@@ -274,10 +275,14 @@ def test_bad_nested_field_names_its_path(world: wasmplug.World, plugin: wasmplug
         (everything(world, shape=t.ShapeCircle("big")), "roundtrip(x).shape.value: expected float"),
         (everything(world, color="purple"), "roundtrip(x).color: expected a Color member"),
         (everything(world, single=1e300), "roundtrip(x).single: expected float within f32 range"),
+        (everything(world, single=10**400), "roundtrip(x).single: expected a number within f32"),
+        (everything(world, double=10**400), "roundtrip(x).double: expected a number within f64"),
+        (t.ShapeCircle(-(10**400)), "area(s).value: expected a number within f64 range"),
     ]
     for value, fragment in bad:
+        function = fragment.partition("(")[0] if fragment.startswith("area") else "roundtrip"
         with pytest.raises(wasmplug.ArgumentError) as info:
-            plugin.call("roundtrip", value)
+            plugin.call(function, value)
         assert fragment in str(info.value)
 
 

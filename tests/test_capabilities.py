@@ -14,6 +14,7 @@ import pytest
 
 import wasmplug
 from conftest import fixture_world
+from wasmplug._host import host_interface
 
 
 @pytest.fixture(scope="module")
@@ -51,9 +52,9 @@ def test_nothing_is_granted_by_default(load: Any, caplog: pytest.LogCaptureFixtu
     after each denial."""
     plugin = load()
     assert set(plugin.ungranted_imports) == {
-        "wasmplug:host/log@0.1.0",
-        "wasmplug:host/config@0.1.0",
-        "wasmplug:host/kv@0.1.0",
+        host_interface("log"),
+        host_interface("config"),
+        host_interface("kv"),
     }
     with caplog.at_level(logging.WARNING, logger="wasmplug.policy"):
         assert "logging is not granted" in denied(plugin, "log-message", "info", "hi")
@@ -77,10 +78,27 @@ def test_ungranted_imports_are_reported_at_load(
     warning naming them, and lists them on the plugin."""
     with caplog.at_level(logging.WARNING, logger="wasmplug"):
         plugin = load(wasmplug.Grants(log=True), name="partly")
-    assert plugin.ungranted_imports == ("wasmplug:host/config@0.1.0", "wasmplug:host/kv@0.1.0")
+    assert plugin.ungranted_imports == (host_interface("config"), host_interface("kv"))
     warning = next(r.getMessage() for r in caplog.records if "does not grant" in r.getMessage())
     assert "'partly'" in warning
     assert "config, kv" in warning
+
+
+def test_log_macros_ask_the_host_level_first(load: Any, caplog: pytest.LogCaptureFixture) -> None:
+    """The SDK's macros ask log.enabled first: at a level the plugin's logger drops, or
+    without the log grant, the message is never formatted nor sent (one cheap host
+    call, no denial); at a kept level it is formatted once and logged."""
+    plugin = load(wasmplug.Grants(log=True), name="quiet")
+    with caplog.at_level(logging.WARNING, logger="wasmplug.plugin.quiet"):
+        assert plugin.call("log-info-macro", "dropped") == 0
+        assert (plugin.last_call.host_calls, plugin.last_call.denials) == (1, 0)
+    with caplog.at_level(logging.INFO, logger="wasmplug.plugin.quiet"):
+        assert plugin.call("log-info-macro", "kept") == 1
+        assert plugin.last_call.host_calls == 2
+    assert [r.getMessage() for r in caplog.records if r.name == "wasmplug.plugin.quiet"] == ["kept"]
+    denied = load(wasmplug.Grants(), name="mute")
+    assert denied.call("log-info-macro", "x") == 0
+    assert (denied.last_call.host_calls, denied.last_call.denials) == (1, 0)
 
 
 def test_log_goes_to_the_plugin_logger(load: Any, caplog: pytest.LogCaptureFixture) -> None:
@@ -169,6 +187,29 @@ def test_kv_cbor_helpers_write_rfc8949(load: Any) -> None:
     with pytest.raises(wasmplug.GuestError) as info:
         plugin.call("kv-counter", "n")
     assert info.value.value.startswith("cannot decode CBOR")
+
+
+def test_plugin_kv_is_the_hosts_typed_view_of_the_namespace(load: Any) -> None:
+    """plugin.kv reads what the guest stored as CBOR, seeds values the guest's CBOR
+    helpers read, and enforces the grant's quota with KvQuotaExceeded."""
+    plugin = load(wasmplug.Grants(kv=wasmplug.KvGrant(quota_bytes=64)), name="counter")
+    assert plugin.kv.namespace == "counter"
+    plugin.call("kv-counter", "n")
+    assert plugin.kv.get_cbor("n") == 1
+    assert plugin.kv.get_cbor("absent") is None
+    plugin.kv.set_cbor("n", 41)
+    assert plugin.call("kv-counter", "n") == 42
+    assert plugin.kv.keys() == ["n"]
+    with pytest.raises(wasmplug.KvQuotaExceeded) as info:
+        plugin.kv.set("big", bytes(100))
+    assert (info.value.namespace, info.value.quota_bytes) == ("counter", 64)
+    assert info.value.size_bytes > 64
+    assert plugin.kv.get("big") is None
+    plugin.kv.set("raw", b"\x82\x01")  # an array of two items, cut after one
+    with pytest.raises(ValueError, match="not a CBOR item"):
+        plugin.kv.get_cbor("raw")
+    with pytest.raises(TypeError, match="cannot encode as CBOR"):
+        plugin.kv.set_cbor("obj", object())
 
 
 def test_files_are_invisible_without_a_preopen(load: Any, tmp_path: Path) -> None:
@@ -261,18 +302,28 @@ def test_missing_preopen_directory_is_a_policy_error(load: Any, tmp_path: Path) 
 def test_failing_kv_backend_traps_the_call_not_the_host(
     load: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """When the host's own KvStore raises, the guest's call fails with a Trap naming the
-    host error (logged with its traceback); the plugin keeps working afterwards."""
+    """When the host's own KvStore raises, the guest's call fails with a
+    HostFunctionError naming the capability, caused by the host's exception (logged with
+    its traceback and the plugin's name); the plugin keeps working afterwards."""
 
     class BrokenStore(wasmplug.MemoryKvStore):
         def get(self, namespace: str, key: str) -> bytes | None:
             raise RuntimeError("storage backend is down")
 
     plugin = load(wasmplug.Grants(kv=wasmplug.KvGrant()), kv_store=BrokenStore())
-    with caplog.at_level(logging.ERROR, logger="wasmplug"), pytest.raises(wasmplug.Trap) as info:
+    with (
+        caplog.at_level(logging.ERROR, logger="wasmplug"),
+        pytest.raises(wasmplug.HostFunctionError) as info,
+    ):
         plugin.call("kv-get", "k")
+    assert info.value.host_function == host_interface("kv") + "#get"
+    assert isinstance(info.value.__cause__, RuntimeError)
     assert "host function failed: RuntimeError: storage backend is down" in info.value.detail
-    assert any(r.exc_info for r in caplog.records if r.name == "wasmplug")
+    assert any(
+        r.exc_info and getattr(r, "plugin", None) == plugin.name
+        for r in caplog.records
+        if r.name == "wasmplug"
+    )
     assert plugin.call("kv-set", "k", b"v") is None
     assert plugin.last_call is not None
     assert plugin.last_call.fresh_instance is True

@@ -12,6 +12,7 @@ import pytest
 
 import wasmplug
 from conftest import fixture_world
+from wasmplug._host import host_interface
 
 HOST = "wasmplug:host"
 
@@ -26,14 +27,14 @@ def test_unused_capabilities_are_not_imported(wasm_dir: Path, engine: Any) -> No
     plugin = wasmplug.load(
         wasm_dir / "log_only.wasm", world=fixture_world("log-only"), engine=engine
     )
-    assert host_imports(plugin) == {f"{HOST}/log@0.1.0", f"{HOST}/types@0.1.0"}
-    assert plugin.ungranted_imports == (f"{HOST}/log@0.1.0",)
+    assert host_imports(plugin) == {host_interface("log"), host_interface("types")}
+    assert plugin.ungranted_imports == (host_interface("log"),)
     smoke = wasmplug.load(wasm_dir / "smoke.wasm", world=fixture_world("smoke"), engine=engine)
     assert host_imports(smoke) == {
-        f"{HOST}/log@0.1.0",
-        f"{HOST}/config@0.1.0",
-        f"{HOST}/kv@0.1.0",
-        f"{HOST}/types@0.1.0",
+        host_interface("log"),
+        host_interface("config"),
+        host_interface("kv"),
+        host_interface("types"),
     }
 
 

@@ -14,6 +14,7 @@ import wasmtime
 import wasmplug
 from conftest import FIXTURES, fixture_world
 from wasmplug import _wit
+from wasmplug._host import host_interface
 
 TYPETEST_WIT = (FIXTURES / "typetest" / "wit" / "typetest.wit").read_text()
 HOST_WIT = (FIXTURES.parent.parent / "src" / "wasmplug" / "wit" / "host.wit").read_text()
@@ -142,14 +143,14 @@ def test_import_outside_the_world_is_a_link_error(wasm_dir: Path, engine: Any) -
     """A component importing host capabilities that the host's world does not include
     is refused with LinkError naming the imports."""
     text = (FIXTURES / "caps" / "wit" / "caps.wit").read_text()
-    text = text.replace("include wasmplug:host/capabilities@0.1.0;", "")
+    text = text.replace(f"include {host_interface('capabilities')};", "")
     world = world_from_text(text, "caps")
     with pytest.raises(wasmplug.LinkError) as info:
         wasmplug.load(wasm_dir / "caps.wasm", world=world, engine=engine)
     assert set(info.value.imports) == {
-        "wasmplug:host/log@0.1.0",
-        "wasmplug:host/config@0.1.0",
-        "wasmplug:host/kv@0.1.0",
+        host_interface("log"),
+        host_interface("config"),
+        host_interface("kv"),
     }
     assert "which world wasmplug-tests:caps/caps@0.1.0 does not import" in str(info.value)
 
@@ -230,10 +231,16 @@ def test_policy_is_immutable_comparable_picklable(tmp_path: Path) -> None:
     ("build", "fragment"),
     [
         (lambda: wasmplug.Preopen(host_path="/tmp", guest_path="relative"), "absolute path"),
-        (lambda: wasmplug.Grants(config={"k": 1}), "expected str keys and values"),
+        (
+            lambda: wasmplug.Grants(config={"k": 1}),  # type: ignore[dict-item]
+            "expected str keys and values",
+        ),
         (lambda: wasmplug.Grants(env={"A=B": "c"}), "invalid environment variable name"),
         (lambda: wasmplug.KvGrant(quota_bytes=-1), "quota_bytes must be an int >= 0"),
-        (lambda: wasmplug.Grants(files=["/tmp"]), "must hold Preopen values"),
+        (
+            lambda: wasmplug.Grants(files=["/tmp"]),  # type: ignore[list-item]
+            "must hold Preopen values",
+        ),
         (
             lambda: wasmplug.Grants(
                 files=[
@@ -267,10 +274,13 @@ def test_public_api_is_pinned() -> None:
         "FuelExhausted",
         "Grants",
         "GuestError",
+        "HostFunctionError",
         "InstantiationError",
         "IntegrityError",
         "InvalidWasmError",
         "KvGrant",
+        "KvNamespace",
+        "KvQuotaExceeded",
         "KvStore",
         "LimitExceeded",
         "Limits",
@@ -285,6 +295,7 @@ def test_public_api_is_pinned() -> None:
         "PolicyError",
         "Preopen",
         "PreparedCall",
+        "ReentrantCallError",
         "Trap",
         "TypeNamespace",
         "WasmplugError",
@@ -315,3 +326,52 @@ def test_exception_tree() -> None:
         assert issubclass(limit, wasmplug.LimitExceeded)
         assert issubclass(limit, wasmplug.CallError)
     assert not issubclass(wasmplug.GuestError, wasmplug.CallError)
+
+
+def test_in_memory_compile_cache_is_bounded(typetest_wasm: bytes, wasm_dir: Path) -> None:
+    """The engine's in-memory cache keeps at most max_cached_components compiled
+    components, least recently used dropped first; a bad bound is a PolicyError."""
+    smoke = (wasm_dir / "smoke.wasm").read_bytes()
+    digests = [wasmplug._engine.sha256_hex(w) for w in (typetest_wasm, smoke)]
+    for size, same in ((1, False), (2, True)):
+        engine = wasmplug.Engine(cache_dir=None, max_cached_components=size)
+        first = engine.compile(typetest_wasm, sha256=digests[0], plugin=None)
+        engine.compile(smoke, sha256=digests[1], plugin=None)
+        again = engine.compile(typetest_wasm, sha256=digests[0], plugin=None)
+        assert (again is first) is same
+        engine.close()
+    with pytest.raises(wasmplug.PolicyError, match="max_cached_components"):
+        wasmplug.Engine(max_cached_components=0)
+
+
+def test_public_names_report_the_public_module() -> None:
+    """Every public class and function says it lives in ``wasmplug`` (tracebacks show
+    ``wasmplug.FuelExhausted``, not a private module), and pickling still works."""
+    for name in wasmplug.__all__:
+        obj = getattr(wasmplug, name)
+        if isinstance(obj, type) or callable(obj):
+            assert obj.__module__ == "wasmplug", name
+    error = wasmplug.FuelExhausted("x", limit="fuel", allowed=1, plugin="p")
+    assert repr(type(error)) == "<class 'wasmplug.FuelExhausted'>"
+    policy = wasmplug.Policy(limits=wasmplug.Limits(fuel=5))
+    assert pickle.loads(pickle.dumps(policy)) == policy
+
+
+def test_a_stale_copy_of_host_wit_is_refused(tmp_path: Path) -> None:
+    """A world whose wit/deps holds a copy of wasmplug:host that differs from the one
+    wasmplug serves fails to load with a WitError naming the copy; an identical copy
+    (not a link) loads."""
+    import shutil
+
+    from wasmplug._host import HOST_WIT
+
+    wit = tmp_path / "wit"
+    shutil.copytree(FIXTURES / "caps" / "wit", wit, symlinks=False)
+    copy = wit / "deps" / "wasmplug-host" / "host.wit"
+    assert not copy.is_symlink()
+    assert wasmplug.load_world(wit, "caps").name == "wasmplug-tests:caps/caps@0.1.0"
+    copy.write_text(HOST_WIT.read_text().replace("    enabled: func", "    is-enabled: func"))
+    with pytest.raises(wasmplug.WitError) as info:
+        wasmplug.load_world(wit, "caps")
+    assert info.value.path == str(copy)
+    assert "differs from the one wasmplug serves" in str(info.value)

@@ -42,7 +42,13 @@ HOSTILE = engine.HOSTILE_TENANT
 RULES_IN_SLICE = {
     "ops-thresholds": {"late-departure", "late-arrival", "low-visibility", "cancelled-watched"},
     "route-watch": {"delay-streak", "carrier-cancellations"},
-    "night-owl": {"overnight-arrival", "fast-flight", "early-arrival"},
+    "night-owl": {
+        "overnight-arrival",
+        "fast-flight",
+        "early-arrival",
+        "far-time-zone",
+        "unknown-airport",
+    },
 }
 
 
@@ -89,6 +95,17 @@ def without_hostile(
     )
 
 
+_DIRECTORIES: dict[int, engine.AirportDirectory] = {}
+
+
+def load_tenant(path: Path, *, world: wasmplug.World, **options: Any) -> wasmplug.Plugin:
+    """Loads a tenant's plugin as the runner does: with the airport directory."""
+    directory = _DIRECTORIES.get(id(world))
+    if directory is None:
+        directory = _DIRECTORIES[id(world)] = engine.AirportDirectory(world)
+    return wasmplug.load(path, world=world, imports={"airports": directory}, **options)
+
+
 def reference_records(name: str, flights: list[flightdata.FlightRow]) -> list[engine.AlertRecord]:
     tenant = reference_rules.reference_tenants(engine.OPS_CONFIG)[name]
     return [
@@ -131,8 +148,9 @@ def test_synthetic_edge_cases_equal_reference(tenants_dir: Path, world: wasmplug
     """On hand-made flights at the rules' boundaries (delays exactly at and around the
     thresholds, a visibility of 0.125 that rounds half-even, arrivals at 2400, a route
     whose delay rate reaches 25% at its 500th departure, a carrier's 100th
-    cancellation) the plugins agree with the reference, and every rule fires, including
-    ``route-delay-rate``, which the real data never triggers."""
+    cancellation, destinations 3, 4 and 5 time zones behind, one with no known time zone,
+    unknown airports) the plugins agree with the reference, and every rule fires,
+    including ``route-delay-rate``, which the real data never triggers."""
     base: flightdata.FlightRow = {
         "year": 2013,
         "month": 6,
@@ -174,6 +192,12 @@ def test_synthetic_edge_cases_equal_reference(tenants_dir: Path, world: wasmplug
         {**base, "air_time": 80, "distance": 733},
         {**base, "dep_time": None, "dep_delay": None, "arr_time": None, "arr_delay": None},
         {**base, "dep_time": None, "dep_delay": None, "dest": "SFO"},
+        {**base, "dest": "LAX"},  # 3 h behind: no alert
+        {**base, "dest": "ANC"},  # 4 h behind
+        {**base, "dest": "HNL"},  # 5 h behind
+        {**base, "dest": "YAK"},  # 4 h behind, time zone unknown (NA)
+        {**base, "dest": "XYZ"},  # not in the directory
+        {**base, "origin": "XYZ", "dest": "HNL"},  # unknown origin: no alert
     ]
     # 500 departures on one route, every fourth delayed by an hour: 125 of 500 = 25%.
     edge += [{**base, "dest": "BOS", "dep_delay": 60 if i % 4 == 0 else 59} for i in range(500)]
@@ -220,7 +244,7 @@ def test_ops_thresholds_bad_config(tenants_dir: Path, world: wasmplug.World) -> 
         with pytest.raises(reference_rules.ConfigError) as ref:
             reference_rules.OpsThresholds.from_config(config)
         assert ref.value.key == key
-        plugin = wasmplug.load(tenants_dir / spec.wasm, world=world, policy=policy, name=spec.name)
+        plugin = load_tenant(tenants_dir / spec.wasm, world=world, policy=policy, name=spec.name)
         try:
             with pytest.raises(wasmplug.GuestError) as raised:
                 plugin.call("setup")
@@ -239,7 +263,7 @@ def test_ops_thresholds_evaluates_without_setup(
     ``setup`` (as after a breach) evaluates flights correctly."""
     spec = engine.tenant_specs()[0]
     reference = reference_rules.OpsThresholds.from_config(engine.OPS_CONFIG)
-    plugin = wasmplug.load(tenants_dir / spec.wasm, world=world, policy=spec.policy, name=spec.name)
+    plugin = load_tenant(tenants_dir / spec.wasm, world=world, policy=spec.policy, name=spec.name)
     try:
         late = [f for f in flights[:2000] if reference.evaluate(f)][:20]
         assert late
@@ -264,7 +288,7 @@ def test_route_watch_state_survives_a_new_instance(
     part, chunk = flights[:12_000], 1_500
     got: list[engine.AlertRecord] = []
     for start in range(0, len(part), chunk):
-        plugin = wasmplug.load(
+        plugin = load_tenant(
             tenants_dir / spec.wasm, world=world, policy=spec.policy, name=spec.name, kv_store=store
         )
         try:

@@ -137,6 +137,7 @@ def test_rule_engine_tenant_world() -> None:
         "wasmplug:host/log@0.1.0",
         "wasmplug:host/config@0.1.0",
         "wasmplug:host/kv@0.1.0",
+        "wasmplug-examples:rule-engine/airports@0.1.0",
     }
     host = resolve.packages["wasmplug:host@0.1.0"]
     assert world.imports["wasmplug:host/log@0.1.0"] is host.interfaces["log"]

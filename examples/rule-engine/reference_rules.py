@@ -17,7 +17,7 @@ import math
 from collections.abc import Iterable, Mapping
 from typing import Protocol
 
-from flightdata import FlightRow
+from flightdata import AirportRow, FlightRow, load_airports
 
 __all__ = [
     "AlertTuple",
@@ -213,16 +213,22 @@ class RouteWatch:
 
 
 class NightOwl:
-    """Tenant ``night-owl``: overnight arrivals, implausibly fast flights, early arrivals."""
+    """Tenant ``night-owl``: overnight arrivals, implausibly fast flights, early arrivals,
+    far time zones and unknown destinations (the last two from the airport directory).
+
+    Args:
+        airports: The airport directory by FAA code (what the host serves the plugin).
+    """
 
     name = "night-owl"
 
-    def __init__(self) -> None:
+    def __init__(self, airports: Mapping[str, AirportRow]) -> None:
         self.evaluated = 0
+        self.airports = airports
 
     def evaluate(self, flight: FlightRow) -> list[AlertTuple]:
         """Returns the alerts for ``flight``: overnight-arrival, fast-flight,
-        early-arrival, in that order."""
+        early-arrival, then far-time-zone or unknown-airport, in that order."""
         self.evaluated += 1
         alerts: list[AlertTuple] = []
         cf, origin, dest = _cf(flight), flight["origin"], flight["dest"]
@@ -245,18 +251,42 @@ class NightOwl:
         arr_delay = flight["arr_delay"]
         if arr_delay is not None and arr_delay <= -60:
             alerts.append(("early-arrival", "info", f"{cf} arrived {-arr_delay} min early"))
+
+        home, there = self.airports.get(origin), self.airports.get(dest)
+        if there is None:
+            alerts.append(
+                (
+                    "unknown-airport",
+                    "warning",
+                    f"{cf} {origin}->{dest}: {dest} is not in the airport directory",
+                )
+            )
+        elif home is not None and home["tz"] - there["tz"] >= 4:
+            zone = there["tzone"] or "an unknown time zone"
+            hours = home["tz"] - there["tz"]
+            alerts.append(
+                (
+                    "far-time-zone",
+                    "info",
+                    f"{cf} {origin}->{dest} lands {hours} h behind, in {zone}",
+                )
+            )
         return alerts
 
 
-def reference_tenants(ops_config: Mapping[str, str]) -> dict[str, ReferenceTenant]:
+def reference_tenants(
+    ops_config: Mapping[str, str], airports: Mapping[str, AirportRow] | None = None
+) -> dict[str, ReferenceTenant]:
     """Returns a fresh reference instance of each well-behaved tenant, by name.
 
     Args:
         ops_config: The configuration granted to ``ops-thresholds``.
+        airports: The airport directory; default the data set's
+            (:func:`flightdata.load_airports`).
     """
     tenants: list[ReferenceTenant] = [
         OpsThresholds.from_config(ops_config),
         RouteWatch(),
-        NightOwl(),
+        NightOwl(load_airports() if airports is None else airports),
     ]
     return {tenant.name: tenant for tenant in tenants}

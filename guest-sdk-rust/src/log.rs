@@ -4,8 +4,10 @@
 //! identity. Most code uses the macros [`trace!`](crate::trace),
 //! [`debug!`](crate::debug), [`info!`](crate::info), [`warn!`](crate::warn)
 //! and [`error!`](crate::error), which take `format!` arguments and ignore a
-//! denial, so logging never changes what a plugin does. Call [`log()`] to see
-//! the host's answer.
+//! denial, so logging never changes what a plugin does. They first ask the
+//! host whether it keeps records of their level ([`enabled`]): a message the
+//! host would drop is never formatted nor sent. Call [`log()`] to see the
+//! host's answer.
 //!
 //! ```no_run
 //! # // no_run: the import only exists inside a wasm host.
@@ -123,10 +125,24 @@ pub fn log(level: Level, message: &str) -> Result<(), Error> {
     host::log::log(level.into(), message).map_err(Error::from)
 }
 
-/// Formats and emits a record, ignoring the host's answer. The logging
-/// macros expand to this; it is not part of the API.
+/// Whether the host keeps records at `level`: logging is granted and the
+/// host's logger for this plugin is enabled for that level. Never a denial.
+///
+/// The host answers each time (its level can change while the plugin runs);
+/// asking costs one host call with no string, far less than formatting and
+/// sending a record the host would drop.
+pub fn enabled(level: Level) -> bool {
+    host::log::enabled(level.into())
+}
+
+/// Formats and emits a record if the host keeps its level, ignoring the
+/// host's answer. The logging macros expand to this; it is not part of the
+/// API.
 #[doc(hidden)]
 pub fn __log_args(level: Level, args: fmt::Arguments<'_>) {
+    if !enabled(level) {
+        return;
+    }
     let _ignored = match args.as_str() {
         Some(message) => log(level, message),
         None => log(level, &fmt::format(args)),
@@ -252,6 +268,25 @@ mod tests {
                 (HostLevel::Error, "e UA1545".to_string()),
             ]
         );
+    }
+
+    #[test]
+    fn macros_skip_levels_the_host_drops_without_formatting() {
+        struct Panics;
+        impl fmt::Display for Panics {
+            fn fmt(&self, _: &mut fmt::Formatter<'_>) -> fmt::Result {
+                panic!("formatted a message the host drops");
+            }
+        }
+        fake::reset();
+        fake::with_state(|state| state.min_level = Some(HostLevel::Warn));
+        crate::debug!("{}", Panics);
+        crate::info!("{}", Panics);
+        crate::warn!("kept {}", 1);
+        assert_eq!(records(), [(HostLevel::Warn, "kept 1".to_string())]);
+        assert_eq!(fake::with_state(|state| state.enabled_queries), 3);
+        assert!(!enabled(Level::Info));
+        assert!(enabled(Level::Error));
     }
 
     #[test]

@@ -25,21 +25,24 @@ from ._exceptions import (
     DeadlineExceeded,
     FuelExhausted,
     GuestError,
+    HostFunctionError,
     InstantiationError,
     IntegrityError,
     InvalidWasmError,
+    KvQuotaExceeded,
     LimitExceeded,
     LinkError,
     LoadError,
     MemoryLimitExceeded,
     PluginClosedError,
     PolicyError,
+    ReentrantCallError,
     Trap,
     WasmplugError,
     WitError,
     WorldMismatchError,
 )
-from ._kv import KvStore, MemoryKvStore
+from ._kv import KvNamespace, KvStore, MemoryKvStore
 from ._plugin import Plugin, load
 from ._policy import FrozenMap, Grants, KvGrant, Limits, Policy, Preopen
 from ._stats import CallStats
@@ -58,10 +61,13 @@ __all__ = [
     "FuelExhausted",
     "Grants",
     "GuestError",
+    "HostFunctionError",
     "InstantiationError",
     "IntegrityError",
     "InvalidWasmError",
     "KvGrant",
+    "KvNamespace",
+    "KvQuotaExceeded",
     "KvStore",
     "LimitExceeded",
     "Limits",
@@ -76,6 +82,7 @@ __all__ = [
     "PolicyError",
     "Preopen",
     "PreparedCall",
+    "ReentrantCallError",
     "Trap",
     "TypeNamespace",
     "WasmplugError",
@@ -86,3 +93,16 @@ __all__ = [
     "load",
     "load_world",
 ]
+
+
+def _publish() -> None:
+    """Makes every public class and function report ``wasmplug`` as its module, so
+    tracebacks, reprs and docs show ``wasmplug.Plugin``, not a private module; pickle
+    finds them there too."""
+    for name in __all__:
+        obj = globals()[name]
+        if isinstance(obj, type) or callable(obj):
+            obj.__module__ = __name__
+
+
+_publish()

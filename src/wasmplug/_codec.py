@@ -231,7 +231,10 @@ class _Float(Codec):
         if value.__class__ is not float:
             if not isinstance(value, int | float) or isinstance(value, bool):
                 raise Mismatch(f"float ({describe(self.wit)})", value)
-            value = float(value)
+            try:
+                value = float(value)
+            except OverflowError:  # an int beyond any float, e.g. 10**400
+                raise Mismatch(f"a number within {describe(self.wit)} range", value) from None
         try:
             self._fmt.pack_into(arena.buf, slot, self.kind, value)
         except (OverflowError, struct.error):

@@ -24,18 +24,19 @@ from wasmtime import _bindings as _capi
 from wasmtime import _ffi as ffi
 
 from . import _wit
-from ._codec import VAL_SIZE, Arena, Codec, UnsupportedType
+from ._codec import VAL_SIZE, Arena, Codec, Mismatch, UnsupportedType
 from ._exceptions import (
     CallError,
     DeadlineExceeded,
     FuelExhausted,
+    HostFunctionError,
     InstantiationError,
     LinkError,
     MemoryLimitExceeded,
     Trap,
     WorldMismatchError,
 )
-from ._host import CAPABILITIES, HostContext
+from ._host import CAPABILITIES, HostContext, HostImpl
 from ._policy import Limits
 from ._stats import CallStats
 from ._world import World
@@ -48,6 +49,8 @@ _logger = logging.getLogger("wasmplug")
 UNLIMITED_FUEL = 1 << 62
 UNLIMITED_TICKS = 1 << 62
 STDERR_TAIL = 4096
+#: How many components' checks against one world are remembered.
+_MAX_CHECKED = 1024
 
 # -- type comparison -------------------------------------------------------------------
 
@@ -209,7 +212,12 @@ _host_func_ids = itertools.count(1)
 
 @ffi.wasmtime_component_func_callback_t
 def _trampoline(data, context, ty, args, nargs, results, nresults):  # type: ignore[no-untyped-def]  # noqa: PLR0917
-    """Entry point for every host function: looks up the Python callable by ``data``."""
+    """Entry point for every host function: looks up the Python callable by ``data``.
+
+    A failure was recorded in the plugin's :class:`HostContext` by the callable (the
+    backend reports it once control is back from wasm); here it only becomes a
+    wasmtime error, which makes the guest trap: nothing may unwind into wasmtime.
+    """
     try:
         fn = _HOST_FUNCS[data or 0]
         fn(
@@ -218,8 +226,7 @@ def _trampoline(data, context, ty, args, nargs, results, nresults):  # type: ign
             ctypes.cast(results, ctypes.c_void_p).value or 0,
         )
         return 0
-    except BaseException as e:  # it must never unwind into wasmtime
-        _logger.error("host function failed; the guest traps", exc_info=e)
+    except BaseException as e:
         message = f"host function failed: {type(e).__name__}: {e}".encode(errors="replace")
         err = ffi.wasmtime_error_new(message)
         return ctypes.cast(err, ctypes.c_void_p).value
@@ -237,28 +244,58 @@ def _register(fn: _HostCall) -> int:
     return key
 
 
+class _HostDeadline(Exception):
+    """The call's deadline passed while a host function ran."""
+
+
 def _host_call(
+    qualified: str,
     impl: Callable[..., Any],
     ctx: HostContext,
     params: Sequence[Codec],
     result: Codec | None,
+    *,
+    timed: bool,
 ) -> _HostCall:
-    """Wraps a capability implementation as a raw host function: lift the arguments,
-    call it, lower the result into wasmtime-owned memory."""
+    """Wraps a host function as a raw one: lift the arguments, call ``impl``, check and
+    lower its result into wasmtime-owned memory.
+
+    Any failure (an exception from ``impl``, a result that does not fit its WIT type,
+    the call's deadline passing) is recorded in ``ctx.failure`` before it propagates,
+    so that the backend raises the right exception once wasm has unwound.
+    """
 
     def call(args: int, nargs: int, results: int) -> None:
         ctx.host_calls += 1
-        raw = ctypes.string_at(args, nargs * VAL_SIZE) if nargs else b""
-        values = [codec.lift(raw, i * VAL_SIZE) for i, codec in enumerate(params)]
-        value = impl(ctx, *values)
-        if result is not None:
-            arena = Arena()
-            slot = arena.alloc(VAL_SIZE)
-            result.lower(arena, slot, value)
-            base = arena.finalize()
-            ffi.wasmtime_component_val_clone(
-                ctypes.cast(base + slot, _VAL_P), ctypes.cast(results, _VAL_P)
-            )
+        try:
+            raw = ctypes.string_at(args, nargs * VAL_SIZE) if nargs else b""
+            values = [codec.lift(raw, i * VAL_SIZE) for i, codec in enumerate(params)]
+            if timed:
+                t0 = perf_counter()
+                try:
+                    value = impl(*values)
+                finally:
+                    now = perf_counter()
+                    ctx.host_time += now - t0
+                if now > ctx.deadline:
+                    raise _HostDeadline(qualified)
+            else:
+                value = impl(*values)
+            if result is not None:
+                arena = Arena()
+                slot = arena.alloc(VAL_SIZE)
+                try:
+                    result.lower(arena, slot, value)
+                except Mismatch as e:
+                    raise TypeError(e.describe(f"{qualified} result")) from None
+                base = arena.finalize()
+                ffi.wasmtime_component_val_clone(
+                    ctypes.cast(base + slot, _VAL_P), ctypes.cast(results, _VAL_P)
+                )
+        except BaseException as e:
+            if ctx.failure is None:
+                ctx.failure = (qualified, e)
+            raise
 
     return call
 
@@ -389,10 +426,12 @@ class ComponentBackend:
         world: World,
         limits: Limits,
         ctx: HostContext,
+        host_impls: dict[str, dict[str, HostImpl]],
         wasi: Callable[[Callable[[bytes], None]], wasmtime.WasiConfig],
         epoch_tick_ms: float,
     ) -> None:
         self._engine = engine
+        self._host_impls = host_impls
         self._component = component
         self._world = world
         self._limits = limits
@@ -415,11 +454,14 @@ class ComponentBackend:
             export_index = self._check_exports(ctype, ctx.plugin)
             host_imports, imports = self._check_imports(ctype, ctx.plugin)
             checked = world._checked[key] = (export_index, host_imports, imports)
+            if len(world._checked) > _MAX_CHECKED:  # drop the oldest: bounded memory
+                del world._checked[next(iter(world._checked))]
         self._export_index: dict[str, Any] = checked[0]
         host_imports = checked[1]
         self.imports: tuple[str, ...] = checked[2]
         self._linker = self._link(host_imports)
         self._fuel_budget = limits.fuel if limits.fuel is not None else UNLIMITED_FUEL
+        self._deadline_s = math.inf if limits.deadline_ms is None else limits.deadline_ms / 1000
         if limits.deadline_ms is None:
             self._ticks = UNLIMITED_TICKS
         else:
@@ -466,9 +508,14 @@ class ComponentBackend:
     def _check_imports(
         self, ctype: wc.ComponentType, plugin: str
     ) -> tuple[list[str], tuple[str, ...]]:
-        host: list[str] = []
+        """Returns the component's imports to link (world imports with functions) and
+        all its import names.
+
+        Raises:
+            LinkError: it imports something its world does not.
+        """
+        linked: list[str] = []
         unknown: list[str] = []
-        unprovided: list[str] = []
         imports = ctype.imports(self._engine)
         names = tuple(imports)
         for name, ext in imports.items():
@@ -481,61 +528,59 @@ class ComponentBackend:
                 continue  # an interface that only defines types: nothing to provide
             if name not in self._world.wit.imports:
                 unknown.append(name)
-            elif name in CAPABILITIES:
-                host.append(name)
             else:
-                unprovided.append(name)
+                linked.append(name)
         if unknown:
             raise LinkError(
                 f"imports {', '.join(unknown)}, which world {self._world.name} does not import",
                 unknown,
                 plugin=plugin,
             )
-        if unprovided:
-            raise LinkError(
-                f"imports {', '.join(unprovided)}, for which the host has no implementation",
-                unprovided,
-                plugin=plugin,
-            )
-        return host, names
+        return linked, names
 
-    def _link(self, host_imports: list[str]) -> wc.Linker:
+    def _link(self, imports: list[str]) -> wc.Linker:
         linker = wc.Linker(self._engine)
         linker.add_wasip2()
-        world_imports = dict(self._world.import_interfaces())
+        items = self._world.wit.imports
         with linker.root() as root:
-            for iface_name in host_imports:
-                iface = world_imports[iface_name]
-                impls = CAPABILITIES[iface_name]
-                with root.add_instance(iface_name) as inst:
-                    for fname, func in iface.functions.items():
-                        impl = impls.get(fname)
-                        if impl is None:
-                            continue
-                        try:
-                            params = [self._world.codec(p.type) for p in func.params]
-                            result = (
-                                self._world.codec(func.result) if func.result is not None else None
-                            )
-                        except UnsupportedType as e:  # pragma: no cover - host.wit is ours
-                            raise LinkError(str(e), [iface_name], plugin=self._ctx.plugin) from e
-                        key = _register(_host_call(impl, self._ctx, params, result))
-                        encoded = fname.encode()
-                        err = ffi.wasmtime_component_linker_instance_add_func(
-                            inst.ptr(),
-                            ctypes.create_string_buffer(encoded),
-                            len(encoded),
-                            _trampoline,
-                            key,
-                            _finalize,
-                        )
-                        if err:
-                            raise LinkError(
-                                f"cannot define {iface_name}#{fname}: {_wasmtime_message(err)}",
-                                [iface_name],
-                                plugin=self._ctx.plugin,
-                            )
+            for name in imports:
+                item = items[name]
+                if isinstance(item, _wit.Function):
+                    self._add_func(root, "", item, self._host_impls[""][name])
+                    continue
+                impls = self._host_impls[name]
+                with root.add_instance(name) as inst:
+                    for fname, func in item.functions.items():
+                        self._add_func(inst, name, func, impls[fname])
         return linker
+
+    def _add_func(
+        self, inst: wc.LinkerInstance, iface: str, func: _wit.Function, impl: HostImpl
+    ) -> None:
+        plugin = self._ctx.plugin
+        qualified = f"{iface}#{func.name}" if iface else func.name
+        try:
+            params = [self._world.codec(p.type) for p in func.params]
+            result = self._world.codec(func.result) if func.result is not None else None
+        except UnsupportedType as e:
+            raise LinkError(f"{qualified}: {e}", [qualified], plugin=plugin) from e
+        timed = iface not in CAPABILITIES
+        key = _register(_host_call(qualified, impl, self._ctx, params, result, timed=timed))
+        encoded = func.name.encode()
+        err = ffi.wasmtime_component_linker_instance_add_func(
+            inst.ptr(),
+            ctypes.create_string_buffer(encoded),
+            len(encoded),
+            _trampoline,
+            key,
+            _finalize,
+        )
+        if err:
+            raise LinkError(
+                f"cannot define {qualified}: {_wasmtime_message(err)}",
+                [qualified],
+                plugin=plugin,
+            )
 
     # -- instances -----------------------------------------------------------------------
 
@@ -623,6 +668,9 @@ class ComponentBackend:
         ctx = self._ctx
         ctx.host_calls = 0
         ctx.denials = 0
+        ctx.host_time = 0.0
+        ctx.failure = None
+        ctx.deadline = perf_counter() + self._deadline_s
         if self._stderr:
             self._stderr.clear()
         has_result = self._world.exports[name].result is not None
@@ -642,10 +690,13 @@ class ComponentBackend:
             host_calls=ctx.host_calls,
             denials=ctx.denials,
             fresh_instance=fresh,
+            host_time_us=ctx.host_time * 1e6,
         )
         if err:
             message = _wasmtime_message(err)
             self._instance = None
+            if ctx.failure is not None:
+                raise self._host_failure(name, ctx.failure, stats, message)
             raise classify_failure(
                 message,
                 plugin=ctx.plugin,
@@ -657,6 +708,45 @@ class ComponentBackend:
         if not has_result:
             return None, stats
         return _string_at(self._results_addr, VAL_SIZE), stats
+
+    def _host_failure(
+        self, function: str, failure: tuple[str, BaseException], stats: CallStats, detail: str
+    ) -> CallError:
+        """The exception for a call that failed in a host function (already recorded
+        in the context), with the original exception as its cause."""
+        host_function, cause = failure
+        plugin = self._ctx.plugin
+        error: CallError
+        if isinstance(cause, _HostDeadline):
+            error = DeadlineExceeded(
+                f"{function} ran past its deadline ({self._limits.deadline_ms} ms) "
+                f"in host function {host_function}",
+                limit="deadline_ms",
+                allowed=self._limits.deadline_ms or 0,
+                plugin=plugin,
+                function=function,
+                stats=stats,
+                detail=detail,
+            )
+            return error
+        _logger.error(
+            "plugin %r: host function %s failed during %s",
+            plugin,
+            host_function,
+            function,
+            exc_info=cause,
+            extra={"plugin": plugin},
+        )
+        error = HostFunctionError(
+            f"{function} failed in host function {host_function}: {type(cause).__name__}: {cause}",
+            host_function=host_function,
+            plugin=plugin,
+            function=function,
+            stats=stats,
+            detail=detail,
+        )
+        error.__cause__ = cause
+        return error
 
     def close(self) -> None:
         """Frees the last result, drops the instance and the linker (which unregisters

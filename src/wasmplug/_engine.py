@@ -9,6 +9,7 @@ import os
 import tempfile
 import threading
 import weakref
+from collections import OrderedDict
 from pathlib import Path
 from typing import ClassVar
 
@@ -53,19 +54,30 @@ class Engine:
             disk cache. Compiled code in it is loaded without re-validation
             (wasmtime's ``Component::deserialize`` checks only its version and
             configuration), so only trusted users may write to it.
+        max_cached_components: How many compiled components the in-memory cache keeps
+            (least recently used dropped first; a loaded plugin keeps its own
+            component alive regardless). Default 256.
 
     Raises:
-        PolicyError: ``epoch_tick_ms`` is not positive.
+        PolicyError: ``epoch_tick_ms`` or ``max_cached_components`` is not positive.
     """
 
     _default: ClassVar[Engine | None] = None
     _default_lock: ClassVar[threading.Lock] = threading.Lock()
 
     def __init__(
-        self, *, epoch_tick_ms: float = 1.0, cache_dir: str | os.PathLike[str] | None = "auto"
+        self,
+        *,
+        epoch_tick_ms: float = 1.0,
+        cache_dir: str | os.PathLike[str] | None = "auto",
+        max_cached_components: int = 256,
     ) -> None:
         if not epoch_tick_ms > 0:
             raise PolicyError(f"epoch_tick_ms must be > 0, found {epoch_tick_ms!r}")
+        if not (isinstance(max_cached_components, int) and max_cached_components > 0):
+            raise PolicyError(
+                f"max_cached_components must be an int > 0, found {max_cached_components!r}"
+            )
         config = wasmtime.Config()
         config.consume_fuel = True
         config.epoch_interruption = True
@@ -75,7 +87,8 @@ class Engine:
         self.cache_dir: Path | None = (
             _default_cache_dir() if cache_dir == "auto" else Path(cache_dir) if cache_dir else None
         )
-        self._components: dict[str, wasmtime.component.Component] = {}
+        self._components: OrderedDict[str, wasmtime.component.Component] = OrderedDict()
+        self._max_components = max_cached_components
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._ticker = threading.Thread(
@@ -124,6 +137,8 @@ class Engine:
         """
         with self._lock:
             cached = self._components.get(sha256)
+            if cached is not None:
+                self._components.move_to_end(sha256)
         if cached is not None:
             return cached
         _check_header(wasm, plugin)
@@ -138,6 +153,8 @@ class Engine:
             self._store_cached(sha256, component)
         with self._lock:
             self._components[sha256] = component
+            while len(self._components) > self._max_components:
+                self._components.popitem(last=False)
         return component
 
     def _cache_path(self, sha256: str) -> Path | None:

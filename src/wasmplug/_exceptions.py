@@ -8,8 +8,10 @@ error value (:class:`GuestError`)::
     WasmplugError
     ├── WitError (ValueError)              WIT source cannot be parsed or resolved
     ├── PolicyError (ValueError)           a Grants/Limits value is invalid
+    ├── KvQuotaExceeded                    a kv write would pass its namespace's quota
     ├── ArgumentError (TypeError)          call arguments do not match the WIT types
     ├── PluginClosedError (RuntimeError)   the plugin was used after close()
+    ├── ReentrantCallError (RuntimeError)  a host function called back into its own plugin
     ├── LoadError                          a plugin could not be loaded
     │   ├── InvalidWasmError               not WebAssembly, not a component, does not compile
     │   ├── IntegrityError                 the bytes do not have the pinned sha256
@@ -18,6 +20,7 @@ error value (:class:`GuestError`)::
     │   └── InstantiationError             instantiation failed (e.g. memory limit too low)
     ├── CallError                          a call into the plugin did not return
     │   ├── Trap                           the guest trapped (panic, unreachable, stack overflow)
+    │   ├── HostFunctionError              a host function raised or returned a wrong value
     │   └── LimitExceeded                  a limit of the policy was breached
     │       ├── FuelExhausted
     │       ├── DeadlineExceeded
@@ -42,15 +45,18 @@ __all__ = [
     "DeadlineExceeded",
     "FuelExhausted",
     "GuestError",
+    "HostFunctionError",
     "InstantiationError",
     "IntegrityError",
     "InvalidWasmError",
+    "KvQuotaExceeded",
     "LimitExceeded",
     "LinkError",
     "LoadError",
     "MemoryLimitExceeded",
     "PluginClosedError",
     "PolicyError",
+    "ReentrantCallError",
     "Trap",
     "WasmplugError",
     "WitError",
@@ -121,6 +127,32 @@ class PolicyError(WasmplugError, ValueError):
     """
 
 
+class KvQuotaExceeded(WasmplugError):
+    """Raised by a :class:`~wasmplug.KvStore` whose namespace would grow past its quota.
+
+    A custom store raises it from ``set``; wasmplug catches it and gives the guest the
+    ``quota-exceeded`` error value (the guest's call goes on). Raised to the host by
+    :meth:`KvNamespace.set <wasmplug.KvNamespace.set>`.
+
+    Attributes:
+        namespace: The namespace written to.
+        size_bytes: The size the namespace would have had (keys plus values).
+        quota_bytes: Its quota.
+    """
+
+    namespace: str
+    size_bytes: int
+    quota_bytes: int
+
+    def __init__(self, *, namespace: str, size_bytes: int, quota_bytes: int) -> None:
+        super().__init__(
+            f"namespace {namespace!r} would hold {size_bytes} bytes, quota is {quota_bytes}"
+        )
+        self.namespace = namespace
+        self.size_bytes = size_bytes
+        self.quota_bytes = quota_bytes
+
+
 class ArgumentError(WasmplugError, TypeError):
     """Raised when call arguments do not match the function's WIT signature.
 
@@ -141,6 +173,26 @@ class ArgumentError(WasmplugError, TypeError):
 
 class PluginClosedError(WasmplugError, RuntimeError):
     """Raised when a plugin is called after :meth:`~wasmplug.Plugin.close`."""
+
+
+class ReentrantCallError(WasmplugError, RuntimeError):
+    """Raised inside a host function that calls back into the plugin that is calling it.
+
+    A plugin runs one call at a time; a host function runs *during* a call of its
+    plugin, so calling the same plugin from it could only deadlock. Call another
+    plugin, or return the data the guest needs instead. Unless the host function
+    catches it, the guest's call then fails with :class:`HostFunctionError` whose
+    ``__cause__`` is this exception.
+
+    Attributes:
+        function: The export the host function tried to call.
+    """
+
+    function: str
+
+    def __init__(self, message: str, *, plugin: str | None = None, function: str = "") -> None:
+        super().__init__(message, plugin=plugin)
+        self.function = function
 
 
 class LoadError(WasmplugError):
@@ -270,6 +322,37 @@ class Trap(CallError):
         self.guest_stderr = guest_stderr
 
 
+class HostFunctionError(CallError):
+    """Raised when a host function that the host gave the plugin failed during a call.
+
+    It failed when it raised an exception other than the documented way of returning
+    an error value (raising a :class:`GuestError` whose ``value`` fits the ``E`` of a
+    ``result<T, E>`` result), or when it returned a value that does not fit its WIT
+    result type. The original exception is the ``__cause__``; it is also logged on the
+    ``wasmplug`` logger with the plugin's name. The guest's instance is replaced: its
+    next call runs on a fresh one.
+
+    Attributes:
+        host_function: The failing function as ``<interface>#<function>`` (for
+            example ``wasmplug-examples:rule-engine/airports@0.1.0#lookup``).
+    """
+
+    host_function: str
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        host_function: str,
+        plugin: str | None = None,
+        function: str = "",
+        stats: CallStats | None = None,
+        detail: str = "",
+    ) -> None:
+        super().__init__(message, plugin=plugin, function=function, stats=stats, detail=detail)
+        self.host_function = host_function
+
+
 class LimitExceeded(CallError):
     """Base class for a breached limit of the plugin's :class:`~wasmplug.Limits`.
 
@@ -324,9 +407,15 @@ class MemoryLimitExceeded(LimitExceeded):
 
 
 class GuestError(WasmplugError):
-    """Raised when an exported function returns the ``err`` case of its ``result``.
+    """The ``err`` case of a WIT ``result``, as an exception.
 
-    This is the guest's answer, not a failure of the sandbox: the instance is intact.
+    Raised by a call when an exported function returns the ``err`` case of its
+    ``result``: the guest's answer, not a failure of the sandbox; the instance is
+    intact. Generated bindings raise a subclass per error type.
+
+    Host functions use it the other way round: a host function whose WIT result is
+    ``result<T, E>`` returns a ``T`` for ``ok``, and raises ``GuestError(e)`` (or a
+    generated subclass) with an ``E`` as ``value`` to return ``err(e)`` to the guest.
 
     Attributes:
         function: The WIT name of the function that was called.
@@ -338,6 +427,7 @@ class GuestError(WasmplugError):
     value: Any
 
     def __init__(self, value: Any, *, plugin: str | None = None, function: str = "") -> None:
-        super().__init__(f"{function} returned an error: {value!r}", plugin=plugin)
+        text = f"{function} returned an error" if function else "error result"
+        super().__init__(f"{text}: {value!r}", plugin=plugin)
         self.function = function
         self.value = value

@@ -1,26 +1,105 @@
-"""The host side of the ``wasmplug:host@0.1.0`` capability interfaces.
+"""Host functions: the ``wasmplug:host`` capabilities and the host's own imports.
 
 Each capability function receives the calling plugin's :class:`HostContext` and the
 lifted arguments, checks the plugin's grants, and returns the WIT result as
 :class:`~wasmplug.Ok` / :class:`~wasmplug.Err`. A denial is an ``error.denied`` value
 for the guest, never a trap, and is counted and logged with the plugin's name.
+
+The host's own interfaces (every other interface a world imports, WASI aside) are
+implemented per plugin by the objects the host passes to :func:`wasmplug.load` as
+``imports``; :func:`bind_imports` checks them against the world and adapts them to
+the same calling convention as the capabilities.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
-from collections.abc import Callable
-from typing import Any
+import math
+import re
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from ._bindings import Err, Ok
-from ._kv import KvStore, QuotaExceeded
+from . import _wit
+from ._bindings import Err, Ok, field_name
+from ._exceptions import GuestError, KvQuotaExceeded, LinkError, WitError
+from ._kv import KvStore
 from ._policy import Grants
 
-__all__ = ["CAPABILITIES", "HOST_INTERFACES", "HostContext"]
+if TYPE_CHECKING:
+    from ._world import World
 
-LOG = "wasmplug:host/log@0.1.0"
-CONFIG = "wasmplug:host/config@0.1.0"
-KV = "wasmplug:host/kv@0.1.0"
+__all__ = ["CAPABILITIES", "HOST_INTERFACES", "HostContext", "bind_imports"]
+
+#: The ``wasmplug:host`` WIT package shipped with wasmplug: the one definition of the
+#: capabilities, shared with the guest SDK (``guest-sdk-rust/wit/host.wit`` links to it).
+HOST_WIT = Path(__file__).with_name("wit") / "host.wit"
+
+
+def _host_package(path: Path) -> tuple[str, str]:
+    """Reads ``(name, version)`` from the ``package`` line of the packaged host.wit."""
+    match = re.search(
+        r"^package\s+(wasmplug:host)@([0-9A-Za-z.+-]+)\s*;", path.read_text(), re.MULTILINE
+    )
+    if match is None:  # pragma: no cover - the file ships with the package
+        raise RuntimeError(f"{path}: no 'package wasmplug:host@<version>;' line")
+    return match[1], match[2]
+
+
+_HOST_NAME, HOST_VERSION = _host_package(HOST_WIT)
+#: The host package's qualified name, e.g. ``wasmplug:host@0.1.0``.
+HOST_PACKAGE = f"{_HOST_NAME}@{HOST_VERSION}"
+
+
+def host_interface(name: str) -> str:
+    """Returns the qualified name of a ``wasmplug:host`` interface: ``log`` ->
+    ``wasmplug:host/log@<version of the packaged host.wit>``."""
+    return f"{_HOST_NAME}/{name}@{HOST_VERSION}"
+
+
+def check_host_wit_copies(path: Path) -> None:
+    """Checks every copy of the ``wasmplug:host`` package in a WIT tree against the
+    packaged ``host.wit``, the definition the host implements.
+
+    A host's ``wit/deps/`` carries a copy (or a link) of ``host.wit`` so that plugin
+    builds can resolve it. A copy that differs (an older wasmplug's, or an edited one)
+    would make the world's view of the capabilities disagree with what the host serves.
+
+    Args:
+        path: A ``.wit`` file or a WIT directory (its ``deps/`` are searched).
+
+    Raises:
+        WitError: a file declaring ``package wasmplug:host@<packaged version>`` differs
+            from the packaged ``host.wit`` (line endings and trailing blanks aside);
+            the message names both files.
+    """
+    root = path if path.is_dir() else path.parent
+    expected = _normalized(HOST_WIT.read_text())
+    declares = re.compile(
+        rf"^package\s+{re.escape(_HOST_NAME)}@{re.escape(HOST_VERSION)}\s*;", re.MULTILINE
+    )
+    candidates = [*root.glob("*.wit"), *root.glob("deps/*.wit"), *root.glob("deps/*/*.wit")]
+    for file in sorted(candidates):
+        try:
+            text = file.read_text()
+        except (OSError, UnicodeDecodeError):
+            continue  # the WIT parser reports unreadable files
+        if declares.search(text) and _normalized(text) != expected:
+            raise WitError(
+                f"this copy of {HOST_PACKAGE} differs from the one wasmplug serves "
+                f"({HOST_WIT}); replace it with that file (or link to it)",
+                path=str(file),
+            )
+
+
+def _normalized(text: str) -> list[str]:
+    return [line.rstrip() for line in text.strip().splitlines()]
+
+
+LOG = host_interface("log")
+CONFIG = host_interface("config")
+KV = host_interface("kv")
 HOST_INTERFACES = (LOG, CONFIG, KV)
 
 #: Which grant each interface needs, for load-time reports.
@@ -50,8 +129,14 @@ class HostContext:
         plugin: The plugin's name.
         grants: Its grants.
         logger: The logger its ``log`` records go to (``wasmplug.plugin.<name>``).
-        host_calls: Capability calls during the current call into the plugin.
+        host_calls: Host function calls (capabilities and the host's own imports)
+            during the current call into the plugin.
         denials: Denied capability calls during the current call.
+        host_time: Seconds spent in the host's own host functions during the call.
+        deadline: The current call's deadline, a ``time.perf_counter()`` value
+            (``math.inf`` without one).
+        failure: What made a host function fail during the current call, as
+            ``(host function name, exception)``; ``None`` while none failed.
     """
 
     def __init__(
@@ -70,6 +155,9 @@ class HostContext:
         self._error_cases = error_cases
         self.host_calls = 0
         self.denials = 0
+        self.host_time = 0.0
+        self.deadline = math.inf
+        self.failure: tuple[str, BaseException] | None = None
 
     def error(self, case: str, message: str) -> Err[Any]:
         """Returns ``err(error.<case>(message))`` for the guest."""
@@ -97,6 +185,10 @@ def _log(ctx: HostContext, level: Any, message: str) -> Ok[None] | Err[Any]:
         )
     ctx.logger.log(_LEVELS[level.value], "%s", message, extra={"plugin": ctx.plugin})
     return Ok(None)
+
+
+def _log_enabled(ctx: HostContext, level: Any) -> bool:
+    return ctx.grants.log and ctx.logger.isEnabledFor(_LEVELS[level.value])
 
 
 # -- config ----------------------------------------------------------------------------
@@ -145,7 +237,7 @@ def _kv_set(ctx: HostContext, key: str, value: bytes) -> Ok[None] | Err[Any]:
     assert ctx.grants.kv is not None
     try:
         ctx.kv_store.set(ctx.kv_namespace, key, value, quota_bytes=ctx.grants.kv.quota_bytes)
-    except QuotaExceeded as e:
+    except KvQuotaExceeded as e:
         policy_logger.warning(
             "plugin %r: kv quota exceeded: %s", ctx.plugin, e, extra={"plugin": ctx.plugin}
         )
@@ -170,7 +262,7 @@ HostImpl = Callable[..., Any]
 
 #: interface -> function name -> implementation.
 CAPABILITIES: dict[str, dict[str, HostImpl]] = {
-    LOG: {"log": _log},
+    LOG: {"log": _log, "enabled": _log_enabled},
     CONFIG: {"get": _config_get, "keys": _config_keys},
     KV: {
         "get": _kv_get,
@@ -190,3 +282,137 @@ def is_granted(interface: str, grants: Grants) -> bool:
     if interface == KV:
         return grants.kv is not None
     return False
+
+
+# -- the host's own interfaces ------------------------------------------------------
+
+
+def _adapt(fn: Callable[..., Any], func: _wit.Function) -> HostImpl:
+    """Adapts a host implementation to the capabilities' convention: for a
+    ``result<T, E>`` result, returning ``t`` becomes ``Ok(t)`` and raising
+    :class:`~wasmplug.GuestError` becomes ``Err(e.value)``."""
+    result = _wit.unalias(func.result) if func.result is not None else None
+    if not isinstance(result, _wit.ResultType):
+        return fn
+
+    @functools.wraps(fn)
+    def call(*args: Any) -> Ok[Any] | Err[Any]:
+        try:
+            value = fn(*args)
+        except GuestError as e:
+            return Err(e.value)
+        return Ok(value)
+
+    return call
+
+
+def _function_impl(impl: object, key: str, fname: str, plugin: str) -> Callable[..., Any]:
+    """Finds the callable implementing WIT function ``fname`` of ``key`` in ``impl`` (an
+    object with snake_case methods, or a mapping by WIT or snake_case name)."""
+    pyname = field_name(fname)
+    fn: Any
+    if isinstance(impl, Mapping):
+        fn = impl.get(fname, impl.get(pyname))
+    else:
+        fn = getattr(impl, pyname, None)
+    if not callable(fn):
+        found = "missing" if fn is None else f"a {type(fn).__name__}, not callable"
+        how = f"key {fname!r}" if isinstance(impl, Mapping) else f"method {pyname}()"
+        raise LinkError(
+            f"the implementation of {key} has no function {fname} ({how}: {found})",
+            [f"{key}#{fname}"],
+            plugin=plugin,
+        )
+    return fn  # type: ignore[no-any-return]
+
+
+def _host_interfaces(world: World) -> dict[str, _wit.Interface]:
+    """The interfaces of a world that the host must implement itself: every import
+    with functions, except WASI and ``wasmplug:host``."""
+    return {
+        key: iface
+        for key, iface in world.import_interfaces()
+        if iface.functions and key not in CAPABILITIES and not key.startswith("wasi:")
+    }
+
+
+def bind_imports(
+    world: World, imports: Mapping[str, object] | None, ctx: HostContext
+) -> dict[str, dict[str, HostImpl]]:
+    """Checks the host's implementations of a world's imports and binds every host
+    function the plugin may import.
+
+    Args:
+        world: The plugin's world.
+        imports: Per imported interface, keyed by its qualified name
+            (``ns:pkg/iface@1.0.0``) or its short name (``iface``): an object with one
+            snake_case method per WIT function (e.g. satisfying a generated
+            ``Protocol``), or a mapping of WIT (or snake_case) function name to
+            callable. A world-level imported function is keyed by its name and
+            implemented by a callable.
+        ctx: The plugin's host context (binds the capabilities).
+
+    Returns:
+        Interface key -> WIT function name -> implementation, for the capabilities and
+        the host's interfaces; world-level functions under the key ``""``.
+
+    Raises:
+        LinkError: an interface or world-level function the world imports has no
+            implementation, an implementation lacks a function, or ``imports`` names
+            something the world does not import.
+    """
+    plugin = ctx.plugin
+    bound: dict[str, dict[str, HostImpl]] = {
+        key: {name: functools.partial(fn, ctx) for name, fn in funcs.items()}
+        for key, funcs in CAPABILITIES.items()
+    }
+    wanted = _host_interfaces(world)
+    root_funcs = {
+        key: item for key, item in world.wit.imports.items() if isinstance(item, _wit.Function)
+    }
+    aliases: dict[str, str] = {}
+    for key, iface in wanted.items():
+        aliases[key] = key
+        if iface.name is not None:
+            aliases.setdefault(iface.name, key)
+    given: dict[str, object] = {}
+    for name, impl in (imports or {}).items():
+        found = name if name in root_funcs else aliases.get(name)
+        if found is None:
+            known = sorted({*wanted, *root_funcs}) or ["nothing"]
+            raise LinkError(
+                f"imports= names {name!r}, which world {world.name} does not import "
+                f"from the host (it imports: {', '.join(known)})",
+                [name],
+                plugin=plugin,
+            )
+        if found in given:
+            raise LinkError(f"imports= implements {found} twice", [found], plugin=plugin)
+        given[found] = impl
+    missing = [k for k in (*wanted, *root_funcs) if k not in given]
+    if missing:
+        raise LinkError(
+            f"world {world.name} imports {', '.join(missing)}, which the host must "
+            "implement: pass imports={...} to load()",
+            missing,
+            plugin=plugin,
+        )
+    for key, iface in wanted.items():
+        impl = given[key]
+        bound[key] = {
+            fname: _adapt(_function_impl(impl, key, fname, plugin), func)
+            for fname, func in iface.functions.items()
+        }
+    if root_funcs:
+        bound[""] = {}
+        for key, func in root_funcs.items():
+            fn = given[key]
+            if not callable(fn):
+                raise LinkError(
+                    f"imports[{key!r}] must be callable (world-level function), "
+                    f"found {type(fn).__name__}",
+                    [key],
+                    plugin=plugin,
+                )
+            bound[""][key] = _adapt(fn, func)
+    return bound

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import threading
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
-__all__ = ["KvStore", "MemoryKvStore", "QuotaExceeded"]
+import cbor2
 
+from ._exceptions import KvQuotaExceeded
 
-class QuotaExceeded(Exception):
-    """A write would take a namespace past its quota."""
+__all__ = ["KvNamespace", "KvStore", "MemoryKvStore"]
 
 
 @runtime_checkable
@@ -27,7 +27,8 @@ class KvStore(Protocol):
         """Stores ``value`` under ``key``.
 
         Raises:
-            QuotaExceeded: the namespace would exceed ``quota_bytes``; nothing changed.
+            KvQuotaExceeded: the namespace would exceed ``quota_bytes``; nothing
+                changed.
         """
         ...
 
@@ -65,7 +66,8 @@ class MemoryKvStore:
         """Stores ``value`` under ``key``; see :meth:`KvStore.set`.
 
         Raises:
-            QuotaExceeded: the namespace would exceed ``quota_bytes``; nothing changed.
+            KvQuotaExceeded: the namespace would exceed ``quota_bytes``; nothing
+                changed.
         """
         key_size = len(key.encode())
         with self._lock:
@@ -76,8 +78,8 @@ class MemoryKvStore:
                 size -= key_size + len(old)
             new_size = size + key_size + len(value)
             if new_size > quota_bytes:
-                raise QuotaExceeded(
-                    f"namespace {namespace!r} would hold {new_size} bytes, quota is {quota_bytes}"
+                raise KvQuotaExceeded(
+                    namespace=namespace, size_bytes=new_size, quota_bytes=quota_bytes
                 )
             ns[key] = bytes(value)
             self._sizes[namespace] = new_size
@@ -101,3 +103,79 @@ class MemoryKvStore:
         """Returns the size of ``namespace`` in bytes (keys plus values)."""
         with self._lock:
             return self._sizes.get(namespace, 0)
+
+
+class KvNamespace:
+    """The host's view of one plugin's kv namespace, with typed CBOR access.
+
+    The guest SDK stores structured values as CBOR (RFC 8949; ``kv::set_cbor`` in
+    ``wasmplug-guest``); :meth:`get_cbor` and :meth:`set_cbor` read and write them with
+    ``cbor2`` on the host, so the host can inspect, seed or migrate a plugin's state.
+    Get one from :attr:`Plugin.kv <wasmplug.Plugin.kv>`, or build one over any store.
+
+    Args:
+        store: The storage.
+        namespace: The namespace (a plugin's is its ``KvGrant.namespace`` or its name).
+        quota_bytes: The quota :meth:`set` enforces, in bytes (keys plus values).
+    """
+
+    def __init__(self, store: KvStore, namespace: str, *, quota_bytes: int) -> None:
+        self.store = store
+        self.namespace = namespace
+        self.quota_bytes = quota_bytes
+
+    def get(self, key: str) -> bytes | None:
+        """Returns the bytes under ``key``, or ``None``."""
+        return self.store.get(self.namespace, key)
+
+    def set(self, key: str, value: bytes) -> None:
+        """Stores ``value`` under ``key``.
+
+        Raises:
+            KvQuotaExceeded: the namespace would exceed its quota; nothing changed.
+        """
+        self.store.set(self.namespace, key, bytes(value), quota_bytes=self.quota_bytes)
+
+    def delete(self, key: str) -> bool:
+        """Removes ``key``; returns whether it existed."""
+        return self.store.delete(self.namespace, key)
+
+    def keys(self, prefix: str = "") -> list[str]:
+        """Returns the keys starting with ``prefix``, sorted."""
+        return self.store.keys(self.namespace, prefix)
+
+    def get_cbor(self, key: str) -> Any:
+        """Returns the CBOR value under ``key`` decoded (maps as ``dict``, arrays as
+        ``list``, byte strings as ``bytes``), or ``None`` when the key is absent.
+
+        Raises:
+            ValueError: the stored bytes are not one well-formed CBOR item (the
+                ``cbor2`` error is the ``__cause__``).
+        """
+        data = self.get(key)
+        if data is None:
+            return None
+        try:
+            return cbor2.loads(data)
+        except cbor2.CBORDecodeError as e:
+            raise ValueError(
+                f"kv {self.namespace!r}/{key!r}: not a CBOR item ({len(data)} bytes): {e}"
+            ) from e
+
+    def set_cbor(self, key: str, value: Any) -> None:
+        """Stores ``value`` CBOR-encoded under ``key``, readable by the guest SDK's
+        ``kv::get_cbor``.
+
+        Raises:
+            TypeError: ``value`` holds a type CBOR cannot encode (the ``cbor2`` error
+                is the ``__cause__``).
+            KvQuotaExceeded: the namespace would exceed its quota; nothing changed.
+        """
+        try:
+            data = cbor2.dumps(value)
+        except cbor2.CBOREncodeError as e:
+            raise TypeError(f"kv {self.namespace!r}/{key!r}: cannot encode as CBOR: {e}") from e
+        self.set(key, data)
+
+    def __repr__(self) -> str:
+        return f"<KvNamespace {self.namespace!r}>"

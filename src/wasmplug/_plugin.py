@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -22,10 +22,11 @@ from ._exceptions import (
     IntegrityError,
     PluginClosedError,
     PolicyError,
+    ReentrantCallError,
 )
 from ._host import HostContext
-from ._kv import KvStore, MemoryKvStore
-from ._policy import Grants, Policy
+from ._kv import KvNamespace, KvStore, MemoryKvStore
+from ._policy import Grants, KvGrant, Policy
 from ._stats import CallStats
 from ._world import PreparedCall, World
 
@@ -56,6 +57,8 @@ class Plugin:
             does not grant; every call to them returns ``denied``.
         last_call: The stats of the most recent call, failed or not (``None`` before
             the first call).
+        kv: The host's view of the plugin's kv namespace (CBOR helpers included),
+            whether or not the policy grants ``kv`` to the plugin.
     """
 
     name: str
@@ -65,8 +68,10 @@ class Plugin:
     imports: tuple[str, ...]
     ungranted_imports: tuple[str, ...]
     last_call: CallStats | None
+    kv: KvNamespace
     _backend: ComponentBackend | None
     _lock: threading.Lock
+    _caller: int | None
 
     def __init__(self) -> None:
         raise TypeError("use wasmplug.load() to load a plugin")
@@ -81,6 +86,7 @@ class Plugin:
         sha256: str,
         backend: ComponentBackend,
         ungranted: tuple[str, ...],
+        kv: KvNamespace,
     ) -> Plugin:
         self = cls.__new__(cls)
         self.name = name
@@ -90,8 +96,10 @@ class Plugin:
         self.imports = backend.imports
         self.ungranted_imports = ungranted
         self.last_call = None
+        self.kv = kv
         self._backend = backend
         self._lock = threading.Lock()
+        self._caller = None  # the thread inside a call, to detect re-entry
         return self
 
     @property
@@ -133,8 +141,12 @@ class Plugin:
             DeadlineExceeded: the call ran longer than ``Limits.deadline_ms``.
             MemoryLimitExceeded: the guest aborted after hitting ``Limits.memory_bytes``.
             Trap: the guest trapped (panic, ``unreachable``, stack overflow ...).
+            HostFunctionError: a host function given in ``imports`` raised, or
+                returned a value that does not fit its WIT type.
             InstantiationError: a fresh instance was needed and could not be created.
             PluginClosedError: the plugin was closed.
+            ReentrantCallError: called from one of this plugin's own host functions
+                during a call of this plugin.
         """
         return self.call_prepared(self.world.prepare(function, *args, plugin=self.name))
 
@@ -153,9 +165,17 @@ class Plugin:
         Raises:
             ArgumentError: ``prepared`` was made for another world.
             GuestError, FuelExhausted, DeadlineExceeded, MemoryLimitExceeded, Trap,
-            InstantiationError, PluginClosedError: as :meth:`call`.
+            HostFunctionError, InstantiationError, PluginClosedError,
+            ReentrantCallError: as :meth:`call`.
         """
         function = prepared.function
+        if self._caller == threading.get_ident():
+            raise ReentrantCallError(
+                f"{function}: called from a host function while this plugin is running "
+                "a call; a plugin runs one call at a time",
+                plugin=self.name,
+                function=function,
+            )
         if prepared.world is not self.world:
             raise ArgumentError(
                 f"{function}: prepared for world {prepared.world.name} "
@@ -168,11 +188,14 @@ class Plugin:
             backend = self._backend
             if backend is None:
                 raise PluginClosedError(f"{function}: the plugin is closed", plugin=self.name)
+            self._caller = threading.get_ident()
             try:
                 raw, stats = backend.call(function, prepared.address, prepared.count)
             except BaseException as e:
                 self.last_call = getattr(e, "stats", None) or self.last_call
                 raise
+            finally:
+                self._caller = None
             self.last_call = stats
             result = export.result
             if raw is None or result is None:
@@ -257,7 +280,7 @@ def _wasi_factory(plugin: str, grants: Grants) -> Callable[[Callable[[bytes], No
 
 
 def load(
-    source: str | os.PathLike[str] | bytes,
+    source: str | os.PathLike[str] | bytes | bytearray | memoryview,
     *,
     world: World,
     policy: Policy | None = None,
@@ -265,6 +288,7 @@ def load(
     sha256: str | None = None,
     engine: Engine | None = None,
     kv_store: KvStore | None = None,
+    imports: Mapping[str, object] | None = None,
 ) -> Plugin:
     """Loads a plugin: reads, verifies, compiles, checks and links it, and creates its
     first instance.
@@ -280,6 +304,16 @@ def load(
         engine: The engine to use; default :meth:`Engine.default`.
         kv_store: Storage for the ``kv`` capability; default a new
             :class:`MemoryKvStore` per plugin.
+        imports: This plugin's implementations of the host's own interfaces that the
+            world imports (every imported interface but ``wasmplug:host`` and WASI),
+            keyed by qualified name (``ns:pkg/iface@1.0.0``) or short name
+            (``iface``): an object with one snake_case method per WIT function (a
+            generated ``Protocol``), or a mapping of WIT function name to callable.
+            A world-level imported function is keyed by its name, with a callable.
+            Arguments arrive as :meth:`call` returns values; the result is checked
+            against the WIT type. For a ``result<T, E>`` result return a ``T``, or
+            raise :class:`GuestError` with an ``E`` to return ``err`` to the guest.
+            Nothing is shared with other plugins.
 
     Returns:
         The plugin, ready to :meth:`~Plugin.call`.
@@ -290,7 +324,10 @@ def load(
         InvalidWasmError: not WebAssembly, a core module instead of a component, or it
             does not compile.
         WorldMismatchError: an export of the world is missing or has another type.
-        LinkError: it imports something neither the world nor the host provides.
+        LinkError: it imports something its world does not; the world imports a host
+            interface or function that ``imports`` does not implement (or an
+            implementation lacks one of its functions); ``imports`` names something
+            the world does not import.
         PolicyError: a preopened host directory does not exist.
         InstantiationError: the first instance cannot be created (for example its
             initial memory exceeds ``Limits.memory_bytes``).
@@ -317,6 +354,7 @@ def load(
         kv_store=kv_store if kv_store is not None else MemoryKvStore(),
         error_cases=error_cases,
     )
+    host_impls = _host.bind_imports(world, imports, ctx)
     backend = ComponentBackend(
         engine=engine.wasmtime_engine,
         component=component,
@@ -324,6 +362,7 @@ def load(
         world=world,
         limits=policy.limits,
         ctx=ctx,
+        host_impls=host_impls,
         wasi=_wasi_factory(name, grants),
         epoch_tick_ms=engine.epoch_tick_ms,
     )
@@ -345,6 +384,11 @@ def load(
         sha256=digest,
         backend=backend,
         ungranted=ungranted,
+        kv=KvNamespace(
+            ctx.kv_store,
+            ctx.kv_namespace,
+            quota_bytes=(grants.kv or KvGrant()).quota_bytes,
+        ),
     )
 
 

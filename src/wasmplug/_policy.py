@@ -75,6 +75,11 @@ def _optional_frozen_map(value: Mapping[str, str] | None) -> FrozenMap | None:
     return None if value is None else _frozen_map(value)
 
 
+def _path_text(path: str | os.PathLike[str]) -> str:
+    """A path as text (``Path`` objects accepted)."""
+    return os.fspath(path)
+
+
 @attrs.frozen(kw_only=True)
 class Preopen:
     """A host directory made visible to the guest through WASI.
@@ -89,7 +94,7 @@ class Preopen:
             refuses ``..`` escapes and absolute symlinks).
     """
 
-    host_path: str = attrs.field(converter=os.fspath)
+    host_path: str = attrs.field(converter=_path_text)
     guest_path: str = attrs.field()
     writable: bool = False
 

@@ -18,10 +18,14 @@ class CallStats:
             instruction), including any instantiation it triggered.
         wall_time_us: Wall-clock time of the call in microseconds, measured around the
             whole call: lowering, the guest, host functions and lifting.
-        host_calls: How many host functions (capabilities) the guest called.
-        denials: How many of those were denied by the policy.
+        host_calls: How many host functions (capabilities and the host's own imports)
+            the guest called.
+        denials: How many capability calls the policy denied.
         fresh_instance: Whether the call ran on a newly created instance (the first
             call after load or after a failed call).
+        host_time_us: Microseconds spent inside the host's own host functions (the
+            ``imports`` given to :func:`~wasmplug.load`; capabilities are not timed),
+            part of ``wall_time_us`` and of the call's deadline.
     """
 
     function: str
@@ -30,3 +34,4 @@ class CallStats:
     host_calls: int = 0
     denials: int = 0
     fresh_instance: bool = False
+    host_time_us: float = 0.0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 import attrs
@@ -12,6 +13,7 @@ from . import _wit
 from ._bindings import TypeNamespace, describe, namespace_for_world, world_typedefs
 from ._codec import VAL_SIZE, Arena, Codec, Mismatch, UnsupportedType, build_codec
 from ._exceptions import ArgumentError, GuestError, WitError
+from ._host import check_host_wit_copies
 
 __all__ = ["ExportFunc", "PreparedCall", "World", "load_world"]
 
@@ -233,8 +235,10 @@ def load_world(path: str | os.PathLike[str], world: str) -> World:
         The world, with its Python classes in :attr:`World.types`.
 
     Raises:
-        WitError: the WIT cannot be read, parsed or resolved, names no such world, or
-            uses types wasmplug cannot pass yet.
+        WitError: the WIT cannot be read, parsed or resolved, names no such world, uses
+            types wasmplug cannot pass yet, or holds a copy of ``wasmplug:host`` that
+            differs from the one wasmplug serves.
     """
     resolve = _wit.load_wit(path)
+    check_host_wit_copies(Path(path))
     return World(resolve.world(world))

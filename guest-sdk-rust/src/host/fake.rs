@@ -22,6 +22,10 @@ pub(crate) struct State {
     pub(crate) denied: BTreeSet<&'static str>,
     /// Byte quota of the key-value namespace (keys plus values).
     pub(crate) kv_quota_bytes: Option<usize>,
+    /// The least severe level the host keeps (`None`: every level).
+    pub(crate) min_level: Option<HostLevel>,
+    /// How often `log::enabled` was asked.
+    pub(crate) enabled_queries: usize,
 }
 
 thread_local! {
@@ -63,6 +67,14 @@ pub(crate) mod log {
             check(state, "log")?;
             state.records.push((level, message.to_owned()));
             Ok(())
+        })
+    }
+
+    pub(crate) fn enabled(level: HostLevel) -> bool {
+        with_state(|state| {
+            state.enabled_queries += 1;
+            check(state, "log").is_ok()
+                && state.min_level.is_none_or(|min| level as u8 >= min as u8)
         })
     }
 }

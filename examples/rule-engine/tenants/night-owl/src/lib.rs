@@ -1,16 +1,23 @@
-//! Rule-engine tenant `night-owl`: overnight arrivals, implausibly fast flights and
-//! very early arrivals.
+//! Rule-engine tenant `night-owl`: overnight arrivals, implausibly fast flights, very
+//! early arrivals, and flights into far time zones or to airports the host's directory
+//! does not know.
 //!
-//! Capability used: `log` only. Every alert is also logged at info level, and a debug
-//! line reports progress every [`PROGRESS_EVERY`] flights this instance evaluated (the
-//! counter lives in guest memory, so it restarts when the host replaces the instance).
+//! Capability used: `log` only, plus the host's own `airports` interface. Every alert
+//! is also logged at info level, and a debug line reports progress every
+//! [`PROGRESS_EVERY`] flights this instance evaluated (the counter lives in guest
+//! memory, so it restarts when the host replaces the instance). Airport lookups are
+//! cached in guest memory too: about one host call per distinct airport per instance.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use wasmplug_guest::{debug, info};
 
 wasmplug_guest::generate!({ path: "../../wit", world: "tenant" });
 
+use crate::wasmplug_examples::rule_engine::airports::{self, Airport};
 use crate::wasmplug_examples::rule_engine::types::Severity;
 
 /// Average ground speed above which a flight is reported, miles per hour.
@@ -19,10 +26,29 @@ const FAST_MPH: u64 = 550;
 const EARLY_MIN: i32 = 60;
 /// A progress line is logged every this many evaluated flights.
 const PROGRESS_EVERY: u64 = 10_000;
+/// Landing this many hours (standard time) behind the origin or more is reported.
+const FAR_TZ_HOURS: i32 = 4;
 
 static EVALUATED: AtomicU64 = AtomicU64::new(0);
 
-fn rules(flight: &Flight) -> Vec<Alert> {
+thread_local! {
+    /// The host's answers so far, by FAA code.
+    static AIRPORTS: RefCell<HashMap<String, Option<Rc<Airport>>>> = RefCell::new(HashMap::new());
+}
+
+/// Looks an airport up through the host, once per code per instance.
+fn lookup(faa: &str) -> Option<Rc<Airport>> {
+    AIRPORTS.with(|cache| {
+        if let Some(known) = cache.borrow().get(faa) {
+            return known.clone();
+        }
+        let answer = airports::lookup(faa).map(Rc::new);
+        cache.borrow_mut().insert(faa.to_string(), answer.clone());
+        answer
+    })
+}
+
+fn rules(flight: &Flight, lookup: impl Fn(&str) -> Option<Rc<Airport>>) -> Vec<Alert> {
     let cf = format!("{}{}", flight.carrier, flight.flight);
     let (origin, dest) = (&flight.origin, &flight.dest);
     let mut alerts = Vec::new();
@@ -56,6 +82,25 @@ fn rules(flight: &Flight) -> Vec<Alert> {
             message: format!("{cf} arrived {} min early", -i64::from(delay)),
         });
     }
+    match (lookup(origin), lookup(dest)) {
+        (Some(from), Some(to)) if i32::from(from.tz) - i32::from(to.tz) >= FAR_TZ_HOURS => {
+            alerts.push(Alert {
+                rule: "far-time-zone".to_string(),
+                severity: Severity::Info,
+                message: format!(
+                    "{cf} {origin}->{dest} lands {} h behind, in {}",
+                    i32::from(from.tz) - i32::from(to.tz),
+                    to.tzone.as_deref().unwrap_or("an unknown time zone")
+                ),
+            });
+        }
+        (_, None) => alerts.push(Alert {
+            rule: "unknown-airport".to_string(),
+            severity: Severity::Warning,
+            message: format!("{cf} {origin}->{dest}: {dest} is not in the airport directory"),
+        }),
+        _ => {}
+    }
     alerts
 }
 
@@ -70,12 +115,14 @@ impl Guest for NightOwl {
                     .to_string(),
                 format!("fast-flight: average speed over {FAST_MPH} mph"),
                 format!("early-arrival: arrived {EARLY_MIN} min early or more"),
+                format!("far-time-zone: lands {FAR_TZ_HOURS} h or more behind the origin"),
+                "unknown-airport: destination not in the host's airport directory".to_string(),
             ],
         })
     }
 
     fn evaluate(flight: Flight) -> Vec<Alert> {
-        let alerts = rules(&flight);
+        let alerts = rules(&flight, lookup);
         for alert in &alerts {
             info!("{}: {}", alert.rule, alert.message);
         }
@@ -116,9 +163,32 @@ mod tests {
         }
     }
 
+    fn airport(faa: &str, tz: i8, tzone: &str) -> Airport {
+        Airport {
+            faa: faa.to_string(),
+            name: format!("{faa} airport"),
+            lat: 0.0,
+            lon: 0.0,
+            alt: 0,
+            tz,
+            tzone: Some(tzone.to_string()),
+        }
+    }
+
+    /// A fake directory: JFK, BOS and HNL.
+    fn directory(faa: &str) -> Option<Rc<Airport>> {
+        match faa {
+            "JFK" => Some(airport("JFK", -5, "America/New_York")),
+            "BOS" => Some(airport("BOS", -5, "America/New_York")),
+            "HNL" => Some(airport("HNL", -10, "Pacific/Honolulu")),
+            _ => None,
+        }
+        .map(Rc::new)
+    }
+
     #[test]
     fn rules_fire_in_order_with_their_messages() {
-        let alerts: Vec<(String, String)> = rules(&flight())
+        let alerts: Vec<(String, String)> = rules(&flight(), directory)
             .into_iter()
             .map(|a| (a.rule, a.message))
             .collect();
@@ -142,6 +212,30 @@ mod tests {
         f.air_time = Some(0);
         f.arr_delay = None;
         f.arr_time = None;
-        assert!(rules(&f).is_empty());
+        assert!(rules(&f, directory).is_empty());
+    }
+
+    #[test]
+    fn far_time_zones_and_unknown_destinations_use_the_directory() {
+        let mut f = flight();
+        f.dep_time = None;
+        f.arr_time = None;
+        f.arr_delay = None;
+        f.air_time = None;
+        f.dest = "HNL".to_string();
+        let alerts: Vec<(String, String)> = rules(&f, directory)
+            .into_iter()
+            .map(|a| (a.rule, a.message))
+            .collect();
+        assert_eq!(
+            alerts,
+            [(
+                "far-time-zone".to_string(),
+                "B61 JFK->HNL lands 5 h behind, in Pacific/Honolulu".to_string()
+            )]
+        );
+        f.dest = "SJU".to_string();
+        let rules: Vec<String> = rules(&f, directory).into_iter().map(|a| a.rule).collect();
+        assert_eq!(rules, ["unknown-airport"]);
     }
 }

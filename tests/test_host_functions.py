@@ -1,0 +1,302 @@
+"""Host functions: world imports of the host's own interfaces, implemented per plugin.
+
+The fixture plugin ``tests/fixtures/hostfns`` imports the host's ``inventory``
+interface and a world-level function ``now-ms``, and exports functions that call them.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import wasmplug
+from conftest import fixture_world
+
+WORLD = fixture_world("hostfns")
+Item = WORLD.types.Item
+INVENTORY = "wasmplug-tests:hostfns/inventory@0.1.0"
+
+
+class Inventory:
+    """An inventory kept in Python, implementing the WIT interface ``inventory``."""
+
+    def __init__(self, stock: dict[str, int]) -> None:
+        self.stock = dict(stock)
+        self.events: list[str] = []
+        self.calls: list[tuple[str, tuple[Any, ...]]] = []
+
+    def lookup(self, name: str) -> Any:
+        self.calls.append(("lookup", (name,)))
+        qty = self.stock.get(name)
+        return None if qty is None else Item(name=name, qty=qty)
+
+    def reserve(self, name: str, qty: int) -> int:
+        self.calls.append(("reserve", (name, qty)))
+        if name not in self.stock:
+            raise wasmplug.GuestError(WORLD.types.StockErrorUnknown(name))
+        left = self.stock[name]
+        if qty > left:
+            raise wasmplug.GuestError(WORLD.types.StockErrorShort(left))
+        self.stock[name] = left - qty
+        return left - qty
+
+    def emit(self, event: str) -> None:
+        self.events.append(event)
+
+    def ping(self) -> int:
+        return 41
+
+
+@pytest.fixture
+def load(wasm_dir: Path, engine: wasmplug.Engine) -> Any:
+    """Loads the hostfns plugin with the given imports (default: a fresh Inventory and
+    a clock); closes every plugin it loaded at teardown."""
+    loaded: list[wasmplug.Plugin] = []
+
+    def _load(
+        imports: dict[str, object] | None = None,
+        *,
+        limits: wasmplug.Limits | None = None,
+        name: str = "hostfns",
+    ) -> wasmplug.Plugin:
+        if imports is None:
+            imports = {"inventory": Inventory({"apple": 3}), "now-ms": lambda: 1234}
+        plugin = wasmplug.load(
+            wasm_dir / "hostfns.wasm",
+            world=WORLD,
+            policy=wasmplug.Policy(limits=limits or wasmplug.Limits()),
+            name=name,
+            engine=engine,
+            imports=imports,
+        )
+        loaded.append(plugin)
+        return plugin
+
+    yield _load
+    for plugin in loaded:
+        plugin.close()
+
+
+def test_object_implementation_is_called_with_typed_values(load: Any) -> None:
+    """The guest's calls reach the object's snake_case methods with lifted Python values,
+    and the object's answers reach the guest: an attrs record, then None."""
+    inventory = Inventory({"apple": 3})
+    plugin = load({"inventory": inventory, "now-ms": lambda: 99})
+    assert plugin.call("lookup", "apple") == Item(name="apple", qty=3)
+    assert inventory.calls == [("lookup", ("apple",)), ("lookup", ("apple",))]
+    assert plugin.last_call.host_calls == 2
+    assert plugin.last_call.host_time_us > 0
+    assert plugin.call("lookup", "pear") is None
+    assert plugin.call("now") == 99
+    assert plugin.call("emit-all", ["a", "b", "c"]) == 3
+    assert inventory.events == ["a", "b", "c"]
+
+
+def test_mapping_of_callables_by_wit_or_snake_case_name(load: Any) -> None:
+    """A mapping of callables implements an interface too, keyed by WIT or snake_case
+    function name, and the interface may be named by its qualified name."""
+    calls: list[str] = []
+    impl: dict[str, Callable[..., Any]] = {
+        "lookup": lambda name: Item(name=name.upper(), qty=len(name)),
+        "reserve": lambda name, qty: 0,
+        "emit": calls.append,
+        "ping": lambda: 1,
+    }
+    plugin = load({INVENTORY: impl, "now-ms": lambda: 0})
+    assert plugin.call("lookup", "fig") == Item(name="FIG", qty=3)
+    assert plugin.call("call-ping") == 2
+    assert plugin.call("emit-all", ["x"]) == 1
+    assert calls == ["x"]
+
+
+def test_raising_guest_error_returns_err_to_the_guest(load: Any) -> None:
+    """For a result<T, E> host function, returning T is ok and raising GuestError with
+    an E gives the guest err(E): the guest maps each case to its own error text."""
+    inventory = Inventory({"apple": 3})
+    plugin = load({"inventory": inventory, "now-ms": lambda: 0})
+    assert plugin.call("reserve", "apple", 2) == 1
+    with pytest.raises(wasmplug.GuestError) as info:
+        plugin.call("reserve", "apple", 5)
+    assert info.value.value == "short:1"
+    with pytest.raises(wasmplug.GuestError) as info:
+        plugin.call("reserve", "kiwi", 1)
+    assert info.value.value == "unknown:kiwi"
+    # The guest handled the error: the instance was not replaced.
+    assert plugin.call("reserve", "apple", 1) == 0
+    assert plugin.last_call.fresh_instance is False
+
+
+def test_other_exception_fails_the_call_on_the_host(
+    load: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Any other exception is never swallowed: the call raises HostFunctionError caused
+    by it, it is logged with the plugin's name, and the next call gets a fresh
+    instance."""
+
+    class Broken(Inventory):
+        def reserve(self, name: str, qty: int) -> int:
+            raise ValueError("database is down")
+
+    plugin = load({"inventory": Broken({}), "now-ms": lambda: 0}, name="shop")
+    with (
+        caplog.at_level(logging.ERROR, logger="wasmplug"),
+        pytest.raises(wasmplug.HostFunctionError) as info,
+    ):
+        plugin.call("reserve", "apple", 1)
+    error = info.value
+    assert isinstance(error.__cause__, ValueError)
+    assert error.host_function == f"{INVENTORY}#reserve"
+    assert error.plugin == "shop"
+    assert "database is down" in str(error)
+    assert isinstance(error, wasmplug.CallError)
+    assert [r for r in caplog.records if getattr(r, "plugin", None) == "shop" and r.exc_info]
+    assert plugin.call("pong") == 7
+    assert plugin.last_call.fresh_instance is True
+
+
+def test_guest_error_where_the_result_is_not_a_result_fails_on_the_host(load: Any) -> None:
+    """Raising GuestError from a host function without a result<_, E> result (emit) is
+    a host-side failure, not an error value."""
+    inventory = Inventory({})
+    inventory.emit = lambda event: (_ for _ in ()).throw(wasmplug.GuestError("no"))  # type: ignore[method-assign]
+    plugin = load({"inventory": inventory, "now-ms": lambda: 0})
+    with pytest.raises(wasmplug.HostFunctionError) as info:
+        plugin.call("emit-all", ["e"])
+    assert isinstance(info.value.__cause__, wasmplug.GuestError)
+
+
+@pytest.mark.parametrize(
+    ("method", "value", "call", "expected"),
+    [
+        ("lookup", "apple", ("lookup", "apple"), "expected"),
+        ("lookup", {"name": "a"}, ("lookup", "a"), "missing"),
+        ("ping", -1, ("call-ping",), "int in [0, 4294967295]"),
+        ("ping", 2**32, ("call-ping",), "int in [0, 4294967295]"),
+        ("reserve", "1", ("reserve", "a", 1), "int in [0, 4294967295]"),
+    ],
+)
+def test_results_are_checked_like_export_values(
+    load: Any, method: str, value: Any, call: tuple[Any, ...], expected: str
+) -> None:
+    """A host function's result is checked against its WIT type exactly like an
+    argument of an export; a mismatch fails the call naming the function."""
+    inventory = Inventory({})
+    setattr(inventory, method, lambda *args: value)
+    plugin = load({"inventory": inventory, "now-ms": lambda: 0})
+    with pytest.raises(wasmplug.HostFunctionError) as info:
+        plugin.call(*call)
+    assert isinstance(info.value.__cause__, TypeError)
+    message = str(info.value.__cause__)
+    assert f"{INVENTORY}#{method} result" in message
+    assert expected in message
+
+
+def test_guest_error_with_a_value_of_the_wrong_type_fails_on_the_host(load: Any) -> None:
+    """A GuestError whose value is not an E of the function's result<T, E> is a
+    host-side failure naming what was expected."""
+    inventory = Inventory({})
+    inventory.reserve = lambda name, qty: (_ for _ in ()).throw(wasmplug.GuestError("oops"))  # type: ignore[method-assign]
+    plugin = load({"inventory": inventory, "now-ms": lambda: 0})
+    with pytest.raises(wasmplug.HostFunctionError) as info:
+        plugin.call("reserve", "a", 1)
+    assert "StockError" in str(info.value.__cause__)
+
+
+def test_missing_implementations_are_link_errors_at_load(load: Any) -> None:
+    """Every host import of the world needs an implementation at load time; the
+    LinkError names what is missing."""
+    with pytest.raises(wasmplug.LinkError) as info:
+        load({})
+    assert INVENTORY in str(info.value)
+    assert "now-ms" in str(info.value)
+    assert set(info.value.imports) == {INVENTORY, "now-ms"}
+
+    class NoEmit:
+        def lookup(self, name: str) -> None:
+            return None
+
+        def reserve(self, name: str, qty: int) -> int:
+            return 0
+
+        def ping(self) -> int:
+            return 0
+
+    with pytest.raises(wasmplug.LinkError, match=r"no function emit \(method emit\(\): missing\)"):
+        load({"inventory": NoEmit(), "now-ms": lambda: 0})
+    with pytest.raises(wasmplug.LinkError, match="does not import"):
+        load({"inventory": Inventory({}), "now-ms": lambda: 0, "billing": object()})
+    with pytest.raises(wasmplug.LinkError, match="must be callable"):
+        load({"inventory": Inventory({}), "now-ms": 5})
+
+
+def test_reentering_the_same_plugin_is_a_clear_error(load: Any) -> None:
+    """A host function that calls back into the plugin calling it gets
+    ReentrantCallError; uncaught, it fails the call with HostFunctionError."""
+    plugin: wasmplug.Plugin | None = None
+    caught: list[BaseException] = []
+
+    class Reenter(Inventory):
+        def ping(self) -> int:
+            assert plugin is not None
+            try:
+                return int(plugin.call("pong"))
+            except wasmplug.ReentrantCallError as e:
+                caught.append(e)
+                if len(caught) > 1:
+                    raise
+                return 100
+
+    plugin = load({"inventory": Reenter({}), "now-ms": lambda: 0})
+    assert plugin.call("call-ping") == 101
+    assert "called from a host function" in str(caught[0])
+    with pytest.raises(wasmplug.HostFunctionError) as info:
+        plugin.call("call-ping")
+    assert isinstance(info.value.__cause__, wasmplug.ReentrantCallError)
+
+
+def test_a_host_function_may_call_another_plugin(load: Any) -> None:
+    """Calling a *different* plugin from a host function works."""
+    other = load(name="other")
+
+    class Relay(Inventory):
+        def ping(self) -> int:
+            return int(other.call("pong")) * 10
+
+    plugin = load({"inventory": Relay({}), "now-ms": lambda: 0}, name="relay")
+    assert plugin.call("call-ping") == 71
+
+
+def test_implementations_are_per_plugin(load: Any) -> None:
+    """Two plugins of one world, loaded with different implementations, each see their
+    own: nothing is registered process-wide."""
+    a = load({"inventory": Inventory({"apple": 1}), "now-ms": lambda: 1}, name="a")
+    b = load({"inventory": Inventory({"apple": 9}), "now-ms": lambda: 2}, name="b")
+    assert a.call("lookup", "apple") == Item(name="apple", qty=1)
+    assert b.call("lookup", "apple") == Item(name="apple", qty=9)
+    assert (a.call("now"), b.call("now")) == (1, 2)
+
+
+def test_host_functions_count_against_the_deadline(load: Any) -> None:
+    """Time spent in a host function is part of the call's deadline: a slow host
+    function fails the call with DeadlineExceeded naming it."""
+
+    class Slow(Inventory):
+        def ping(self) -> int:
+            time.sleep(0.15)
+            return 1
+
+    plugin = load(
+        {"inventory": Slow({}), "now-ms": lambda: 0},
+        limits=wasmplug.Limits(deadline_ms=50),
+    )
+    with pytest.raises(wasmplug.DeadlineExceeded) as info:
+        plugin.call("call-ping")
+    assert "in host function" in str(info.value)
+    assert info.value.stats is not None
+    assert info.value.stats.host_time_us >= 150_000
+    assert plugin.call("pong") == 7
