@@ -26,7 +26,7 @@ import keyword
 import os
 import textwrap
 from collections.abc import Iterator
-from pathlib import PurePath
+from pathlib import Path, PurePath
 
 import attrs
 
@@ -42,12 +42,12 @@ from ._bindings import (
     world_typedefs,
 )
 from ._exceptions import WitError
+from ._host import check_host_wit_copies
 from ._version import __version__
 
 __all__ = ["generate_bindings", "generate_bindings_for"]
 
 _WIDTH = 100
-_JSON_CHUNK = 88
 #: Interfaces whose imports the runtime implements itself: no Protocol for them.
 _RUNTIME_PREFIXES = ("wasmplug:host/", "wasi:")
 _WORLD_MEMBERS = frozenset({"load", "close", "plugin", "last_call"})
@@ -72,6 +72,7 @@ def generate_bindings(wit_path: str | os.PathLike[str], world: str) -> str:
             functions).
     """
     resolve = _wit.load_wit(wit_path)
+    check_host_wit_copies(Path(os.fspath(wit_path)))
     source = PurePath(os.fspath(wit_path)).as_posix()
     return generate_bindings_for(resolve, resolve.world(world), source=source)
 
@@ -159,17 +160,36 @@ def _section(title: str, entries: list[tuple[str, str]]) -> str:
 
 
 def _string_chunks(text: str, indent: str) -> list[str]:
-    """A long string as implicitly concatenated literals, one per line."""
-    chunks = [text[i : i + _JSON_CHUNK] for i in range(0, len(text), _JSON_CHUNK)] or [""]
+    """A long string as implicitly concatenated literals, one per line, each line
+    within the line length."""
+    room = _WIDTH - len(indent) - 2
+    chunks: list[str] = []
+    start, used = 0, 0
+    for i, ch in enumerate(text):
+        cost = len(_literal(ch)) - 2
+        if used + cost > room:
+            chunks.append(text[start:i])
+            start, used = i, 0
+        used += cost
+    chunks.append(text[start:])
     return [indent + _literal(c) for c in chunks]
 
 
 def _literal(text: str) -> str:
-    """A string literal as ``ruff format`` writes it (double quotes unless more escapes)."""
-    body = repr(text)
-    if body.startswith("'") and '"' not in text:
-        body = '"' + body[1:-1].replace("\\'", "'") + '"'
-    return body
+    """A string literal as ``ruff format`` writes it: double quotes unless the text
+    holds more double quotes than single ones."""
+    quote = "'" if text.count('"') > text.count("'") else '"'
+    out = []
+    for ch in text:
+        if ch == "\\":
+            out.append("\\\\")
+        elif ch == quote:
+            out.append("\\" + ch)
+        elif ch.isprintable() or ch == " ":
+            out.append(ch)
+        else:
+            out.append(repr(ch)[1:-1])
+    return quote + "".join(out) + quote
 
 
 def _safe_name(name: str) -> str:
@@ -570,8 +590,10 @@ class _Generator:
                 )
         raises: list[tuple[str, str]] = []
         error = self.error_name(func)
-        if error is not None:
+        if error is not None and call:
             raises.append((error, "the function returned the ``err`` case (in ``value``)."))
+        elif error is not None:
+            raises.append((error, "raise it with the error value to return ``err`` to the plugin."))
         if call:
             raises.append(
                 ("wasmplug.CallError", "the call trapped or exceeded a limit of the policy.")
@@ -598,8 +620,9 @@ class _Generator:
         iface = imported.interface
         doc = iface.docs or f"WIT interface ``{iface.qualified_name}``."
         doc += (
-            f"\n\nWhat the host implements for the import ``{imported.key}``: pass an object"
-            f"\nof this shape as ``{imported.argument}=`` to ``{self.world_class}.load``."
+            f"\n\nThe host implements it for the import\n``{imported.key}``:"
+            f"\npass an object of this shape as ``{imported.argument}=`` to"
+            f" ``{self.world_class}.load``."
         )
         lines = [f"class {imported.class_name}(Protocol):", *_docstring(doc, "    ")]
         for func in iface.functions.values():
