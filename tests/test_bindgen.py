@@ -147,6 +147,15 @@ def t_flight() -> tenant.Flight:
     raise NotImplementedError
 
 
+class Airports:
+    def lookup(self, faa: str) -> tenant.Airport | None:
+        return None
+
+
+def load() -> tenant.Tenant:
+    return tenant.Tenant.load("t.wasm", name="t", airports=Airports())
+
+
 EVERYTHING: zoo.Everything
 """
 
@@ -174,21 +183,37 @@ def _mypy(directory: Path) -> subprocess.CompletedProcess[str]:
 
 def test_generated_modules_pass_mypy_strict_and_check_call_sites(tmp_path: Path) -> None:
     """``mypy --strict`` passes on the generated modules and a correct call site; a
-    call with an argument of the wrong type is reported."""
+    call with an argument of the wrong type, and a host implementation that does not
+    satisfy the generated Protocol, are reported."""
     shutil.copy(GOLDEN / "zoo.py", tmp_path / "zoo.py")
     shutil.copy(GOLDEN / "tenant.py", tmp_path / "tenant.py")
     (tmp_path / "site.py").write_text(CALL_SITE, encoding="utf-8")
     ok = _mypy(tmp_path)
     assert ok.returncode == 0, ok.stdout + ok.stderr
-    (tmp_path / "site.py").write_text(
-        CALL_SITE + '\n\ndef wrong(z: zoo.Zoo) -> None:\n    z.check("not a point", 3)\n',
-        encoding="utf-8",
-    )
+    wrong = """
+
+def wrong(z: zoo.Zoo) -> None:
+    z.check("not a point", 3)
+
+
+class BadAirports:
+    def lookup(self, faa: str) -> str:
+        return faa
+
+
+def bad_load() -> tenant.Tenant:
+    return tenant.Tenant.load("t.wasm", airports=BadAirports())
+"""
+    (tmp_path / "site.py").write_text(CALL_SITE + wrong, encoding="utf-8")
     bad = _mypy(tmp_path)
     assert bad.returncode == 1
     assert 'Argument 1 to "check" of "Zoo" has incompatible type "str"; expected "Point"' in (
         bad.stdout
     ), bad.stdout
+    assert 'Argument "airports" to "load" of "Tenant" has incompatible type "BadAirports"' in (
+        bad.stdout
+    ), bad.stdout
+    assert "Found 2 errors" in bad.stdout
 
 
 def test_cli_writes_and_checks_a_module(
