@@ -8,7 +8,8 @@
 # Runs every check even after a failure, then exits non-zero naming the
 # failed ones.
 #
-# Covers every member: the guest SDK and the plugin crates. Plugins build
+# Covers every member: the guest SDK and the plugin crates, and the WIT
+# parser module's crate (tools/wit-wasm, a workspace of its own). Plugins build
 # natively too (wit-bindgen stubs the host imports off wasm32), so clippy and
 # `cargo test` check them; their wasm builds are scripts/build-wasm.sh's job.
 # Works from any directory.
@@ -36,6 +37,13 @@ step env RUSTDOCFLAGS=-Dwarnings cargo doc --no-deps -p wasmplug-guest
 # may link to each other.
 step env RUSTDOCFLAGS="-Dwarnings -Arustdoc::private-intra-doc-links" \
     cargo doc --no-deps --workspace --exclude wasmplug-guest --document-private-items
+
+# The WIT parser module's crate (tools/wit-wasm): its own workspace, checked
+# natively; its wasm build is scripts/build-wit-module.sh's job.
+WIT=(--manifest-path "$ROOT/tools/wit-wasm/Cargo.toml")
+step cargo fmt "${WIT[@]}" --check
+step cargo clippy "${WIT[@]}" --locked --all-targets -- -D warnings
+step env RUSTDOCFLAGS=-Dwarnings cargo doc "${WIT[@]}" --locked --no-deps --document-private-items
 
 if ((${#failed[@]})); then
     printf 'check-rust: FAILED: %s\n' "${failed[@]}" >&2

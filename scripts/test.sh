@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The test command: sets everything up (scripts/setup.sh), then runs every check:
 #
+#   WIT     the shipped parser module is current (build-wit-module.sh --check)
 #   Python  ruff check, ruff format --check, mypy --strict on src/, pytest
 #   Rust    cargo fmt --check, clippy -D warnings, cargo test, cargo doc -D warnings
 #
@@ -19,6 +20,7 @@ step() {
     "$@" || failed+=("$*")
 }
 
+step bash "$ROOT/scripts/build-wit-module.sh" --check
 step "$BIN/ruff" check src tests examples
 step "$BIN/ruff" format --check src tests examples
 step "$BIN/mypy" --strict src

@@ -38,12 +38,12 @@ from ._bindings import (
     field_name,
     iter_typedefs,
     member_name,
-    namespace_for_world,
     world_typedefs,
 )
 from ._exceptions import WitError
 from ._host import check_host_wit_copies
 from ._version import __version__
+from ._world import World
 
 __all__ = ["generate_bindings", "generate_bindings_for"]
 
@@ -228,7 +228,9 @@ class _Generator:
         self.world = world
         self.source = source
         self._check_supported()
-        self.ns: TypeNamespace = namespace_for_world(world)
+        # The runtime's own view of the world: it refuses what cannot be run, and its
+        # namespace gives the Python names (so both paths name every class alike).
+        self.ns: TypeNamespace = World(world).types
         self.typedefs = [td for td in world_typedefs(world) if self._has_class(td)]
         self.used_names = set(self.ns)
         self.alias_names: dict[int, str] = {}
@@ -383,6 +385,8 @@ class _Generator:
             return "tuple[" + ", ".join(self.py(e) for e in t.elements) + "]"
         if isinstance(t, _wit.HandleType):  # pragma: no cover - refused by _check_supported
             raise WitError(f"resource {t.resource.name!r} is not supported by bindgen yet")
+        if isinstance(t, _wit.Unsupported):  # pragma: no cover - World() refuses it
+            raise WitError(f"{t.text} ({t.construct}) is not supported by bindgen yet")
         if isinstance(t.kind, _wit.AliasKind):
             return self.alias_names[id(t)]
         return self.ns.name_of(t)

@@ -550,6 +550,8 @@ def describe(t: _wit.WitType | None) -> str:
         return "tuple<" + ", ".join(describe(e) for e in t.elements) + ">"
     if isinstance(t, _wit.HandleType):
         return f"{'borrow' if t.borrow else 'own'}<{t.resource.name}>"
+    if isinstance(t, _wit.Unsupported):
+        return t.text
     kind = t.kind
     label = {
         _wit.RecordKind: "record",

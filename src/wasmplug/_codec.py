@@ -815,6 +815,8 @@ def build_codec(t: _wit.WitType, ns: TypeNamespace, cache: dict[int, Codec] | No
         )
     if isinstance(t, _wit.TupleType):
         return _Tuple(t, [build_codec(e, ns, cache) for e in t.elements])
+    if isinstance(t, _wit.Unsupported):
+        raise UnsupportedType(f"{t.text}: {t.construct} is not supported by wasmplug yet")
     if isinstance(t, _wit.HandleType):
         raise UnsupportedType(
             f"resource handle {describe(t)}: resources are not supported by wasmplug yet"

@@ -142,6 +142,8 @@ def compare_types(expected: _wit.WitType, found: Any, path: str) -> list[str]:
         return out
     if isinstance(t, _wit.HandleType):
         return [] if isinstance(found, wc.OwnType | wc.BorrowType) else bad()
+    if isinstance(t, _wit.Unsupported):
+        return bad()
     kind = t.kind
     if isinstance(kind, _wit.RecordKind):
         if not isinstance(found, wc.RecordType):

@@ -94,10 +94,14 @@ class World:
 
     Raises:
         WitError: the world uses a type that cannot cross the boundary yet (a resource,
-            an ``async`` function) in an export.
+            an ``async`` function) in an export, or a construct wasmplug cannot run
+            (``future``, ``stream``, ``error-context``, ``map``, fixed-length lists,
+            ``async`` functions) anywhere in its imports or exports; the message names
+            the construct and where it is used.
     """
 
     def __init__(self, wit: _wit.World, *, types: TypeNamespace | None = None) -> None:
+        _check_supported(wit)
         self.wit = wit
         self.name = wit.qualified_name
         self.types: TypeNamespace = types if types is not None else namespace_for_world(wit)
@@ -221,6 +225,60 @@ class World:
 
     def __repr__(self) -> str:
         return f"<World {self.name} exports={sorted(self.exports)}>"
+
+
+def _check_supported(world: _wit.World) -> None:
+    """Raises :class:`WitError` at the first construct of the world wasmplug cannot run."""
+    for side, items in (("import", world.imports), ("export", world.exports)):
+        for key, item in items.items():
+            if isinstance(item, _wit.Function):
+                funcs = [(f"{side} {key}", item)]
+            else:
+                funcs = [(f"{side} {key}, function {f.name}", f) for f in item.functions.values()]
+                for td in item.types.values():
+                    if isinstance(td.kind, _wit.ResourceKind):
+                        funcs += [(f"{side} {key}, {m.name}", m) for m in td.kind.methods]
+            for where, func in funcs:
+                if func.is_async:
+                    raise WitError(
+                        f"world {world.qualified_name}: {where}: async functions are "
+                        "not supported by wasmplug yet"
+                    )
+                slots = [(f"parameter {p.name}", p.type) for p in func.params]
+                slots += [("result", func.result)] if func.result is not None else []
+                for slot, t in slots:
+                    found = _find_unsupported(t, set())
+                    if found is not None:
+                        raise WitError(
+                            f"world {world.qualified_name}: {where}, {slot}: {found.text} "
+                            f"({found.construct}) is not supported by wasmplug yet"
+                        )
+
+
+def _find_unsupported(t: _wit.WitType | None, seen: set[int]) -> _wit.Unsupported | None:
+    if t is None or isinstance(t, _wit.Primitive | _wit.HandleType):
+        return None
+    if isinstance(t, _wit.Unsupported):
+        return t
+    if isinstance(t, _wit.ListType):
+        return _find_unsupported(t.element, seen)
+    if isinstance(t, _wit.OptionType):
+        return _find_unsupported(t.inner, seen)
+    if isinstance(t, _wit.ResultType):
+        return _find_unsupported(t.ok, seen) or _find_unsupported(t.err, seen)
+    if isinstance(t, _wit.TupleType):
+        return next(filter(None, (_find_unsupported(e, seen) for e in t.elements)), None)
+    if id(t) in seen:
+        return None
+    seen.add(id(t))
+    kind = t.kind
+    if isinstance(kind, _wit.AliasKind):
+        return _find_unsupported(kind.target, seen)
+    if isinstance(kind, _wit.RecordKind):
+        return next(filter(None, (_find_unsupported(f.type, seen) for f in kind.fields)), None)
+    if isinstance(kind, _wit.VariantKind):
+        return next(filter(None, (_find_unsupported(c.type, seen) for c in kind.cases)), None)
+    return None
 
 
 def load_world(path: str | os.PathLike[str], world: str) -> World:

@@ -17,6 +17,7 @@ exported interface a ``use`` in a world refers to are not checked.
 """
 
 from .._exceptions import WitError
+from ._json import resolve_from_json
 from ._model import (
     PRIMITIVE_NAMES,
     AliasKind,
@@ -41,13 +42,14 @@ from ._model import (
     TupleType,
     TypeDef,
     TypeKind,
+    Unsupported,
     VariantKind,
     WitType,
     World,
     WorldItem,
     unalias,
 )
-from ._resolver import load_wit, parse_wit_text
+from ._official import load_wit, parse_wit_text
 
 __all__ = [
     "PRIMITIVE_NAMES",
@@ -73,6 +75,7 @@ __all__ = [
     "TupleType",
     "TypeDef",
     "TypeKind",
+    "Unsupported",
     "VariantKind",
     "WitError",
     "WitType",
@@ -80,5 +83,6 @@ __all__ = [
     "WorldItem",
     "load_wit",
     "parse_wit_text",
+    "resolve_from_json",
     "unalias",
 ]

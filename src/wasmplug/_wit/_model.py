@@ -1,7 +1,9 @@
 """The typed model of resolved WIT: packages, interfaces, worlds, functions and types.
 
-Everything here is produced by :func:`~wasmplug._wit.load_wit` and
-:func:`~wasmplug._wit.parse_wit_text`; nothing in it refers back to WIT source text.
+Everything here is built from the JSON that the official ``wit-parser`` produces (see
+:func:`~wasmplug._wit.resolve_from_json`), by :func:`~wasmplug._wit.load_wit`,
+:func:`~wasmplug._wit.parse_wit_text` and :func:`~wasmplug.inspect`; nothing in it
+refers back to WIT source text.
 
 Type expressions are values (frozen, compared structurally), except :class:`TypeDef`, a
 *named* type (record, variant, enum, flags, alias, resource), which is compared by
@@ -49,6 +51,7 @@ __all__ = [
     "TupleType",
     "TypeDef",
     "TypeKind",
+    "Unsupported",
     "VariantKind",
     "WitType",
     "World",
@@ -185,6 +188,23 @@ class HandleType:
     borrow: bool
 
 
+@attrs.frozen
+class Unsupported:
+    """A type that WIT has but wasmplug cannot pass at run time yet.
+
+    Loading a package that contains one works; preparing a world whose functions use
+    one for calls (:class:`wasmplug.World`) raises :class:`~wasmplug.WitError`.
+
+    Attributes:
+        construct: What it is: ``future``, ``stream``, ``error-context``, ``map`` or
+            ``fixed-length-list``.
+        text: WIT-like text of the type, e.g. ``stream<u8>``.
+    """
+
+    construct: str
+    text: str
+
+
 @attrs.define(eq=False, repr=False)
 class TypeDef:
     """A named type: a record, variant, enum, flags, alias or resource.
@@ -234,7 +254,8 @@ class RecordKind:
     """``record r { ... }``.
 
     Attributes:
-        fields: The fields, in declaration order (at least one).
+        fields: The fields, in declaration order (at least one: ``wit-parser`` rejects
+            an empty record).
     """
 
     fields: tuple[Field, ...]
@@ -469,10 +490,14 @@ class Resolve:
     Attributes:
         packages: Every package by ``str(PackageName)``, e.g. ``wasmplug:host@0.1.0``.
         main: The name of the package that was loaded (the others are its dependencies).
+        source_json: The JSON document this model was built from (see
+            :func:`~wasmplug._wit.resolve_from_json`): the same WIT always gives the
+            same string, so it can be stored and turned back into an equal model.
     """
 
     packages: dict[str, Package]
     main: PackageName
+    source_json: str = ""
 
     @property
     def main_package(self) -> Package:
@@ -574,7 +599,7 @@ def _lookup_error(reason: str) -> WitError:
 TypeKind: TypeAlias = RecordKind | VariantKind | EnumKind | FlagsKind | AliasKind | ResourceKind
 #: A WIT type expression.
 WitType: TypeAlias = (
-    Primitive | ListType | OptionType | ResultType | TupleType | HandleType | TypeDef
+    Primitive | ListType | OptionType | ResultType | TupleType | HandleType | TypeDef | Unsupported
 )
 #: What a world imports or exports: an interface, or a bare function.
 WorldItem: TypeAlias = Interface | Function
