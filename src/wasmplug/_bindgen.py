@@ -102,16 +102,17 @@ def _docstring(text: str, indent: str) -> list[str]:
     text = text.replace("\\", "\\\\").replace('"""', '\\"\\"\\"').strip()
     width = _WIDTH - len(indent)
     lines: list[str] = []
-    for raw in text.splitlines():
+    for number, raw in enumerate(text.splitlines()):
         stripped = raw.rstrip()
         lead = stripped[: len(stripped) - len(stripped.lstrip())]
-        if len(stripped) + 6 <= width:
+        quotes = 6 if number == 0 else 0
+        if len(stripped) + quotes <= width:
             lines.append(stripped)
         else:
             lines.extend(
                 textwrap.wrap(
                     stripped.lstrip(),
-                    width=width - 6,
+                    width=width - quotes,
                     initial_indent=lead,
                     subsequent_indent=lead,
                     break_long_words=False,
@@ -146,16 +147,14 @@ def _section(title: str, entries: list[tuple[str, str]]) -> str:
         return ""
     body = []
     for name, text in entries:
-        lines = text.strip().splitlines() or [""]
         first = textwrap.wrap(
-            f"{name}: {lines[0]}",
+            f"{name}: {' '.join(text.split())}",
             width=_WIDTH - 16,
             subsequent_indent="    ",
             break_long_words=False,
             break_on_hyphens=False,
         )
         body += [f"    {line}".rstrip() for line in first]
-        body += [f"        {line}".rstrip() for line in lines[1:]]
     return "\n\n" + title + ":\n" + "\n".join(body)
 
 
@@ -166,7 +165,9 @@ def _string_chunks(text: str, indent: str) -> list[str]:
     chunks: list[str] = []
     start, used = 0, 0
     for i, ch in enumerate(text):
-        cost = len(_literal(ch)) - 2
+        # Its length between double quotes: ``_literal`` picks single quotes only when
+        # that needs fewer escapes, so this bounds the literal's length.
+        cost = 2 if ch == '"' else len(_literal(ch)) - 2
         if used + cost > room:
             chunks.append(text[start:i])
             start, used = i, 0
@@ -329,7 +330,9 @@ class _Generator:
                     f"world {self.world.qualified_name} imports the function {item.name!r}: "
                     "bindgen supports imported interfaces only"
                 )
-            if not self._is_host_interface(key):
+            if not self._is_host_interface(key) or not item.functions:
+                # The runtime's own capabilities and WASI; or an interface imported only
+                # for its types (e.g. through a world's ``use``): nothing to implement.
                 continue
             short = item.name or item.plain_name or key
             cls = self._claim_plain(class_name(short) + "Protocol", "_")
