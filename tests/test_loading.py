@@ -291,6 +291,7 @@ def test_public_api_is_pinned() -> None:
         "Ok",
         "Plugin",
         "PluginClosedError",
+        "PluginInfo",
         "Policy",
         "PolicyError",
         "Preopen",
@@ -303,6 +304,7 @@ def test_public_api_is_pinned() -> None:
         "World",
         "WorldMismatchError",
         "generate_bindings",
+        "inspect",
         "load",
         "load_world",
     ]

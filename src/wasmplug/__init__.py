@@ -42,6 +42,7 @@ from ._exceptions import (
     WitError,
     WorldMismatchError,
 )
+from ._inspect import PluginInfo, inspect
 from ._kv import KvNamespace, KvStore, MemoryKvStore
 from ._plugin import Plugin, load
 from ._policy import FrozenMap, Grants, KvGrant, Limits, Policy, Preopen
@@ -78,6 +79,7 @@ __all__ = [
     "Ok",
     "Plugin",
     "PluginClosedError",
+    "PluginInfo",
     "Policy",
     "PolicyError",
     "Preopen",
@@ -90,6 +92,7 @@ __all__ = [
     "World",
     "WorldMismatchError",
     "generate_bindings",
+    "inspect",
     "load",
     "load_world",
 ]

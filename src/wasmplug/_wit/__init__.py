@@ -1,4 +1,4 @@
-"""WIT, the WebAssembly Component Model's interface language: parser, resolver and model.
+"""WIT, the WebAssembly Component Model's interface language: parsing and the typed model.
 
 :func:`load_wit` reads a package (a ``.wit`` file, or a directory with its ``deps/``)
 and :func:`parse_wit_text` reads source text; both return a :class:`Resolve` whose
@@ -6,14 +6,12 @@ packages hold :class:`Interface`\\s and :class:`World`\\s of typed :class:`Funct
 Named types are :class:`TypeDef` objects, shared by identity wherever ``use`` or
 ``include`` brings them.
 
-Not supported (reported as a :class:`~wasmplug.WitError` at the place it is written):
-``map``, ``future``, ``stream`` and fixed-length ``list<T, N>`` types, and nested
-namespaces or packages in names (``a:b:c/d``). Gates (``@since``, ``@unstable``,
-``@deprecated``) and ``@external-id`` are parsed and ignored: every gated item is kept.
-A world's :attr:`World.imports` lists what the world declares (and what its includes
-declare), not the interfaces it needs implicitly because a ``use`` refers to them; those
-are reachable through :attr:`TypeDef.owner`. The rules on which of an imported or
-exported interface a ``use`` in a world refers to are not checked.
+Parsing is the official ``wit-parser`` crate's, run in a sandboxed WebAssembly module
+(see :mod:`._official`); its JSON becomes the model (:func:`resolve_from_json`), so
+what is valid WIT, and every error message, is ``wit-parser``'s. Constructs wasmplug
+cannot run yet (``future``, ``stream``, ``error-context``, ``map``, fixed-length lists)
+load as :class:`Unsupported` types, ``async`` functions with
+:attr:`Function.is_async`.
 """
 
 from .._exceptions import WitError

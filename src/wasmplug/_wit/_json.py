@@ -186,17 +186,42 @@ class _Builder:
         return Unsupported(tag, self.unsupported_text(tag, body))
 
     def unsupported_text(self, tag: str, body: Any) -> str:
-        from .._bindings import describe
-
         if tag in ("future", "stream"):
-            return tag if body is None else f"{tag}<{describe(self.type(body))}>"
+            return tag if body is None else f"{tag}<{self.text(body)}>"
         if tag == "map":
             key, value = body
-            return f"map<{describe(self.type(key))}, {describe(self.type(value))}>"
+            return f"map<{self.text(key)}, {self.text(value)}>"
         if tag == "fixed-length-list":
             element, size = body
-            return f"list<{describe(self.type(element))}, {size}>"
+            return f"list<{self.text(element)}, {size}>"
         return tag
+
+    def text(self, ref: str | int) -> str:
+        """WIT-like text of a type reference, for messages: ``list<option<u8>>``."""
+        if isinstance(ref, str):
+            return ref
+        raw = self.raw_types[ref]
+        if raw.get("name") is not None:
+            return str(raw["name"])
+        kind = raw["kind"]
+        (tag, body), *_ = kind.items()
+        if tag in ("list", "option"):
+            return f"{tag}<{self.text(body)}>"
+        if tag == "result":
+            ok = "_" if body["ok"] is None else self.text(body["ok"])
+            return (
+                f"result<{ok}>"
+                if body["err"] is None
+                else f"result<{ok}, {self.text(body['err'])}>"
+            )
+        if tag == "tuple":
+            return "tuple<" + ", ".join(self.text(t) for t in body["types"]) + ">"
+        if tag == "handle":
+            (which, resource), *_ = body.items()
+            return f"{which}<{self.text(resource)}>"
+        if tag == "type":
+            return self.text(body)
+        return self.unsupported_text(tag, body)
 
     def typedef(self, index: int) -> TypeDef:
         """The named type at ``index``; a ``use`` resolves to the used type itself."""

@@ -432,7 +432,9 @@ class World:
     (``export run: func();``, ``import host: interface { ... }``) and a named interface
     under a plain name (``import primary: store;``) are keyed by the plain name.
     Imports and exports copied from ``include``\\d worlds are merged in at the position
-    of the ``include``.
+    of the ``include``. As ``wit-parser`` elaborates a world, its imports also list the
+    interfaces that its items need through ``use`` (e.g. a ``types`` interface that an
+    imported or exported interface uses), before the first item that needs them.
 
     Attributes:
         name: The world name, e.g. ``tenant``.

@@ -35,7 +35,7 @@ import wasmtime
 
 from .._exceptions import WitError
 from ._json import resolve_from_json
-from ._model import Resolve
+from ._model import Resolve, World
 
 __all__ = ["Decoded", "ParserError", "decode_wasm", "load_wit", "parse_wit_text", "stats"]
 
@@ -53,6 +53,8 @@ MEMORY_BYTES = 512 << 20
 LRU_SIZE = 64
 
 _LOCATION = re.compile(r"^\s*--> (.+):(\d+):(\d+)\s*$", re.MULTILINE)
+# The form wit-parser uses when the source line is too long to quote.
+_SHORT_LOCATION = re.compile(r"^(.+?):(\d+):(\d+): (.*)$", re.DOTALL)
 
 
 class ParserError(Exception):
@@ -319,6 +321,10 @@ def _located(message: str, names: dict[str, str]) -> WitError:
             return WitError(
                 reason, path=match.group(1), line=int(match.group(2)), column=int(match.group(3))
             )
+        match = _SHORT_LOCATION.match(layer)
+        if match is not None and match.group(1) in names.values():
+            path, line, column, reason = match.groups()
+            return WitError(reason, path=path, line=int(line), column=int(column))
     return WitError(": ".join(layers), path=names.get(_GUEST_ROOT))
 
 
@@ -389,14 +395,13 @@ class Decoded:
     Attributes:
         kind: ``"component"``, ``"core-module"`` or ``"wit-package"``.
         resolve: The decoded packages.
-        world: The index of the decoded world in the document, or ``None`` for a WIT
-            package.
+        world: The decoded world, or ``None`` for an encoded WIT package.
         wit: The WIT text of the world's package.
     """
 
     kind: str
     resolve: Resolve
-    world: int | None
+    world: World | None
     wit: str
 
 
@@ -420,4 +425,10 @@ def decode_wasm(wasm: bytes) -> Decoded:
         text = _run("decode", wasm, None)
         _remember(key, text)
     doc = json.loads(text)
-    return Decoded(doc["kind"], resolve_from_json(text), doc["world"], doc["wit"])
+    resolve = resolve_from_json(text)
+    world = None
+    if doc["world"] is not None:
+        raw = doc["resolve"]["worlds"][doc["world"]]
+        package = doc["resolve"]["packages"][raw["package"]]["name"]
+        world = resolve.packages[package].worlds[raw["name"]]
+    return Decoded(doc["kind"], resolve, world, doc["wit"])
