@@ -63,9 +63,22 @@ def tenant_bindings() -> ModuleType:
     return _import(GOLDEN / "tenant.py", "tenant_bindings")
 
 
+def zoo_imports(zoo: Any) -> dict[str, Any]:
+    """The host's implementations of the zoo's imported functions, as ``Zoo.load``
+    keyword arguments: ``scale`` doubles; ``describe`` answers code 0 and raises the
+    generated ``ProblemException`` (``err`` to the guest) for any other code."""
+
+    def describe(code: int) -> str:
+        if code == 0:
+            return "fine"
+        raise zoo.ProblemException(zoo.Problem(code=code, message="bad", at=None))
+
+    return {"scale": lambda x: x * 2.0, "describe": describe}
+
+
 @pytest.fixture(scope="module")
 def zoo_plugin(zoo: Any, wasm_dir: Path, engine: wasmplug.Engine) -> Any:
-    with zoo.Zoo.load(wasm_dir / "zoo.wasm", engine=engine) as plugin:
+    with zoo.Zoo.load(wasm_dir / "zoo.wasm", engine=engine, **zoo_imports(zoo)) as plugin:
         yield plugin
 
 
@@ -156,6 +169,14 @@ def load() -> tenant.Tenant:
     return tenant.Tenant.load("t.wasm", name="t", airports=Airports())
 
 
+def describe(code: int) -> str:
+    raise zoo.ProblemException(zoo.Problem(code=code, message="no", at=None))
+
+
+def load_zoo() -> zoo.Zoo:
+    return zoo.Zoo.load("z.wasm", scale=lambda x: x * 2, describe=describe)
+
+
 EVERYTHING: zoo.Everything
 """
 
@@ -203,6 +224,10 @@ class BadAirports:
 
 def bad_load() -> tenant.Tenant:
     return tenant.Tenant.load("t.wasm", airports=BadAirports())
+
+
+def bad_zoo() -> zoo.Zoo:
+    return zoo.Zoo.load("z.wasm", scale=len, describe=describe)
 """
     (tmp_path / "site.py").write_text(CALL_SITE + wrong, encoding="utf-8")
     bad = _mypy(tmp_path)
@@ -213,7 +238,8 @@ def bad_load() -> tenant.Tenant:
     assert 'Argument "airports" to "load" of "Tenant" has incompatible type "BadAirports"' in (
         bad.stdout
     ), bad.stdout
-    assert "Found 2 errors" in bad.stdout
+    assert 'Argument "scale" to "load" of "Zoo" has incompatible type' in bad.stdout
+    assert "Found 3 errors" in bad.stdout
 
 
 def test_cli_writes_and_checks_a_module(
@@ -352,16 +378,24 @@ def test_results_and_errors_through_the_world_class(zoo: Any, zoo_plugin: Any) -
     assert zoo_plugin.geometry.area(triangle) == 6.0
 
 
+def test_imported_functions_are_typed_load_arguments(zoo: Any, zoo_plugin: Any) -> None:
+    """Each function the world imports is a keyword argument of ``load`` taking a
+    callable; raising the generated exception returns ``err`` to the guest."""
+    assert zoo_plugin.scaled(1.5) == 4.0
+    assert zoo_plugin.explain(0) == "fine"
+    assert zoo_plugin.explain(7) == "problem 7: bad"
+
+
 def test_world_class_wraps_only_its_world(zoo: Any, wasm_dir: Path) -> None:
     """The world class refuses a plugin loaded with another World object, and closes
     the plugin on leaving its context."""
     other = wasmplug.load_world(REPO_ROOT / ZOO_WIT, "zoo")
     with (
-        wasmplug.load(wasm_dir / "zoo.wasm", world=other) as plugin,
+        wasmplug.load(wasm_dir / "zoo.wasm", world=other, imports=zoo_imports(zoo)) as plugin,
         pytest.raises(ValueError, match="another world"),
     ):
         zoo.Zoo(plugin)
-    with zoo.Zoo.load(wasm_dir / "zoo.wasm") as wrapped:
+    with zoo.Zoo.load(wasm_dir / "zoo.wasm", **zoo_imports(zoo)) as wrapped:
         wrapped.nothing()
     assert wrapped.plugin.closed
 

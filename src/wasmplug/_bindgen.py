@@ -12,7 +12,8 @@ The generated module holds, for one world:
   embedded as JSON (no WIT parsing) with the module's own classes registered, so the
   runtime's codecs lift values straight into them;
 - a :class:`typing.Protocol` per interface the world imports from the host's own
-  packages (every import except ``wasmplug:host/*`` and ``wasi:*``);
+  packages (every import except ``wasmplug:host/*`` and ``wasi:*``), and a typed
+  ``Callable`` argument of ``load`` per function it imports outside an interface;
 - a class per exported interface and a class for the world, with one typed method per
   export, wrapping a :class:`~wasmplug.Plugin`.
 
@@ -51,6 +52,7 @@ _WIDTH = 100
 #: Interfaces whose imports the runtime implements itself: no Protocol for them.
 _RUNTIME_PREFIXES = ("wasmplug:host/", "wasi:")
 _WORLD_MEMBERS = frozenset({"load", "close", "plugin", "last_call"})
+_LOAD_PARAMETERS = frozenset({"cls", "source", "policy", "name", "sha256", "engine", "kv_store"})
 
 
 def generate_bindings(wit_path: str | os.PathLike[str], world: str) -> str:
@@ -131,12 +133,13 @@ def _docstring(text: str, indent: str) -> list[str]:
 
 def _bracketed(head: str, items: list[str], tail: str, indent: str) -> list[str]:
     """``head`` + comma-separated ``items`` + ``tail`` split as ``ruff format`` does."""
+    multiline = any("\n" in item for item in items)
     one = f"{indent}{head}{', '.join(items)}{tail}"
-    if len(one) <= _WIDTH:
+    if len(one) <= _WIDTH and not multiline:
         return [one]
     inner = indent + "    "
     hugged = inner + ", ".join(items)
-    if len(hugged) <= _WIDTH and "*" not in items:
+    if len(hugged) <= _WIDTH and "*" not in items and not multiline:
         return [f"{indent}{head}", hugged, f"{indent}{tail}"]
     return [f"{indent}{head}", *(f"{inner}{item}," for item in items), f"{indent}{tail}"]
 
@@ -243,6 +246,7 @@ class _Generator:
         self.world_exports: list[_Export] = []
         self.exported_interfaces: list[_ExportedInterface] = []
         self.imported: list[_Imported] = []
+        self.imported_functions: list[tuple[str, str, _wit.Function]] = []
         self._collect_functions()
         self.world_class = self._claim_plain(class_name(world.name), "World")
 
@@ -326,10 +330,10 @@ class _Generator:
                 self.exported_interfaces.append(_ExportedInterface(attribute, cls, item, funcs))
         for key, item in self.world.imports.items():
             if isinstance(item, _wit.Function):
-                raise WitError(
-                    f"world {self.world.qualified_name} imports the function {item.name!r}: "
-                    "bindgen supports imported interfaces only"
-                )
+                argument = self._method_name(item.name, _LOAD_PARAMETERS)
+                self.imported_functions.append((key, argument, item))
+                self._note_error(item)
+                continue
             if not self._is_host_interface(key) or not item.functions:
                 # The runtime's own capabilities and WASI; or an interface imported only
                 # for its types (e.g. through a world's ``use``): nothing to implement.
@@ -440,6 +444,8 @@ class _Generator:
         std.append("import os")
         if self.imported:
             std.append("from collections.abc import Callable, Mapping")
+        elif self.imported_functions:
+            std.append("from collections.abc import Callable")
         std.append("from types import TracebackType")
         typing_names = ["cast"]
         if "Protocol" in self.imports_needed:
@@ -736,6 +742,9 @@ class _Generator:
             f"{i.argument}: {i.class_name} | Mapping[str, Callable[..., object]]"
             for i in self.imported
         ]
+        for _, argument, func in self.imported_functions:
+            signature = ", ".join(t for _, t in self._params(func))
+            params.append(f"{argument}: Callable[[{signature}], {self.returns(func)}]")
         lines = ["    @classmethod"]
         lines += _bracketed("def load(", params, f") -> {name}:", "    ")
         args = [
@@ -755,6 +764,19 @@ class _Generator:
             )
             for i in self.imported
         ]
+        args += [
+            (
+                argument,
+                f"The host's implementation of the imported function ``{key}``"
+                + (f": {' '.join(func.docs.split())}" if func.docs else ".")
+                + (
+                    f" Raise :class:`{self.error_name(func)}` to return ``err``."
+                    if self.error_name(func)
+                    else ""
+                ),
+            )
+            for key, argument, func in self.imported_functions
+        ]
         doc = (
             "Loads a plugin of this world (see :func:`wasmplug.load`)."
             + _section("Args", args)
@@ -772,9 +794,19 @@ class _Generator:
             "engine=engine",
             "kv_store=kv_store",
         ]
-        if self.imported:
-            imports = ", ".join(f"{_literal(i.key)}: {i.argument}" for i in self.imported)
-            call.append("imports={" + imports + "}")
+        entries = [f"{_literal(i.key)}: {i.argument}" for i in self.imported]
+        entries += [f"{_literal(key)}: {argument}" for key, argument, _ in self.imported_functions]
+        if entries:
+            item = "imports={" + ", ".join(entries) + "}"
+            if len(item) + 17 > _WIDTH:
+                inner_indent = " " * 20
+                item = (
+                    "imports={\n"
+                    + "".join(f"{inner_indent}{e},\n" for e in entries)
+                    + " " * 16
+                    + "}"
+                )
+            call.append(item)
         inner = _bracketed("wasmplug.load(", call, ")", "            ")
         lines += ["        return cls(", *inner, "        )"]
         return lines

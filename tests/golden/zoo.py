@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import enum
 import os
+from collections.abc import Callable
 from types import TracebackType
 from typing import TypeAlias, cast
 
@@ -312,155 +313,166 @@ _WIT_JSON = (
     '2}},"interface-3":{"interface":{"id":3}},"interface-4":{"interface":{"id":4}},"in'
     'ts":{"type":50},"floats":{"type":51},"point":{"type":52},"scores":{"type":53},'
     '"only":{"type":54},"label":{"type":55},"everything":{"type":56},"problem":{"typ'
-    'e":57},"color":{"type":58}},"exports":{"echo":{"function":{"name":"echo","kind'
-    '":"freestanding","params":[{"name":"x","type":56}],"result":56,"docs":{"conten'
-    'ts":"Returns its argument unchanged."}}},"echo-ints":{"function":{"name":"echo-ints'
-    '","kind":"freestanding","params":[{"name":"x","type":50}],"result":50,"docs":'
-    '{"contents":"Returns its argument unchanged."}}},"echo-floats":{"function":{"name":'
-    '"echo-floats","kind":"freestanding","params":[{"name":"x","type":51}],"result"'
-    ':51,"docs":{"contents":"Returns its argument unchanged."}}},"echo-bytes":{"function"'
-    ':{"name":"echo-bytes","kind":"freestanding","params":[{"name":"x","type":29}],'
-    '"result":29,"docs":{"contents":"Returns its argument unchanged."}}},"echo-text":{"f'
-    'unction":{"name":"echo-text","kind":"freestanding","params":[{"name":"s","type'
-    '":"string"},{"name":"c","type":"char"}],"result":59,"docs":{"contents":"Retu'
-    'rns its arguments unchanged."}}},"echo-label":{"function":{"name":"echo-label","kind'
-    '":"freestanding","params":[{"name":"x","type":60}],"result":60,"docs":{"conten'
-    'ts":"Returns its argument unchanged."}}},"echo-only":{"function":{"name":"echo-only'
-    '","kind":"freestanding","params":[{"name":"x","type":54}],"result":54,"docs":'
-    '{"contents":"Returns its argument unchanged."}}},"echo-scores":{"function":{"name":'
-    '"echo-scores","kind":"freestanding","params":[{"name":"x","type":53}],"result"'
-    ':53,"docs":{"contents":"Returns its argument unchanged."}}},"check":{"function":{"n'
-    'ame":"check","kind":"freestanding","params":[{"name":"p","type":52},{"name":'
-    '"limit","type":"s32"}],"result":61,"docs":{"contents":"Returns the point when bot'
-    'h coordinates are within `limit` of zero, else a\\nproblem with code 1 and the point."}}},"p'
-    'arse-color":{"function":{"name":"parse-color","kind":"freestanding","params":[{"'
-    'name":"s","type":"string"}],"result":62,"docs":{"contents":"Parses a colour name'
-    ' (`red`, `green`, `ultra-violet`)."}}},"validate":{"function":{"name":"validate","ki'
-    'nd":"freestanding","params":[{"name":"x","type":56}],"result":63,"docs":{"cont'
-    'ents":"Fails with code 2 when the text is empty."}}},"nothing":{"function":{"name":"'
-    'nothing","kind":"freestanding","params":[],"docs":{"contents":"Does nothing."}}},'
-    '"interface-5":{"interface":{"id":5}}},"package":1,"docs":{"contents":"The zoo wor'
-    'ld: echoes values of every type back."}}],"interfaces":[{"name":"types","types":{"er'
-    'ror":0},"functions":{},"docs":{"contents":"Types shared by every capability interface.'
-    '"},"package":0},{"name":"log","types":{"error":1,"level":2},"functions":{"log'
-    '":{"name":"log","kind":"freestanding","params":[{"name":"level","type":2},{"'
-    'name":"message","type":"string"}],"result":3,"docs":{"contents":"Emits one log r'
-    'ecord. Fails with `denied` when logging is not\\ngranted."}},"enabled":{"name":"enabled'
-    '","kind":"freestanding","params":[{"name":"level","type":2}],"result":"bool",'
-    '"docs":{"contents":"Whether a record at `level` would be kept: logging is granted and\\nt'
-    "he host's logger for this plugin is enabled for `level`. Ask first\\nto skip formatting messag"
-    'es the host would drop. Never a denial."}}},"docs":{"contents":"Logging routed to the ho'
-    'st\'s Python `logging`, tagged with the plugin\'s\\nidentity."},"package":0},{"name":"conf'
-    'ig","types":{"error":4},"functions":{"get":{"name":"get","kind":"freestanding'
-    '","params":[{"name":"key","type":"string"}],"result":6,"docs":{"contents":"R'
-    "eturns the value of `key`, or `none` when the host set no such\\nkey. Fails with `denied` when"
-    ' configuration is not granted."}},"keys":{"name":"keys","kind":"freestanding","par'
-    'ams":[],"result":8,"docs":{"contents":"Returns every key the host set, sorted. Fails w'
-    'ith `denied` when\\nconfiguration is not granted."}}},"docs":{"contents":"Read-only stri'
-    'ng configuration the host sets per plugin."},"package":0},{"name":"kv","types":{"err'
-    'or":9},"functions":{"get":{"name":"get","kind":"freestanding","params":[{"name'
-    '":"key","type":"string"}],"result":12,"docs":{"contents":"Returns the value stor'
-    'ed under `key`, or `none`."}},"set":{"name":"set","kind":"freestanding","params":'
-    '[{"name":"key","type":"string"},{"name":"value","type":10}],"result":13,"docs'
-    '":{"contents":"Stores `value` under `key`, replacing any previous value. Fails with\\n`quo'
-    "ta-exceeded` when the namespace would grow past its quota\\n(keys and values both count, in by"
-    'tes)."}},"delete":{"name":"delete","kind":"freestanding","params":[{"name":"ke'
-    'y","type":"string"}],"result":14,"docs":{"contents":"Removes `key`; returns whethe'
-    'r it existed."}},"list-keys":{"name":"list-keys","kind":"freestanding","params":['
-    '{"name":"prefix","type":"string"}],"result":15,"docs":{"contents":"Returns the '
-    'keys that start with `prefix`, sorted."}}},"docs":{"contents":"A per-plugin key-value na'
-    'mespace of bytes, with a byte quota."},"package":0},{"name":"types","types":{"ints"'
-    ':16,"floats":17,"color":18,"perms":19,"point":20,"point-list":21,"score":22,"scor'
-    'es":23,"shape":25,"only":26,"label":28,"everything":44,"problem":46},"functions":'
-    '{},"docs":{"contents":"The types the zoo\'s functions pass around."},"package":1},{"na'
-    'me":"geometry","types":{"point":47,"shape":48},"functions":{"area":{"name":"ar'
-    'ea","kind":"freestanding","params":[{"name":"s","type":48}],"result":"f64","'
-    'docs":{"contents":"The area of a shape (a polygon\'s by the shoelace formula)."}},"transl'
-    'ate":{"name":"translate","kind":"freestanding","params":[{"name":"points","typ'
-    'e":49},{"name":"by","type":47}],"result":49,"docs":{"contents":"Every point move'
-    'd by `by` (wrapping)."}}},"docs":{"contents":"Geometry on the zoo\'s types: an exported i'
-    'nterface."},"package":1}],"types":[{"name":"error","kind":{"variant":{"cases":['
-    '{"name":"denied","type":"string","docs":{"contents":"The host did not grant this '
-    'capability, or this key, to the\\nplugin. The payload says what was denied."}},{"name":"qu'
-    'ota-exceeded","type":"string","docs":{"contents":"The call would exceed a quota the '
-    'host set (for example the\\nkey-value namespace\'s byte quota). The payload says which."}},{"'
-    'name":"invalid","type":"string","docs":{"contents":"The arguments were rejected (f'
-    'or example an empty key)."}}]}},"owner":{"interface":0},"docs":{"contents":"Why a ca'
-    'pability call failed."}},{"name":"error","kind":{"type":0},"owner":{"interface":1'
-    '}},{"name":"level","kind":{"enum":{"cases":[{"name":"trace"},{"name":"debug"'
-    '},{"name":"info"},{"name":"warn"},{"name":"error"}]}},"owner":{"interface":1},'
-    '"docs":{"contents":"Severity of a log record; maps to Python\'s logging levels."}},{"nam'
-    'e":null,"kind":{"result":{"ok":null,"err":1}},"owner":null},{"name":"error","k'
-    'ind":{"type":0},"owner":{"interface":2}},{"name":null,"kind":{"option":"string"'
-    '},"owner":null},{"name":null,"kind":{"result":{"ok":5,"err":4}},"owner":null},{'
-    '"name":null,"kind":{"list":"string"},"owner":null},{"name":null,"kind":{"result'
-    '":{"ok":7,"err":4}},"owner":null},{"name":"error","kind":{"type":0},"owner":{'
-    '"interface":3}},{"name":null,"kind":{"list":"u8"},"owner":null},{"name":null,"k'
-    'ind":{"option":10},"owner":null},{"name":null,"kind":{"result":{"ok":11,"err":9'
-    '}},"owner":null},{"name":null,"kind":{"result":{"ok":null,"err":9}},"owner":null'
-    '},{"name":null,"kind":{"result":{"ok":"bool","err":9}},"owner":null},{"name":n'
-    'ull,"kind":{"result":{"ok":7,"err":9}},"owner":null},{"name":"ints","kind":{"'
-    'record":{"fields":[{"name":"a","type":"s8"},{"name":"b","type":"u8"},{"nam'
-    'e":"c","type":"s16"},{"name":"d","type":"u16"},{"name":"e","type":"s32"'
-    '},{"name":"f","type":"u32"},{"name":"g","type":"s64"},{"name":"h","type"'
-    ':"u64"}]}},"owner":{"interface":4},"docs":{"contents":"Every integer width."}},{"'
-    'name":"floats","kind":{"record":{"fields":[{"name":"single","type":"f32"},{"'
-    'name":"double","type":"f64"}]}},"owner":{"interface":4},"docs":{"contents":"Bo'
-    'th float widths."}},{"name":"color","kind":{"enum":{"cases":[{"name":"red"},{"'
-    'name":"green"},{"name":"ultra-violet","docs":{"contents":"Beyond what eyes see."}'
-    '}]}},"owner":{"interface":4},"docs":{"contents":"A colour."}},{"name":"perms","'
-    'kind":{"flags":{"flags":[{"name":"read"},{"name":"write"},{"name":"exec"},{"'
-    'name":"set-uid"}]}},"owner":{"interface":4},"docs":{"contents":"Permissions, one b'
-    'it each."}},{"name":"point","kind":{"record":{"fields":[{"name":"x","type":"'
-    's32"},{"name":"y","type":"s32"}]}},"owner":{"interface":4},"docs":{"contents"'
-    ':"A position on a grid."}},{"name":"point-list","kind":{"list":20},"owner":{"inte'
-    'rface":4},"docs":{"contents":"Several points."}},{"name":"score","kind":{"type"'
-    ':"u32"},"owner":{"interface":4},"docs":{"contents":"A score out of a hundred."}},{'
-    '"name":"scores","kind":{"list":22},"owner":{"interface":4},"docs":{"contents":'
-    '"An alias of a list of an alias."}},{"name":null,"kind":{"tuple":{"types":["f64",'
-    '"f64"]}},"owner":null},{"name":"shape","kind":{"variant":{"cases":[{"name":"c'
-    'ircle","type":"f64","docs":{"contents":"Its radius."}},{"name":"rect","type":'
-    '24,"docs":{"contents":"Width and height."}},{"name":"polygon","type":21},{"name"'
-    ':"dot","type":null},{"name":"nothing","type":null}]}},"owner":{"interface":4},"'
-    'docs":{"contents":"A shape: cases with and without payloads."}},{"name":"only","kind'
-    '":{"variant":{"cases":[{"name":"one","type":"string"}]}},"owner":{"interface"'
-    ':4},"docs":{"contents":"A variant with a single case."}},{"name":null,"kind":{"opti'
-    'on":18},"owner":null},{"name":"label","kind":{"record":{"fields":[{"name":"tex'
-    't","type":"string"},{"name":"initial","type":"char"},{"name":"color","type"'
-    ':27}]}},"owner":{"interface":4},"docs":{"contents":"A label, inside another record."'
-    '}},{"name":null,"kind":{"list":"u8"},"owner":null},{"name":null,"kind":{"option'
-    '":28},"owner":null},{"name":null,"kind":{"option":"u32"},"owner":null},{"name":'
-    'null,"kind":{"tuple":{"types":["string",31,18]}},"owner":null},{"name":null,"kind'
-    '":{"result":{"ok":20,"err":"string"}},"owner":null},{"name":null,"kind":{"resu'
-    'lt":{"ok":"u8","err":"string"}},"owner":null},{"name":null,"kind":{"result":{'
-    '"ok":34,"err":25}},"owner":null},{"name":null,"kind":{"result":{"ok":null,"err'
-    '":null}},"owner":null},{"name":null,"kind":{"result":{"ok":"u32","err":null}},'
-    '"owner":null},{"name":null,"kind":{"result":{"ok":null,"err":18}},"owner":null},'
-    '{"name":null,"kind":{"list":"s16"},"owner":null},{"name":null,"kind":{"list":3'
-    '9},"owner":null},{"name":null,"kind":{"option":"f64"},"owner":null},{"name":null'
-    ',"kind":{"tuple":{"types":["string",41]}},"owner":null},{"name":null,"kind":{"l'
-    'ist":42},"owner":null},{"name":"everything","kind":{"record":{"fields":[{"name"'
-    ':"ints","type":16},{"name":"floats","type":17},{"name":"flag","type":"bool"}'
-    ',{"name":"letter","type":"char"},{"name":"text","type":"string"},{"name":"b'
-    'lob","type":29},{"name":"color","type":18},{"name":"perms","type":19},{"name"'
-    ':"shape","type":25},{"name":"label","type":30},{"name":"points","type":21},{"'
-    'name":"scores","type":23},{"name":"pair","type":32},{"name":"outcome","type":'
-    '33},{"name":"nested","type":35},{"name":"bare","type":36},{"name":"ok-only","'
-    'type":37},{"name":"err-only","type":38},{"name":"matrix","type":40},{"name":"l'
-    'ookup","type":43}]}},"owner":{"interface":4},"docs":{"contents":"One of every type'
-    ', nested."}},{"name":null,"kind":{"option":20},"owner":null},{"name":"problem","'
-    'kind":{"record":{"fields":[{"name":"code","type":"u16"},{"name":"message","t'
-    'ype":"string"},{"name":"at","type":45}]}},"owner":{"interface":4},"docs":{"con'
-    'tents":"Why a check failed."}},{"name":"point","kind":{"type":20},"owner":{"inte'
-    'rface":5}},{"name":"shape","kind":{"type":25},"owner":{"interface":5}},{"name":'
-    'null,"kind":{"list":47},"owner":null},{"name":"ints","kind":{"type":16},"owner'
-    '":{"world":1}},{"name":"floats","kind":{"type":17},"owner":{"world":1}},{"name'
-    '":"point","kind":{"type":20},"owner":{"world":1}},{"name":"scores","kind":{"'
-    'type":23},"owner":{"world":1}},{"name":"only","kind":{"type":26},"owner":{"wor'
-    'ld":1}},{"name":"label","kind":{"type":28},"owner":{"world":1}},{"name":"every'
-    'thing","kind":{"type":44},"owner":{"world":1}},{"name":"problem","kind":{"type'
-    '":46},"owner":{"world":1}},{"name":"color","kind":{"type":18},"owner":{"world'
-    '":1}},{"name":null,"kind":{"tuple":{"types":["string","char"]}},"owner":null},{'
+    'e":57},"color":{"type":58},"scale":{"function":{"name":"scale","kind":"freesta'
+    'nding","params":[{"name":"x","type":"f64"}],"result":"f64","docs":{"contents'
+    '":"The host\'s scale factor applied to `x`."}}},"describe":{"function":{"name":"descr'
+    'ibe","kind":"freestanding","params":[{"name":"code","type":"u16"}],"result":5'
+    '9,"docs":{"contents":"The host\'s description of a problem code, or the problem itself."}'
+    '}}},"exports":{"echo":{"function":{"name":"echo","kind":"freestanding","params'
+    '":[{"name":"x","type":56}],"result":56,"docs":{"contents":"Returns its argument '
+    'unchanged."}}},"echo-ints":{"function":{"name":"echo-ints","kind":"freestanding",'
+    '"params":[{"name":"x","type":50}],"result":50,"docs":{"contents":"Returns its a'
+    'rgument unchanged."}}},"echo-floats":{"function":{"name":"echo-floats","kind":"fre'
+    'estanding","params":[{"name":"x","type":51}],"result":51,"docs":{"contents":"R'
+    'eturns its argument unchanged."}}},"echo-bytes":{"function":{"name":"echo-bytes","ki'
+    'nd":"freestanding","params":[{"name":"x","type":29}],"result":29,"docs":{"cont'
+    'ents":"Returns its argument unchanged."}}},"echo-text":{"function":{"name":"echo-tex'
+    't","kind":"freestanding","params":[{"name":"s","type":"string"},{"name":"c"'
+    ',"type":"char"}],"result":60,"docs":{"contents":"Returns its arguments unchanged."'
+    '}}},"echo-label":{"function":{"name":"echo-label","kind":"freestanding","params"'
+    ':[{"name":"x","type":61}],"result":61,"docs":{"contents":"Returns its argument un'
+    'changed."}}},"echo-only":{"function":{"name":"echo-only","kind":"freestanding","'
+    'params":[{"name":"x","type":54}],"result":54,"docs":{"contents":"Returns its arg'
+    'ument unchanged."}}},"echo-scores":{"function":{"name":"echo-scores","kind":"frees'
+    'tanding","params":[{"name":"x","type":53}],"result":53,"docs":{"contents":"Ret'
+    'urns its argument unchanged."}}},"check":{"function":{"name":"check","kind":"frees'
+    'tanding","params":[{"name":"p","type":52},{"name":"limit","type":"s32"}],"re'
+    'sult":62,"docs":{"contents":"Returns the point when both coordinates are within `limit` '
+    'of zero, else a\\nproblem with code 1 and the point."}}},"parse-color":{"function":{"nam'
+    'e":"parse-color","kind":"freestanding","params":[{"name":"s","type":"string"}'
+    '],"result":63,"docs":{"contents":"Parses a colour name (`red`, `green`, `ultra-violet`)'
+    '."}}},"validate":{"function":{"name":"validate","kind":"freestanding","params":'
+    '[{"name":"x","type":56}],"result":64,"docs":{"contents":"Fails with code 2 when t'
+    'he text is empty."}}},"nothing":{"function":{"name":"nothing","kind":"freestanding'
+    '","params":[],"docs":{"contents":"Does nothing."}}},"scaled":{"function":{"name'
+    '":"scaled","kind":"freestanding","params":[{"name":"x","type":"f64"}],"resul'
+    't":"f64","docs":{"contents":"`x` scaled by the host (`scale`), plus one."}}},"explai'
+    'n":{"function":{"name":"explain","kind":"freestanding","params":[{"name":"code'
+    '","type":"u16"}],"result":"string","docs":{"contents":"The host\'s description of'
+    ' `code` (`describe`), or `problem <code>: <message>`\\nwhen the host answers with a problem."'
+    '}}},"interface-5":{"interface":{"id":5}}},"package":1,"docs":{"contents":"The zoo'
+    ' world: echoes values of every type back."}}],"interfaces":[{"name":"types","types":{'
+    '"error":0},"functions":{},"docs":{"contents":"Types shared by every capability interf'
+    'ace."},"package":0},{"name":"log","types":{"error":1,"level":2},"functions":{"'
+    'log":{"name":"log","kind":"freestanding","params":[{"name":"level","type":2},'
+    '{"name":"message","type":"string"}],"result":3,"docs":{"contents":"Emits one lo'
+    'g record. Fails with `denied` when logging is not\\ngranted."}},"enabled":{"name":"enabl'
+    'ed","kind":"freestanding","params":[{"name":"level","type":2}],"result":"bool'
+    '","docs":{"contents":"Whether a record at `level` would be kept: logging is granted and'
+    "\\nthe host's logger for this plugin is enabled for `level`. Ask first\\nto skip formatting me"
+    'ssages the host would drop. Never a denial."}}},"docs":{"contents":"Logging routed to th'
+    'e host\'s Python `logging`, tagged with the plugin\'s\\nidentity."},"package":0},{"name":"'
+    'config","types":{"error":4},"functions":{"get":{"name":"get","kind":"freestand'
+    'ing","params":[{"name":"key","type":"string"}],"result":6,"docs":{"contents":'
+    '"Returns the value of `key`, or `none` when the host set no such\\nkey. Fails with `denied` w'
+    'hen configuration is not granted."}},"keys":{"name":"keys","kind":"freestanding","'
+    'params":[],"result":8,"docs":{"contents":"Returns every key the host set, sorted. Fail'
+    's with `denied` when\\nconfiguration is not granted."}}},"docs":{"contents":"Read-only s'
+    'tring configuration the host sets per plugin."},"package":0},{"name":"kv","types":{"'
+    'error":9},"functions":{"get":{"name":"get","kind":"freestanding","params":[{"n'
+    'ame":"key","type":"string"}],"result":12,"docs":{"contents":"Returns the value s'
+    'tored under `key`, or `none`."}},"set":{"name":"set","kind":"freestanding","params'
+    '":[{"name":"key","type":"string"},{"name":"value","type":10}],"result":13,"d'
+    'ocs":{"contents":"Stores `value` under `key`, replacing any previous value. Fails with\\n`'
+    "quota-exceeded` when the namespace would grow past its quota\\n(keys and values both count, in"
+    ' bytes)."}},"delete":{"name":"delete","kind":"freestanding","params":[{"name":'
+    '"key","type":"string"}],"result":14,"docs":{"contents":"Removes `key`; returns wh'
+    'ether it existed."}},"list-keys":{"name":"list-keys","kind":"freestanding","params'
+    '":[{"name":"prefix","type":"string"}],"result":15,"docs":{"contents":"Returns '
+    'the keys that start with `prefix`, sorted."}}},"docs":{"contents":"A per-plugin key-valu'
+    'e namespace of bytes, with a byte quota."},"package":0},{"name":"types","types":{"in'
+    'ts":16,"floats":17,"color":18,"perms":19,"point":20,"point-list":21,"score":22,"'
+    'scores":23,"shape":25,"only":26,"label":28,"everything":44,"problem":46},"function'
+    's":{},"docs":{"contents":"The types the zoo\'s functions pass around."},"package":1},{'
+    '"name":"geometry","types":{"point":47,"shape":48},"functions":{"area":{"name":'
+    '"area","kind":"freestanding","params":[{"name":"s","type":48}],"result":"f64'
+    '","docs":{"contents":"The area of a shape (a polygon\'s by the shoelace formula)."}},"t'
+    'ranslate":{"name":"translate","kind":"freestanding","params":[{"name":"points",'
+    '"type":49},{"name":"by","type":47}],"result":49,"docs":{"contents":"Every point'
+    ' moved by `by` (wrapping)."}}},"docs":{"contents":"Geometry on the zoo\'s types: an expor'
+    'ted interface."},"package":1}],"types":[{"name":"error","kind":{"variant":{"case'
+    's":[{"name":"denied","type":"string","docs":{"contents":"The host did not grant '
+    'this capability, or this key, to the\\nplugin. The payload says what was denied."}},{"name"'
+    ':"quota-exceeded","type":"string","docs":{"contents":"The call would exceed a quota'
+    " the host set (for example the\\nkey-value namespace's byte quota). The payload says which.\"}"
+    '},{"name":"invalid","type":"string","docs":{"contents":"The arguments were reject'
+    'ed (for example an empty key)."}}]}},"owner":{"interface":0},"docs":{"contents":"Why'
+    ' a capability call failed."}},{"name":"error","kind":{"type":0},"owner":{"interfac'
+    'e":1}},{"name":"level","kind":{"enum":{"cases":[{"name":"trace"},{"name":"de'
+    'bug"},{"name":"info"},{"name":"warn"},{"name":"error"}]}},"owner":{"interface'
+    '":1},"docs":{"contents":"Severity of a log record; maps to Python\'s logging levels."}},'
+    '{"name":null,"kind":{"result":{"ok":null,"err":1}},"owner":null},{"name":"error'
+    '","kind":{"type":0},"owner":{"interface":2}},{"name":null,"kind":{"option":"st'
+    'ring"},"owner":null},{"name":null,"kind":{"result":{"ok":5,"err":4}},"owner":nu'
+    'll},{"name":null,"kind":{"list":"string"},"owner":null},{"name":null,"kind":{"r'
+    'esult":{"ok":7,"err":4}},"owner":null},{"name":"error","kind":{"type":0},"owne'
+    'r":{"interface":3}},{"name":null,"kind":{"list":"u8"},"owner":null},{"name":nul'
+    'l,"kind":{"option":10},"owner":null},{"name":null,"kind":{"result":{"ok":11,"er'
+    'r":9}},"owner":null},{"name":null,"kind":{"result":{"ok":null,"err":9}},"owner"'
+    ':null},{"name":null,"kind":{"result":{"ok":"bool","err":9}},"owner":null},{"nam'
+    'e":null,"kind":{"result":{"ok":7,"err":9}},"owner":null},{"name":"ints","kind'
+    '":{"record":{"fields":[{"name":"a","type":"s8"},{"name":"b","type":"u8"},'
+    '{"name":"c","type":"s16"},{"name":"d","type":"u16"},{"name":"e","type":'
+    '"s32"},{"name":"f","type":"u32"},{"name":"g","type":"s64"},{"name":"h",'
+    '"type":"u64"}]}},"owner":{"interface":4},"docs":{"contents":"Every integer width.'
+    '"}},{"name":"floats","kind":{"record":{"fields":[{"name":"single","type":"f3'
+    '2"},{"name":"double","type":"f64"}]}},"owner":{"interface":4},"docs":{"content'
+    's":"Both float widths."}},{"name":"color","kind":{"enum":{"cases":[{"name":"re'
+    'd"},{"name":"green"},{"name":"ultra-violet","docs":{"contents":"Beyond what eyes'
+    ' see."}}]}},"owner":{"interface":4},"docs":{"contents":"A colour."}},{"name":"pe'
+    'rms","kind":{"flags":{"flags":[{"name":"read"},{"name":"write"},{"name":"exe'
+    'c"},{"name":"set-uid"}]}},"owner":{"interface":4},"docs":{"contents":"Permission'
+    's, one bit each."}},{"name":"point","kind":{"record":{"fields":[{"name":"x","t'
+    'ype":"s32"},{"name":"y","type":"s32"}]}},"owner":{"interface":4},"docs":{"co'
+    'ntents":"A position on a grid."}},{"name":"point-list","kind":{"list":20},"owner"'
+    ':{"interface":4},"docs":{"contents":"Several points."}},{"name":"score","kind":{'
+    '"type":"u32"},"owner":{"interface":4},"docs":{"contents":"A score out of a hundre'
+    'd."}},{"name":"scores","kind":{"list":22},"owner":{"interface":4},"docs":{"con'
+    'tents":"An alias of a list of an alias."}},{"name":null,"kind":{"tuple":{"types":['
+    '"f64","f64"]}},"owner":null},{"name":"shape","kind":{"variant":{"cases":[{"na'
+    'me":"circle","type":"f64","docs":{"contents":"Its radius."}},{"name":"rect",'
+    '"type":24,"docs":{"contents":"Width and height."}},{"name":"polygon","type":21},'
+    '{"name":"dot","type":null},{"name":"nothing","type":null}]}},"owner":{"interfac'
+    'e":4},"docs":{"contents":"A shape: cases with and without payloads."}},{"name":"only'
+    '","kind":{"variant":{"cases":[{"name":"one","type":"string"}]}},"owner":{"in'
+    'terface":4},"docs":{"contents":"A variant with a single case."}},{"name":null,"kind'
+    '":{"option":18},"owner":null},{"name":"label","kind":{"record":{"fields":[{"na'
+    'me":"text","type":"string"},{"name":"initial","type":"char"},{"name":"color'
+    '","type":27}]}},"owner":{"interface":4},"docs":{"contents":"A label, inside anothe'
+    'r record."}},{"name":null,"kind":{"list":"u8"},"owner":null},{"name":null,"kind'
+    '":{"option":28},"owner":null},{"name":null,"kind":{"option":"u32"},"owner":null'
+    '},{"name":null,"kind":{"tuple":{"types":["string",31,18]}},"owner":null},{"name"'
+    ':null,"kind":{"result":{"ok":20,"err":"string"}},"owner":null},{"name":null,"ki'
+    'nd":{"result":{"ok":"u8","err":"string"}},"owner":null},{"name":null,"kind":{'
+    '"result":{"ok":34,"err":25}},"owner":null},{"name":null,"kind":{"result":{"ok"'
+    ':null,"err":null}},"owner":null},{"name":null,"kind":{"result":{"ok":"u32","err'
+    '":null}},"owner":null},{"name":null,"kind":{"result":{"ok":null,"err":18}},"owne'
+    'r":null},{"name":null,"kind":{"list":"s16"},"owner":null},{"name":null,"kind":{'
+    '"list":39},"owner":null},{"name":null,"kind":{"option":"f64"},"owner":null},{"n'
+    'ame":null,"kind":{"tuple":{"types":["string",41]}},"owner":null},{"name":null,"k'
+    'ind":{"list":42},"owner":null},{"name":"everything","kind":{"record":{"fields":'
+    '[{"name":"ints","type":16},{"name":"floats","type":17},{"name":"flag","type"'
+    ':"bool"},{"name":"letter","type":"char"},{"name":"text","type":"string"},{"'
+    'name":"blob","type":29},{"name":"color","type":18},{"name":"perms","type":19}'
+    ',{"name":"shape","type":25},{"name":"label","type":30},{"name":"points","type'
+    '":21},{"name":"scores","type":23},{"name":"pair","type":32},{"name":"outcome"'
+    ',"type":33},{"name":"nested","type":35},{"name":"bare","type":36},{"name":"ok'
+    '-only","type":37},{"name":"err-only","type":38},{"name":"matrix","type":40},{"'
+    'name":"lookup","type":43}]}},"owner":{"interface":4},"docs":{"contents":"One of '
+    'every type, nested."}},{"name":null,"kind":{"option":20},"owner":null},{"name":"pr'
+    'oblem","kind":{"record":{"fields":[{"name":"code","type":"u16"},{"name":"mes'
+    'sage","type":"string"},{"name":"at","type":45}]}},"owner":{"interface":4},"doc'
+    's":{"contents":"Why a check failed."}},{"name":"point","kind":{"type":20},"owner'
+    '":{"interface":5}},{"name":"shape","kind":{"type":25},"owner":{"interface":5}},'
+    '{"name":null,"kind":{"list":47},"owner":null},{"name":"ints","kind":{"type":16'
+    '},"owner":{"world":1}},{"name":"floats","kind":{"type":17},"owner":{"world":1}'
+    '},{"name":"point","kind":{"type":20},"owner":{"world":1}},{"name":"scores","k'
+    'ind":{"type":23},"owner":{"world":1}},{"name":"only","kind":{"type":26},"owner'
+    '":{"world":1}},{"name":"label","kind":{"type":28},"owner":{"world":1}},{"name'
+    '":"everything","kind":{"type":44},"owner":{"world":1}},{"name":"problem","kind'
+    '":{"type":46},"owner":{"world":1}},{"name":"color","kind":{"type":18},"owner"'
+    ':{"world":1}},{"name":null,"kind":{"result":{"ok":"string","err":57}},"owner":'
+    'null},{"name":null,"kind":{"tuple":{"types":["string","char"]}},"owner":null},{'
     '"name":null,"kind":{"option":55},"owner":null},{"name":null,"kind":{"result":{"'
     'ok":52,"err":57}},"owner":null},{"name":null,"kind":{"result":{"ok":58,"err":"'
     'string"}},"owner":null},{"name":null,"kind":{"result":{"ok":null,"err":57}},"own'
@@ -571,6 +583,8 @@ class Zoo:
         sha256: str | None = None,
         engine: wasmplug.Engine | None = None,
         kv_store: wasmplug.KvStore | None = None,
+        scale: Callable[[float], float],
+        describe: Callable[[int], str],
     ) -> Zoo:
         """Loads a plugin of this world (see :func:`wasmplug.load`).
 
@@ -581,6 +595,11 @@ class Zoo:
             sha256: Pin the plugin: its bytes must have this sha256 (hex).
             engine: The engine to use; default: ``wasmplug.Engine.default()``.
             kv_store: Storage for the ``kv`` capability; default: in memory.
+            scale: The host's implementation of the imported function ``scale``: The host's
+                scale factor applied to `x`.
+            describe: The host's implementation of the imported function ``describe``: The
+                host's description of a problem code, or the problem itself. Raise
+                :class:`ProblemException` to return ``err``.
 
         Returns:
             The loaded plugin, ready to call.
@@ -598,6 +617,7 @@ class Zoo:
                 sha256=sha256,
                 engine=engine,
                 kv_store=kv_store,
+                imports={"scale": scale, "describe": describe},
             )
         )
 
@@ -790,3 +810,32 @@ class Zoo:
             wasmplug.CallError: the call trapped or exceeded a limit of the policy.
         """
         self._plugin.call("nothing")
+
+    def scaled(self, x: float) -> float:
+        """`x` scaled by the host (`scale`), plus one.
+
+        Args:
+            x: ``f64``.
+
+        Returns:
+            ``f64``.
+
+        Raises:
+            wasmplug.CallError: the call trapped or exceeded a limit of the policy.
+        """
+        return cast("float", self._plugin.call("scaled", x))
+
+    def explain(self, code: int) -> str:
+        """The host's description of `code` (`describe`), or `problem <code>: <message>`
+        when the host answers with a problem.
+
+        Args:
+            code: ``u16``.
+
+        Returns:
+            ``string``.
+
+        Raises:
+            wasmplug.CallError: the call trapped or exceeded a limit of the policy.
+        """
+        return cast("str", self._plugin.call("explain", code))
