@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -82,6 +83,35 @@ def test_ungranted_imports_are_reported_at_load(
     warning = next(r.getMessage() for r in caplog.records if "does not grant" in r.getMessage())
     assert "'partly'" in warning
     assert "config, kv" in warning
+
+
+def test_denial_records_are_bounded_in_size_and_rate(
+    load: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A plugin granted nothing cannot flood the host's logs: a 16 MiB key is quoted in
+    at most a few hundred characters, and a burst of denials logs at most
+    DENIAL_LOG_BURST records, the next one saying how many were not logged; every
+    denial is still counted."""
+    from wasmplug._host import DENIAL_LOG_BURST
+
+    plugin = load(name="flood")
+    with caplog.at_level(logging.WARNING, logger="wasmplug.policy"):
+        text = denied(plugin, "kv-get", "k" * (16 << 20))
+        assert len(text) < 300
+        assert "(16777216 bytes)" in text
+        for _ in range(200):
+            denied(plugin, "config-get", "x")
+        records = [r for r in caplog.records if r.name == "wasmplug.policy"]
+    assert all(len(r.getMessage()) < 400 for r in records)
+    assert len(records) <= DENIAL_LOG_BURST + 3  # a few tokens refill during the loop
+    assert plugin.last_call.denials == 1
+    caplog.clear()
+    time.sleep(0.2)  # refills two tokens
+    with caplog.at_level(logging.WARNING, logger="wasmplug.policy"):
+        denied(plugin, "config-get", "y")
+    (record,) = [r for r in caplog.records if r.name == "wasmplug.policy"]
+    assert record.suppressed > 150  # type: ignore[attr-defined]
+    assert "more denials of this plugin not logged" in record.getMessage()
 
 
 def test_log_macros_ask_the_host_level_first(load: Any, caplog: pytest.LogCaptureFixture) -> None:

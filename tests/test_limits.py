@@ -132,6 +132,36 @@ def test_memory_limit_below_initial_memory_fails_at_load(load: Any) -> None:
         load(memory_bytes=64 * 1024)
 
 
+def test_memory_bytes_bounds_all_memories_together(load: Any) -> None:
+    """memory_bytes is shared among the allowed memories: allowing two memories halves
+    what one may grow to, so the total stays under memory_bytes."""
+    one = load(memory_bytes=32 << 20)
+    assert one.call("grow", 20) == 20
+    two = load(memory_bytes=32 << 20, memories=2)
+    with pytest.raises(wasmplug.MemoryLimitExceeded):
+        two.call("grow", 20)
+    assert two.call("grow", 8) == 8
+    assert wasmplug.Limits(memory_bytes=32 << 20, memories=2).memory_bytes_each == 16 << 20
+
+
+@pytest.mark.parametrize(
+    ("limit", "fragment"),
+    [
+        ({"tables": 1}, "table count too high at 2 (Limits.tables is 1)"),
+        ({"instances": 2}, "instance count too high at 3 (Limits.instances is 2)"),
+        ({"table_elements": 1}, "(Limits.table_elements is 1)"),
+    ],
+)
+def test_table_and_instance_limits_refuse_the_load(
+    load: Any, limit: dict[str, int], fragment: str
+) -> None:
+    """A plugin needing more tables, core instances or table elements than its limits
+    allow fails to load with InstantiationError naming the limit."""
+    with pytest.raises(wasmplug.InstantiationError) as info:
+        load(**limit)
+    assert fragment in str(info.value)
+
+
 def test_stack_overflow_is_a_trap(load: Any) -> None:
     """Unbounded recursion traps and the plugin recovers. Rust on wasm32 keeps its
     frames on a shadow stack in linear memory, so overflowing it shows up as an
@@ -235,7 +265,15 @@ def test_log_flood_is_bounded(
 
 def test_limits_validation() -> None:
     """Limits refuse nonsense values with PolicyError (also a ValueError)."""
-    for bad in ({"fuel": 0}, {"fuel": -5}, {"memory_bytes": 1.5}, {"deadline_ms": True}):
+    for bad in (
+        {"fuel": 0},
+        {"fuel": -5},
+        {"memory_bytes": 1.5},
+        {"deadline_ms": True},
+        {"memories": 0},
+        {"tables": None},
+        {"table_elements": -1},
+    ):
         with pytest.raises(wasmplug.PolicyError):
             wasmplug.Limits(**bad)
     assert wasmplug.Limits(fuel=None).fuel is None

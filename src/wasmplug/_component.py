@@ -49,6 +49,14 @@ _logger = logging.getLogger("wasmplug")
 UNLIMITED_FUEL = 1 << 62
 UNLIMITED_TICKS = 1 << 62
 STDERR_TAIL = 4096
+#: What to add to wasmtime's message when instantiation breaches a store limit.
+_LIMIT_HINTS = {
+    "memory count too high": " (Limits.memories is {limits.memories})",
+    "table count too high": " (Limits.tables is {limits.tables})",
+    "instance count too high": " (Limits.instances is {limits.instances})",
+    "table minimum size": " (Limits.table_elements is {limits.table_elements})",
+    "memory minimum size": " (Limits.memory_bytes is {limits.memory_bytes} in all)",
+}
 #: How many components' checks against one world are remembered.
 _MAX_CHECKED = 1024
 
@@ -600,8 +608,14 @@ class ComponentBackend:
             LinkError: an import could not be satisfied.
         """
         store = wasmtime.Store(self._engine)
-        if self._limits.memory_bytes is not None:
-            store.set_limits(memory_size=self._limits.memory_bytes)
+        limits = self._limits
+        store.set_limits(
+            memory_size=-1 if (each := limits.memory_bytes_each) is None else each,
+            table_elements=limits.table_elements,
+            instances=limits.instances,
+            tables=limits.tables,
+            memories=limits.memories,
+        )
         store.set_wasi(self._wasi(self._on_stderr))
         store.set_fuel(self._fuel_budget)
         store.set_epoch_deadline(self._ticks)
@@ -613,8 +627,11 @@ class ComponentBackend:
                 raise LinkError(
                     f"cannot link: {text.strip()}", [], plugin=self._ctx.plugin
                 ) from None
+            first = text.strip().splitlines()[0]
+            hint = _LIMIT_HINTS.get(next((k for k in _LIMIT_HINTS if k in text), ""), "")
             raise InstantiationError(
-                f"cannot instantiate: {text.strip().splitlines()[0]}", plugin=self._ctx.plugin
+                f"cannot instantiate: {first}{hint.format(limits=limits)}",
+                plugin=self._ctx.plugin,
             ) from None
         used = self._fuel_budget - store.get_fuel()
         funcs: dict[str, Any] = {}

@@ -17,6 +17,7 @@ import functools
 import logging
 import math
 import re
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -109,6 +110,12 @@ GRANT_OF = {LOG: "log", CONFIG: "config", KV: "kv"}
 MAX_LOG_MESSAGE = 16 * 1024
 #: Longest key accepted by the kv interface, in bytes of UTF-8.
 MAX_KV_KEY = 1024
+#: Longest guest-chosen text (a key) quoted in a denial, in characters.
+MAX_QUOTED = 64
+#: Denial records a plugin may log at once, and how many more per second after
+#: that (a token bucket); the rest are counted and reported with the next record.
+DENIAL_LOG_BURST = 20
+DENIAL_LOG_PER_S = 10.0
 
 TRACE = 5
 _LEVELS = {
@@ -158,18 +165,51 @@ class HostContext:
         self.host_time = 0.0
         self.deadline = math.inf
         self.failure: tuple[str, BaseException] | None = None
+        self._log_tokens = float(DENIAL_LOG_BURST)
+        self._log_refilled = time.monotonic()
+        self._suppressed = 0
 
     def error(self, case: str, message: str) -> Err[Any]:
         """Returns ``err(error.<case>(message))`` for the guest."""
         return Err(self._error_cases[case](message))
 
     def deny(self, capability: str, what: str) -> Err[Any]:
-        """Counts, logs and returns a denial of ``what`` under ``capability``."""
+        """Counts, logs and returns a denial of ``what`` under ``capability``.
+
+        Every denial is counted (``CallStats.denials``); the WARNING records on the
+        ``wasmplug.policy`` logger are rate-limited per plugin (a burst of
+        :data:`DENIAL_LOG_BURST`, then :data:`DENIAL_LOG_PER_S` per second), and the
+        next record logged says how many were suppressed, so a plugin granted nothing
+        cannot flood the host's logs.
+        """
         self.denials += 1
-        policy_logger.warning(
-            "plugin %r denied: %s", self.plugin, what, extra={"plugin": self.plugin}
+        now = time.monotonic()
+        self._log_tokens = min(
+            float(DENIAL_LOG_BURST),
+            self._log_tokens + (now - self._log_refilled) * DENIAL_LOG_PER_S,
         )
+        self._log_refilled = now
+        if self._log_tokens >= 1.0:
+            self._log_tokens -= 1.0
+            suppressed, self._suppressed = self._suppressed, 0
+            policy_logger.warning(
+                "plugin %r denied: %s%s",
+                self.plugin,
+                what,
+                f" ({suppressed} more denials of this plugin not logged)" if suppressed else "",
+                extra={"plugin": self.plugin, "suppressed": suppressed},
+            )
+        else:
+            self._suppressed += 1
         return self.error("denied", f"{capability}: {what}")
+
+
+def quote(text: str) -> str:
+    """Quotes guest-chosen text for a message, cut to :data:`MAX_QUOTED` characters:
+    ``'abc'``, or ``'abc...' (16777216 bytes)`` for a long one."""
+    if len(text) <= MAX_QUOTED:
+        return repr(text)
+    return f"{text[:MAX_QUOTED]!r}... ({len(text.encode(errors='replace'))} bytes)"
 
 
 # -- log -------------------------------------------------------------------------------
@@ -197,7 +237,7 @@ def _log_enabled(ctx: HostContext, level: Any) -> bool:
 def _config_get(ctx: HostContext, key: str) -> Ok[str | None] | Err[Any]:
     config = ctx.grants.config
     if config is None:
-        return ctx.deny("config", f"configuration is not granted (key {key!r})")
+        return ctx.deny("config", f"configuration is not granted (key {quote(key)})")
     return Ok(config.get(key))
 
 
@@ -215,7 +255,7 @@ def _kv_refusal(ctx: HostContext, op: str, key: str) -> Err[Any] | None:
     """The error for a kv operation on ``key`` that must not proceed, or ``None``: denied
     when kv is not granted, invalid for an empty or over-long key."""
     if ctx.grants.kv is None:
-        return ctx.deny("kv", f"key-value storage is not granted ({op} {key!r})")
+        return ctx.deny("kv", f"key-value storage is not granted ({op} {quote(key)})")
     if not key:
         return ctx.error("invalid", "kv: the key is empty")
     if len(key.encode()) > MAX_KV_KEY:

@@ -184,6 +184,14 @@ def _positive(name: str) -> Any:
     return check
 
 
+def _count(name: str) -> Any:
+    def check(_: Any, __: attrs.Attribute[Any], value: Any) -> None:
+        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+            raise PolicyError(f"Limits.{name} must be a positive int, found {value!r}")
+
+    return check
+
+
 @attrs.frozen(kw_only=True)
 class Limits:
     """Resource limits, enforced on every call. ``None`` disables a limit.
@@ -195,20 +203,43 @@ class Limits:
         fuel: Fuel units per call (about one per WebAssembly instruction; wasmtime
             ``consume_fuel``). Default 1,000,000,000. Breach:
             :class:`~wasmplug.FuelExhausted`.
-        memory_bytes: Ceiling on the plugin's linear memory, in bytes (wasmtime
-            ``StoreLimits``). ``memory.grow`` past it fails inside the guest. Default
-            64 MiB. Breach: :class:`~wasmplug.MemoryLimitExceeded` when the guest
-            aborts because of it; :class:`~wasmplug.InstantiationError` when the
-            plugin's initial memory is already larger.
+        memory_bytes: Ceiling on all of the plugin's linear memories together, in
+            bytes (wasmtime ``StoreLimits``: each of the at most ``memories`` memories
+            may hold ``memory_bytes // memories``). ``memory.grow`` past it fails
+            inside the guest. Default 64 MiB. Breach:
+            :class:`~wasmplug.MemoryLimitExceeded` when the guest aborts because of
+            it; :class:`~wasmplug.InstantiationError` when the plugin's initial memory
+            is already larger.
         deadline_ms: Wall-clock time per call, in milliseconds, enforced by epoch
             interruption with the engine's tick as granularity. Default 1,000 ms.
             Breach: :class:`~wasmplug.DeadlineExceeded`. Time spent blocked inside a
             host function is not interrupted.
+        memories: Linear memories the plugin may have (over all its core instances).
+            Default 1, which a Rust ``wasm32-wasip2`` component needs; a core module
+            componentized with the WASI preview-1 adapter may need 2. Breach at
+            load: :class:`~wasmplug.InstantiationError`.
+        tables: Tables the plugin may have. Default 10. Breach at load:
+            :class:`~wasmplug.InstantiationError`.
+        instances: Core instances the plugin may create (a component holds several:
+            its modules and the glue between them). Default 10. Breach at load:
+            :class:`~wasmplug.InstantiationError`.
+        table_elements: Elements one table may hold. ``table.grow`` past it fails
+            inside the guest. Default 20,000 (a Rust plugin's function table holds a
+            few hundred). Breach at load: :class:`~wasmplug.InstantiationError`.
     """
 
     fuel: int | None = attrs.field(default=1_000_000_000, validator=_positive("fuel"))
     memory_bytes: int | None = attrs.field(default=64 << 20, validator=_positive("memory_bytes"))
     deadline_ms: int | None = attrs.field(default=1_000, validator=_positive("deadline_ms"))
+    memories: int = attrs.field(default=1, validator=_count("memories"))
+    tables: int = attrs.field(default=10, validator=_count("tables"))
+    instances: int = attrs.field(default=10, validator=_count("instances"))
+    table_elements: int = attrs.field(default=20_000, validator=_count("table_elements"))
+
+    @property
+    def memory_bytes_each(self) -> int | None:
+        """The ceiling of each linear memory: ``memory_bytes // memories`` bytes."""
+        return None if self.memory_bytes is None else self.memory_bytes // self.memories
 
 
 @attrs.frozen(kw_only=True)
