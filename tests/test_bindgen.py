@@ -296,7 +296,7 @@ def test_console_script_help() -> None:
 
 def test_a_world_with_a_resource_is_refused(tmp_path: Path) -> None:
     """Resources are not generated yet: the generator raises WitError naming the
-    resource."""
+    resource and the WIT path (for a small world and for the resources fixture)."""
     wit = tmp_path / "res.wit"
     wit.write_text(
         textwrap.dedent(
@@ -315,8 +315,12 @@ def test_a_world_with_a_resource_is_refused(tmp_path: Path) -> None:
         ),
         encoding="utf-8",
     )
-    with pytest.raises(wasmplug.WitError, match="resource 'blob'"):
+    with pytest.raises(wasmplug.WitError, match="resource 'blob'") as info:
         wasmplug.generate_bindings(wit, "w")
+    assert info.value.path == wit.as_posix()
+    fixture = REPO_ROOT / "tests" / "fixtures" / "resources" / "wit"
+    with pytest.raises(wasmplug.WitError, match=r"resource '(buffer|counter)'"):
+        wasmplug.generate_bindings(fixture, "resources")
 
 
 # --- one value mechanism: the generated classes are the runtime's -----------------------

@@ -255,7 +255,9 @@ class _Generator:
     def _check_supported(self) -> None:
         for func, where in self._all_functions():
             if func.is_async:
-                raise WitError(f"{where}: async functions are not supported by bindgen yet")
+                raise WitError(
+                    f"{where}: async functions are not supported by bindgen yet", path=self.source
+                )
             types = [p.type for p in func.params]
             if func.result is not None:
                 types.append(func.result)
@@ -269,7 +271,8 @@ class _Generator:
             if isinstance(td.kind, _wit.ResourceKind):
                 raise WitError(
                     f"{where} uses resource {td.name!r} of {td.owner}: resources are not "
-                    "supported by wasmplug bindgen yet"
+                    "supported by wasmplug bindgen yet",
+                    path=self.source,
                 )
 
     def _all_functions(self) -> Iterator[tuple[_wit.Function, str]]:
