@@ -48,7 +48,7 @@ def everything(world: wasmplug.World, **changes: Any) -> Any:
         pair=(7, "seven"),
         color=t.Color.GREEN,
         perms=t.Perms.READ | t.Perms.EXEC,
-        shape=t.Shape.Rect((2.0, 3.5)),
+        shape=t.ShapeRect((2.0, 3.5)),
         points=[t.Point(x=1, y=2), t.Point(x=-3, y=4)],
         nested=[t.Point(x=0, y=0), None, t.Point(x=5, y=-5)],
         outcome=wasmplug.Ok(42),
@@ -58,7 +58,8 @@ def everything(world: wasmplug.World, **changes: Any) -> Any:
 
 def test_generated_classes_follow_the_mapping(world: wasmplug.World) -> None:
     """Records are frozen attrs classes with snake_case fields, enums are Enum, flags are
-    Flag, variant cases are subclasses of the variant's class."""
+    Flag, a variant is the union of its case classes; a function's named error type
+    gets a GuestError subclass."""
     t = world.types
     assert attrs.has(t.Everything)
     assert [f.name for f in attrs.fields(t.Point)] == ["x", "y"]
@@ -67,7 +68,10 @@ def test_generated_classes_follow_the_mapping(world: wasmplug.World) -> None:
     assert issubclass(t.Perms, enum.Flag)
     assert issubclass(t.ShapeCircle, t.Shape)
     assert issubclass(t.MathErrorDivideByZero, t.MathError)
-    assert t.Shape.Circle is t.ShapeCircle
+    assert t.Shape == t.ShapeCircle | t.ShapeRect | t.ShapeDot
+    assert isinstance(t.ShapeDot(), t.Shape)
+    assert not isinstance(t.Point(x=1, y=2), t.Shape)
+    assert issubclass(t.MathErrorException, wasmplug.GuestError)
     with pytest.raises(attrs.exceptions.FrozenInstanceError):
         t.Point(x=1, y=2).x = 3  # type: ignore[misc]
     assert t["math-error"] is t.MathError
@@ -175,10 +179,11 @@ def test_result_err_raises_guest_error_with_payload(
     world: wasmplug.World, plugin: wasmplug.Plugin
 ) -> None:
     """A function's `result` is unwrapped: ok returns the value, err raises GuestError
-    carrying the lifted payload (a variant case, a string, or None)."""
+    carrying the lifted payload (a variant case, a string, or None); for a named error
+    type the exception is that type's GuestError subclass."""
     t = world.types
     assert plugin.call("divide", 7, -2) == -3  # Rust's truncating division
-    with pytest.raises(wasmplug.GuestError) as info:
+    with pytest.raises(t.MathErrorException) as info:
         plugin.call("divide", 1, 0)
     assert info.value.value == t.MathErrorDivideByZero()
     assert info.value.function == "divide"
@@ -188,6 +193,7 @@ def test_result_err_raises_guest_error_with_payload(
     assert plugin.call("parse-color", "blue") is t.Color.BLUE
     with pytest.raises(wasmplug.GuestError) as info:
         plugin.call("parse-color", "mauve")
+    assert type(info.value) is wasmplug.GuestError
     assert info.value.value == 'unknown color "mauve"'
     assert plugin.call("check", False) is None
     with pytest.raises(wasmplug.GuestError) as info:

@@ -303,6 +303,7 @@ def test_public_api_is_pinned() -> None:
         "WitError",
         "World",
         "WorldMismatchError",
+        "generate_bindings",
         "inspect",
         "load",
         "load_world",

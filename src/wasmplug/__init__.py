@@ -16,6 +16,7 @@ calls them with typed Python values::
         print(plugin.last_call.fuel_consumed)
 """
 
+from ._bindgen import generate_bindings
 from ._bindings import Err, Ok, TypeNamespace
 from ._engine import Engine
 from ._exceptions import (
@@ -46,9 +47,8 @@ from ._kv import KvNamespace, KvStore, MemoryKvStore
 from ._plugin import Plugin, load
 from ._policy import FrozenMap, Grants, KvGrant, Limits, Policy, Preopen
 from ._stats import CallStats
+from ._version import __version__ as __version__
 from ._world import ExportFunc, PreparedCall, World, load_world
-
-__version__ = "0.1.0"
 
 __all__ = [
     "ArgumentError",
@@ -91,6 +91,7 @@ __all__ = [
     "WitError",
     "World",
     "WorldMismatchError",
+    "generate_bindings",
     "inspect",
     "load",
     "load_world",

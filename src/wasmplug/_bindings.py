@@ -1,6 +1,6 @@
 """Python classes for WIT types, built from the WIT model at load time.
 
-The mapping (which the planned static bindings generator is to emit as source):
+The mapping (which ``wasmplug bindgen`` emits as source, see :mod:`wasmplug._bindgen`):
 
 =====================  =============================================================
 WIT                    Python
@@ -16,10 +16,11 @@ WIT                    Python
 ``option<T>``          ``None`` or the value
 ``result<T, E>``       nested: :class:`Ok` / :class:`Err`; as a function's result: the
                        ``ok`` value is returned, the ``err`` value is raised as
-                       :class:`~wasmplug.GuestError`
+                       ``<E>Exception``, a :class:`~wasmplug.GuestError` subclass,
+                       for a named type ``E``, else as :class:`~wasmplug.GuestError`
 ``record r``           a frozen ``attrs`` class ``R`` with snake_case fields
-``variant v``          one frozen ``attrs`` class per case, ``VCase``, each a subclass of
-                       a base class ``V``; a case with a payload has a ``value`` field
+``variant v``          one frozen ``attrs`` class per case, ``VCase``, a case with a
+                       payload has a ``value`` field; ``V`` is the union of the cases
 ``enum e``             an ``enum.Enum`` ``E`` whose members are the UPPER_SNAKE case
                        names, valued by the WIT case names
 ``flags f``            an ``enum.Flag`` ``F``, one member per flag
@@ -34,13 +35,17 @@ trailing underscore.
 from __future__ import annotations
 
 import enum
+import functools
 import keyword
-from collections.abc import Iterator
+import operator
+import typing
+from collections.abc import Iterator, Mapping
 from typing import Any, Generic, TypeVar
 
 import attrs
 
 from . import _wit
+from ._exceptions import GuestError, WitError
 
 __all__ = ["Err", "Ok", "TypeNamespace", "class_name", "field_name", "member_name"]
 
@@ -97,34 +102,62 @@ def member_name(wit_name: str) -> str:
 
 @attrs.frozen
 class VariantInfo:
-    """How one variant type maps to Python: its base class and one class per case."""
+    """How one variant type maps to Python: one class per case and their union.
 
-    base: type
-    cases: dict[str, type]  # WIT case name -> case class
-    by_class: dict[type, str]  # case class -> WIT case name
+    Attributes:
+        name: The Python name of the variant (of its union alias), e.g. ``Shape``.
+        alias: The union of the case classes (the one case class of a single-case
+            variant), usable with ``isinstance``.
+        cases: The case class per WIT case name, in declaration order.
+        by_class: The WIT case name per case class.
+    """
+
+    name: str
+    alias: Any
+    cases: dict[str, type]
+    by_class: dict[type, str]
+
+
+def _union(classes: list[type]) -> Any:
+    return functools.reduce(operator.or_, classes)
 
 
 class TypeNamespace:
-    """The Python classes generated for the named types of a WIT world.
+    """The Python classes of the named types of a WIT world.
 
     Classes are reachable as attributes by their Python name (``types.Flight``), by WIT
     name (``types["flight"]``), and by model definition (:meth:`for_typedef`). When two
     interfaces define the same name, the later one is prefixed with its interface name
     (``TypesError`` and ``HostError``); :meth:`for_typedef` is unambiguous.
+
+    The classes are either made at run time (:meth:`add`) or supplied by a module that
+    ``wasmplug bindgen`` generated (:meth:`register`); both have the same shape. A
+    variant is a union alias of its case classes (``types.Shape`` is
+    ``ShapeCircle | ShapeDot``). The exception raised for a function's ``err`` value
+    of a named type ``E`` is ``<E>Exception`` (:meth:`error_class`).
     """
 
     def __init__(self) -> None:
-        self._by_def: dict[int, type] = {}
+        self._by_def: dict[int, Any] = {}
         self._defs: dict[int, _wit.TypeDef] = {}
-        self._by_name: dict[str, type] = {}
-        self._by_wit_name: dict[str, type] = {}
+        self._names: dict[int, str] = {}
+        self._by_name: dict[str, Any] = {}
+        self._by_wit_name: dict[str, Any] = {}
         self._variants: dict[int, VariantInfo] = {}
+        self._errors: dict[int, type[GuestError]] = {}
 
     # -- building -----------------------------------------------------------------
 
-    def add(self, typedef: _wit.TypeDef) -> type | None:
-        """Creates (once) and returns the class for ``typedef``; ``None`` for aliases of
-        unnamed types and for resources."""
+    def add(self, typedef: _wit.TypeDef) -> Any:
+        """Creates (once) and returns the Python type for ``typedef``.
+
+        Args:
+            typedef: A named type of the world.
+
+        Returns:
+            The class (for a variant, the union of its case classes); ``None`` for
+            aliases of unnamed types and for resources.
+        """
         key = id(typedef)
         if key in self._by_def:
             return self._by_def[key]
@@ -135,22 +168,152 @@ class TypeNamespace:
         if isinstance(kind, _wit.ResourceKind):
             return None
         name = self._unique_name(typedef)
-        cls: type
+        made: Any
         if isinstance(kind, _wit.RecordKind):
-            cls = self._make_record(name, typedef, kind)
+            made = self._make_record(name, typedef, kind)
         elif isinstance(kind, _wit.VariantKind):
-            cls = self._make_variant(name, typedef, kind)
+            made = self._make_variant(name, typedef, kind)
         elif isinstance(kind, _wit.EnumKind):
-            cls = self._make_enum(name, typedef, kind)
+            made = self._make_enum(name, typedef, kind)
         elif isinstance(kind, _wit.FlagsKind):
-            cls = self._make_flags(name, typedef, kind)
+            made = self._make_flags(name, typedef, kind)
         else:  # pragma: no cover - the model has no other kinds
             raise AssertionError(f"unknown type kind {kind!r}")
-        self._by_def[key] = cls
+        self._store(typedef, name, made)
+        return made
+
+    def register(self, typedef: _wit.TypeDef, python_type: Any) -> None:
+        """Uses an existing Python type for ``typedef`` instead of making one.
+
+        This is how a module generated by ``wasmplug bindgen`` brings its classes: the
+        codecs then lift values into those very classes.
+
+        Args:
+            typedef: A record, variant, enum or flags type of the world, not yet in
+                this namespace.
+            python_type: For a record, a frozen ``attrs`` class whose fields are the
+                record's fields (snake_case, in order); for an enum, an
+                ``enum.Enum`` whose member values are the WIT case names, in order;
+                for flags, an ``enum.Flag`` with one member per flag, bit ``i`` for
+                the ``i``-th flag; for a variant, the union of its case classes in
+                case order (the class itself for one case), each an ``attrs`` class
+                with one field ``value`` when the case has a payload and none
+                otherwise. Class names must be the names this namespace gives.
+
+        Raises:
+            WitError: ``python_type`` does not have the shape of ``typedef``, or
+                ``typedef`` is already in the namespace or cannot be registered
+                (an alias or a resource).
+        """
+        if id(typedef) in self._by_def:
+            raise WitError(f"WIT type {typedef.name!r} already has a Python type")
+        kind = typedef.kind
+        name = self._unique_name(typedef)
+        where = f"WIT {_describe_def(typedef)} of {typedef.owner}"
+        if isinstance(kind, _wit.RecordKind):
+            _check_attrs_class(python_type, name, [field_name(f.name) for f in kind.fields], where)
+        elif isinstance(kind, _wit.EnumKind):
+            _check_class(python_type, name, where)
+            if not issubclass(python_type, enum.Enum) or issubclass(python_type, enum.Flag):
+                raise WitError(f"{where}: {name} must be an enum.Enum")
+            values = [m.value for m in python_type]
+            wanted = [c.name for c in kind.cases]
+            if values != wanted:
+                raise WitError(f"{where}: {name} has member values {values}, expected {wanted}")
+        elif isinstance(kind, _wit.FlagsKind):
+            _check_class(python_type, name, where)
+            if not issubclass(python_type, enum.Flag):
+                raise WitError(f"{where}: {name} must be an enum.Flag")
+            members = [(m.name, m.value) for m in python_type]
+            wanted_flags = [(member_name(f.name), 1 << i) for i, f in enumerate(kind.flags)]
+            if members != wanted_flags:
+                raise WitError(f"{where}: {name} has members {members}, expected {wanted_flags}")
+        elif isinstance(kind, _wit.VariantKind):
+            classes = list(typing.get_args(python_type)) or [python_type]
+            if len(classes) != len(kind.cases):
+                raise WitError(
+                    f"{where}: {len(classes)} case class(es) given for {len(kind.cases)} cases"
+                )
+            for case, cls in zip(kind.cases, classes, strict=True):
+                fields = ["value"] if case.type is not None else []
+                _check_attrs_class(cls, name + class_name(case.name), fields, where)
+            self._add_variant(name, typedef, kind, classes)
+        else:
+            raise WitError(f"{where}: only records, variants, enums and flags can be registered")
+        self._store(typedef, name, python_type)
+
+    def _store(self, typedef: _wit.TypeDef, name: str, python_type: Any) -> None:
+        key = id(typedef)
+        self._by_def[key] = python_type
         self._defs[key] = typedef
+        self._names[key] = name
+        self._by_name[name] = python_type
+        self._by_wit_name.setdefault(typedef.name, python_type)
+
+    def register_error(self, typedef: _wit.TypeDef, cls: type[GuestError]) -> None:
+        """Uses an existing exception class for ``err`` values of ``typedef``.
+
+        Args:
+            typedef: A named type already in this namespace.
+            cls: A subclass of :class:`~wasmplug.GuestError` named
+                ``<name of typedef>Exception``.
+
+        Raises:
+            WitError: ``cls`` is not such a class, or ``typedef`` already has one.
+        """
+        name = self.name_of(typedef) + "Exception"
+        if id(typedef) in self._errors:
+            raise WitError(f"WIT type {typedef.name!r} already has an exception class")
+        if not (isinstance(cls, type) and issubclass(cls, GuestError)) or cls.__name__ != name:
+            raise WitError(
+                f"the exception class for {_describe_def(typedef)} must be a "
+                f"wasmplug.GuestError subclass named {name}, not {cls!r}"
+            )
+        self._errors[id(typedef)] = cls
         self._by_name[name] = cls
-        self._by_wit_name.setdefault(typedef.name, cls)
+
+    def error_class(self, t: _wit.WitType | None) -> type[GuestError]:
+        """Returns the exception raised when a function returns ``err`` of type ``t``.
+
+        Args:
+            t: The ``err`` type of a function's ``result``, or ``None``.
+
+        Returns:
+            For a named type (through aliases) ``E``, the subclass
+            ``<E>Exception`` of :class:`~wasmplug.GuestError`, made once; for any
+            other type, :class:`~wasmplug.GuestError` itself.
+        """
+        target = _wit.unalias(t) if t is not None else None
+        if not isinstance(target, _wit.TypeDef) or self.add(target) is None:
+            return GuestError
+        key = id(target)
+        cls = self._errors.get(key)
+        if cls is None:
+            name = self.name_of(target) + "Exception"
+            cls = type(
+                name,
+                (GuestError,),
+                {
+                    "__doc__": f"Raised when a function returns the ``err`` case with a "
+                    f"``{name.removesuffix('Exception')}`` payload (in ``value``).",
+                    "__module__": __name__,
+                },
+            )
+            self._errors[key] = cls
+            self._by_name[name] = cls
         return cls
+
+    def name_of(self, typedef: _wit.TypeDef) -> str:
+        """Returns the Python name of a named type of this namespace (of its union alias
+        for a variant).
+
+        Raises:
+            KeyError: ``typedef`` is an alias of an unnamed type or a resource.
+        """
+        target = _wit.unalias(typedef)
+        if not isinstance(target, _wit.TypeDef) or self.add(target) is None:
+            raise KeyError(f"no Python class for WIT type {typedef.name!r}")
+        return self._names[id(target)]
 
     def _unique_name(self, typedef: _wit.TypeDef) -> str:
         name = class_name(typedef.name)
@@ -169,40 +332,32 @@ class TypeNamespace:
         these = {field_name(f.name): attrs.field() for f in kind.fields}
         cls = attrs.make_class(name, these, frozen=True, slots=True)
         cls.__doc__ = _doc(typedef, f"WIT record ``{typedef.name}`` from ``{typedef.owner}``.")
-        cls.__wit_type__ = typedef  # type: ignore[attr-defined]
         return cls
 
-    def _make_variant(self, name: str, typedef: _wit.TypeDef, kind: _wit.VariantKind) -> type:
-        base = type(
-            name,
-            (),
-            {
-                "__slots__": (),
-                "__doc__": _doc(
-                    typedef,
-                    f"WIT variant ``{typedef.name}`` from ``{typedef.owner}``; "
-                    f"its cases are the subclasses "
-                    + ", ".join(f"``{name}{class_name(c.name)}``" for c in kind.cases)
-                    + ".",
-                ),
-                "__wit_type__": typedef,
-            },
-        )
-        cases: dict[str, type] = {}
+    def _make_variant(self, name: str, typedef: _wit.TypeDef, kind: _wit.VariantKind) -> Any:
+        classes: list[type] = []
         for case in kind.cases:
-            case_name = name + class_name(case.name)
             these = {"value": attrs.field()} if case.type is not None else {}
-            case_cls = attrs.make_class(case_name, these, bases=(base,), frozen=True, slots=True)
+            case_cls = attrs.make_class(
+                name + class_name(case.name), these, frozen=True, slots=True
+            )
             case_cls.__doc__ = case.docs or f"The ``{case.name}`` case of ``{typedef.name}``."
-            case_cls.__wit_case__ = case.name  # type: ignore[attr-defined]
-            cases[case.name] = case_cls
-            setattr(base, class_name(case.name), case_cls)
+            classes.append(case_cls)
+        self._add_variant(name, typedef, kind, classes)
+        return _union(classes)
+
+    def _add_variant(
+        self, name: str, typedef: _wit.TypeDef, kind: _wit.VariantKind, classes: list[type]
+    ) -> None:
+        cases = {case.name: cls for case, cls in zip(kind.cases, classes, strict=True)}
         self._variants[id(typedef)] = VariantInfo(
-            base=base, cases=cases, by_class={c: n for n, c in cases.items()}
+            name=name,
+            alias=_union(classes),
+            cases=cases,
+            by_class={c: n for n, c in cases.items()},
         )
-        for case_cls in cases.values():
+        for case_cls in classes:
             self._by_name.setdefault(case_cls.__name__, case_cls)
-        return base
 
     def _make_enum(self, name: str, typedef: _wit.TypeDef, kind: _wit.EnumKind) -> type:
         cls = enum.Enum(name, [(member_name(c.name), c.name) for c in kind.cases])  # type: ignore[misc]
@@ -217,8 +372,9 @@ class TypeNamespace:
 
     # -- lookup ---------------------------------------------------------------------
 
-    def for_typedef(self, typedef: _wit.TypeDef) -> type:
-        """Returns the class generated for ``typedef``.
+    def for_typedef(self, typedef: _wit.TypeDef) -> Any:
+        """Returns the class for ``typedef`` (for a variant, the union of its case
+        classes).
 
         Raises:
             KeyError: ``typedef`` is not part of this namespace.
@@ -229,18 +385,18 @@ class TypeNamespace:
         return cls
 
     def variant_info(self, typedef: _wit.TypeDef) -> VariantInfo:
-        """Returns the base and case classes of the variant ``typedef``."""
+        """Returns the name, union alias and case classes of the variant ``typedef``."""
         self.add(typedef)
         return self._variants[id(typedef)]
 
-    def __getattr__(self, name: str) -> type:
+    def __getattr__(self, name: str) -> Any:
         try:
-            return self.__dict__["_by_name"][name]  # type: ignore[no-any-return]
+            return self.__dict__["_by_name"][name]
         except KeyError:
             known = ", ".join(sorted(self.__dict__["_by_name"])) or "none"
             raise AttributeError(f"no WIT type maps to {name!r}; known: {known}") from None
 
-    def __getitem__(self, wit_name: str) -> type:
+    def __getitem__(self, wit_name: str) -> Any:
         try:
             return self._by_wit_name[wit_name]
         except KeyError:
@@ -259,6 +415,26 @@ class TypeNamespace:
 
 def _doc(typedef: _wit.TypeDef, fallback: str) -> str:
     return typedef.docs or fallback
+
+
+def _describe_def(typedef: _wit.TypeDef) -> str:
+    return describe(typedef)
+
+
+def _check_class(cls: Any, name: str, where: str) -> None:
+    if not isinstance(cls, type):
+        raise WitError(f"{where}: expected a class named {name}, got {cls!r}")
+    if cls.__name__ != name:
+        raise WitError(f"{where}: the class must be named {name}, not {cls.__name__}")
+
+
+def _check_attrs_class(cls: Any, name: str, fields: list[str], where: str) -> None:
+    _check_class(cls, name, where)
+    if not attrs.has(cls):
+        raise WitError(f"{where}: {name} must be an attrs class")
+    found = [f.name for f in attrs.fields(cls)]
+    if found != fields:
+        raise WitError(f"{where}: {name} has fields {found}, expected {fields}")
 
 
 def iter_typedefs(t: _wit.WitType | None) -> Iterator[_wit.TypeDef]:
@@ -297,20 +473,18 @@ def _iter_functions(item: _wit.Interface | _wit.Function) -> Iterator[_wit.Funct
         yield from item.functions.values()
 
 
-def namespace_for_world(world: _wit.World) -> TypeNamespace:
-    """Builds the classes for every named type a world's functions and types use.
+def world_typedefs(world: _wit.World) -> list[_wit.TypeDef]:
+    """Returns every named type a world's functions and types use, each once, in the
+    order the namespace names them.
 
     Exports come first so that, on a name clash, the host-facing types keep the plain
     names.
     """
-    ns = TypeNamespace()
-    seen: set[int] = set()
+    found: dict[int, _wit.TypeDef] = {}
 
     def visit(t: _wit.WitType | None) -> None:
         for td in iter_typedefs(t):
-            if id(td) not in seen:
-                seen.add(id(td))
-                ns.add(td)
+            found.setdefault(id(td), td)
 
     for items in (world.exports, world.imports):
         for item in items.values():
@@ -323,6 +497,39 @@ def namespace_for_world(world: _wit.World) -> TypeNamespace:
                     visit(td)
     for td in world.types.values():
         visit(td)
+    return list(found.values())
+
+
+def namespace_for_world(
+    world: _wit.World, provided: Mapping[tuple[str, str], Any] | None = None
+) -> TypeNamespace:
+    """Builds the Python types for every named type of a world (see
+    :func:`world_typedefs`).
+
+    Args:
+        world: The world.
+        provided: Existing Python types to use (:meth:`TypeNamespace.register`), by
+            ``(owner, WIT name)`` of their type definition; the others are made.
+
+    Returns:
+        The namespace.
+
+    Raises:
+        WitError: a provided type does not fit, or names no type of the world.
+    """
+    ns = TypeNamespace()
+    remaining = dict(provided or {})
+    for td in world_typedefs(world):
+        key = (td.owner, td.name)
+        if key in remaining:
+            ns.register(td, remaining.pop(key))
+        else:
+            ns.add(td)
+    if remaining:
+        raise WitError(
+            f"world {world.qualified_name} has no types "
+            + ", ".join(f"{name!r} of {owner}" for owner, name in sorted(remaining))
+        )
     return ns
 
 

@@ -648,17 +648,17 @@ class _Result(Codec):
 
 
 class _Variant(Codec):
-    __slots__ = ("_base", "_by_class", "_by_name", "_cases", "_names")
+    __slots__ = ("_by_class", "_by_name", "_cases", "_names", "_python_name")
     kind = K_VARIANT
 
     def __init__(
         self,
         wit: _wit.TypeDef,
-        base: type,
+        python_name: str,
         cases: list[tuple[str, type, Codec | None]],
     ) -> None:
         super().__init__(wit)
-        self._base = base
+        self._python_name = python_name
         self._names = _Names([c[0] for c in cases])
         self._by_class = {
             cls: (self._names.entries[i], codec) for i, (_, cls, codec) in enumerate(cases)
@@ -671,7 +671,7 @@ class _Variant(Codec):
             (size, addr), codec = self._by_class[value.__class__]
         except KeyError:
             raise Mismatch(
-                f"one of {self._base.__name__}'s cases "
+                f"one of {self._python_name}'s cases "
                 f"({', '.join(c.__name__ for c in self._by_class)})",
                 value,
             ) from None
@@ -841,7 +841,7 @@ def build_codec(t: _wit.WitType, ns: TypeNamespace, cache: dict[int, Codec] | No
         info = ns.variant_info(t)
         codec = _Variant(
             t,
-            info.base,
+            info.name,
             [
                 (
                     c.name,

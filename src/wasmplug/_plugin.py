@@ -19,7 +19,6 @@ from ._component import ComponentBackend
 from ._engine import Engine, sha256_hex
 from ._exceptions import (
     ArgumentError,
-    GuestError,
     IntegrityError,
     PluginClosedError,
     PolicyError,
@@ -136,7 +135,8 @@ class Plugin:
             ArgumentError: ``function`` is not an export, the number of arguments is
                 wrong, or an argument does not match its WIT type (nothing ran).
             GuestError: the function returned the ``err`` case of its ``result``; the
-                payload is in ``.value``.
+                payload is in ``.value``. For an error of a named WIT type ``E`` the
+                subclass ``<E>Exception`` (``types.<E>Exception``).
             FuelExhausted: the call used more than ``Limits.fuel`` fuel units.
             DeadlineExceeded: the call ran longer than ``Limits.deadline_ms``.
             MemoryLimitExceeded: the guest aborted after hitting ``Limits.memory_bytes``.
@@ -204,7 +204,7 @@ class Plugin:
                 return result.lift(raw, 0)
             is_ok, value = result.lift_parts(raw, 0)
         if not is_ok:
-            raise GuestError(value, plugin=self.name, function=function)
+            raise export.error(value, plugin=self.name, function=function)
         return value
 
     def close(self) -> None:

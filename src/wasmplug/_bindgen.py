@@ -1,0 +1,832 @@
+"""``wasmplug bindgen``: typed Python source generated from a WIT world.
+
+The generated module holds, for one world:
+
+- the Python types of its named types, exactly as :class:`~wasmplug.TypeNamespace`
+  makes them at run time (frozen ``attrs`` records, ``enum.Enum``, ``enum.Flag``, one
+  ``attrs`` class per variant case and a union alias per variant, aliases as
+  ``TypeAlias``);
+- one :class:`~wasmplug.GuestError` subclass per named error type of a function's
+  ``result`` (``<E>Exception``, with a typed ``value``);
+- ``WORLD``, the :class:`~wasmplug.World` built at import time from the resolved WIT
+  embedded as JSON (no WIT parsing) with the module's own classes registered, so the
+  runtime's codecs lift values straight into them;
+- a :class:`typing.Protocol` per interface the world imports from the host's own
+  packages (every import except ``wasmplug:host/*`` and ``wasi:*``), and a typed
+  ``Callable`` argument of ``load`` per function it imports outside an interface;
+- a class per exported interface and a class for the world, with one typed method per
+  export, wrapping a :class:`~wasmplug.Plugin`.
+
+The module contains no lifting or lowering of its own. Its text is deterministic and
+already in ``ruff format`` style (line length 100).
+"""
+
+from __future__ import annotations
+
+import keyword
+import os
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path, PurePath
+
+import attrs
+
+from . import _wit
+from ._bindings import (
+    TypeNamespace,
+    class_name,
+    describe,
+    field_name,
+    iter_typedefs,
+    member_name,
+    world_typedefs,
+)
+from ._exceptions import WitError
+from ._host import check_host_wit_copies
+from ._version import __version__
+from ._world import World
+
+__all__ = ["generate_bindings", "generate_bindings_for"]
+
+_WIDTH = 100
+#: Interfaces whose imports the runtime implements itself: no Protocol for them.
+_RUNTIME_PREFIXES = ("wasmplug:host/", "wasi:")
+_WORLD_MEMBERS = frozenset({"load", "close", "plugin", "last_call"})
+_LOAD_PARAMETERS = frozenset({"cls", "source", "policy", "name", "sha256", "engine", "kv_store"})
+
+
+def generate_bindings(wit_path: str | os.PathLike[str], world: str) -> str:
+    """Generates the typed Python module for one WIT world.
+
+    Args:
+        wit_path: A ``.wit`` file, or a directory of them with dependencies in
+            ``deps/``. It is named in the module's header as given.
+        world: The world's name in the main package (``"tenant"``) or its qualified
+            name (``"ns:pkg/tenant@1.0.0"``).
+
+    Returns:
+        The module's source text: deterministic, ``ruff format``-clean, and passing
+        ``mypy --strict``.
+
+    Raises:
+        WitError: the WIT cannot be read or resolved, names no such world, or the
+            world uses what bindings cannot express yet (resources, ``async``
+            functions).
+    """
+    resolve = _wit.load_wit(wit_path)
+    check_host_wit_copies(Path(os.fspath(wit_path)))
+    source = PurePath(os.fspath(wit_path)).as_posix()
+    return generate_bindings_for(resolve, resolve.world(world), source=source)
+
+
+def generate_bindings_for(resolve: _wit.Resolve, world: _wit.World, *, source: str) -> str:
+    """Generates the typed Python module for a world of an already loaded WIT.
+
+    Args:
+        resolve: The resolved WIT that ``world`` belongs to.
+        world: The world.
+        source: Where the WIT came from, for the module's header.
+
+    Returns:
+        As :func:`generate_bindings`.
+
+    Raises:
+        WitError: as :func:`generate_bindings`.
+    """
+    return _Generator(resolve, world, source).render()
+
+
+# --- text helpers ---------------------------------------------------------------------
+
+
+def _docstring(text: str, indent: str) -> list[str]:
+    """A docstring as source lines, its paragraphs wrapped to the line length."""
+    text = text.replace("\\", "\\\\").replace('"""', '\\"\\"\\"').strip()
+    width = _WIDTH - len(indent)
+    lines: list[str] = []
+    for number, raw in enumerate(text.splitlines()):
+        stripped = raw.rstrip()
+        lead = stripped[: len(stripped) - len(stripped.lstrip())]
+        quotes = 6 if number == 0 else 0
+        if len(stripped) + quotes <= width:
+            lines.append(stripped)
+        else:
+            lines.extend(
+                textwrap.wrap(
+                    stripped.lstrip(),
+                    width=width - quotes,
+                    initial_indent=lead,
+                    subsequent_indent=lead,
+                    break_long_words=False,
+                    break_on_hyphens=False,
+                )
+            )
+    if text.endswith('"'):
+        lines[-1] += " "
+    if len(lines) == 1 and len(indent) + len(lines[0]) + 6 <= _WIDTH:
+        return [f'{indent}"""{lines[0]}"""']
+    out = [f'{indent}"""{lines[0]}']
+    out += [f"{indent}{line}" if line else "" for line in lines[1:]]
+    out.append(f'{indent}"""')
+    return out
+
+
+def _bracketed(head: str, items: list[str], tail: str, indent: str) -> list[str]:
+    """``head`` + comma-separated ``items`` + ``tail`` split as ``ruff format`` does."""
+    multiline = any("\n" in item for item in items)
+    one = f"{indent}{head}{', '.join(items)}{tail}"
+    if len(one) <= _WIDTH and not multiline:
+        return [one]
+    inner = indent + "    "
+    hugged = inner + ", ".join(items)
+    if len(hugged) <= _WIDTH and "*" not in items and not multiline:
+        return [f"{indent}{head}", hugged, f"{indent}{tail}"]
+    return [f"{indent}{head}", *(f"{inner}{item}," for item in items), f"{indent}{tail}"]
+
+
+def _section(title: str, entries: list[tuple[str, str]]) -> str:
+    """A Google-style docstring section (``Args:``, ``Attributes:``...)."""
+    if not entries:
+        return ""
+    body = []
+    for name, text in entries:
+        first = textwrap.wrap(
+            f"{name}: {' '.join(text.split())}",
+            width=_WIDTH - 16,
+            subsequent_indent="    ",
+            break_long_words=False,
+            break_on_hyphens=False,
+        )
+        body += [f"    {line}".rstrip() for line in first]
+    return "\n\n" + title + ":\n" + "\n".join(body)
+
+
+def _string_chunks(text: str, indent: str) -> list[str]:
+    """A long string as implicitly concatenated literals, one per line, each line
+    within the line length."""
+    room = _WIDTH - len(indent) - 2
+    chunks: list[str] = []
+    start, used = 0, 0
+    for i, ch in enumerate(text):
+        # Its length between double quotes: ``_literal`` picks single quotes only when
+        # that needs fewer escapes, so this bounds the literal's length.
+        cost = 2 if ch == '"' else len(_literal(ch)) - 2
+        if used + cost > room:
+            chunks.append(text[start:i])
+            start, used = i, 0
+        used += cost
+    chunks.append(text[start:])
+    return [indent + _literal(c) for c in chunks]
+
+
+def _literal(text: str) -> str:
+    """A string literal as ``ruff format`` writes it: double quotes unless the text
+    holds more double quotes than single ones."""
+    quote = "'" if text.count('"') > text.count("'") else '"'
+    out = []
+    for ch in text:
+        if ch == "\\":
+            out.append("\\\\")
+        elif ch == quote:
+            out.append("\\" + ch)
+        elif ch.isprintable() or ch == " ":
+            out.append(ch)
+        else:
+            out.append(repr(ch)[1:-1])
+    return quote + "".join(out) + quote
+
+
+def _safe_name(name: str) -> str:
+    return name + "_" if keyword.iskeyword(name) or keyword.issoftkeyword(name) else name
+
+
+# --- the generator --------------------------------------------------------------------
+
+
+@attrs.define
+class _Export:
+    call_name: str
+    method: str
+    func: _wit.Function
+
+
+@attrs.define
+class _ExportedInterface:
+    attribute: str
+    class_name: str
+    interface: _wit.Interface
+    functions: list[_Export]
+
+
+@attrs.define
+class _Imported:
+    key: str
+    argument: str
+    class_name: str
+    interface: _wit.Interface
+
+
+class _Generator:
+    def __init__(self, resolve: _wit.Resolve, world: _wit.World, source: str) -> None:
+        self.resolve = resolve
+        self.world = world
+        self.source = source
+        self._check_supported()
+        # The runtime's own view of the world: it refuses what cannot be run, and its
+        # namespace gives the Python names (so both paths name every class alike).
+        self.ns: TypeNamespace = World(world).types
+        self.typedefs = [td for td in world_typedefs(world) if self._has_class(td)]
+        self.used_names = set(self.ns)
+        self.alias_names: dict[int, str] = {}
+        for td in world_typedefs(world):
+            if isinstance(td.kind, _wit.AliasKind):
+                self.alias_names[id(td)] = self._claim(td)
+        self.imports_needed: set[str] = set()
+        self.error_types: dict[int, _wit.TypeDef] = {}
+        self.world_exports: list[_Export] = []
+        self.exported_interfaces: list[_ExportedInterface] = []
+        self.imported: list[_Imported] = []
+        self.imported_functions: list[tuple[str, str, _wit.Function]] = []
+        self._collect_functions()
+        self.world_class = self._claim_plain(class_name(world.name), "World")
+
+    # -- analysis ------------------------------------------------------------------
+
+    def _check_supported(self) -> None:
+        for func, where in self._all_functions():
+            if func.is_async:
+                raise WitError(
+                    f"{where}: async functions are not supported by bindgen yet", path=self.source
+                )
+            types = [p.type for p in func.params]
+            if func.result is not None:
+                types.append(func.result)
+            for t in types:
+                self._check_type(t, where)
+        for td in world_typedefs(self.world):
+            self._check_type(td, f"type {td.name} of {td.owner}")
+
+    def _check_type(self, t: _wit.WitType, where: str) -> None:
+        for td in iter_typedefs(t):
+            if isinstance(td.kind, _wit.ResourceKind):
+                raise WitError(
+                    f"{where} uses resource {td.name!r} of {td.owner}: resources are not "
+                    "supported by wasmplug bindgen yet",
+                    path=self.source,
+                )
+
+    def _all_functions(self) -> Iterator[tuple[_wit.Function, str]]:
+        for key, item in self.world.exports.items():
+            if isinstance(item, _wit.Function):
+                yield item, f"export {item.name}"
+            else:
+                for func in item.functions.values():
+                    yield func, f"export {key}.{func.name}"
+        for key, item in self.world.imports.items():
+            if isinstance(item, _wit.Interface) and self._is_host_interface(key):
+                for func in item.functions.values():
+                    yield func, f"import {key}.{func.name}"
+            elif isinstance(item, _wit.Function):
+                yield item, f"import {item.name}"
+
+    @staticmethod
+    def _is_host_interface(key: str) -> bool:
+        return not key.startswith(_RUNTIME_PREFIXES)
+
+    def _has_class(self, td: _wit.TypeDef) -> bool:
+        return isinstance(
+            td.kind, _wit.RecordKind | _wit.VariantKind | _wit.EnumKind | _wit.FlagsKind
+        )
+
+    def _claim(self, td: _wit.TypeDef) -> str:
+        name = class_name(td.name)
+        if name in self.used_names:
+            owner = td.owner.split("/")[-1].split("@")[0]
+            name = class_name(owner) + name
+        return self._claim_plain(name, "Alias")
+
+    def _claim_plain(self, name: str, suffix: str) -> str:
+        candidate = name
+        n = 2
+        while candidate in self.used_names:
+            candidate = f"{name}{suffix}" if n == 2 else f"{name}{suffix}{n - 1}"
+            n += 1
+        self.used_names.add(candidate)
+        return candidate
+
+    def _collect_functions(self) -> None:
+        for key, item in self.world.exports.items():
+            if isinstance(item, _wit.Function):
+                method = self._method_name(item.name, _WORLD_MEMBERS)
+                self.world_exports.append(_Export(item.name, method, item))
+                self._note_error(item)
+            else:
+                short = item.name or key
+                attribute = self._method_name(short, _WORLD_MEMBERS)
+                cls = self._claim_plain(class_name(short) + "Exports", "_")
+                funcs = []
+                for func in item.functions.values():
+                    funcs.append(
+                        _Export(f"{short}.{func.name}", self._method_name(func.name, ()), func)
+                    )
+                    self._note_error(func)
+                self.exported_interfaces.append(_ExportedInterface(attribute, cls, item, funcs))
+        for key, item in self.world.imports.items():
+            if isinstance(item, _wit.Function):
+                argument = self._method_name(item.name, _LOAD_PARAMETERS)
+                self.imported_functions.append((key, argument, item))
+                self._note_error(item)
+                continue
+            if not self._is_host_interface(key) or not item.functions:
+                # The runtime's own capabilities and WASI; or an interface imported only
+                # for its types (e.g. through a world's ``use``): nothing to implement.
+                continue
+            short = item.name or item.plain_name or key
+            cls = self._claim_plain(class_name(short) + "Protocol", "_")
+            self.imported.append(_Imported(key, self._method_name(short, ()), cls, item))
+            for func in item.functions.values():
+                self._note_error(func)
+
+    @staticmethod
+    def _method_name(wit_name: str, reserved: frozenset[str] | tuple[()]) -> str:
+        name = field_name(wit_name)
+        return name + "_" if name in reserved else name
+
+    def _note_error(self, func: _wit.Function) -> None:
+        if isinstance(func.result, _wit.ResultType) and func.result.err is not None:
+            target = _wit.unalias(func.result.err)
+            if isinstance(target, _wit.TypeDef):
+                self.error_types.setdefault(id(target), target)
+
+    def error_name(self, func: _wit.Function) -> str | None:
+        """The exception class raised for ``func``'s err, ``None`` without a result."""
+        if not isinstance(func.result, _wit.ResultType):
+            return None
+        err = func.result.err
+        target = _wit.unalias(err) if err is not None else None
+        if isinstance(target, _wit.TypeDef):
+            return self.ns.name_of(target) + "Exception"
+        return "wasmplug.GuestError"
+
+    # -- type expressions ----------------------------------------------------------
+
+    def py(self, t: _wit.WitType | None) -> str:
+        if t is None:
+            return "None"
+        if isinstance(t, _wit.Primitive):
+            if t.name == "bool":
+                return "bool"
+            if t.name in ("f32", "f64"):
+                return "float"
+            if t.name in ("char", "string"):
+                return "str"
+            return "int"
+        if isinstance(t, _wit.ListType):
+            elem = _wit.unalias(t.element)
+            if isinstance(elem, _wit.Primitive) and elem.name == "u8":
+                return "bytes"
+            return f"list[{self.py(t.element)}]"
+        if isinstance(t, _wit.OptionType):
+            inner = self.py(t.inner)
+            return inner if inner.endswith("| None") or inner == "None" else f"{inner} | None"
+        if isinstance(t, _wit.ResultType):
+            return f"wasmplug.Ok[{self.py(t.ok)}] | wasmplug.Err[{self.py(t.err)}]"
+        if isinstance(t, _wit.TupleType):
+            return "tuple[" + ", ".join(self.py(e) for e in t.elements) + "]"
+        if isinstance(t, _wit.HandleType):  # pragma: no cover - refused by _check_supported
+            raise WitError(f"resource {t.resource.name!r} is not supported by bindgen yet")
+        if isinstance(t, _wit.Unsupported):  # pragma: no cover - World() refuses it
+            raise WitError(f"{t.text} ({t.construct}) is not supported by bindgen yet")
+        if isinstance(t.kind, _wit.AliasKind):
+            return self.alias_names[id(t)]
+        return self.ns.name_of(t)
+
+    def returns(self, func: _wit.Function) -> str:
+        """The Python return type of a call: the ok type for a ``result``."""
+        if isinstance(func.result, _wit.ResultType):
+            return self.py(func.result.ok)
+        return self.py(func.result)
+
+    # -- rendering -----------------------------------------------------------------
+
+    def render(self) -> str:
+        body: list[list[str]] = []
+        for td in self.typedefs:
+            body.extend(self.render_typedef(td))
+        body.extend(self.render_aliases())
+        for td in self.error_types.values():
+            body.append(self.render_error(td))
+        body.append(self.render_world_value())
+        for imported in self.imported:
+            body.append(self.render_protocol(imported))
+        for exported in self.exported_interfaces:
+            body.append(self.render_exports_class(exported))
+        body.append(self.render_world_class())
+        head = self.render_head()
+        blocks = ["\n".join(head)] + ["\n".join(b) for b in body]
+        return "\n\n\n".join(blocks) + "\n"
+
+    def render_head(self) -> list[str]:
+        world = self.world
+        lines = [
+            f"# Generated by wasmplug {__version__} (`wasmplug bindgen`) from the WIT in",
+            f"# {self.source}, world {world.qualified_name}.",
+            "# Do not edit: regenerate with",
+            f"#     wasmplug bindgen {self.source} --world {world.name} -o <this file>",
+        ]
+        doc = world.docs or f"Typed bindings for the WIT world ``{world.qualified_name}``."
+        doc += (
+            f"\n\nLoad a plugin with ``{self.world_class}.load(...)``; the classes below are"
+            "\nthe Python types of the world's WIT types."
+        )
+        lines += _docstring(doc, "")
+        lines += ["", "from __future__ import annotations", ""]
+        std = []
+        if "enum" in self.imports_needed:
+            std.append("import enum")
+        std.append("import os")
+        if self.imported:
+            std.append("from collections.abc import Callable, Mapping")
+        elif self.imported_functions:
+            std.append("from collections.abc import Callable")
+        std.append("from types import TracebackType")
+        typing_names = ["cast"]
+        if "Protocol" in self.imports_needed:
+            typing_names.append("Protocol")
+        if "TypeAlias" in self.imports_needed:
+            typing_names.append("TypeAlias")
+        std.append(f"from typing import {', '.join(sorted(typing_names, key=_isort_key))}")
+        lines += std
+        lines.append("")
+        if "attrs" in self.imports_needed:
+            lines.append("import attrs")
+        lines.append("import wasmplug")
+        return lines
+
+    def render_typedef(self, td: _wit.TypeDef) -> list[list[str]]:
+        kind = td.kind
+        name = self.ns.name_of(td)
+        origin = f"WIT {describe(td)} from ``{td.owner}``."
+        if isinstance(kind, _wit.RecordKind):
+            self.imports_needed.add("attrs")
+            doc = (td.docs or origin) + _section(
+                "Attributes",
+                [
+                    (field_name(f.name), f"``{describe(f.type)}``. {f.docs}".strip())
+                    for f in kind.fields
+                ],
+            )
+            lines = ["@attrs.frozen", f"class {name}:", *_docstring(doc, "    "), ""]
+            lines += [f"    {field_name(f.name)}: {self.py(f.type)}" for f in kind.fields]
+            return [lines]
+        if isinstance(kind, _wit.EnumKind | _wit.FlagsKind):
+            self.imports_needed.add("enum")
+            cases = kind.cases if isinstance(kind, _wit.EnumKind) else kind.flags
+            entries = [(member_name(c.name), c.docs) for c in cases if c.docs]
+            doc = (td.docs or origin) + _section("Members", entries)
+            base = "enum.Enum" if isinstance(kind, _wit.EnumKind) else "enum.Flag"
+            lines = [f"class {name}({base}):", *_docstring(doc, "    "), ""]
+            for i, c in enumerate(cases):
+                value = _literal(c.name) if isinstance(kind, _wit.EnumKind) else str(1 << i)
+                lines.append(f"    {member_name(c.name)} = {value}")
+            return [lines]
+        assert isinstance(kind, _wit.VariantKind)
+        self.imports_needed.update(("attrs", "TypeAlias"))
+        blocks = []
+        case_names = []
+        for case in kind.cases:
+            case_name = name + class_name(case.name)
+            case_names.append(case_name)
+            doc = case.docs or f"The ``{case.name}`` case of ``{name}``."
+            if case.type is not None:
+                doc += _section("Attributes", [("value", f"``{describe(case.type)}``.")])
+            lines = ["@attrs.frozen", f"class {case_name}:", *_docstring(doc, "    ")]
+            if case.type is not None:
+                lines += ["", f"    value: {self.py(case.type)}"]
+            blocks.append(lines)
+        doc_lines = (td.docs or origin).strip().splitlines()
+        comment = [f"#: {line}".rstrip() for line in doc_lines]
+        alias = [f"{name}: TypeAlias = {' | '.join(case_names)}"]
+        if len(alias[0]) > _WIDTH:
+            alias = [f"{name}: TypeAlias = (", *(f"    {c}" for c in _union_lines(case_names)), ")"]
+        blocks[-1] = [*blocks[-1], "", "", *comment, *alias]
+        return blocks
+
+    def render_aliases(self) -> list[list[str]]:
+        aliases = [td for td in world_typedefs(self.world) if isinstance(td.kind, _wit.AliasKind)]
+        if not aliases:
+            return []
+        self.imports_needed.add("TypeAlias")
+        done: set[int] = set()
+        lines: list[str] = []
+
+        def emit(td: _wit.TypeDef) -> None:
+            if id(td) in done:
+                return
+            done.add(id(td))
+            assert isinstance(td.kind, _wit.AliasKind)
+            target = td.kind.target
+            for dep in iter_typedefs(target):
+                if isinstance(dep.kind, _wit.AliasKind):
+                    emit(dep)
+            if lines:
+                lines.append("")
+            doc = td.docs or f"WIT ``type {td.name}`` from ``{td.owner}``."
+            lines.extend(f"#: {line}".rstrip() for line in doc.strip().splitlines())
+            lines.append(f"{self.alias_names[id(td)]}: TypeAlias = {self.py(target)}")
+
+        for td in aliases:
+            emit(td)
+        return [lines]
+
+    def render_error(self, td: _wit.TypeDef) -> list[str]:
+        name = self.ns.name_of(td)
+        doc = (
+            f"Raised when a function returns the ``err`` case with a ``{name}`` payload.\n\n"
+            "Attributes:\n"
+            f"    value: The ``{name}`` the plugin returned."
+        )
+        return [
+            f"class {name}Exception(wasmplug.GuestError):",
+            *_docstring(doc, "    "),
+            "",
+            f"    value: {name}",
+        ]
+
+    def render_world_value(self) -> list[str]:
+        chunks = _string_chunks(self.resolve.source_json, "    ")
+        if len(chunks) == 1 and len(chunks[0]) + 8 <= _WIDTH:
+            lines = [f"_WIT_JSON = {chunks[0].strip()}"]
+        else:
+            lines = ["_WIT_JSON = (", *chunks, ")"]
+        lines += [
+            "",
+            "#: The world, built from the embedded resolved WIT with this module's classes.",
+            "WORLD: wasmplug.World = wasmplug.World._from_bindings(",
+            "    _WIT_JSON,",
+            f"    {_literal(self.world.qualified_name)},",
+        ]
+        if self.typedefs:
+            lines.append("    types={")
+            for td in self.typedefs:
+                key = f"({_literal(td.owner)}, {_literal(td.name)})"
+                lines += _dict_entry(key, self.ns.name_of(td), "        ")
+            lines.append("    },")
+        else:
+            lines.append("    types={},")
+        if self.error_types:
+            lines.append("    errors={")
+            for td in self.error_types.values():
+                key = f"({_literal(td.owner)}, {_literal(td.name)})"
+                lines += _dict_entry(key, self.ns.name_of(td) + "Exception", "        ")
+            lines.append("    },")
+        else:
+            lines.append("    errors={},")
+        lines.append(")")
+        return lines
+
+    def _params(self, func: _wit.Function) -> list[tuple[str, str]]:
+        return [(_safe_name(field_name(p.name)), self.py(p.type)) for p in func.params]
+
+    def _method_doc(self, func: _wit.Function, *, call: bool) -> str:
+        doc = func.docs or f"Calls the WIT function ``{func.name}``."
+        doc += _section(
+            "Args",
+            [
+                (name, f"``{describe(p.type)}``.")
+                for (name, _), p in zip(self._params(func), func.params, strict=True)
+            ],
+        )
+        if func.result is not None:
+            result = func.result
+            shown = result.ok if isinstance(result, _wit.ResultType) else result
+            if shown is not None:
+                doc += _section("Returns", [("", f"``{describe(shown)}``.")]).replace(
+                    "    : ", "    "
+                )
+        raises: list[tuple[str, str]] = []
+        error = self.error_name(func)
+        if error is not None and call:
+            raises.append((error, "the function returned the ``err`` case (in ``value``)."))
+        elif error is not None:
+            raises.append((error, "raise it with the error value to return ``err`` to the plugin."))
+        if call:
+            raises.append(
+                ("wasmplug.CallError", "the call trapped or exceeded a limit of the policy.")
+            )
+        return doc + _section("Raises", raises)
+
+    def render_method(self, method: str, func: _wit.Function, indent: str, body: str) -> list[str]:
+        params = [f"{n}: {t}" for n, t in self._params(func)]
+        ret = self.returns(func)
+        lines = _bracketed(f"def {method}(", ["self", *params], f") -> {ret}:", indent)
+        inner = indent + "    "
+        lines += _docstring(self._method_doc(func, call=bool(body)), inner)
+        if body:
+            args = [_literal(body)] + [n for n, _ in self._params(func)]
+            if ret == "None":
+                lines += _bracketed("self._plugin.call(", args, ")", inner)
+            else:
+                head = f"return cast({_literal(ret)}, self._plugin.call("
+                lines += _bracketed(head, args, "))", inner)
+        return lines
+
+    def render_protocol(self, imported: _Imported) -> list[str]:
+        self.imports_needed.add("Protocol")
+        iface = imported.interface
+        doc = iface.docs or f"WIT interface ``{iface.qualified_name}``."
+        doc += (
+            f"\n\nThe host implements it for the import\n``{imported.key}``:"
+            f"\npass an object of this shape as ``{imported.argument}=`` to"
+            f" ``{self.world_class}.load``."
+        )
+        lines = [f"class {imported.class_name}(Protocol):", *_docstring(doc, "    ")]
+        for func in iface.functions.values():
+            lines.append("")
+            lines += self.render_method(self._method_name(func.name, ()), func, "    ", "")
+        return lines
+
+    def render_exports_class(self, exported: _ExportedInterface) -> list[str]:
+        iface = exported.interface
+        doc = iface.docs or f"WIT interface ``{iface.qualified_name}``."
+        doc += f"\n\nThe functions the plugin exports as ``{iface.qualified_name}``."
+        lines = [
+            f"class {exported.class_name}:",
+            *_docstring(doc, "    "),
+            "",
+            "    def __init__(self, plugin: wasmplug.Plugin) -> None:",
+            "        self._plugin = plugin",
+        ]
+        for export in exported.functions:
+            lines.append("")
+            lines += self.render_method(export.method, export.func, "    ", export.call_name)
+        return lines
+
+    def render_world_class(self) -> list[str]:
+        world = self.world
+        name = self.world_class
+        doc = world.docs or f"A plugin of the WIT world ``{world.qualified_name}``."
+        doc += (
+            "\n\nWraps a :class:`wasmplug.Plugin` loaded with :data:`WORLD`; create one with"
+            "\n:meth:`load`. Close it (or use it as a context manager) to release it."
+        )
+        if self.exported_interfaces:
+            doc += _section(
+                "Attributes",
+                [
+                    (e.attribute, f"The exports of ``{e.interface.qualified_name}``.")
+                    for e in self.exported_interfaces
+                ],
+            )
+        lines = [f"class {name}:", *_docstring(doc, "    "), ""]
+        lines += [
+            "    def __init__(self, plugin: wasmplug.Plugin) -> None:",
+            *_docstring(
+                "Wraps a loaded plugin.\n\n"
+                "Args:\n    plugin: A plugin loaded with ``world=WORLD``.\n\n"
+                "Raises:\n    ValueError: ``plugin`` was loaded with another world.",
+                "        ",
+            ),
+            "        if plugin.world is not WORLD:",
+            '            raise ValueError(f"{plugin!r} was loaded with another world than WORLD")',
+            "        self._plugin = plugin",
+        ]
+        lines += [
+            f"        self.{e.attribute} = {e.class_name}(plugin)" for e in self.exported_interfaces
+        ]
+        lines.append("")
+        lines += self._render_load()
+        lines += [
+            "",
+            "    @property",
+            "    def plugin(self) -> wasmplug.Plugin:",
+            '        """The wrapped plugin (for :meth:`wasmplug.Plugin.call` and its stats)."""',
+            "        return self._plugin",
+            "",
+            "    @property",
+            "    def last_call(self) -> wasmplug.CallStats | None:",
+            '        """The stats of the most recent call (``None`` before the first call)."""',
+            "        return self._plugin.last_call",
+            "",
+            "    def close(self) -> None:",
+            '        """Releases the plugin. Idempotent; later calls raise'
+            ' ``PluginClosedError``."""',
+            "        self._plugin.close()",
+            "",
+            f"    def __enter__(self) -> {name}:",
+            "        return self",
+            "",
+            "    def __exit__(",
+            "        self,",
+            "        exc_type: type[BaseException] | None,",
+            "        exc: BaseException | None,",
+            "        tb: TracebackType | None,",
+            "    ) -> None:",
+            "        self.close()",
+        ]
+        for export in self.world_exports:
+            lines.append("")
+            lines += self.render_method(export.method, export.func, "    ", export.call_name)
+        return lines
+
+    def _render_load(self) -> list[str]:
+        name = self.world_class
+        params = [
+            "cls",
+            "source: str | os.PathLike[str] | bytes",
+            "*",
+            "policy: wasmplug.Policy | None = None",
+            "name: str | None = None",
+            "sha256: str | None = None",
+            "engine: wasmplug.Engine | None = None",
+            "kv_store: wasmplug.KvStore | None = None",
+        ]
+        params += [
+            f"{i.argument}: {i.class_name} | Mapping[str, Callable[..., object]]"
+            for i in self.imported
+        ]
+        for _, argument, func in self.imported_functions:
+            signature = ", ".join(t for _, t in self._params(func))
+            params.append(f"{argument}: Callable[[{signature}], {self.returns(func)}]")
+        lines = ["    @classmethod"]
+        lines += _bracketed("def load(", params, f") -> {name}:", "    ")
+        args = [
+            ("source", "Path to the plugin's component (``.wasm``), or its bytes."),
+            ("policy", "Grants and limits; default: nothing granted, default limits."),
+            ("name", "The plugin's name for errors and logs; default: from ``source``."),
+            ("sha256", "Pin the plugin: its bytes must have this sha256 (hex)."),
+            ("engine", "The engine to use; default: ``wasmplug.Engine.default()``."),
+            ("kv_store", "Storage for the ``kv`` capability; default: in memory."),
+        ]
+        args += [
+            (
+                i.argument,
+                f"The host's implementation of ``{i.key}``: an object with one method per"
+                f"\nWIT function (:class:`{i.class_name}`), or a mapping of WIT function"
+                "\nname to callable.",
+            )
+            for i in self.imported
+        ]
+        args += [
+            (
+                argument,
+                f"The host's implementation of the imported function ``{key}``"
+                + (f": {' '.join(func.docs.split())}" if func.docs else ".")
+                + (
+                    f" Raise :class:`{self.error_name(func)}` to return ``err``."
+                    if self.error_name(func)
+                    else ""
+                ),
+            )
+            for key, argument, func in self.imported_functions
+        ]
+        doc = (
+            "Loads a plugin of this world (see :func:`wasmplug.load`)."
+            + _section("Args", args)
+            + "\n\nReturns:\n    The loaded plugin, ready to call."
+            + "\n\nRaises:\n    wasmplug.LoadError: the plugin cannot be loaded, does not"
+            " implement\n        the world, or imports what the host does not provide."
+        )
+        lines += _docstring(doc, "        ")
+        call = [
+            "source",
+            "world=WORLD",
+            "policy=policy",
+            "name=name",
+            "sha256=sha256",
+            "engine=engine",
+            "kv_store=kv_store",
+        ]
+        entries = [f"{_literal(i.key)}: {i.argument}" for i in self.imported]
+        entries += [f"{_literal(key)}: {argument}" for key, argument, _ in self.imported_functions]
+        if entries:
+            item = "imports={" + ", ".join(entries) + "}"
+            if len(item) + 17 > _WIDTH:
+                inner_indent = " " * 20
+                item = (
+                    "imports={\n"
+                    + "".join(f"{inner_indent}{e},\n" for e in entries)
+                    + " " * 16
+                    + "}"
+                )
+            call.append(item)
+        inner = _bracketed("wasmplug.load(", call, ")", "            ")
+        lines += ["        return cls(", *inner, "        )"]
+        return lines
+
+
+def _dict_entry(key: str, value: str, indent: str) -> list[str]:
+    line = f"{indent}{key}: {value},"
+    if len(line) <= _WIDTH:
+        return [line]
+    return [f"{indent}{key}: (", f"{indent}    {value}", f"{indent}),"]
+
+
+def _isort_key(name: str) -> tuple[int, str]:
+    """isort's (and ruff's) order within one import: CONSTANTS, Classes, functions."""
+    kind = 0 if name.isupper() else 1 if name[:1].isupper() else 2
+    return kind, name
+
+
+def _union_lines(names: list[str]) -> list[str]:
+    return [names[0], *(f"| {n}" for n in names[1:])]
