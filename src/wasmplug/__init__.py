@@ -25,6 +25,7 @@ from ._exceptions import (
     DeadlineExceeded,
     FuelExhausted,
     GuestError,
+    HandleLimitExceeded,
     HostFunctionError,
     InstantiationError,
     IntegrityError,
@@ -37,6 +38,7 @@ from ._exceptions import (
     PluginClosedError,
     PolicyError,
     ReentrantCallError,
+    StaleHandleError,
     Trap,
     WasmplugError,
     WitError,
@@ -46,6 +48,7 @@ from ._inspect import PluginInfo, inspect
 from ._kv import KvNamespace, KvStore, MemoryKvStore
 from ._plugin import Plugin, load
 from ._policy import FrozenMap, Grants, KvGrant, Limits, Policy, Preopen
+from ._resources import ResourceHandle
 from ._stats import CallStats
 from ._version import __version__ as __version__
 from ._world import ExportFunc, PreparedCall, World, load_world
@@ -62,6 +65,7 @@ __all__ = [
     "FuelExhausted",
     "Grants",
     "GuestError",
+    "HandleLimitExceeded",
     "HostFunctionError",
     "InstantiationError",
     "IntegrityError",
@@ -85,6 +89,8 @@ __all__ = [
     "Preopen",
     "PreparedCall",
     "ReentrantCallError",
+    "ResourceHandle",
+    "StaleHandleError",
     "Trap",
     "TypeNamespace",
     "WasmplugError",

@@ -39,7 +39,7 @@ import functools
 import keyword
 import operator
 import typing
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Generic, TypeVar
 
 import attrs
@@ -241,6 +241,22 @@ class TypeNamespace:
         else:
             raise WitError(f"{where}: only records, variants, enums and flags can be registered")
         self._store(typedef, name, python_type)
+
+    def add_resource(self, typedef: _wit.TypeDef, make: Callable[[str], type]) -> type:
+        """Adds (once) the handle class of a resource that the world exports.
+
+        Args:
+            typedef: A resource type defined in an exported interface.
+            make: Makes the class, given its Python name (see
+                :func:`~wasmplug._resources.make_handle_class`).
+
+        Returns:
+            The class, reachable as ``types.<Name>`` like any other.
+        """
+        key = id(typedef)
+        if key not in self._by_def:
+            self._store(typedef, (name := self._unique_name(typedef)), make(name))
+        return self._by_def[key]  # type: ignore[no-any-return]
 
     def _store(self, typedef: _wit.TypeDef, name: str, python_type: Any) -> None:
         key = id(typedef)

@@ -27,16 +27,27 @@ from __future__ import annotations
 import ctypes
 import enum
 import struct
-from collections.abc import Callable, Mapping, Sequence
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from operator import attrgetter
-from typing import Any
+from typing import Any, Protocol
 
 from wasmtime import _ffi as ffi
 
 from . import _wit
 from ._bindings import Err, Ok, TypeNamespace, any_value, describe
 
-__all__ = ["Arena", "Codec", "Mismatch", "build_codec"]
+__all__ = [
+    "Arena",
+    "Codec",
+    "GuestHandleCodec",
+    "HandleScope",
+    "HostHandleCodec",
+    "Mismatch",
+    "build_codec",
+    "handle_scope",
+]
 
 VAL_SIZE = ctypes.sizeof(ffi.wasmtime_component_val_t)
 OF = ffi.wasmtime_component_val_t.of.offset
@@ -65,6 +76,7 @@ K_ENUM = ffi.WASMTIME_COMPONENT_ENUM.value
 K_OPTION = ffi.WASMTIME_COMPONENT_OPTION.value
 K_RESULT = ffi.WASMTIME_COMPONENT_RESULT.value
 K_FLAGS = ffi.WASMTIME_COMPONENT_FLAGS.value
+K_RESOURCE = ffi.WASMTIME_COMPONENT_RESOURCE.value
 
 _HEADER_SIZE_PTR = struct.Struct(f"<B{OF - 1}xQQ")  # kind, size, data pointer
 _HEADER_PTR = struct.Struct(f"<B{OF - 1}xQ")  # kind, one pointer (option)
@@ -99,11 +111,13 @@ class Mismatch(Exception):
 class Arena:
     """A growable buffer of ``wasmtime_component_val_t`` trees with deferred pointers."""
 
-    __slots__ = ("_c", "base", "buf", "relocs")
+    __slots__ = ("_c", "base", "buf", "handles", "relocs")
 
     def __init__(self) -> None:
         self.buf = bytearray()
         self.relocs: list[tuple[int, int]] = []
+        # Resource handles lowered into the arena, with whether each is moved (own).
+        self.handles: list[tuple[Any, bool]] = []
         self._c: Any = None
         self.base = 0
 
@@ -775,15 +789,127 @@ _INTS = {
 }
 
 
+class HandleScope(Protocol):
+    """Where resource handles are lifted and lowered: set by the component backend
+    (:func:`handle_scope`) around the conversions of a call or a host function."""
+
+    def adopt(self, cls: type, address: int) -> Any:
+        """Returns a new ``cls`` handle owning a copy of the native handle at ``address``."""
+
+    def host_lift(self, codec: HostHandleCodec, address: int) -> Any:
+        """Returns the host object that the native handle at ``address`` refers to."""
+
+    def host_lower(self, codec: HostHandleCodec, value: Any) -> int:
+        """Returns the address of a native handle for host object ``value``, valid
+        until the scope ends.
+
+        Raises:
+            Mismatch: ``value`` is not an object of the resource's host class.
+        """
+
+
+_scope = threading.local()
+
+
+@contextmanager
+def handle_scope(scope: HandleScope) -> Iterator[None]:
+    """Makes ``scope`` the current thread's handle scope while the block runs."""
+    previous = getattr(_scope, "current", None)
+    _scope.current = scope
+    try:
+        yield
+    finally:
+        _scope.current = previous
+
+
+def _current_scope(what: str) -> HandleScope:
+    scope: HandleScope | None = getattr(_scope, "current", None)
+    if scope is None:
+        raise Mismatch(f"{what} only within a plugin's call", None)
+    return scope
+
+
+class GuestHandleCodec(Codec):
+    """``own<r>``/``borrow<r>`` of a resource the plugin exports: a handle object.
+
+    Lowering writes the address of the handle's native value (wasmtime copies it and
+    leaves it alone) and records the handle in the arena, so that the caller checks it
+    belongs to the plugin's current instance, and closes it after an ``own`` move.
+    """
+
+    __slots__ = ("borrow", "cls")
+    kind = K_RESOURCE
+
+    def __init__(self, wit: _wit.HandleType, cls: type) -> None:
+        super().__init__(wit)
+        self.cls: Any = cls
+        self.borrow = wit.borrow
+
+    def lower(self, arena: Arena, slot: int, value: Any) -> None:
+        if not isinstance(value, self.cls):
+            raise Mismatch(f"a {self.cls.__name__} handle ({describe(self.wit)})", value)
+        address: int = value._lower_address()
+        _HEADER_PTR.pack_into(arena.buf, slot, K_RESOURCE, address)
+        arena.handles.append((value, not self.borrow))
+
+    def lift(self, raw: bytes, off: int) -> Any:
+        address = _HEADER_PTR.unpack_from(raw, off)[1]
+        return _current_scope(f"{self.cls.__name__} handles are made").adopt(self.cls, address)
+
+
+class HostHandleCodec(Codec):
+    """``own<r>``/``borrow<r>`` of a resource the host defines: the host's object,
+    kept in the instance's handle table while the guest holds it.
+
+    Attributes:
+        type_id: The resource's number among the world's host resources (its
+            wasmtime host resource type).
+        resource: The WIT resource.
+        borrow: Whether this is ``borrow<r>``.
+    """
+
+    __slots__ = ("borrow", "resource", "type_id")
+    kind = K_RESOURCE
+
+    def __init__(self, wit: _wit.HandleType, type_id: int) -> None:
+        super().__init__(wit)
+        self.type_id = type_id
+        self.resource = wit.resource
+        self.borrow = wit.borrow
+
+    def lower(self, arena: Arena, slot: int, value: Any) -> None:
+        scope = _current_scope(f"host resource {self.resource.name} can be passed")
+        _HEADER_PTR.pack_into(arena.buf, slot, K_RESOURCE, scope.host_lower(self, value))
+
+    def lift(self, raw: bytes, off: int) -> Any:
+        address = _HEADER_PTR.unpack_from(raw, off)[1]
+        return _current_scope("host resources are lifted").host_lift(self, address)
+
+
+HandleCodecs = Callable[[_wit.HandleType], Codec]
+
+
 class UnsupportedType(Exception):
     """A WIT type wasmplug cannot pass across the boundary yet (resources, async)."""
 
 
-def build_codec(t: _wit.WitType, ns: TypeNamespace, cache: dict[int, Codec] | None = None) -> Codec:
+def build_codec(
+    t: _wit.WitType,
+    ns: TypeNamespace,
+    cache: dict[int, Codec] | None = None,
+    handles: HandleCodecs | None = None,
+) -> Codec:
     """Builds (and memoizes per named type) the codec for a WIT type.
 
+    Args:
+        t: The type.
+        ns: The world's Python classes.
+        cache: Codecs of named types already built, by ``id`` of their definition.
+        handles: Makes the codec of a resource handle; without it handles are
+            unsupported.
+
     Raises:
-        UnsupportedType: the type is or contains a resource handle.
+        UnsupportedType: the type is or contains something wasmplug cannot pass.
     """
     if cache is None:
         cache = {}
@@ -804,20 +930,22 @@ def build_codec(t: _wit.WitType, ns: TypeNamespace, cache: dict[int, Codec] | No
         elem = _wit.unalias(t.element)
         if isinstance(elem, _wit.Primitive) and elem.name == "u8":
             return _Bytes(t)
-        return _List(t, build_codec(t.element, ns, cache))
+        return _List(t, build_codec(t.element, ns, cache, handles))
     if isinstance(t, _wit.OptionType):
-        return _Option(t, build_codec(t.inner, ns, cache))
+        return _Option(t, build_codec(t.inner, ns, cache, handles))
     if isinstance(t, _wit.ResultType):
         return _Result(
             t,
-            build_codec(t.ok, ns, cache) if t.ok is not None else None,
-            build_codec(t.err, ns, cache) if t.err is not None else None,
+            build_codec(t.ok, ns, cache, handles) if t.ok is not None else None,
+            build_codec(t.err, ns, cache, handles) if t.err is not None else None,
         )
     if isinstance(t, _wit.TupleType):
-        return _Tuple(t, [build_codec(e, ns, cache) for e in t.elements])
+        return _Tuple(t, [build_codec(e, ns, cache, handles) for e in t.elements])
     if isinstance(t, _wit.Unsupported):
         raise UnsupportedType(f"{t.text}: {t.construct} is not supported by wasmplug yet")
     if isinstance(t, _wit.HandleType):
+        if handles is not None:
+            return handles(t)
         raise UnsupportedType(
             f"resource handle {describe(t)}: resources are not supported by wasmplug yet"
         )
@@ -827,7 +955,7 @@ def build_codec(t: _wit.WitType, ns: TypeNamespace, cache: dict[int, Codec] | No
     kind = t.kind
     codec: Codec
     if isinstance(kind, _wit.AliasKind):
-        codec = build_codec(kind.target, ns, cache)
+        codec = build_codec(kind.target, ns, cache, handles)
     elif isinstance(kind, _wit.RecordKind):
         from ._bindings import field_name
 
@@ -835,7 +963,10 @@ def build_codec(t: _wit.WitType, ns: TypeNamespace, cache: dict[int, Codec] | No
         codec = _Record(
             t,
             cls,
-            [(f.name, field_name(f.name), build_codec(f.type, ns, cache)) for f in kind.fields],
+            [
+                (f.name, field_name(f.name), build_codec(f.type, ns, cache, handles))
+                for f in kind.fields
+            ],
         )
     elif isinstance(kind, _wit.VariantKind):
         info = ns.variant_info(t)
@@ -846,7 +977,7 @@ def build_codec(t: _wit.WitType, ns: TypeNamespace, cache: dict[int, Codec] | No
                 (
                     c.name,
                     info.cases[c.name],
-                    build_codec(c.type, ns, cache) if c.type is not None else None,
+                    build_codec(c.type, ns, cache, handles) if c.type is not None else None,
                 )
                 for c in kind.cases
             ],

@@ -24,19 +24,21 @@ from wasmtime import _bindings as _capi
 from wasmtime import _ffi as ffi
 
 from . import _wit
-from ._codec import VAL_SIZE, Arena, Codec, Mismatch, UnsupportedType
+from ._codec import VAL_SIZE, Arena, Codec, HostHandleCodec, Mismatch, UnsupportedType, handle_scope
 from ._exceptions import (
     CallError,
     DeadlineExceeded,
     FuelExhausted,
+    HandleLimitExceeded,
     HostFunctionError,
     InstantiationError,
     LinkError,
     MemoryLimitExceeded,
+    StaleHandleError,
     Trap,
     WorldMismatchError,
 )
-from ._host import CAPABILITIES, HostContext, HostImpl
+from ._host import CAPABILITIES, HostContext, HostImpl, defined_resources
 from ._policy import Limits
 from ._stats import CallStats
 from ._world import World
@@ -214,10 +216,20 @@ def compare_func(expected: _wit.Function, found: Any, name: str) -> list[str]:
 # -- host functions ----------------------------------------------------------------------
 
 _VAL_P = ctypes.POINTER(ffi.wasmtime_component_val_t)
-_HostCall = Callable[[int, int, int], None]
+_ANY_P = ctypes.POINTER(ffi.wasmtime_component_resource_any_t)
+_HOST_P = ctypes.POINTER(ffi.wasmtime_component_resource_host_t)
+#: A raw host function: ``(context, args address, nargs, results address)``; a raw
+#: resource destructor: ``(context, rep)``.
+_HostCall = Callable[..., None]
 _HOST_FUNCS: dict[int, _HostCall] = {}
 _HOST_FUNCS_LOCK = threading.Lock()
 _host_func_ids = itertools.count(1)
+
+
+def _error_for(e: BaseException, what: str) -> int | None:
+    message = f"{what} failed: {type(e).__name__}: {e}".encode(errors="replace")
+    err = ffi.wasmtime_error_new(message)
+    return ctypes.cast(err, ctypes.c_void_p).value
 
 
 @ffi.wasmtime_component_func_callback_t
@@ -231,20 +243,31 @@ def _trampoline(data, context, ty, args, nargs, results, nresults):  # type: ign
     try:
         fn = _HOST_FUNCS[data or 0]
         fn(
+            context,
             ctypes.cast(args, ctypes.c_void_p).value or 0,
             nargs,
             ctypes.cast(results, ctypes.c_void_p).value or 0,
         )
         return 0
     except BaseException as e:
-        message = f"host function failed: {type(e).__name__}: {e}".encode(errors="replace")
-        err = ffi.wasmtime_error_new(message)
-        return ctypes.cast(err, ctypes.c_void_p).value
+        return _error_for(e, "host function")
+
+
+@ffi.wasmtime_component_resource_destructor_t
+def _destructor(data, context, rep):  # type: ignore[no-untyped-def]
+    """Entry point for every host resource's destructor (the guest dropped a handle)."""
+    try:
+        _HOST_FUNCS[data or 0](context, rep)
+        return 0
+    except BaseException as e:
+        return _error_for(e, "host resource destructor")
 
 
 @ctypes.CFUNCTYPE(None, ctypes.c_void_p)
-def _finalize(data):  # type: ignore[no-untyped-def]
-    _HOST_FUNCS.pop(data or 0, None)
+def _finalize(data, _funcs=_HOST_FUNCS):  # type: ignore[no-untyped-def]
+    # The registry is bound as a default: linkers still alive at interpreter exit
+    # are freed after module globals are gone.
+    _funcs.pop(data or 0, None)
 
 
 def _register(fn: _HostCall) -> int:
@@ -258,6 +281,160 @@ class _HostDeadline(Exception):
     """The call's deadline passed while a host function ran."""
 
 
+class _TableFull(Exception):
+    """An instance's host resource table is full (``Limits.resource_handles``)."""
+
+
+class _HostTable:
+    """The host resources one instance holds: ``rep`` -> (resource type number, object).
+
+    A guest refers to a host resource by a handle that wasmtime maps to a ``rep`` (a
+    u32 chosen here); the object lives here while any handle to it is alive.
+    """
+
+    __slots__ = ("_next", "limit", "objects")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.objects: dict[int, tuple[int, Any]] = {}
+        self._next = 1
+
+    def add(self, type_id: int, obj: Any) -> int:
+        """Stores ``obj``; returns its new ``rep``.
+
+        Raises:
+            _TableFull: the table holds ``limit`` objects.
+        """
+        self.check_room()
+        objects = self.objects
+        rep = self._next
+        while rep in objects:  # only after 2**32 - 1 handles
+            rep = rep % 0xFFFF_FFFF + 1
+        self._next = rep % 0xFFFF_FFFF + 1
+        objects[rep] = (type_id, obj)
+        return rep
+
+    def get(self, rep: int, type_id: int, name: str, *, remove: bool = False) -> Any:
+        """The object of ``rep`` (removed from the table with ``remove``).
+
+        Raises:
+            StaleHandleError: no object of that resource has this ``rep``.
+        """
+        entry = self.objects.get(rep)
+        if entry is None or entry[0] != type_id:
+            raise StaleHandleError(
+                f"the guest used a handle to host resource {name} (rep {rep}) "
+                "that is not in its instance's handle table",
+                resource=name,
+            )
+        if remove:
+            del self.objects[rep]
+        return entry[1]
+
+    def check_room(self) -> None:
+        """Raises :class:`_TableFull` when the table cannot take one more object."""
+        if len(self.objects) >= self.limit:
+            raise _TableFull(f"the instance holds {len(self.objects)} host resources already")
+
+    def drain(self) -> list[Any]:
+        """Empties the table; returns the objects it held."""
+        objects = [obj for _, obj in self.objects.values()]
+        self.objects.clear()
+        return objects
+
+
+def _close_quietly(objects: list[Any], plugin: str) -> None:
+    """Calls ``close()`` on each object that has one; failures are logged."""
+    for obj in objects:
+        close = getattr(obj, "close", None)
+        if callable(close):
+            try:
+                close()
+            except Exception:
+                _logger.exception(
+                    "plugin %r: closing host resource %r failed",
+                    plugin,
+                    obj,
+                    extra={"plugin": plugin},
+                )
+
+
+class _HostResources:
+    """A plugin's host resources: the host's class per resource type number and the
+    current instance's table. Host functions refer to this, not to the backend (the
+    global registry of host functions must not keep a backend and its linker alive)."""
+
+    __slots__ = ("classes", "table")
+
+    def __init__(self, classes: dict[int, type], limit: int) -> None:
+        self.classes = classes
+        self.table = _HostTable(limit)
+
+
+class _Scope:
+    """The :class:`~wasmplug._codec.HandleScope` of one call or host function call."""
+
+    __slots__ = ("_keep", "context", "instance", "owner", "resources")
+
+    def __init__(
+        self, resources: _HostResources, context: Any, instance: Any = None, owner: Any = None
+    ) -> None:
+        self.resources = resources
+        self.context = context
+        self.instance = instance
+        self.owner = owner
+        self._keep: list[Any] = []
+
+    def adopt(self, cls: type, address: int) -> Any:
+        native = ffi.wasmtime_component_resource_any_clone(ctypes.cast(address, _ANY_P))
+        addr = ctypes.cast(native, ctypes.c_void_p).value or 0
+        return cls._adopt(self.owner, self.instance, native, addr)  # type: ignore[attr-defined]
+
+    def host_lift(self, codec: HostHandleCodec, address: int) -> Any:
+        host = _HOST_P()
+        err = ffi.wasmtime_component_resource_any_to_host(
+            self.context, ctypes.cast(address, _ANY_P), ctypes.byref(host)
+        )
+        name = codec.resource.name
+        if err:
+            raise StaleHandleError(
+                f"the guest passed a handle that is not a host {name}: {_wasmtime_message(err)}",
+                resource=name,
+            )
+        try:
+            rep = ffi.wasmtime_component_resource_host_rep(host)
+        finally:
+            ffi.wasmtime_component_resource_host_delete(host)
+        return self.resources.table.get(rep, codec.type_id, name, remove=not codec.borrow)
+
+    def host_lower(self, codec: HostHandleCodec, value: Any) -> int:
+        cls = self.resources.classes.get(codec.type_id)
+        if cls is None or not isinstance(value, cls):
+            expected = cls.__name__ if cls is not None else "host object"
+            raise Mismatch(f"a {expected} (host resource {codec.resource.name})", value)
+        table = self.resources.table
+        rep = table.add(codec.type_id, value)
+        host = ffi.wasmtime_component_resource_host_new(not codec.borrow, rep, codec.type_id)
+        native = _ANY_P()
+        try:
+            err = ffi.wasmtime_component_resource_host_to_any(
+                self.context, host, ctypes.byref(native)
+            )
+        finally:
+            ffi.wasmtime_component_resource_host_delete(host)
+        if err:
+            table.get(rep, codec.type_id, codec.resource.name, remove=True)
+            raise RuntimeError(f"cannot pass host resource: {_wasmtime_message(err)}")
+        self._keep.append(native)
+        return ctypes.cast(native, ctypes.c_void_p).value or 0
+
+    def close(self) -> None:
+        """Frees the native handles made for lowering (wasmtime has copied them)."""
+        for native in self._keep:
+            ffi.wasmtime_component_resource_any_delete(native)
+        self._keep.clear()
+
+
 def _host_call(
     qualified: str,
     impl: Callable[..., Any],
@@ -266,6 +443,7 @@ def _host_call(
     result: Codec | None,
     *,
     timed: bool,
+    resources: _HostResources,
 ) -> _HostCall:
     """Wraps a host function as a raw one: lift the arguments, call ``impl``, check and
     lower its result into wasmtime-owned memory.
@@ -275,53 +453,90 @@ def _host_call(
     so that the backend raises the right exception once wasm has unwound.
     """
 
-    def call(args: int, nargs: int, results: int) -> None:
+    def call(context: Any, args: int, nargs: int, results: int) -> None:
         ctx.host_calls += 1
+        scope = _Scope(resources, context)
         try:
-            raw = ctypes.string_at(args, nargs * VAL_SIZE) if nargs else b""
-            values = [codec.lift(raw, i * VAL_SIZE) for i, codec in enumerate(params)]
-            if timed:
-                t0 = perf_counter()
-                try:
+            with handle_scope(scope):
+                raw = ctypes.string_at(args, nargs * VAL_SIZE) if nargs else b""
+                values = [codec.lift(raw, i * VAL_SIZE) for i, codec in enumerate(params)]
+                if timed:
+                    t0 = perf_counter()
+                    try:
+                        value = impl(*values)
+                    finally:
+                        now = perf_counter()
+                        ctx.host_time += now - t0
+                    if now > ctx.deadline:
+                        raise _HostDeadline(qualified)
+                else:
                     value = impl(*values)
-                finally:
-                    now = perf_counter()
-                    ctx.host_time += now - t0
-                if now > ctx.deadline:
-                    raise _HostDeadline(qualified)
-            else:
-                value = impl(*values)
-            if result is not None:
-                arena = Arena()
-                slot = arena.alloc(VAL_SIZE)
-                try:
-                    result.lower(arena, slot, value)
-                except Mismatch as e:
-                    raise TypeError(e.describe(f"{qualified} result")) from None
-                base = arena.finalize()
-                ffi.wasmtime_component_val_clone(
-                    ctypes.cast(base + slot, _VAL_P), ctypes.cast(results, _VAL_P)
-                )
+                if result is not None:
+                    arena = Arena()
+                    slot = arena.alloc(VAL_SIZE)
+                    try:
+                        result.lower(arena, slot, value)
+                    except Mismatch as e:
+                        raise TypeError(e.describe(f"{qualified} result")) from None
+                    base = arena.finalize()
+                    ffi.wasmtime_component_val_clone(
+                        ctypes.cast(base + slot, _VAL_P), ctypes.cast(results, _VAL_P)
+                    )
+        except BaseException as e:
+            if ctx.failure is None:
+                ctx.failure = (qualified, e)
+            raise
+        finally:
+            scope.close()
+
+    return call
+
+
+def _with_room(constructor: HostImpl, resources: _HostResources) -> HostImpl:
+    """A host resource's constructor that is not called when the instance's table is
+    full (the object would be refused anyway)."""
+
+    def construct(*args: Any) -> Any:
+        resources.table.check_room()
+        return constructor(*args)
+
+    return construct
+
+
+def _host_destructor(
+    qualified: str, type_id: int, name: str, ctx: HostContext, resources: _HostResources
+) -> _HostCall:
+    """Wraps the destructor of a host resource: the guest dropped its last handle to
+    an object; it leaves the table and its ``close()`` (if any) is called."""
+
+    def destroy(context: Any, rep: int) -> None:
+        try:
+            obj = resources.table.get(rep, type_id, name, remove=True)
+            close = getattr(obj, "close", None)
+            if callable(close):
+                close()
         except BaseException as e:
             if ctx.failure is None:
                 ctx.failure = (qualified, e)
             raise
 
-    return call
+    return destroy
 
 
 # -- the backend -------------------------------------------------------------------------
 
 
 class _Instance:
-    """One Store and one component instance in it, plus the resolved export funcs."""
+    """One Store and one component instance in it, plus the resolved export funcs and
+    the host resources the instance holds."""
 
-    __slots__ = ("context", "funcs", "store")
+    __slots__ = ("__weakref__", "context", "funcs", "store", "table")
 
-    def __init__(self, store: wasmtime.Store, funcs: dict[str, Any]) -> None:
+    def __init__(self, store: wasmtime.Store, funcs: dict[str, Any], table: _HostTable) -> None:
         self.store = store
         self.context = store._context()
         self.funcs = funcs
+        self.table = table
 
 
 # The hot path calls the C API directly (wasmtime-py's methods add a Python frame and
@@ -453,6 +668,12 @@ class ComponentBackend:
         self._results_addr = ctypes.addressof(self._results)
         self._fuel_out = ctypes.c_uint64()
         self._stderr = bytearray()
+        classes: dict[int, type] = {}
+        for i, td in enumerate(world.host_resources):
+            cls = host_impls.get(td.owner, {}).get(f"[resource]{td.name}")
+            if isinstance(cls, type):
+                classes[i + 1] = cls
+        self._resources = _HostResources(classes, limits.resource_handles)
         # Checking a component against a world reads its types through ctypes (about
         # 70% of a load); the outcome depends only on the two, so it is done once per
         # component and world. Components live as long as their engine's cache.
@@ -504,7 +725,10 @@ class ComponentBackend:
             inner = ity.exports(self._engine)
             parent = self._component.get_export_index(key)
             short = item.name or key
-            for fname, func in item.functions.items():
+            funcs = list(item.functions.items())
+            for td in defined_resources(item):
+                funcs += [(m.name, m) for m in td.kind.methods]  # type: ignore[union-attr]
+            for fname, func in funcs:
                 fext = inner.get(fname)
                 if fext is None:
                     problems.append(f"missing export {key}#{fname}: func")
@@ -533,7 +757,8 @@ class ComponentBackend:
                 continue
             ty = ext.ty
             if isinstance(ty, wc.ComponentInstanceType) and not any(
-                isinstance(e.ty, wc.FuncType) for e in ty.exports(self._engine).values()
+                isinstance(e.ty, wc.FuncType | wc.ResourceType)
+                for e in ty.exports(self._engine).values()
             ):
                 continue  # an interface that only defines types: nothing to provide
             if name not in self._world.wit.imports:
@@ -560,9 +785,44 @@ class ComponentBackend:
                     continue
                 impls = self._host_impls[name]
                 with root.add_instance(name) as inst:
+                    for td in defined_resources(item):
+                        self._add_resource(inst, name, td)
+                        for func in td.kind.methods:  # type: ignore[union-attr]
+                            impl = impls[func.name]
+                            if func.name.startswith("[constructor]"):
+                                impl = _with_room(impl, self._resources)
+                            self._add_func(inst, name, func, impl)
                     for fname, func in item.functions.items():
                         self._add_func(inst, name, func, impls[fname])
         return linker
+
+    def _add_resource(self, inst: wc.LinkerInstance, iface: str, td: _wit.TypeDef) -> None:
+        """Defines a host resource: a wasmtime host resource type numbered as in
+        :attr:`World.host_resources`, whose destructor releases the object."""
+        plugin = self._ctx.plugin
+        type_id = self._world.host_resources.index(td) + 1
+        qualified = f"{iface}#[resource-drop]{td.name}"
+        key = _register(_host_destructor(qualified, type_id, td.name, self._ctx, self._resources))
+        encoded = td.name.encode()
+        rtype = ffi.wasmtime_component_resource_type_new_host(type_id)
+        try:
+            err = ffi.wasmtime_component_linker_instance_add_resource(
+                inst.ptr(),
+                ctypes.create_string_buffer(encoded),
+                len(encoded),
+                rtype,
+                _destructor,
+                key,
+                _finalize,
+            )
+        finally:
+            ffi.wasmtime_component_resource_type_delete(rtype)
+        if err:
+            raise LinkError(
+                f"cannot define resource {iface}#{td.name}: {_wasmtime_message(err)}",
+                [qualified],
+                plugin=plugin,
+            )
 
     def _add_func(
         self, inst: wc.LinkerInstance, iface: str, func: _wit.Function, impl: HostImpl
@@ -575,7 +835,10 @@ class ComponentBackend:
         except UnsupportedType as e:
             raise LinkError(f"{qualified}: {e}", [qualified], plugin=plugin) from e
         timed = iface not in CAPABILITIES
-        key = _register(_host_call(qualified, impl, self._ctx, params, result, timed=timed))
+        call = _host_call(
+            qualified, impl, self._ctx, params, result, timed=timed, resources=self._resources
+        )
+        key = _register(call)
         encoded = func.name.encode()
         err = ffi.wasmtime_component_linker_instance_add_func(
             inst.ptr(),
@@ -618,6 +881,7 @@ class ComponentBackend:
         )
         store.set_wasi(self._wasi(self._on_stderr))
         store.set_fuel(self._fuel_budget)
+        self._resources.table = table = _HostTable(limits.resource_handles)
         store.set_epoch_deadline(self._ticks)
         try:
             instance = self._linker.instantiate(store, self._component)
@@ -642,7 +906,7 @@ class ComponentBackend:
                     f"export {name} is not a function", plugin=self._ctx.plugin
                 )
             funcs[name] = func._func
-        return _Instance(store, funcs), used
+        return _Instance(store, funcs, table), used
 
     def start(self) -> None:
         """Creates the first instance now, so that link and instantiation errors surface
@@ -713,7 +977,7 @@ class ComponentBackend:
         )
         if err:
             message = _wasmtime_message(err)
-            self._instance = None
+            self._discard()
             if ctx.failure is not None:
                 raise self._host_failure(name, ctx.failure, stats, message)
             raise classify_failure(
@@ -736,6 +1000,20 @@ class ComponentBackend:
         host_function, cause = failure
         plugin = self._ctx.plugin
         error: CallError
+        if isinstance(cause, _TableFull):
+            error = HandleLimitExceeded(
+                f"{function}: the instance would hold more than "
+                f"{self._limits.resource_handles} host resources (Limits.resource_handles); "
+                f"refused in {host_function}",
+                limit="resource_handles",
+                allowed=self._limits.resource_handles,
+                plugin=plugin,
+                function=function,
+                stats=stats,
+                detail=detail,
+            )
+            error.__cause__ = cause
+            return error
         if isinstance(cause, _HostDeadline):
             error = DeadlineExceeded(
                 f"{function} ran past its deadline ({self._limits.deadline_ms} ms) "
@@ -773,5 +1051,77 @@ class ComponentBackend:
         if self._results_addr:
             ffi.wasmtime_component_val_delete(self._results)
             ctypes.memset(self._results, 0, VAL_SIZE)
-        self._instance = None
+        self._discard()
         self._linker = None  # type: ignore[assignment]
+
+    # -- resources -------------------------------------------------------------------------
+
+    def _discard(self) -> None:
+        """Drops the current instance: every resource handle into it becomes stale and
+        every host resource it held is closed."""
+        self._instance = None
+        _close_quietly(self._resources.table.drain(), self._ctx.plugin)
+
+    @property
+    def current_instance(self) -> object | None:
+        """The live instance (``None`` until the next call creates one); handles of
+        guest resources belong to one instance."""
+        return self._instance
+
+    def lift_scope(self, owner: object) -> _Scope:
+        """The handle scope for lifting a call's result on the current instance: guest
+        resource handles made by it belong to ``owner`` (the plugin) and the instance."""
+        inst = self._instance
+        return _Scope(self._resources, inst.context if inst is not None else None, inst, owner)
+
+    def release(self, native: Any, instance: object, what: str) -> None:
+        """Releases a native guest resource handle the host held.
+
+        When ``instance`` is the live instance the resource is dropped first, which
+        runs the guest's destructor under the call limits; a handle of a discarded
+        instance is only freed.
+
+        Args:
+            native: The handle (``wasmtime_component_resource_any_t*``), freed here.
+            instance: The instance it belongs to.
+            what: The drop's name in errors, e.g. ``[resource-drop]buffer``.
+
+        Raises:
+            CallError: the destructor trapped or breached a limit; the instance is
+                discarded.
+        """
+        try:
+            inst = self._instance
+            if inst is None or instance is not inst:
+                return
+            context = inst.context
+            ctx = self._ctx
+            _set_fuel(context, self._fuel_budget)
+            _set_epoch_deadline(context, self._ticks)
+            ctx.failure = None
+            ctx.deadline = perf_counter() + self._deadline_s
+            if self._stderr:
+                self._stderr.clear()
+            err = ffi.wasmtime_component_resource_any_drop(context, native)
+            if err:
+                message = _wasmtime_message(err)
+                self._discard()
+                stats = CallStats(function=what, fuel_consumed=0, wall_time_us=0.0)
+                if ctx.failure is not None:
+                    raise self._host_failure(what, ctx.failure, stats, message)
+                raise classify_failure(
+                    message,
+                    plugin=ctx.plugin,
+                    function=what,
+                    limits=self._limits,
+                    stats=stats,
+                    stderr=self._stderr.decode(errors="replace"),
+                )
+        finally:
+            ffi.wasmtime_component_resource_any_delete(native)
+
+    @staticmethod
+    def free(native: Any) -> None:
+        """Frees a native guest resource handle without dropping the resource (it was
+        moved into the guest, or its instance is gone)."""
+        ffi.wasmtime_component_resource_any_delete(native)

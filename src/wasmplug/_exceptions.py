@@ -12,6 +12,7 @@ error value (:class:`GuestError`)::
     ├── ArgumentError (TypeError)          call arguments do not match the WIT types
     ├── PluginClosedError (RuntimeError)   the plugin was used after close()
     ├── ReentrantCallError (RuntimeError)  a host function called back into its own plugin
+    ├── StaleHandleError (RuntimeError)    a resource handle used after close, move or restart
     ├── LoadError                          a plugin could not be loaded
     │   ├── InvalidWasmError               not WebAssembly, not a component, does not compile
     │   ├── IntegrityError                 the bytes do not have the pinned sha256
@@ -24,7 +25,8 @@ error value (:class:`GuestError`)::
     │   └── LimitExceeded                  a limit of the policy was breached
     │       ├── FuelExhausted
     │       ├── DeadlineExceeded
-    │       └── MemoryLimitExceeded
+    │       ├── MemoryLimitExceeded
+    │       └── HandleLimitExceeded
     └── GuestError                         the guest returned the `err` case of a `result`
 
 Exceptions that resemble a builtin also subclass it, so ``except TypeError`` catches a
@@ -45,6 +47,7 @@ __all__ = [
     "DeadlineExceeded",
     "FuelExhausted",
     "GuestError",
+    "HandleLimitExceeded",
     "HostFunctionError",
     "InstantiationError",
     "IntegrityError",
@@ -57,6 +60,7 @@ __all__ = [
     "PluginClosedError",
     "PolicyError",
     "ReentrantCallError",
+    "StaleHandleError",
     "Trap",
     "WasmplugError",
     "WitError",
@@ -193,6 +197,29 @@ class ReentrantCallError(WasmplugError, RuntimeError):
     def __init__(self, message: str, *, plugin: str | None = None, function: str = "") -> None:
         super().__init__(message, plugin=plugin)
         self.function = function
+
+
+class StaleHandleError(WasmplugError, RuntimeError):
+    """Raised when a resource handle is used after it stopped being valid.
+
+    A handle to a resource the plugin exports (``types.Buffer``) is valid from the
+    call that returned it until :meth:`close` is called on it, until it is passed to
+    a parameter that takes ownership (``own<r>``: the guest has it now), or until
+    the plugin's instance is replaced (a :class:`CallError` discards the instance
+    and every resource in it). Raised before anything reaches the plugin.
+
+    Inside the host it is also the cause of a :class:`HostFunctionError` when the
+    guest refers to a host resource that is not in its instance's handle table.
+
+    Attributes:
+        resource: The WIT name of the resource, e.g. ``buffer``.
+    """
+
+    resource: str
+
+    def __init__(self, message: str, *, resource: str, plugin: str | None = None) -> None:
+        super().__init__(message, plugin=plugin)
+        self.resource = resource
 
 
 class LoadError(WasmplugError):
@@ -403,6 +430,16 @@ class MemoryLimitExceeded(LimitExceeded):
 
     Detected when a guest aborts after ``memory.grow`` was refused (a Rust guest prints
     ``memory allocation of N bytes failed`` and aborts).
+    """
+
+
+class HandleLimitExceeded(LimitExceeded):
+    """Raised when an instance would hold more host resources than
+    ``Limits.resource_handles`` (handles the guest created through the host's
+    resource constructors, or received from host functions, and has not dropped).
+
+    ``limit`` is ``"resource_handles"`` and ``allowed`` the table's size. The instance
+    is replaced and every host resource it held is closed.
     """
 
 

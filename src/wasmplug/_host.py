@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import _wit
-from ._bindings import Err, Ok, field_name
+from ._bindings import Err, Ok, class_name, field_name
 from ._exceptions import GuestError, KvQuotaExceeded, LinkError, WitError
 from ._kv import KvStore
 from ._policy import Grants
@@ -366,14 +366,78 @@ def _function_impl(impl: object, key: str, fname: str, plugin: str) -> Callable[
     return fn  # type: ignore[no-any-return]
 
 
+def defined_resources(iface: _wit.Interface) -> list[_wit.TypeDef]:
+    """The resources an interface defines itself (not those it ``use``\\s)."""
+    return [
+        td
+        for td in iface.types.values()
+        if isinstance(td.kind, _wit.ResourceKind) and td.owner == iface.qualified_name
+    ]
+
+
 def _host_interfaces(world: World) -> dict[str, _wit.Interface]:
     """The interfaces of a world that the host must implement itself: every import
-    with functions, except WASI and ``wasmplug:host``."""
+    with functions or resources, except WASI and ``wasmplug:host``."""
     return {
         key: iface
         for key, iface in world.import_interfaces()
-        if iface.functions and key not in CAPABILITIES and not key.startswith("wasi:")
+        if (iface.functions or defined_resources(iface))
+        and key not in CAPABILITIES
+        and not key.startswith("wasi:")
     }
+
+
+def _resource_impls(impl: object, key: str, td: _wit.TypeDef, plugin: str) -> dict[str, HostImpl]:
+    """Binds a host resource to the class implementing it: the class under the key
+    ``[resource]<name>``, and one callable per constructor, method and static function
+    (by their WIT names, ``[constructor]counter`` ...).
+
+    Raises:
+        LinkError: the implementation has no such class, or the class lacks a method.
+    """
+    assert isinstance(td.kind, _wit.ResourceKind)
+    pyname = class_name(td.name)
+    cls: Any
+    if isinstance(impl, Mapping):
+        cls = impl.get(td.name, impl.get(pyname))
+    else:
+        cls = getattr(impl, pyname, None)
+    if not isinstance(cls, type):
+        found = "missing" if cls is None else f"a {type(cls).__name__}, not a class"
+        how = f"key {td.name!r}" if isinstance(impl, Mapping) else f"attribute {pyname}"
+        raise LinkError(
+            f"the implementation of {key} has no class for resource {td.name} ({how}: {found})",
+            [f"{key}#{td.name}"],
+            plugin=plugin,
+        )
+    bound: dict[str, HostImpl] = {f"[resource]{td.name}": cls}
+    for func in td.kind.methods:
+        if func.name.startswith("[constructor]"):
+            bound[func.name] = _adapt(cls, func)
+            continue
+        mname = field_name(func.name.rpartition(".")[2])
+        if not callable(getattr(cls, mname, None)):
+            raise LinkError(
+                f"{cls.__name__}, the implementation of resource {key}#{td.name}, "
+                f"has no method {mname}()",
+                [f"{key}#{func.name}"],
+                plugin=plugin,
+            )
+        if func.name.startswith("[method]"):
+            bound[func.name] = _adapt(_bound_method(mname), func)
+        else:
+            bound[func.name] = _adapt(getattr(cls, mname), func)
+    return bound
+
+
+def _bound_method(name: str) -> Callable[..., Any]:
+    """``f(obj, *args)`` calling ``obj.<name>(*args)``: a resource method."""
+
+    def call(obj: Any, *args: Any) -> Any:
+        return getattr(obj, name)(*args)
+
+    call.__name__ = name
+    return call
 
 
 def bind_imports(
@@ -443,6 +507,8 @@ def bind_imports(
             fname: _adapt(_function_impl(impl, key, fname, plugin), func)
             for fname, func in iface.functions.items()
         }
+        for td in defined_resources(iface):
+            bound[key].update(_resource_impls(impl, key, td, plugin))
     if root_funcs:
         bound[""] = {}
         for key, func in root_funcs.items():

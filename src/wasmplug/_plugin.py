@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import logging
 import os
 import threading
@@ -14,11 +15,12 @@ import wasmtime
 
 from . import _host, _wit
 from ._bindings import TypeNamespace
-from ._codec import _Result
+from ._codec import _Result, handle_scope
 from ._component import ComponentBackend
 from ._engine import Engine, sha256_hex
 from ._exceptions import (
     ArgumentError,
+    CallError,
     IntegrityError,
     PluginClosedError,
     PolicyError,
@@ -27,6 +29,7 @@ from ._exceptions import (
 from ._host import HostContext
 from ._kv import KvNamespace, KvStore, MemoryKvStore
 from ._policy import Grants, KvGrant, Policy
+from ._resources import ResourceHandle
 from ._stats import CallStats
 from ._world import PreparedCall, World
 
@@ -72,6 +75,7 @@ class Plugin:
     _backend: ComponentBackend | None
     _lock: threading.Lock
     _caller: int | None
+    _pending: collections.deque[tuple[Any, object]]
 
     def __init__(self) -> None:
         raise TypeError("use wasmplug.load() to load a plugin")
@@ -100,6 +104,7 @@ class Plugin:
         self._backend = backend
         self._lock = threading.Lock()
         self._caller = None  # the thread inside a call, to detect re-entry
+        self._pending = collections.deque()
         return self
 
     @property
@@ -184,10 +189,15 @@ class Plugin:
                 function=function,
             )
         export = prepared.export
+        handles = prepared.handles
         with self._lock:
             backend = self._backend
             if backend is None:
                 raise PluginClosedError(f"{function}: the plugin is closed", plugin=self.name)
+            if self._pending:
+                self._drop_pending(backend)
+            if handles:
+                self._check_handles(function, handles, backend)
             self._caller = threading.get_ident()
             try:
                 raw, stats = backend.call(function, prepared.address, prepared.count)
@@ -196,22 +206,122 @@ class Plugin:
                 raise
             finally:
                 self._caller = None
+                for handle, moved in handles:
+                    if moved and handle._native is not None:  # the guest owns it now
+                        backend.free(handle._native)
+                        handle._native = None
             self.last_call = stats
             result = export.result
             if raw is None or result is None:
                 return None
-            if not isinstance(result, _Result):
+            if function in self.world.handle_results:
+                scope = backend.lift_scope(self)
+                try:
+                    with handle_scope(scope):
+                        if not isinstance(result, _Result):
+                            return result.lift(raw, 0)
+                        is_ok, value = result.lift_parts(raw, 0)
+                finally:
+                    scope.close()
+            elif not isinstance(result, _Result):
                 return result.lift(raw, 0)
-            is_ok, value = result.lift_parts(raw, 0)
+            else:
+                is_ok, value = result.lift_parts(raw, 0)
         if not is_ok:
             raise export.error(value, plugin=self.name, function=function)
         return value
 
+    def _check_handles(
+        self,
+        function: str,
+        handles: tuple[tuple[ResourceHandle, bool], ...],
+        backend: ComponentBackend,
+    ) -> None:
+        """Checks that every resource handle among a call's arguments is open, belongs
+        to this plugin's live instance, and is not moved while also used otherwise.
+
+        Raises:
+            ArgumentError: a handle of another plugin, or one handle both moved and
+                passed again in the same call.
+            StaleHandleError: a closed or moved handle, or one of a replaced instance.
+        """
+        live = backend.current_instance
+        for handle, _ in handles:
+            if handle._plugin is not self:
+                other = handle._plugin.name if handle._plugin is not None else "none"
+                raise ArgumentError(
+                    f"{function}: a {type(handle).__name__} handle of another plugin "
+                    f"({other!r}); a handle belongs to the plugin that made it",
+                    plugin=self.name,
+                    function=function,
+                )
+            if handle._native is None:
+                raise handle._stale("is closed (closed, or moved into the plugin)")
+            if handle._instance is not live:
+                raise handle._stale(
+                    "belongs to an instance that was replaced after a failed call; "
+                    "the resource went with it"
+                )
+        moved = [h for h, own in handles if own]
+        if moved and len({id(h) for h, _ in handles}) < len(handles):
+            raise ArgumentError(
+                f"{function}: a {type(moved[0]).__name__} handle is moved (own) and "
+                "passed again in the same call",
+                plugin=self.name,
+                function=function,
+            )
+
+    def _release_handle(self, handle: ResourceHandle) -> None:
+        """Drops the resource of a handle (:meth:`ResourceHandle.close`).
+
+        Raises:
+            CallError: the guest's destructor failed.
+            ReentrantCallError: called from a host function during a call.
+        """
+        name = type(handle).__wit_type__.name
+        if self._caller == threading.get_ident():
+            raise ReentrantCallError(
+                f"closing a {name} handle from a host function while this plugin is running a call",
+                plugin=self.name,
+                function=f"[resource-drop]{name}",
+            )
+        with self._lock:
+            native = handle._native
+            if native is None:
+                return
+            handle._native = None
+            backend = self._backend
+            if backend is None:
+                ComponentBackend.free(native)
+                return
+            backend.release(native, handle._instance, f"[resource-drop]{name}")
+
+    def _release_later(self, native: Any, instance: object) -> None:
+        """Queues a native handle of a garbage-collected open handle; it is dropped at
+        the next call (any thread may collect it, even one inside a call)."""
+        self._pending.append((native, instance))
+
+    def _drop_pending(self, backend: ComponentBackend) -> None:
+        while self._pending:
+            native, instance = self._pending.popleft()
+            try:
+                backend.release(native, instance, "[resource-drop]")
+            except CallError as e:
+                logger.warning(
+                    "plugin %r: dropping a collected resource handle failed: %s",
+                    self.name,
+                    e,
+                    extra={"plugin": self.name},
+                )
+
     def close(self) -> None:
         """Releases the instance and the host functions. Idempotent; later calls raise
-        :class:`~wasmplug.PluginClosedError`."""
+        :class:`~wasmplug.PluginClosedError`. Host resources the instance held are
+        closed; handles to the plugin's resources become stale."""
         with self._lock:
             if self._backend is not None:
+                while self._pending:
+                    ComponentBackend.free(self._pending.popleft()[0])
                 self._backend.close()
                 self._backend = None
 

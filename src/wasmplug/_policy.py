@@ -226,6 +226,12 @@ class Limits:
         table_elements: Elements one table may hold. ``table.grow`` past it fails
             inside the guest. Default 20,000 (a Rust plugin's function table holds a
             few hundred). Breach at load: :class:`~wasmplug.InstantiationError`.
+        resource_handles: Handles to host-defined resources (objects of the host's
+            resource classes) that one instance may hold at once: the size of its
+            handle table. A handle is released when the guest drops it; all are
+            released when the instance is replaced. Default 10,000. Breach:
+            :class:`~wasmplug.HandleLimitExceeded`, and the plugin continues on a
+            fresh instance.
     """
 
     fuel: int | None = attrs.field(default=1_000_000_000, validator=_positive("fuel"))
@@ -235,6 +241,7 @@ class Limits:
     tables: int = attrs.field(default=10, validator=_count("tables"))
     instances: int = attrs.field(default=10, validator=_count("instances"))
     table_elements: int = attrs.field(default=20_000, validator=_count("table_elements"))
+    resource_handles: int = attrs.field(default=10_000, validator=_count("resource_handles"))
 
     @property
     def memory_bytes_each(self) -> int | None:

@@ -10,12 +10,22 @@ from typing import Any
 import attrs
 
 from . import _wit
-from ._bindings import TypeNamespace, describe, namespace_for_world, world_typedefs
-from ._codec import VAL_SIZE, Arena, Codec, Mismatch, UnsupportedType, build_codec
+from ._bindings import TypeNamespace, describe, field_name, namespace_for_world, world_typedefs
+from ._codec import (
+    VAL_SIZE,
+    Arena,
+    Codec,
+    GuestHandleCodec,
+    HostHandleCodec,
+    Mismatch,
+    UnsupportedType,
+    build_codec,
+)
 from ._exceptions import ArgumentError, GuestError, WitError
-from ._host import check_host_wit_copies
+from ._host import check_host_wit_copies, defined_resources
+from ._resources import RESERVED, ResourceHandle, make_handle_class
 
-__all__ = ["ExportFunc", "PreparedCall", "World", "load_world"]
+__all__ = ["ExportFunc", "PreparedCall", "World", "defined_resources", "load_world"]
 
 
 @attrs.frozen
@@ -62,7 +72,7 @@ class PreparedCall:
         export: The export's signature and codecs.
     """
 
-    __slots__ = ("_arena", "address", "count", "export", "function", "world")
+    __slots__ = ("_arena", "address", "count", "export", "function", "handles", "world")
 
     def __init__(self, world: World, export: ExportFunc, arena: Arena, slots: int) -> None:
         self.world = world
@@ -71,6 +81,8 @@ class PreparedCall:
         self._arena = arena  # owns the memory that ``address`` points into
         self.address = arena.base + slots
         self.count = len(export.params)
+        # Resource handles among the arguments, with whether each moves (own<r>).
+        self.handles: tuple[tuple[ResourceHandle, bool], ...] = tuple(arena.handles)
 
     def __repr__(self) -> str:
         return f"<PreparedCall {self.function} of {self.world.name}>"
@@ -85,16 +97,23 @@ class World:
     Attributes:
         wit: The parsed WIT world.
         name: Its qualified name, e.g. ``wasmplug-examples:rule-engine/tenant@0.1.0``.
-        types: The Python classes for the world's named types (``types.Flight``).
-        exports: The callable exports by call name.
+        types: The Python classes for the world's named types (``types.Flight``),
+            including a handle class per resource the plugins export
+            (``types.Buffer``, see :class:`~wasmplug.ResourceHandle`).
+        exports: The callable exports by call name; a resource's functions of an
+            exported interface by their WIT names (``text.[constructor]buffer``,
+            ``text.[method]buffer.append``, ``text.[static]buffer.concat``).
+        host_resources: The resources defined by interfaces the world imports, which
+            the host implements with Python classes (see :func:`~wasmplug.load`).
 
     Args:
         wit: The resolved WIT world.
         types: Its Python types; default: made from ``wit``.
 
     Raises:
-        WitError: the world uses a type that cannot cross the boundary yet (a resource,
-            an ``async`` function) in an export, or a construct wasmplug cannot run
+        WitError: the world uses a type that cannot cross the boundary yet (a handle
+            of a resource the world neither imports nor exports) in an export, or a
+            construct wasmplug cannot run
             (``future``, ``stream``, ``error-context``, ``map``, fixed-length lists,
             ``async`` functions) anywhere in its imports or exports; the message names
             the construct and where it is used.
@@ -109,7 +128,24 @@ class World:
         # (engine id, component sha256) -> what checking the component found; filled by
         # the component backend so that loading the same component again is cheap.
         self._checked: dict[tuple[int, str], Any] = {}
+        # Resources the plugin exports: id of the TypeDef -> handle class.
+        self._guest_resources: dict[int, type[ResourceHandle]] = {}
+        #: Resources the host defines (in imported interfaces), in order: the index
+        #: plus one is the resource's host type number.
+        self.host_resources: list[_wit.TypeDef] = []
+        self._host_resource_ids: dict[int, int] = {}
+        for item in wit.imports.values():
+            if isinstance(item, _wit.Interface):
+                for td in defined_resources(item):
+                    self.host_resources.append(td)
+                    self._host_resource_ids[id(td)] = len(self.host_resources)
+        for key, item in wit.exports.items():
+            if isinstance(item, _wit.Interface):
+                for td in defined_resources(item):
+                    self._add_handle_class(item.name or key, td)
         self.exports: dict[str, ExportFunc] = {}
+        #: Call names of the exports whose results hold resource handles.
+        self.handle_results: frozenset[str] = frozenset()
         for key, item in wit.exports.items():
             if isinstance(item, _wit.Function):
                 self._add_export(item.name, None, item)
@@ -117,6 +153,58 @@ class World:
                 short = item.name or key
                 for func in item.functions.values():
                     self._add_export(f"{short}.{func.name}", key, func)
+                for td in defined_resources(item):
+                    for func in td.kind.methods:  # type: ignore[union-attr]
+                        self._add_export(f"{short}.{func.name}", key, func)
+        self.handle_results = frozenset(
+            name for name, e in self.exports.items() if _has_handle(e.wit.result, set())
+        )
+
+    def _add_handle_class(self, short: str, td: _wit.TypeDef) -> None:
+        """Makes the handle class of a resource the plugin exports (``types.Buffer``)."""
+        constructor: str | None = None
+        methods: dict[str, tuple[str, str]] = {}
+        statics: dict[str, tuple[str, str]] = {}
+        assert isinstance(td.kind, _wit.ResourceKind)
+        for func in td.kind.methods:
+            call_name = f"{short}.{func.name}"
+            if func.name.startswith("[constructor]"):
+                constructor = call_name
+                continue
+            pyname = field_name(func.name.rpartition(".")[2])
+            if pyname in RESERVED:
+                pyname += "_"
+            if func.name.startswith("[method]"):
+                methods[pyname] = (call_name, func.docs)
+            else:
+                statics[pyname] = (call_name, func.docs)
+        cls = self.types.add_resource(
+            td,
+            lambda name: make_handle_class(
+                name, td, constructor=constructor, methods=methods, statics=statics
+            ),
+        )
+        self._guest_resources[id(td)] = cls
+
+    def _handle_codec(self, t: _wit.HandleType) -> Codec:
+        """The codec of a resource handle: a handle object for a resource the plugin
+        exports, the host's object for one the host defines."""
+        key = id(t.resource)
+        guest = self._guest_resources.get(key)
+        host = self._host_resource_ids.get(key)
+        if guest is not None and host is not None:
+            raise UnsupportedType(
+                f"resource {t.resource.name} of {t.resource.owner} is both imported and "
+                "exported by the world; wasmplug cannot tell the two apart yet"
+            )
+        if guest is not None:
+            return GuestHandleCodec(t, guest)
+        if host is not None:
+            return HostHandleCodec(t, host)
+        raise UnsupportedType(
+            f"resource {t.resource.name} of {t.resource.owner}: the world neither imports "
+            "nor exports the interface that defines it"
+        )
 
     def _add_export(self, name: str, interface: str | None, func: _wit.Function) -> None:
         if func.is_async:
@@ -213,9 +301,10 @@ class World:
         """Returns the (memoized) codec for a WIT type of this world.
 
         Raises:
-            UnsupportedType: ``t`` involves a resource handle.
+            UnsupportedType: ``t`` involves something wasmplug cannot pass (a handle
+                of a resource the world neither imports nor exports).
         """
-        return build_codec(t, self.types, self._codecs)
+        return build_codec(t, self.types, self._codecs, self._handle_codec)
 
     def import_interfaces(self) -> Iterator[tuple[str, _wit.Interface]]:
         """Yields ``(key, interface)`` for each interface the world imports."""
@@ -225,6 +314,33 @@ class World:
 
     def __repr__(self) -> str:
         return f"<World {self.name} exports={sorted(self.exports)}>"
+
+
+def _has_handle(t: _wit.WitType | None, seen: set[int]) -> bool:
+    """Whether a value of type ``t`` can hold a resource handle."""
+    if t is None or isinstance(t, _wit.Primitive | _wit.Unsupported):
+        return False
+    if isinstance(t, _wit.HandleType):
+        return True
+    if isinstance(t, _wit.ListType):
+        return _has_handle(t.element, seen)
+    if isinstance(t, _wit.OptionType):
+        return _has_handle(t.inner, seen)
+    if isinstance(t, _wit.ResultType):
+        return _has_handle(t.ok, seen) or _has_handle(t.err, seen)
+    if isinstance(t, _wit.TupleType):
+        return any(_has_handle(e, seen) for e in t.elements)
+    if id(t) in seen:
+        return False
+    seen.add(id(t))
+    kind = t.kind
+    if isinstance(kind, _wit.AliasKind):
+        return _has_handle(kind.target, seen)
+    if isinstance(kind, _wit.RecordKind):
+        return any(_has_handle(f.type, seen) for f in kind.fields)
+    if isinstance(kind, _wit.VariantKind):
+        return any(_has_handle(c.type, seen) for c in kind.cases)
+    return False
 
 
 def _check_supported(world: _wit.World) -> None:
