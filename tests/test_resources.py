@@ -191,6 +191,21 @@ def test_close_runs_the_guest_destructor_once(load: Callable[..., wasmplug.Plugi
     assert keep.read() == "y"
 
 
+def test_destructor_trap_fails_close(load: Callable[..., wasmplug.Plugin]) -> None:
+    """A guest destructor that traps makes ``close()`` raise Trap; the handle is closed
+    anyway and the plugin continues on a fresh instance."""
+    plugin = load()
+    doomed = Buffer(plugin, "panic on drop")
+    bystander = Buffer(plugin, "fine")
+    with pytest.raises(wasmplug.Trap, match="destructor panicked") as info:
+        doomed.close()
+    assert info.value.function == "[resource-drop]buffer"
+    assert doomed.closed
+    with pytest.raises(wasmplug.StaleHandleError):
+        bystander.read()  # went with the trapped instance
+    assert live(plugin) == 0
+
+
 def test_context_manager_closes(load: Callable[..., wasmplug.Plugin]) -> None:
     """A handle used as a context manager is dropped at the end of the block."""
     plugin = load()

@@ -822,10 +822,10 @@ def handle_scope(scope: HandleScope) -> Iterator[None]:
         _scope.current = previous
 
 
-def _current_scope(what: str) -> HandleScope:
+def _current_scope(what: str, value: Any = None) -> HandleScope:
     scope: HandleScope | None = getattr(_scope, "current", None)
     if scope is None:
-        raise Mismatch(f"{what} only within a plugin's call", None)
+        raise Mismatch(f"{what} only within a call of the plugin", value)
     return scope
 
 
@@ -878,7 +878,11 @@ class HostHandleCodec(Codec):
         self.borrow = wit.borrow
 
     def lower(self, arena: Arena, slot: int, value: Any) -> None:
-        scope = _current_scope(f"host resource {self.resource.name} can be passed")
+        scope = _current_scope(
+            f"no host resource here: a {self.resource.name} is passed to the plugin "
+            "by host functions",
+            value,
+        )
         _HEADER_PTR.pack_into(arena.buf, slot, K_RESOURCE, scope.host_lower(self, value))
 
     def lift(self, raw: bytes, off: int) -> Any:

@@ -138,7 +138,8 @@ class Plugin:
 
         Raises:
             ArgumentError: ``function`` is not an export, the number of arguments is
-                wrong, or an argument does not match its WIT type (nothing ran).
+                wrong, or an argument does not match its WIT type, or is a resource
+                handle of another plugin (nothing ran).
             GuestError: the function returned the ``err`` case of its ``result``; the
                 payload is in ``.value``. For an error of a named WIT type ``E`` the
                 subclass ``<E>Exception`` (``types.<E>Exception``).
@@ -148,8 +149,12 @@ class Plugin:
             Trap: the guest trapped (panic, ``unreachable``, stack overflow ...).
             HostFunctionError: a host function given in ``imports`` raised, or
                 returned a value that does not fit its WIT type.
+            HandleLimitExceeded: the instance would hold more host resources than
+                ``Limits.resource_handles``.
             InstantiationError: a fresh instance was needed and could not be created.
             PluginClosedError: the plugin was closed.
+            StaleHandleError: a resource handle argument was closed, moved into the
+                plugin, or belongs to an instance that was replaced (nothing ran).
             ReentrantCallError: called from one of this plugin's own host functions
                 during a call of this plugin.
         """
@@ -262,14 +267,14 @@ class Plugin:
                     "belongs to an instance that was replaced after a failed call; "
                     "the resource went with it"
                 )
-        moved = [h for h, own in handles if own]
-        if moved and len({id(h) for h, _ in handles}) < len(handles):
-            raise ArgumentError(
-                f"{function}: a {type(moved[0]).__name__} handle is moved (own) and "
-                "passed again in the same call",
-                plugin=self.name,
-                function=function,
-            )
+        for handle, own in handles:
+            if own and sum(h is handle for h, _ in handles) > 1:
+                raise ArgumentError(
+                    f"{function}: a {type(handle).__name__} handle is moved (own) and "
+                    "passed again in the same call",
+                    plugin=self.name,
+                    function=function,
+                )
 
     def _release_handle(self, handle: ResourceHandle) -> None:
         """Drops the resource of a handle (:meth:`ResourceHandle.close`).
@@ -299,7 +304,10 @@ class Plugin:
     def _release_later(self, native: Any, instance: object) -> None:
         """Queues a native handle of a garbage-collected open handle; it is dropped at
         the next call (any thread may collect it, even one inside a call)."""
-        self._pending.append((native, instance))
+        if self._backend is None:
+            ComponentBackend.free(native)
+        else:
+            self._pending.append((native, instance))
 
     def _drop_pending(self, backend: ComponentBackend) -> None:
         while self._pending:
@@ -423,6 +431,16 @@ def load(
             Arguments arrive as :meth:`call` returns values; the result is checked
             against the WIT type. For a ``result<T, E>`` result return a ``T``, or
             raise :class:`GuestError` with an ``E`` to return ``err`` to the guest.
+            A resource the interface defines (``resource counter``) is a class
+            that the implementation exposes by its Python name (attribute
+            ``Counter``) or, in a mapping, by its WIT name (key ``counter``): the
+            guest's constructor calls the class, its methods call the object's
+            snake_case methods, its static functions the class's. The guest's handles
+            map to objects in a per-instance table (at most
+            ``Limits.resource_handles``); when the guest drops its handle, or the
+            instance is replaced or closed, the object's ``close()`` is called if it
+            has one. An object the guest passes back arrives as itself; one it gives
+            away (``own<counter>`` parameter) leaves the table and is not closed.
             Nothing is shared with other plugins.
 
     Returns:

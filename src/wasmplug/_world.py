@@ -64,7 +64,9 @@ class PreparedCall:
 
     Made by :meth:`World.prepare`. Sending one event to many tenants' plugins then
     costs one conversion instead of one per plugin. Immutable and safe to share
-    between threads.
+    between threads. Arguments holding resource handles are the exception: such a
+    call only suits the plugin instance the handles belong to, and is checked
+    against it at every call.
 
     Attributes:
         world: The world whose export it calls.
@@ -270,6 +272,7 @@ class World:
         Raises:
             ArgumentError: ``function`` is not an export, the number of arguments is
                 wrong, or an argument does not match its WIT type.
+            StaleHandleError: a resource handle argument is closed.
         """
         export = self.exports.get(function)
         if export is None:
