@@ -41,7 +41,7 @@ from ._exceptions import (
 from ._host import CAPABILITIES, HostContext, HostImpl, defined_resources
 from ._policy import Limits
 from ._stats import CallStats
-from ._world import World
+from ._world import World, has_handle
 
 __all__ = ["ComponentBackend", "classify_failure", "compare_types"]
 
@@ -444,44 +444,59 @@ def _host_call(
     *,
     timed: bool,
     resources: _HostResources,
+    handles: bool,
 ) -> _HostCall:
     """Wraps a host function as a raw one: lift the arguments, call ``impl``, check and
     lower its result into wasmtime-owned memory.
 
     Any failure (an exception from ``impl``, a result that does not fit its WIT type,
     the call's deadline passing) is recorded in ``ctx.failure`` before it propagates,
-    so that the backend raises the right exception once wasm has unwound.
+    so that the backend raises the right exception once wasm has unwound. With
+    ``handles`` (the signature holds resource handles) the conversions run in a
+    handle scope of the calling instance.
     """
 
+    def run(args: int, nargs: int, results: int) -> None:
+        raw = ctypes.string_at(args, nargs * VAL_SIZE) if nargs else b""
+        values = [codec.lift(raw, i * VAL_SIZE) for i, codec in enumerate(params)]
+        if timed:
+            t0 = perf_counter()
+            try:
+                value = impl(*values)
+            finally:
+                now = perf_counter()
+                ctx.host_time += now - t0
+            if now > ctx.deadline:
+                raise _HostDeadline(qualified)
+        else:
+            value = impl(*values)
+        if result is not None:
+            arena = Arena()
+            slot = arena.alloc(VAL_SIZE)
+            try:
+                result.lower(arena, slot, value)
+            except Mismatch as e:
+                raise TypeError(e.describe(f"{qualified} result")) from None
+            base = arena.finalize()
+            ffi.wasmtime_component_val_clone(
+                ctypes.cast(base + slot, _VAL_P), ctypes.cast(results, _VAL_P)
+            )
+
     def call(context: Any, args: int, nargs: int, results: int) -> None:
+        ctx.host_calls += 1
+        try:
+            run(args, nargs, results)
+        except BaseException as e:
+            if ctx.failure is None:
+                ctx.failure = (qualified, e)
+            raise
+
+    def call_with_handles(context: Any, args: int, nargs: int, results: int) -> None:
         ctx.host_calls += 1
         scope = _Scope(resources, context)
         try:
             with handle_scope(scope):
-                raw = ctypes.string_at(args, nargs * VAL_SIZE) if nargs else b""
-                values = [codec.lift(raw, i * VAL_SIZE) for i, codec in enumerate(params)]
-                if timed:
-                    t0 = perf_counter()
-                    try:
-                        value = impl(*values)
-                    finally:
-                        now = perf_counter()
-                        ctx.host_time += now - t0
-                    if now > ctx.deadline:
-                        raise _HostDeadline(qualified)
-                else:
-                    value = impl(*values)
-                if result is not None:
-                    arena = Arena()
-                    slot = arena.alloc(VAL_SIZE)
-                    try:
-                        result.lower(arena, slot, value)
-                    except Mismatch as e:
-                        raise TypeError(e.describe(f"{qualified} result")) from None
-                    base = arena.finalize()
-                    ffi.wasmtime_component_val_clone(
-                        ctypes.cast(base + slot, _VAL_P), ctypes.cast(results, _VAL_P)
-                    )
+                run(args, nargs, results)
         except BaseException as e:
             if ctx.failure is None:
                 ctx.failure = (qualified, e)
@@ -489,7 +504,7 @@ def _host_call(
         finally:
             scope.close()
 
-    return call
+    return call_with_handles if handles else call
 
 
 def _with_room(constructor: HostImpl, resources: _HostResources) -> HostImpl:
@@ -530,13 +545,16 @@ class _Instance:
     """One Store and one component instance in it, plus the resolved export funcs and
     the host resources the instance holds."""
 
-    __slots__ = ("__weakref__", "context", "funcs", "store", "table")
+    __slots__ = ("context", "funcs", "store", "table", "token")
 
     def __init__(self, store: wasmtime.Store, funcs: dict[str, Any], table: _HostTable) -> None:
         self.store = store
         self.context = store._context()
         self.funcs = funcs
         self.table = table
+        # What guest resource handles remember of their instance: a handle that
+        # outlives the instance must not keep its Store (and memory) alive.
+        self.token = object()
 
 
 # The hot path calls the C API directly (wasmtime-py's methods add a Python frame and
@@ -836,7 +854,14 @@ class ComponentBackend:
             raise LinkError(f"{qualified}: {e}", [qualified], plugin=plugin) from e
         timed = iface not in CAPABILITIES
         call = _host_call(
-            qualified, impl, self._ctx, params, result, timed=timed, resources=self._resources
+            qualified,
+            impl,
+            self._ctx,
+            params,
+            result,
+            timed=timed,
+            resources=self._resources,
+            handles=has_handle(func),
         )
         key = _register(call)
         encoded = func.name.encode()
@@ -1064,26 +1089,29 @@ class ComponentBackend:
 
     @property
     def current_instance(self) -> object | None:
-        """The live instance (``None`` until the next call creates one); handles of
-        guest resources belong to one instance."""
-        return self._instance
+        """The live instance's token (``None`` until the next call creates one);
+        handles of guest resources remember the token of their instance."""
+        inst = self._instance
+        return inst.token if inst is not None else None
 
     def lift_scope(self, owner: object) -> _Scope:
         """The handle scope for lifting a call's result on the current instance: guest
         resource handles made by it belong to ``owner`` (the plugin) and the instance."""
         inst = self._instance
-        return _Scope(self._resources, inst.context if inst is not None else None, inst, owner)
+        if inst is None:
+            return _Scope(self._resources, None, None, owner)
+        return _Scope(self._resources, inst.context, inst.token, owner)
 
     def release(self, native: Any, instance: object, what: str) -> None:
         """Releases a native guest resource handle the host held.
 
-        When ``instance`` is the live instance the resource is dropped first, which
-        runs the guest's destructor under the call limits; a handle of a discarded
-        instance is only freed.
+        When ``instance`` is the live instance's token the resource is dropped first,
+        which runs the guest's destructor under the call limits; a handle of a
+        discarded instance is only freed.
 
         Args:
             native: The handle (``wasmtime_component_resource_any_t*``), freed here.
-            instance: The instance it belongs to.
+            instance: The token of the instance it belongs to.
             what: The drop's name in errors, e.g. ``[resource-drop]buffer``.
 
         Raises:
@@ -1092,7 +1120,7 @@ class ComponentBackend:
         """
         try:
             inst = self._instance
-            if inst is None or instance is not inst:
+            if inst is None or instance is not inst.token:
                 return
             context = inst.context
             ctx = self._ctx

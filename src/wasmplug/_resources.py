@@ -62,7 +62,7 @@ class ResourceHandle:
     _plugin: Plugin | None
     _native: Any  # the backend's native handle (owned), None once released
     _address: int  # its address, for lowering
-    _instance: object  # the backend instance it belongs to
+    _instance: object  # the token of the backend instance it belongs to
 
     def __init__(self, plugin: Plugin, *args: Any) -> None:
         """Creates a resource in ``plugin`` with the WIT constructor.

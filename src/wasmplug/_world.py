@@ -25,7 +25,7 @@ from ._exceptions import ArgumentError, GuestError, WitError
 from ._host import check_host_wit_copies, defined_resources
 from ._resources import RESERVED, ResourceHandle, make_handle_class
 
-__all__ = ["ExportFunc", "PreparedCall", "World", "defined_resources", "load_world"]
+__all__ = ["ExportFunc", "PreparedCall", "World", "defined_resources", "has_handle", "load_world"]
 
 
 @attrs.frozen
@@ -317,6 +317,11 @@ class World:
 
     def __repr__(self) -> str:
         return f"<World {self.name} exports={sorted(self.exports)}>"
+
+
+def has_handle(func: _wit.Function) -> bool:
+    """Whether a function's parameters or result can hold a resource handle."""
+    return any(_has_handle(p.type, set()) for p in func.params) or _has_handle(func.result, set())
 
 
 def _has_handle(t: _wit.WitType | None, seen: set[int]) -> bool:
