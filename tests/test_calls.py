@@ -322,7 +322,7 @@ def test_specialized_record_lowering_matches_the_generic_path(world: wasmplug.Wo
 
     from wasmplug._codec import VAL_SIZE, Arena, _Record
 
-    codec = world.exports["roundtrip"].params[0][1]
+    codec = world.exports["roundtrip"]._params[0][1]
     assert isinstance(codec, _Record)
     values = [
         everything(world),

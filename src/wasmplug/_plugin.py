@@ -190,14 +190,14 @@ class Plugin:
                 raise PluginClosedError(f"{function}: the plugin is closed", plugin=self.name)
             self._caller = threading.get_ident()
             try:
-                raw, stats = backend.call(function, prepared.address, prepared.count)
+                raw, stats = backend.call(function, prepared._address, prepared._count)
             except BaseException as e:
                 self.last_call = getattr(e, "stats", None) or self.last_call
                 raise
             finally:
                 self._caller = None
             self.last_call = stats
-            result = export.result
+            result = export._result
             if raw is None or result is None:
                 return None
             if not isinstance(result, _Result):
