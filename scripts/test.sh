@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The test command: sets everything up (scripts/setup.sh), then runs every check:
 #
-#   WIT     the shipped parser module is current (build-wit-module.sh --check)
-#   Python  ruff check, ruff format --check, mypy --strict on src/, pytest
+#   WIT     the shipped parser module is current (build-wit-module.sh --check), and
+#           the rule engine's generated bindings too (wasmplug bindgen --check)
+#   Python  ruff check, ruff format --check, mypy --strict on src/, tests/ and the
+#           example, pytest
 #   Rust    cargo fmt --check, clippy -D warnings, cargo test, cargo doc -D warnings
 #
 # Usage: scripts/test.sh [pytest arguments]
@@ -24,6 +26,9 @@ step bash "$ROOT/scripts/build-wit-module.sh" --check
 step "$BIN/ruff" check src tests examples
 step "$BIN/ruff" format --check src tests examples
 step "$BIN/mypy" --strict src
+step "$BIN/mypy" --strict tests examples/rule-engine
+step "$BIN/wasmplug" bindgen examples/rule-engine/wit --world tenant \
+    -o examples/rule-engine/tenant_bindings.py --check
 step bash "$ROOT/scripts/check-rust.sh"
 step "$PY" -m pytest "$@"
 

@@ -380,3 +380,16 @@ def test_a_stale_copy_of_host_wit_is_refused(tmp_path: Path) -> None:
         wasmplug.load_world(wit, "caps")
     assert info.value.path == str(copy)
     assert "differs from the one wasmplug serves" in str(info.value)
+
+
+def test_exports_and_prepared_calls_expose_no_internals(typetest_world: wasmplug.World) -> None:
+    """ExportFunc and PreparedCall show the signature, not codec objects or a raw
+    pointer; World has no public codec accessor (its exception would be private)."""
+    export = typetest_world.exports["add"]
+    assert export.signature == "add: func(a: u32, b: u32) -> u32"
+    assert repr(export) == "<ExportFunc add: func(a: u32, b: u32) -> u32>"
+    public = {n for n in dir(export) if not n.startswith("_")}
+    assert public == {"error", "interface", "name", "signature", "wit"}
+    prepared = typetest_world.prepare("add", 1, 2)
+    assert {n for n in dir(prepared) if not n.startswith("_")} == {"export", "function", "world"}
+    assert not hasattr(typetest_world, "codec")

@@ -23,15 +23,15 @@ Buffer = WORLD.types.Buffer
 STORE = "wasmplug-tests:resources/host-store@0.1.0"
 
 
-class Counter:
+class HostCounter:
     """The host's implementation of the WIT resource ``counter``; records its life."""
 
-    made: list[Counter]
+    made: list[HostCounter]
 
     def __init__(self, start: int) -> None:
         self.value_ = start
         self.closed = 0
-        Counter.made.append(self)
+        HostCounter.made.append(self)
 
     def add(self, n: int) -> int:
         self.value_ += n
@@ -47,24 +47,24 @@ class Counter:
 class HostStore:
     """The host's implementation of the interface ``host-store``."""
 
-    Counter = Counter
+    Counter = HostCounter
 
     def __init__(self) -> None:
         self.described: list[Any] = []
         self.absorbed: list[Any] = []
 
-    def describe(self, c: Counter) -> str:
+    def describe(self, c: HostCounter) -> str:
         self.described.append(c)
         return f"counter at {c.value()}"
 
-    def absorb(self, c: Counter) -> int:
+    def absorb(self, c: HostCounter) -> int:
         self.absorbed.append(c)
         return c.value()
 
 
 @pytest.fixture(autouse=True)
 def _fresh_counters() -> None:
-    Counter.made = []
+    HostCounter.made = []
 
 
 @pytest.fixture
@@ -236,7 +236,7 @@ def test_wrong_handles_are_refused_before_wasm(load: Callable[..., wasmplug.Plug
     with pytest.raises(wasmplug.ArgumentError, match="another plugin"):
         second.call("text.measure", theirs)
     with pytest.raises(wasmplug.ArgumentError, match="Buffer handle"):
-        second.call("text.measure", Counter(1))
+        second.call("text.measure", HostCounter(1))
     with pytest.raises(wasmplug.ArgumentError, match="Buffer handle"):
         second.call("text.measure", "text")
     assert second.last_call is calls_before
@@ -288,11 +288,11 @@ def test_handles_of_a_closed_plugin(load: Callable[..., wasmplug.Plugin]) -> Non
 def test_host_resource_constructor_methods_and_destructor(
     load: Callable[..., wasmplug.Plugin],
 ) -> None:
-    """The guest's ``[constructor]counter`` makes a host ``Counter``, its methods run
+    """The guest's ``[constructor]counter`` makes a host ``HostCounter``, its methods run
     on that object, and when the guest drops it ``close()`` runs once."""
     plugin = load()
     assert plugin.call("count-with-host", 5, [1, 2, 3]) == 11
-    (counter,) = Counter.made
+    (counter,) = HostCounter.made
     assert counter.value_ == 11
     assert counter.closed == 1
     assert plugin.last_call is not None
@@ -307,7 +307,7 @@ def test_host_resource_kept_across_calls(load: Callable[..., wasmplug.Plugin]) -
     plugin.call("keep-counter", 10)
     assert plugin.call("bump-kept", 5) == 15
     assert plugin.call("bump-kept", 5) == 20
-    (counter,) = Counter.made
+    (counter,) = HostCounter.made
     assert counter.closed == 0
     assert plugin.call("drop-kept") is True
     assert counter.closed == 1
@@ -323,11 +323,11 @@ def test_host_resources_closed_with_their_instance(
     plugin.call("keep-counter", 1)
     with pytest.raises(wasmplug.FuelExhausted):
         plugin.call("burn", 10**12)
-    assert [c.closed for c in Counter.made] == [1]
+    assert [c.closed for c in HostCounter.made] == [1]
     assert plugin.call("bump-kept", 1) is None  # the fresh instance has none
     plugin.call("keep-counter", 2)
     plugin.close()
-    assert [c.closed for c in Counter.made] == [1, 1]
+    assert [c.closed for c in HostCounter.made] == [1, 1]
 
 
 def test_host_resource_lent_or_given_to_the_host(load: Callable[..., wasmplug.Plugin]) -> None:
@@ -337,20 +337,20 @@ def test_host_resource_lent_or_given_to_the_host(load: Callable[..., wasmplug.Pl
     store = HostStore()
     plugin = load({"host-store": store})
     assert plugin.call("describe-new", 7) == "counter at 7"
-    assert store.described == [Counter.made[0]]
-    assert Counter.made[0].closed == 1  # the guest dropped it after lending it
+    assert store.described == [HostCounter.made[0]]
+    assert HostCounter.made[0].closed == 1  # the guest dropped it after lending it
     assert plugin.call("absorb-new", 8) == 8
-    assert store.absorbed == [Counter.made[1]]
-    assert Counter.made[1].closed == 0
+    assert store.absorbed == [HostCounter.made[1]]
+    assert HostCounter.made[1].closed == 0
     plugin.close()
-    assert Counter.made[1].closed == 0
+    assert HostCounter.made[1].closed == 0
 
 
 def test_host_resource_by_mapping_key(load: Callable[..., wasmplug.Plugin]) -> None:
     """An implementation given as a mapping names the resource's class by its WIT
     name."""
     plugin = load(
-        {"host-store": {"counter": Counter, "describe": lambda c: "", "absorb": lambda c: 0}}
+        {"host-store": {"counter": HostCounter, "describe": lambda c: "", "absorb": lambda c: 0}}
     )
     assert plugin.call("count-with-host", 1, [1]) == 2
 
@@ -384,7 +384,7 @@ def test_host_resource_exceptions(load: Callable[..., wasmplug.Plugin]) -> None:
     """An exception in a host resource's constructor, method or ``close()`` fails the
     call with HostFunctionError caused by it; the plugin continues."""
 
-    class Failing(Counter):
+    class Failing(HostCounter):
         def __init__(self, start: int) -> None:
             if start == 66:
                 raise KeyError(start)
@@ -401,7 +401,7 @@ def test_host_resource_exceptions(load: Callable[..., wasmplug.Plugin]) -> None:
                 raise OSError("cannot close")
 
     store = HostStore()
-    store.Counter = Failing  # type: ignore[misc]
+    store.Counter = Failing
     plugin = load({"host-store": store})
     with pytest.raises(wasmplug.HostFunctionError) as info:
         plugin.call("count-with-host", 0, [13])
@@ -430,7 +430,7 @@ def test_handle_table_limit(load: Callable[..., wasmplug.Plugin]) -> None:
     assert isinstance(error, wasmplug.LimitExceeded)
     assert error.limit == "resource_handles"
     assert error.allowed == 3
-    assert [c.closed for c in Counter.made] == [1, 1, 1]  # the fourth was refused
+    assert [c.closed for c in HostCounter.made] == [1, 1, 1]  # the fourth was refused
     assert plugin.call("hold-counters", 3) == 3  # a fresh instance, an empty table
 
 

@@ -27,6 +27,7 @@ sys.path.insert(0, str(EXAMPLE_DIR))
 import flightdata  # noqa: E402
 import reference_rules  # noqa: E402
 import run as engine  # noqa: E402
+import tenant_bindings as bindings  # noqa: E402
 import wasmplug  # noqa: E402
 
 #: Flights in the slice the plugins are run on. The first 25,000 flights of 2013 make
@@ -62,48 +63,36 @@ def tenants_dir(wasm_dir: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def world() -> wasmplug.World:
-    return wasmplug.load_world(EXAMPLE_DIR / "wit", "tenant")
-
-
-@pytest.fixture(scope="module")
 def flights() -> list[flightdata.FlightRow]:
     return list(flightdata.iter_flights(SLICE))
 
 
 @pytest.fixture(scope="module")
-def with_hostile(
-    tenants_dir: Path, world: wasmplug.World, flights: list[flightdata.FlightRow]
-) -> engine.Report:
+def with_hostile(tenants_dir: Path, flights: list[flightdata.FlightRow]) -> engine.Report:
     """The slice through all four tenants, every alert kept."""
-    return engine.run(
-        flights, engine.tenant_specs(), wasm_dir=tenants_dir, world=world, collect_alerts=True
-    )
+    return engine.run(flights, engine.tenant_specs(), wasm_dir=tenants_dir, collect_alerts=True)
 
 
 @pytest.fixture(scope="module")
-def without_hostile(
-    tenants_dir: Path, world: wasmplug.World, flights: list[flightdata.FlightRow]
-) -> engine.Report:
+def without_hostile(tenants_dir: Path, flights: list[flightdata.FlightRow]) -> engine.Report:
     """The slice through the three well-behaved tenants only, every alert kept."""
     return engine.run(
         flights,
         engine.tenant_specs(include_hostile=False),
         wasm_dir=tenants_dir,
-        world=world,
         collect_alerts=True,
     )
 
 
-_DIRECTORIES: dict[int, engine.AirportDirectory] = {}
+_DIRECTORY: list[engine.AirportDirectory] = []
 
 
-def load_tenant(path: Path, *, world: wasmplug.World, **options: Any) -> wasmplug.Plugin:
-    """Loads a tenant's plugin as the runner does: with the airport directory."""
-    directory = _DIRECTORIES.get(id(world))
-    if directory is None:
-        directory = _DIRECTORIES[id(world)] = engine.AirportDirectory(world)
-    return wasmplug.load(path, world=world, imports={"airports": directory}, **options)
+def load_tenant(path: Path, **options: Any) -> bindings.Tenant:
+    """Loads a tenant's plugin as the runner does: through the generated bindings, with
+    the airport directory."""
+    if not _DIRECTORY:
+        _DIRECTORY.append(engine.AirportDirectory())
+    return bindings.Tenant.load(path, airports=_DIRECTORY[0], **options)
 
 
 def reference_records(name: str, flights: list[flightdata.FlightRow]) -> list[engine.AlertRecord]:
@@ -144,7 +133,7 @@ def test_tenant_alerts_equal_reference(
     assert {record[1] for record in expected} == RULES_IN_SLICE[name]
 
 
-def test_synthetic_edge_cases_equal_reference(tenants_dir: Path, world: wasmplug.World) -> None:
+def test_synthetic_edge_cases_equal_reference(tenants_dir: Path) -> None:
     """On hand-made flights at the rules' boundaries (delays exactly at and around the
     thresholds, a visibility of 0.125 that rounds half-even, arrivals at 2400, a route
     whose delay rate reaches 25% at its 500th departure, a carrier's 100th
@@ -211,7 +200,6 @@ def test_synthetic_edge_cases_equal_reference(tenants_dir: Path, world: wasmplug
         edge,
         engine.tenant_specs(include_hostile=False),
         wasm_dir=tenants_dir,
-        world=world,
         collect_alerts=True,
     )
     fired: set[str] = set()
@@ -222,7 +210,7 @@ def test_synthetic_edge_cases_equal_reference(tenants_dir: Path, world: wasmplug
     assert fired == set().union(*RULES_IN_SLICE.values()) | {"route-delay-rate"}
 
 
-def test_ops_thresholds_bad_config(tenants_dir: Path, world: wasmplug.World) -> None:
+def test_ops_thresholds_bad_config(tenants_dir: Path) -> None:
     """``ops-thresholds`` refuses a missing, malformed, out-of-range or non-finite
     configuration value in ``setup`` with ``bad-config(key, reason)`` naming the same key
     as the reference does."""
@@ -244,31 +232,30 @@ def test_ops_thresholds_bad_config(tenants_dir: Path, world: wasmplug.World) -> 
         with pytest.raises(reference_rules.ConfigError) as ref:
             reference_rules.OpsThresholds.from_config(config)
         assert ref.value.key == key
-        plugin = load_tenant(tenants_dir / spec.wasm, world=world, policy=policy, name=spec.name)
+        plugin = load_tenant(tenants_dir / spec.wasm, policy=policy, name=spec.name)
         try:
-            with pytest.raises(wasmplug.GuestError) as raised:
-                plugin.call("setup")
+            with pytest.raises(bindings.SetupErrorException) as raised:
+                plugin.setup()
         finally:
             plugin.close()
         error = raised.value.value
-        bad_config: Any = world.types.SetupErrorBadConfig
-        assert isinstance(error, bad_config), error
+        assert isinstance(error, bindings.SetupErrorBadConfig), error
         assert error.value[0] == key
 
 
 def test_ops_thresholds_evaluates_without_setup(
-    tenants_dir: Path, world: wasmplug.World, flights: list[flightdata.FlightRow]
+    tenants_dir: Path, flights: list[flightdata.FlightRow]
 ) -> None:
     """``ops-thresholds`` reads its configuration lazily: a fresh instance that never ran
     ``setup`` (as after a breach) evaluates flights correctly."""
     spec = engine.tenant_specs()[0]
     reference = reference_rules.OpsThresholds.from_config(engine.OPS_CONFIG)
-    plugin = load_tenant(tenants_dir / spec.wasm, world=world, policy=spec.policy, name=spec.name)
+    plugin = load_tenant(tenants_dir / spec.wasm, policy=spec.policy, name=spec.name)
     try:
         late = [f for f in flights[:2000] if reference.evaluate(f)][:20]
         assert late
         for flight in late:
-            alerts = plugin.call("evaluate", engine.to_flight(world, flight))
+            alerts = plugin.evaluate(engine.to_flight(flight))
             got = [(a.rule, a.severity.value, a.message) for a in alerts]
             assert got == reference.evaluate(flight)
     finally:
@@ -276,7 +263,7 @@ def test_ops_thresholds_evaluates_without_setup(
 
 
 def test_route_watch_state_survives_a_new_instance(
-    tenants_dir: Path, world: wasmplug.World, flights: list[flightdata.FlightRow]
+    tenants_dir: Path, flights: list[flightdata.FlightRow]
 ) -> None:
     """``route-watch`` keeps all its state in kv: plugins loaded one after another over
     one kv store, every 1,500 flights (each starts with empty guest memory, as after a
@@ -289,11 +276,11 @@ def test_route_watch_state_survives_a_new_instance(
     got: list[engine.AlertRecord] = []
     for start in range(0, len(part), chunk):
         plugin = load_tenant(
-            tenants_dir / spec.wasm, world=world, policy=spec.policy, name=spec.name, kv_store=store
+            tenants_dir / spec.wasm, policy=spec.policy, name=spec.name, kv_store=store
         )
         try:
             for index in range(start, start + chunk):
-                alerts = plugin.call("evaluate", engine.to_flight(world, part[index]))
+                alerts = plugin.evaluate(engine.to_flight(part[index]))
                 got += [(index, a.rule, a.severity.value, a.message) for a in alerts]
         finally:
             plugin.close()

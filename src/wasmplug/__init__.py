@@ -16,7 +16,8 @@ calls them with typed Python values::
         print(plugin.last_call.fuel_consumed)
 """
 
-from ._bindgen import generate_bindings
+from typing import TYPE_CHECKING, Any
+
 from ._bindings import Err, Ok, TypeNamespace
 from ._engine import Engine
 from ._exceptions import (
@@ -104,12 +105,28 @@ __all__ = [
 ]
 
 
+if TYPE_CHECKING:
+    from ._bindgen import generate_bindings
+
+
+def __getattr__(name: str) -> Any:
+    """Imports the bindings generator on first use: hosts that only load plugins never
+    pay for it at ``import wasmplug``."""
+    if name == "generate_bindings":
+        from ._bindgen import generate_bindings
+
+        generate_bindings.__module__ = __name__
+        globals()[name] = generate_bindings
+        return generate_bindings
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def _publish() -> None:
     """Makes every public class and function report ``wasmplug`` as its module, so
     tracebacks, reprs and docs show ``wasmplug.Plugin``, not a private module; pickle
     finds them there too."""
     for name in __all__:
-        obj = globals()[name]
+        obj = globals().get(name)  # None for the lazily imported generate_bindings
         if isinstance(obj, type) or callable(obj):
             obj.__module__ = __name__
 

@@ -848,8 +848,8 @@ class ComponentBackend:
         plugin = self._ctx.plugin
         qualified = f"{iface}#{func.name}" if iface else func.name
         try:
-            params = [self._world.codec(p.type) for p in func.params]
-            result = self._world.codec(func.result) if func.result is not None else None
+            params = [self._world._codec(p.type) for p in func.params]
+            result = self._world._codec(func.result) if func.result is not None else None
         except UnsupportedType as e:
             raise LinkError(f"{qualified}: {e}", [qualified], plugin=plugin) from e
         timed = iface not in CAPABILITIES
@@ -981,7 +981,7 @@ class ComponentBackend:
         ctx.deadline = perf_counter() + self._deadline_s
         if self._stderr:
             self._stderr.clear()
-        has_result = self._world.exports[name].result is not None
+        has_result = self._world.exports[name]._result is not None
         err = _func_call_raw(
             ctypes.byref(inst.funcs[name]),
             context,

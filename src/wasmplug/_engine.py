@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import importlib.metadata
 import logging
 import os
 import tempfile
@@ -17,13 +16,13 @@ import wasmtime
 import wasmtime.component
 
 from ._exceptions import InvalidWasmError, PolicyError
+from ._version import wasmtime_version
 
 __all__ = ["Engine"]
 
 logger = logging.getLogger("wasmplug")
 
 _WASM_MAGIC = b"\0asm"
-_WASMTIME_VERSION = importlib.metadata.version("wasmtime")
 # Bytes 4..8 of a binary: version and layer (component-model binary format,
 # Binary.md in WebAssembly/component-model): a core module has version 1, layer 0;
 # a component has layer 1.
@@ -160,7 +159,7 @@ class Engine:
     def _cache_path(self, sha256: str) -> Path | None:
         if self.cache_dir is None:
             return None
-        return self.cache_dir / f"wasmtime-{_WASMTIME_VERSION}" / f"{sha256}.cwasm"
+        return self.cache_dir / f"wasmtime-{wasmtime_version()}" / f"{sha256}.cwasm"
 
     def _load_cached(self, sha256: str) -> wasmtime.component.Component | None:
         path = self._cache_path(sha256)

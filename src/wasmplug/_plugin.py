@@ -194,7 +194,7 @@ class Plugin:
                 function=function,
             )
         export = prepared.export
-        handles = prepared.handles
+        handles = prepared._handles
         with self._lock:
             backend = self._backend
             if backend is None:
@@ -205,7 +205,7 @@ class Plugin:
                 self._check_handles(function, handles, backend)
             self._caller = threading.get_ident()
             try:
-                raw, stats = backend.call(function, prepared.address, prepared.count)
+                raw, stats = backend.call(function, prepared._address, prepared._count)
             except BaseException as e:
                 self.last_call = getattr(e, "stats", None) or self.last_call
                 raise
@@ -216,7 +216,7 @@ class Plugin:
                         backend.free(handle._native)
                         handle._native = None
             self.last_call = stats
-            result = export.result
+            result = export._result
             if raw is None or result is None:
                 return None
             if function in self.world.handle_results:

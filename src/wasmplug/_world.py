@@ -7,8 +7,6 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-import attrs
-
 from . import _wit
 from ._bindings import TypeNamespace, describe, field_name, namespace_for_world, world_typedefs
 from ._codec import (
@@ -28,9 +26,8 @@ from ._resources import RESERVED, ResourceHandle, make_handle_class
 __all__ = ["ExportFunc", "PreparedCall", "World", "defined_resources", "has_handle", "load_world"]
 
 
-@attrs.frozen
 class ExportFunc:
-    """One function a plugin of the world exports, with its codecs.
+    """One function a plugin of the world exports.
 
     Attributes:
         name: The name the host calls it by: the WIT name for a world-level function
@@ -38,18 +35,28 @@ class ExportFunc:
             interface (``rules.evaluate``).
         interface: The exported interface's world key, or ``None`` at world level.
         wit: The WIT function.
-        params: ``(WIT name, codec)`` per parameter.
-        result: The result's codec, or ``None`` when the function returns nothing.
         error: The exception raised when the function returns the ``err`` case of its
             ``result`` (see :meth:`TypeNamespace.error_class`).
     """
 
-    name: str
-    interface: str | None
-    wit: _wit.Function
-    params: tuple[tuple[str, Codec], ...]
-    result: Codec | None
-    error: type[GuestError] = GuestError
+    __slots__ = ("_params", "_result", "error", "interface", "name", "wit")
+
+    def __init__(
+        self,
+        name: str,
+        interface: str | None,
+        wit: _wit.Function,
+        *,
+        params: tuple[tuple[str, Codec], ...],
+        result: Codec | None,
+        error: type[GuestError] = GuestError,
+    ) -> None:
+        self.name = name
+        self.interface = interface
+        self.wit = wit
+        self.error = error
+        self._params = params  # (WIT name, codec) per parameter
+        self._result = result  # the result's codec, None without a result
 
     @property
     def signature(self) -> str:
@@ -57,6 +64,9 @@ class ExportFunc:
         params = ", ".join(f"{p.name}: {describe(p.type)}" for p in self.wit.params)
         result = f" -> {describe(self.wit.result)}" if self.wit.result is not None else ""
         return f"{self.name}: func({params}){result}"
+
+    def __repr__(self) -> str:
+        return f"<ExportFunc {self.signature}>"
 
 
 class PreparedCall:
@@ -71,20 +81,20 @@ class PreparedCall:
     Attributes:
         world: The world whose export it calls.
         function: The export's call name.
-        export: The export's signature and codecs.
+        export: The export's signature.
     """
 
-    __slots__ = ("_arena", "address", "count", "export", "function", "handles", "world")
+    __slots__ = ("_address", "_arena", "_count", "_handles", "export", "function", "world")
 
     def __init__(self, world: World, export: ExportFunc, arena: Arena, slots: int) -> None:
         self.world = world
         self.export = export
         self.function = export.name
-        self._arena = arena  # owns the memory that ``address`` points into
-        self.address = arena.base + slots
-        self.count = len(export.params)
+        self._arena = arena  # owns the memory that ``_address`` points into
+        self._address = arena.base + slots  # the lowered arguments, for the backend
+        self._count = len(export._params)
         # Resource handles among the arguments, with whether each moves (own<r>).
-        self.handles: tuple[tuple[ResourceHandle, bool], ...] = tuple(arena.handles)
+        self._handles: tuple[tuple[ResourceHandle, bool], ...] = tuple(arena.handles)
 
     def __repr__(self) -> str:
         return f"<PreparedCall {self.function} of {self.world.name}>"
@@ -212,14 +222,16 @@ class World:
         if func.is_async:
             raise WitError(f"export {name}: async functions are not supported by wasmplug yet")
         try:
-            params = tuple((p.name, self.codec(p.type)) for p in func.params)
-            result = self.codec(func.result) if func.result is not None else None
+            params = tuple((p.name, self._codec(p.type)) for p in func.params)
+            result = self._codec(func.result) if func.result is not None else None
         except UnsupportedType as e:
             raise WitError(f"export {name}: {e}") from None
         error = GuestError
         if isinstance(func.result, _wit.ResultType):
             error = self.types.error_class(func.result.err)
-        self.exports[name] = ExportFunc(name, interface, func, params, result, error)
+        self.exports[name] = ExportFunc(
+            name, interface, func, params=params, result=result, error=error
+        )
 
     @classmethod
     def _from_bindings(
@@ -281,7 +293,7 @@ class World:
                 plugin=plugin,
                 function=function,
             )
-        params = export.params
+        params = export._params
         if len(args) != len(params):
             raise ArgumentError(
                 f"{export.signature} takes {len(params)} argument(s), {len(args)} given",
@@ -300,12 +312,13 @@ class World:
         arena.finalize()
         return PreparedCall(self, export, arena, slots)
 
-    def codec(self, t: _wit.WitType) -> Codec:
+    def _codec(self, t: _wit.WitType) -> Codec:
         """Returns the (memoized) codec for a WIT type of this world.
 
         Raises:
-            UnsupportedType: ``t`` involves something wasmplug cannot pass (a handle
-                of a resource the world neither imports nor exports).
+            UnsupportedType: ``t`` cannot cross the boundary yet, e.g. a handle of a
+                resource the world neither imports nor exports (wasmplug-internal:
+                callers turn it into a :class:`WitError` or :class:`LinkError`).
         """
         return build_codec(t, self.types, self._codecs, self._handle_codec)
 

@@ -19,7 +19,6 @@ Two caches keep this cheap:
 from __future__ import annotations
 
 import hashlib
-import importlib.metadata
 import logging
 import os
 import re
@@ -34,6 +33,7 @@ import attrs
 import wasmtime
 
 from .._exceptions import WitError
+from .._version import wasmtime_version
 from ._json import resolve_from_json
 from ._model import Resolve, World
 
@@ -42,7 +42,6 @@ __all__ = ["Decoded", "ParserError", "decode_wasm", "load_wit", "parse_wit_text"
 logger = logging.getLogger("wasmplug")
 
 _MODULE_PATH = Path(__file__).with_name("wit.wasm")
-_WASMTIME_VERSION = importlib.metadata.version("wasmtime")
 #: Where the module sees the WIT files it parses.
 _GUEST_ROOT = "/wasmplug-wit"
 #: Fuel for one request: generous (a large WIT package takes tens of millions).
@@ -138,7 +137,7 @@ def _load_module() -> tuple[wasmtime.Engine, wasmtime.Module]:
         config.consume_fuel = True
         engine = wasmtime.Engine(config)
         sha = module_sha256()
-        cached = _cache_root() / f"wasmtime-{_WASMTIME_VERSION}" / f"wit-parser-{sha}.cwasm"
+        cached = _cache_root() / f"wasmtime-{wasmtime_version()}" / f"wit-parser-{sha}.cwasm"
         module = None
         if cached.is_file():
             # The bytes, not deserialize_file(): a mapped file rewritten in place later
