@@ -624,6 +624,11 @@ def classify_failure(
             stats=stats,
             detail=detail,
         )
+    if "deferred host scope has no call context" in detail:
+        cause = (
+            "wasmtime cannot lend more than one handle of a host resource to one host "
+            "function (a wasmtime 50 limitation; pass one borrowed handle per call)"
+        )
     panic = _panic_message(stderr)
     return Trap(
         f"{function} trapped: {cause}" + (f" ({panic})" if panic else ""),
