@@ -453,17 +453,23 @@ def bind_imports(
             snake_case method per WIT function (e.g. satisfying a generated
             ``Protocol``), or a mapping of WIT (or snake_case) function name to
             callable. A world-level imported function is keyed by its name and
-            implemented by a callable.
+            implemented by a callable. A resource the interface defines is a class,
+            an attribute named like the class (``Counter``) or a mapping key with the
+            WIT name (``counter``).
         ctx: The plugin's host context (binds the capabilities).
 
     Returns:
         Interface key -> WIT function name -> implementation, for the capabilities and
-        the host's interfaces; world-level functions under the key ``""``.
+        the host's interfaces; world-level functions under the key ``""``. For each
+        resource an interface defines: its constructor, methods and static functions
+        by their WIT names (``[method]counter.add``), and the host's class under
+        ``[resource]<name>``.
 
     Raises:
         LinkError: an interface or world-level function the world imports has no
-            implementation, an implementation lacks a function, or ``imports`` names
-            something the world does not import.
+            implementation, an implementation lacks a function, a resource class or
+            one of its methods, or ``imports`` names something the world does not
+            import.
     """
     plugin = ctx.plugin
     bound: dict[str, dict[str, HostImpl]] = {
