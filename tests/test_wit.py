@@ -1093,6 +1093,7 @@ def test_public_names_are_pinned() -> None:
         "parse_wit_text",
         "resolve_from_json",
         "unalias",
+        "walk",
     ]
     for name in wit_package.__all__:
         assert hasattr(wit_package, name), name
@@ -1114,3 +1115,52 @@ def test_fuel_and_memory_exhaustion_are_wit_errors(monkeypatch: pytest.MonkeyPat
         parse_wit_text(source + "// memory\n")
     monkeypatch.undo()
     assert len(parse_wit_text(source).interface("i").types) == 3000
+
+
+def test_walk_visits_every_contained_type_once_in_declaration_order() -> None:
+    """_wit.walk, the one traversal of type expressions: depth first in declaration
+    order, each named type once even when used twice, a handle's resource included
+    but not its methods."""
+    from wasmplug._wit import HandleType, ListType, OptionType, ResultType, TupleType, walk
+
+    resolve = wit(
+        """
+        package a:b;
+        interface i {
+            resource blob { size: func() -> u32; }
+            record point { x: u32, y: u32 }
+            variant shape { dot(point), line(tuple<point, point>), none }
+            type points = list<point>;
+            f: func(s: shape, b: borrow<blob>, p: points) -> result<option<string>, u32>;
+        }
+        """
+    )
+    iface = resolve.interface("i")
+    f = iface.functions["f"]
+    kinds = [
+        n.name if isinstance(n, TypeDef) else type(n).__name__
+        for p in f.params
+        for n in walk(p.type)
+    ]
+    assert kinds == [
+        "shape",
+        "point",
+        "Primitive",
+        "Primitive",
+        "TupleType",  # its two points were already entered in this walk
+        "HandleType",
+        "blob",
+        "points",
+        "ListType",
+        "point",
+        "Primitive",
+        "Primitive",
+    ]
+    # Within one walk a named type is entered once.
+    shape_walk = list(walk(f.params[0].type))
+    assert [n.name for n in shape_walk if isinstance(n, TypeDef)] == ["shape", "point"]
+    result = list(walk(f.result))
+    assert [type(n) for n in result] == [ResultType, OptionType, Primitive, Primitive]
+    assert list(walk(None)) == []
+    assert isinstance(f.params[1].type, HandleType)
+    assert not [n for n in walk(f.params[2].type) if isinstance(n, TupleType | ListType)][1:]

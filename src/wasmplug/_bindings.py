@@ -454,32 +454,9 @@ def _check_attrs_class(cls: Any, name: str, fields: list[str], where: str) -> No
 
 
 def iter_typedefs(t: _wit.WitType | None) -> Iterator[_wit.TypeDef]:
-    """Yields every named type that ``t`` refers to, depth first, each once per path."""
-    if t is None or isinstance(t, _wit.Primitive):
-        return
-    if isinstance(t, _wit.ListType):
-        yield from iter_typedefs(t.element)
-    elif isinstance(t, _wit.OptionType):
-        yield from iter_typedefs(t.inner)
-    elif isinstance(t, _wit.ResultType):
-        yield from iter_typedefs(t.ok)
-        yield from iter_typedefs(t.err)
-    elif isinstance(t, _wit.TupleType):
-        for e in t.elements:
-            yield from iter_typedefs(e)
-    elif isinstance(t, _wit.HandleType):
-        yield t.resource
-    elif isinstance(t, _wit.TypeDef):
-        yield t
-        kind = t.kind
-        if isinstance(kind, _wit.RecordKind):
-            for f in kind.fields:
-                yield from iter_typedefs(f.type)
-        elif isinstance(kind, _wit.VariantKind):
-            for c in kind.cases:
-                yield from iter_typedefs(c.type)
-        elif isinstance(kind, _wit.AliasKind):
-            yield from iter_typedefs(kind.target)
+    """Yields every named type that ``t`` is or refers to, depth first, each once (a
+    handle's resource included)."""
+    return (node for node in _wit.walk(t) if isinstance(node, _wit.TypeDef))
 
 
 def _iter_functions(item: _wit.Interface | _wit.Function) -> Iterator[_wit.Function]:

@@ -169,7 +169,7 @@ class World:
                     for func in td.kind.methods:  # type: ignore[union-attr]
                         self._add_export(f"{short}.{func.name}", key, func)
         self.handle_results = frozenset(
-            name for name, e in self.exports.items() if _has_handle(e.wit.result, set())
+            name for name, e in self.exports.items() if _has_handle(e.wit.result)
         )
 
     def _add_handle_class(self, short: str, td: _wit.TypeDef) -> None:
@@ -334,34 +334,12 @@ class World:
 
 def has_handle(func: _wit.Function) -> bool:
     """Whether a function's parameters or result can hold a resource handle."""
-    return any(_has_handle(p.type, set()) for p in func.params) or _has_handle(func.result, set())
+    return any(_has_handle(p.type) for p in func.params) or _has_handle(func.result)
 
 
-def _has_handle(t: _wit.WitType | None, seen: set[int]) -> bool:
+def _has_handle(t: _wit.WitType | None) -> bool:
     """Whether a value of type ``t`` can hold a resource handle."""
-    if t is None or isinstance(t, _wit.Primitive | _wit.Unsupported):
-        return False
-    if isinstance(t, _wit.HandleType):
-        return True
-    if isinstance(t, _wit.ListType):
-        return _has_handle(t.element, seen)
-    if isinstance(t, _wit.OptionType):
-        return _has_handle(t.inner, seen)
-    if isinstance(t, _wit.ResultType):
-        return _has_handle(t.ok, seen) or _has_handle(t.err, seen)
-    if isinstance(t, _wit.TupleType):
-        return any(_has_handle(e, seen) for e in t.elements)
-    if id(t) in seen:
-        return False
-    seen.add(id(t))
-    kind = t.kind
-    if isinstance(kind, _wit.AliasKind):
-        return _has_handle(kind.target, seen)
-    if isinstance(kind, _wit.RecordKind):
-        return any(_has_handle(f.type, seen) for f in kind.fields)
-    if isinstance(kind, _wit.VariantKind):
-        return any(_has_handle(c.type, seen) for c in kind.cases)
-    return False
+    return any(isinstance(node, _wit.HandleType) for node in _wit.walk(t))
 
 
 def _check_supported(world: _wit.World) -> None:
@@ -384,7 +362,7 @@ def _check_supported(world: _wit.World) -> None:
                 slots = [(f"parameter {p.name}", p.type) for p in func.params]
                 slots += [("result", func.result)] if func.result is not None else []
                 for slot, t in slots:
-                    found = _find_unsupported(t, set())
+                    found = _find_unsupported(t)
                     if found is not None:
                         raise WitError(
                             f"world {world.qualified_name}: {where}, {slot}: {found.text} "
@@ -392,30 +370,9 @@ def _check_supported(world: _wit.World) -> None:
                         )
 
 
-def _find_unsupported(t: _wit.WitType | None, seen: set[int]) -> _wit.Unsupported | None:
-    if t is None or isinstance(t, _wit.Primitive | _wit.HandleType):
-        return None
-    if isinstance(t, _wit.Unsupported):
-        return t
-    if isinstance(t, _wit.ListType):
-        return _find_unsupported(t.element, seen)
-    if isinstance(t, _wit.OptionType):
-        return _find_unsupported(t.inner, seen)
-    if isinstance(t, _wit.ResultType):
-        return _find_unsupported(t.ok, seen) or _find_unsupported(t.err, seen)
-    if isinstance(t, _wit.TupleType):
-        return next(filter(None, (_find_unsupported(e, seen) for e in t.elements)), None)
-    if id(t) in seen:
-        return None
-    seen.add(id(t))
-    kind = t.kind
-    if isinstance(kind, _wit.AliasKind):
-        return _find_unsupported(kind.target, seen)
-    if isinstance(kind, _wit.RecordKind):
-        return next(filter(None, (_find_unsupported(f.type, seen) for f in kind.fields)), None)
-    if isinstance(kind, _wit.VariantKind):
-        return next(filter(None, (_find_unsupported(c.type, seen) for c in kind.cases)), None)
-    return None
+def _find_unsupported(t: _wit.WitType | None) -> _wit.Unsupported | None:
+    """The first construct in ``t`` that wasmplug cannot run, or ``None``."""
+    return next((n for n in _wit.walk(t) if isinstance(n, _wit.Unsupported)), None)
 
 
 def load_world(path: str | os.PathLike[str], world: str) -> World:

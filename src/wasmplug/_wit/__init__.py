@@ -46,6 +46,7 @@ from ._model import (
     World,
     WorldItem,
     unalias,
+    walk,
 )
 from ._official import load_wit, parse_wit_text
 
@@ -83,4 +84,5 @@ __all__ = [
     "parse_wit_text",
     "resolve_from_json",
     "unalias",
+    "walk",
 ]

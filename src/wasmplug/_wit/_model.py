@@ -20,7 +20,7 @@ constructor, a method ``read`` and a static function ``merge`` has the functions
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import TypeAlias
 
 import attrs
@@ -57,6 +57,7 @@ __all__ = [
     "World",
     "WorldItem",
     "unalias",
+    "walk",
 ]
 
 #: The names of WIT's primitive types.
@@ -627,3 +628,55 @@ def unalias(t: WitType) -> WitType:
         seen.add(id(t))
         t = t.kind.target
     return t
+
+
+def walk(t: WitType | None) -> Iterator[WitType]:
+    """Yields ``t`` and every type it contains, depth first in declaration order.
+
+    The one traversal of type expressions that the rest of wasmplug filters: a list's
+    element, an option's payload, a result's ``ok`` then ``err``, a tuple's elements, a
+    handle's resource, a record's fields, a variant's payloads, an alias's target. A
+    named type is yielded (and entered) once per walk; a resource's methods are not
+    entered.
+
+    Args:
+        t: Any type, or ``None`` (nothing is yielded).
+
+    Returns:
+        An iterator of type nodes: :class:`TypeDef`, :class:`HandleType`,
+        :class:`Unsupported` and the other type expressions.
+    """
+    seen: set[int] = set()
+    stack: list[WitType | None] = [t]
+    while stack:
+        node = stack.pop()
+        if node is None:
+            continue
+        if isinstance(node, TypeDef):
+            if id(node) in seen:
+                continue
+            seen.add(id(node))
+        yield node
+        stack.extend(reversed(_children(node)))
+
+
+def _children(t: WitType) -> tuple[WitType | None, ...]:
+    if isinstance(t, ListType):
+        return (t.element,)
+    if isinstance(t, OptionType):
+        return (t.inner,)
+    if isinstance(t, ResultType):
+        return (t.ok, t.err)
+    if isinstance(t, TupleType):
+        return t.elements
+    if isinstance(t, HandleType):
+        return (t.resource,)
+    if isinstance(t, TypeDef):
+        kind = t.kind
+        if isinstance(kind, RecordKind):
+            return tuple(f.type for f in kind.fields)
+        if isinstance(kind, VariantKind):
+            return tuple(c.type for c in kind.cases)
+        if isinstance(kind, AliasKind):
+            return (kind.target,)
+    return ()
