@@ -1006,21 +1006,27 @@ class ComponentBackend:
             host_time_us=ctx.host_time * 1e6,
         )
         if err:
-            message = _wasmtime_message(err)
-            self._discard()
-            if ctx.failure is not None:
-                raise self._host_failure(name, ctx.failure, stats, message)
-            raise classify_failure(
-                message,
-                plugin=ctx.plugin,
-                function=name,
-                limits=self._limits,
-                stats=stats,
-                stderr=self._stderr.decode(errors="replace"),
-            )
+            raise self._failed(name, _wasmtime_message(err), stats)
         if not has_result:
             return None, stats
         return _string_at(self._results_addr, VAL_SIZE), stats
+
+    def _failed(self, function: str, message: str, stats: CallStats) -> CallError:
+        """Discards the instance after a failed entry into wasm and returns the
+        exception for it: the host function's failure recorded in the context, else
+        wasmtime's error classified."""
+        self._discard()
+        ctx = self._ctx
+        if ctx.failure is not None:
+            return self._host_failure(function, ctx.failure, stats, message)
+        return classify_failure(
+            message,
+            plugin=ctx.plugin,
+            function=function,
+            limits=self._limits,
+            stats=stats,
+            stderr=self._stderr.decode(errors="replace"),
+        )
 
     def _host_failure(
         self, function: str, failure: tuple[str, BaseException], stats: CallStats, detail: str
@@ -1137,19 +1143,8 @@ class ComponentBackend:
                 self._stderr.clear()
             err = ffi.wasmtime_component_resource_any_drop(context, native)
             if err:
-                message = _wasmtime_message(err)
-                self._discard()
                 stats = CallStats(function=what, fuel_consumed=0, wall_time_us=0.0)
-                if ctx.failure is not None:
-                    raise self._host_failure(what, ctx.failure, stats, message)
-                raise classify_failure(
-                    message,
-                    plugin=ctx.plugin,
-                    function=what,
-                    limits=self._limits,
-                    stats=stats,
-                    stderr=self._stderr.decode(errors="replace"),
-                )
+                raise self._failed(what, _wasmtime_message(err), stats)
         finally:
             ffi.wasmtime_component_resource_any_delete(native)
 
