@@ -162,6 +162,27 @@ def test_table_and_instance_limits_refuse_the_load(
     assert fragment in str(info.value)
 
 
+def test_host_calls_per_call_are_bounded(load: Any) -> None:
+    """A call may make at most Limits.host_calls host calls: the next one is not made,
+    the call fails with HostCallsExceeded carrying the limit and the count, and the
+    plugin continues on a fresh instance; a call under the limit is unaffected."""
+    plugin = load(host_calls=5)
+    assert plugin.call("spam-log", 5, 1) == 0  # five denied log calls
+    assert plugin.last_call is not None
+    assert plugin.last_call.host_calls == 5
+    with pytest.raises(wasmplug.HostCallsExceeded) as info:
+        plugin.call("spam-log", 50, 1)
+    error = info.value
+    assert (error.limit, error.allowed) == ("host_calls", 5)
+    assert error.stats is not None
+    assert error.stats.host_calls == 6  # the sixth was refused before it ran
+    assert isinstance(error, wasmplug.LimitExceeded)
+    assert "more than 5 host calls" in str(error)
+    assert_fresh_instance_next(plugin)
+    assert wasmplug.Limits().host_calls == 10_000
+    assert wasmplug.Limits(host_calls=None).host_calls is None
+
+
 def test_stack_overflow_is_a_trap(load: Any) -> None:
     """Unbounded recursion traps and the plugin recovers. Rust on wasm32 keeps its
     frames on a shadow stack in linear memory, so overflowing it shows up as an
@@ -273,6 +294,7 @@ def test_limits_validation() -> None:
         {"memories": 0},
         {"tables": None},
         {"table_elements": -1},
+        {"host_calls": 0},
     ):
         with pytest.raises(wasmplug.PolicyError):
             wasmplug.Limits(**bad)

@@ -275,6 +275,7 @@ def test_public_api_is_pinned() -> None:
         "Grants",
         "GuestError",
         "HandleLimitExceeded",
+        "HostCallsExceeded",
         "HostFunctionError",
         "InstantiationError",
         "IntegrityError",

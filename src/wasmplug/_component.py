@@ -30,6 +30,7 @@ from ._exceptions import (
     DeadlineExceeded,
     FuelExhausted,
     HandleLimitExceeded,
+    HostCallsExceeded,
     HostFunctionError,
     InstantiationError,
     LinkError,
@@ -281,6 +282,10 @@ class _HostDeadline(Exception):
     """The call's deadline passed while a host function ran."""
 
 
+class _HostCallLimit(Exception):
+    """The call tried more host calls than ``Limits.host_calls``."""
+
+
 class _TableFull(Exception):
     """An instance's host resource table is full (``Limits.resource_handles``)."""
 
@@ -457,6 +462,8 @@ def _host_call(
     """
 
     def run(args: int, nargs: int, results: int) -> None:
+        if ctx.host_calls > ctx.max_host_calls:
+            raise _HostCallLimit(qualified)
         raw = ctypes.string_at(args, nargs * VAL_SIZE) if nargs else b""
         values = [codec.lift(raw, i * VAL_SIZE) for i, codec in enumerate(params)]
         if timed:
@@ -716,6 +723,7 @@ class ComponentBackend:
         self._linker = self._link(host_imports)
         self._fuel_budget = limits.fuel if limits.fuel is not None else UNLIMITED_FUEL
         self._deadline_s = math.inf if limits.deadline_ms is None else limits.deadline_ms / 1000
+        ctx.max_host_calls = math.inf if limits.host_calls is None else limits.host_calls
         if limits.deadline_ms is None:
             self._ticks = UNLIMITED_TICKS
         else:
@@ -1050,6 +1058,17 @@ class ComponentBackend:
             )
             error.__cause__ = cause
             return error
+        if isinstance(cause, _HostCallLimit):
+            return HostCallsExceeded(
+                f"{function} made more than {self._limits.host_calls} host calls "
+                f"(the next was {host_function})",
+                limit="host_calls",
+                allowed=self._limits.host_calls or 0,
+                plugin=plugin,
+                function=function,
+                stats=stats,
+                detail=detail,
+            )
         if isinstance(cause, _HostDeadline):
             error = DeadlineExceeded(
                 f"{function} ran past its deadline ({self._limits.deadline_ms} ms) "

@@ -26,7 +26,8 @@ error value (:class:`GuestError`)::
     │       ├── FuelExhausted
     │       ├── DeadlineExceeded
     │       ├── MemoryLimitExceeded
-    │       └── HandleLimitExceeded
+    │       ├── HandleLimitExceeded
+    │       └── HostCallsExceeded
     └── GuestError                         the guest returned the `err` case of a `result`
 
 Exceptions that resemble a builtin also subclass it, so ``except TypeError`` catches a
@@ -48,6 +49,7 @@ __all__ = [
     "FuelExhausted",
     "GuestError",
     "HandleLimitExceeded",
+    "HostCallsExceeded",
     "HostFunctionError",
     "InstantiationError",
     "IntegrityError",
@@ -414,6 +416,14 @@ class FuelExhausted(LimitExceeded):
 
     One fuel unit is roughly one WebAssembly instruction (wasmtime's
     ``Config::consume_fuel``).
+    """
+
+
+class HostCallsExceeded(LimitExceeded):
+    """Raised when a call made more host function calls than ``Limits.host_calls``.
+
+    The host function that would have exceeded the limit is not called; the guest's
+    call fails and the plugin continues on a fresh instance.
     """
 
 

@@ -164,6 +164,7 @@ class HostContext:
         self.denials = 0
         self.host_time = 0.0
         self.deadline = math.inf
+        self.max_host_calls: float = math.inf
         self.failure: tuple[str, BaseException] | None = None
         self._log_tokens = float(DENIAL_LOG_BURST)
         self._log_refilled = time.monotonic()

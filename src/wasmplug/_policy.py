@@ -232,6 +232,10 @@ class Limits:
             released when the instance is replaced. Default 10,000. Breach:
             :class:`~wasmplug.HandleLimitExceeded`, and the plugin continues on a
             fresh instance.
+        host_calls: Host function calls (capabilities and the host's own imports)
+            one call may make. Default 10,000. Breach:
+            :class:`~wasmplug.HostCallsExceeded`, and the plugin continues on a fresh
+            instance.
     """
 
     fuel: int | None = attrs.field(default=1_000_000_000, validator=_positive("fuel"))
@@ -242,6 +246,7 @@ class Limits:
     instances: int = attrs.field(default=10, validator=_count("instances"))
     table_elements: int = attrs.field(default=20_000, validator=_count("table_elements"))
     resource_handles: int = attrs.field(default=10_000, validator=_count("resource_handles"))
+    host_calls: int | None = attrs.field(default=10_000, validator=_positive("host_calls"))
 
     @property
     def memory_bytes_each(self) -> int | None:
