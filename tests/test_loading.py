@@ -394,3 +394,26 @@ def test_exports_and_prepared_calls_expose_no_internals(typetest_world: wasmplug
     prepared = typetest_world.prepare("add", 1, 2)
     assert {n for n in dir(prepared) if not n.startswith("_")} == {"export", "function", "world"}
     assert not hasattr(typetest_world, "codec")
+
+
+def test_a_plugin_never_closed_is_freed_when_collected(wasm_dir: Path) -> None:
+    """Dropping a plugin without close() frees it: its backend, Store and linker are
+    collected and its host functions unregistered (nothing global keeps them alive)."""
+    import gc
+    import weakref
+
+    from wasmplug import _component
+
+    world = fixture_world("caps")
+    gc.collect()
+    before = len(_component._HOST_FUNCS)
+    backends = []
+    for i in range(5):
+        plugin = wasmplug.load(wasm_dir / "caps.wasm", world=world, name=f"dropped-{i}")
+        assert plugin.call("get-env", "X") is None  # an instance ran
+        backends.append(weakref.ref(plugin._backend))
+        assert len(_component._HOST_FUNCS) > before
+        del plugin
+    gc.collect()
+    assert all(ref() is None for ref in backends)
+    assert len(_component._HOST_FUNCS) == before

@@ -9,6 +9,7 @@ exceptions in exactly one place, :func:`classify_failure`.
 from __future__ import annotations
 
 import ctypes
+import functools
 import itertools
 import logging
 import math
@@ -362,6 +363,19 @@ def _close_quietly(objects: list[Any], plugin: str) -> None:
                     obj,
                     extra={"plugin": plugin},
                 )
+
+
+def _keep_tail(buf: bytearray, data: bytes) -> None:
+    """Appends guest stderr to ``buf``, keeping its last ``STDERR_TAIL`` bytes.
+
+    WASI output callbacks live in a process-wide registry until their Store is
+    dropped, so the callback holds the buffer only: a bound method of the backend
+    would keep the backend, its Store and its linker alive for ever (a plugin that is
+    never closed would leak them all).
+    """
+    buf += data
+    if len(buf) > STDERR_TAIL:
+        del buf[: len(buf) - STDERR_TAIL]
 
 
 class _HostResources:
@@ -895,12 +909,6 @@ class ComponentBackend:
 
     # -- instances -----------------------------------------------------------------------
 
-    def _on_stderr(self, data: bytes) -> None:
-        buf = self._stderr
-        buf += data
-        if len(buf) > STDERR_TAIL:
-            del buf[: len(buf) - STDERR_TAIL]
-
     def instantiate(self) -> tuple[_Instance, int]:
         """Creates a fresh Store and instance; returns it and the fuel it consumed.
 
@@ -917,7 +925,7 @@ class ComponentBackend:
             tables=limits.tables,
             memories=limits.memories,
         )
-        store.set_wasi(self._wasi(self._on_stderr))
+        store.set_wasi(self._wasi(functools.partial(_keep_tail, self._stderr)))
         store.set_fuel(self._fuel_budget)
         self._resources.table = table = _HostTable(limits.resource_handles)
         store.set_epoch_deadline(self._ticks)
