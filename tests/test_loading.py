@@ -417,3 +417,13 @@ def test_a_plugin_never_closed_is_freed_when_collected(wasm_dir: Path) -> None:
     gc.collect()
     assert all(ref() is None for ref in backends)
     assert len(_component._HOST_FUNCS) == before
+
+
+def test_every_exception_is_in_the_errors_doc() -> None:
+    """docs/errors.md draws the whole exception tree: every public exception class is
+    named in it."""
+    from wasmplug import _exceptions
+
+    doc = (Path(__file__).parent.parent / "docs" / "errors.md").read_text(encoding="utf-8")
+    missing = [name for name in _exceptions.__all__ if name not in doc]
+    assert missing == []
