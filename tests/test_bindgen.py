@@ -12,7 +12,7 @@ import sys
 import textwrap
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, ClassVar
 
 import attrs
 import pytest
@@ -32,11 +32,13 @@ TENANT_MODULE = REPO_ROOT / "examples" / "rule-engine" / "tenant_bindings.py"
 BIN = Path(sys.executable).parent
 ZOO_WIT = "tests/fixtures/zoo/wit"
 TENANT_WIT = "examples/rule-engine/wit"
+RESOURCES_WIT = "tests/fixtures/resources/wit"
 
 #: (WIT path relative to the repository, world, golden file)
 CASES = [
     (ZOO_WIT, "zoo", GOLDEN / "zoo.py"),
     (TENANT_WIT, "tenant", TENANT_MODULE),
+    (RESOURCES_WIT, "resources", GOLDEN / "resources.py"),
 ]
 
 #: The repository's lint rules, applied to generated code as a user's project would.
@@ -296,33 +298,31 @@ def test_console_script_help() -> None:
         assert option in sub.stdout
 
 
-def test_a_world_with_a_resource_is_refused(tmp_path: Path) -> None:
-    """Resources are not generated yet: the generator raises WitError naming the
-    resource and the WIT path (for a small world and for the resources fixture)."""
+def test_an_export_taking_a_host_resource_is_refused(tmp_path: Path) -> None:
+    """The runtime cannot pass a host-defined resource from Python to an export yet, so
+    the generator refuses such a world with WitError naming the resource and the WIT."""
     wit = tmp_path / "res.wit"
     wit.write_text(
         textwrap.dedent(
             """
             package t:res@0.1.0;
-            interface files {
-                resource blob {
+            interface store {
+                resource thing {
                     size: func() -> u32;
                 }
-                open: func(name: string) -> blob;
             }
             world w {
-                export files;
+                import store;
+                use store.{thing};
+                export take: func(t: borrow<thing>) -> u32;
             }
             """
         ),
         encoding="utf-8",
     )
-    with pytest.raises(wasmplug.WitError, match="resource 'blob'") as info:
+    with pytest.raises(wasmplug.WitError, match="export take uses resource 'thing'") as info:
         wasmplug.generate_bindings(wit, "w")
     assert info.value.path == wit.as_posix()
-    fixture = REPO_ROOT / "tests" / "fixtures" / "resources" / "wit"
-    with pytest.raises(wasmplug.WitError, match=r"resource '(buffer|counter)'"):
-        wasmplug.generate_bindings(fixture, "resources")
 
 
 # --- one value mechanism: the generated classes are the runtime's -----------------------
@@ -427,6 +427,260 @@ def test_stale_classes_are_refused() -> None:
     one = attrs.make_class("OnlyOne", [], frozen=True)
     with pytest.raises(wasmplug.WitError, match=r"fields \[\], expected \['value'\]"):
         TypeNamespace().register(defs["only"], one)
+
+
+# --- resources ---------------------------------------------------------------------------
+
+RESOURCES_SITE = """
+from __future__ import annotations
+
+import resources as res
+import wasmplug
+
+
+class HostCounter:
+    def __init__(self, start: int) -> None:
+        self.n = start
+
+    def add(self, n: int) -> int:
+        self.n += n
+        return self.n
+
+    def value(self) -> int:
+        return self.n
+
+    @staticmethod
+    def doubled(c: HostCounter) -> HostCounter:
+        return HostCounter(2 * c.n)
+
+
+class HostStore:
+    Counter = HostCounter
+
+    def describe(self, c: HostCounter) -> str:
+        return str(c.n)
+
+    def absorb(self, c: HostCounter) -> int:
+        return c.n
+
+    def pair_sum(self, a: HostCounter, b: HostCounter) -> int:
+        return a.n + b.n
+
+    def copy_of(self, c: HostCounter) -> HostCounter:
+        return HostCounter(c.n)
+
+
+def use(r: res.Resources) -> None:
+    with res.Buffer(r.plugin, "x") as buf:
+        buf.append("y")
+        text: str = buf.read()
+        size: int = buf.len()
+        both: res.Buffer = res.Buffer.concat(r.plugin, buf, buf)
+        measured: int = r.text.measure(both)
+        joined: str = r.text.consume_lending(both, buf)
+        print(text, size, measured, joined, buf.closed)
+
+
+def load() -> res.Resources:
+    return res.Resources.load("r.wasm", host_store=HostStore())
+"""
+
+RESOURCES_WRONG = """
+
+def wrong_handle(r: res.Resources, handle: wasmplug.ResourceHandle) -> None:
+    r.text.measure(handle)
+
+
+class NoValueCounter:
+    def __init__(self, start: int) -> None:
+        self.n = start
+
+    def add(self, n: int) -> int:
+        return n
+
+    @staticmethod
+    def doubled(c: NoValueCounter) -> NoValueCounter:
+        return c
+
+
+class NoValueStore:
+    Counter = NoValueCounter
+
+    def describe(self, c: NoValueCounter) -> str:
+        return ""
+
+    def absorb(self, c: NoValueCounter) -> int:
+        return 0
+
+    def pair_sum(self, a: NoValueCounter, b: NoValueCounter) -> int:
+        return 0
+
+    def copy_of(self, c: NoValueCounter) -> NoValueCounter:
+        return c
+
+
+class TextCounter(HostCounter):
+    def __init__(self, start: str) -> None:
+        super().__init__(len(start))
+
+    @staticmethod
+    def doubled(c: HostCounter) -> TextCounter:
+        return TextCounter("x" * c.n)
+
+
+class TextStore:
+    Counter = TextCounter
+
+    def describe(self, c: TextCounter) -> str:
+        return ""
+
+    def absorb(self, c: TextCounter) -> int:
+        return 0
+
+    def pair_sum(self, a: TextCounter, b: TextCounter) -> int:
+        return 0
+
+    def copy_of(self, c: TextCounter) -> TextCounter:
+        return c
+
+
+def bad_loads() -> None:
+    res.Resources.load("r.wasm", host_store=NoValueStore())
+    res.Resources.load("r.wasm", host_store=TextStore())
+"""
+
+
+def test_resource_bindings_pass_mypy_and_check_handles_and_host_classes(tmp_path: Path) -> None:
+    """The generated resources module and a correct call site pass ``mypy --strict``
+    (handles typed as ``Buffer``, a host store with its own counter class); passing
+    another handle type where a ``Buffer`` is expected, a host counter class lacking
+    a method, and one whose constructor takes the wrong type are reported."""
+    shutil.copy(GOLDEN / "resources.py", tmp_path / "resources.py")
+    (tmp_path / "site.py").write_text(RESOURCES_SITE, encoding="utf-8")
+    ok = _mypy(tmp_path)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    (tmp_path / "site.py").write_text(RESOURCES_SITE + RESOURCES_WRONG, encoding="utf-8")
+    bad = _mypy(tmp_path)
+    assert bad.returncode == 1
+    assert (
+        'Argument 1 to "measure" of "TextExports" has incompatible type "ResourceHandle"; '
+        'expected "Buffer"'
+    ) in bad.stdout, bad.stdout
+    assert (
+        'Value of type variable "_CounterT" of "load" of "Resources" cannot be "NoValueCounter"'
+        in (bad.stdout)
+    ), bad.stdout
+    assert 'Argument "host_store" to "load" of "Resources" has incompatible type "TextStore"' in (
+        bad.stdout
+    ), bad.stdout
+    assert "Found 3 errors" in bad.stdout, bad.stdout
+
+
+class _Counter:
+    """The host's counter for the round trip: records every instance."""
+
+    made: ClassVar[list[_Counter]] = []
+
+    def __init__(self, start: int) -> None:
+        self.n = start
+        _Counter.made.append(self)
+
+    def add(self, n: int) -> int:
+        self.n += n
+        return self.n
+
+    def value(self) -> int:
+        return self.n
+
+    @staticmethod
+    def doubled(c: _Counter) -> _Counter:
+        return _Counter(2 * c.n)
+
+
+class _Store:
+    Counter = _Counter
+
+    def describe(self, c: _Counter) -> str:
+        return f"at {c.n}"
+
+    def absorb(self, c: _Counter) -> int:
+        return c.n
+
+    def pair_sum(self, a: _Counter, b: _Counter) -> int:  # pragma: no cover - wasmtime traps
+        return a.n + b.n
+
+    def copy_of(self, c: _Counter) -> _Counter:
+        return _Counter(c.n)
+
+
+def test_resources_round_trip_through_the_generated_module(
+    wasm_dir: Path, engine: wasmplug.Engine
+) -> None:
+    """Through the generated module only: construct a buffer, call its methods, use
+    its static function, lend one (borrow) and give one away (own), close it; the
+    runtime makes and takes exactly the generated ``Buffer`` class; and the guest uses
+    the host's counter class (constructor, methods, static function, borrow, own)."""
+    res = _import(GOLDEN / "resources.py", "resources_bindings")
+    assert issubclass(res.Buffer, wasmplug.ResourceHandle)
+    assert res.WORLD.types.Buffer is res.Buffer
+    _Counter.made = []
+    with res.Resources.load(wasm_dir / "resources.wasm", engine=engine, host_store=_Store()) as r:
+        plugin = r.plugin
+        with res.Buffer(plugin, "ab") as buf:
+            assert type(buf) is res.Buffer
+            buf.append("cd")
+            assert buf.read() == "abcd"
+            assert buf.len() == 4
+            both = res.Buffer.concat(plugin, buf, buf)
+            assert type(both) is res.Buffer
+            assert both.read() == "abcdabcd"
+            assert r.text.measure(both) == 8  # borrow: still ours
+            assert not both.closed
+            assert r.text.live() == 2
+            assert r.text.consume(both) == "abcdabcd"  # own: moved into the guest
+            assert both.closed
+            with pytest.raises(wasmplug.StaleHandleError, match="cannot call read"):
+                both.read()
+            assert r.text.live() == 1
+            # The dynamic path lifts into the same class.
+            again = plugin.call("text.[constructor]buffer", "z")
+            assert type(again) is res.Buffer
+            assert r.text.consume_lending(again, buf) == "z+abcd"
+        assert buf.closed
+        assert r.text.live() == 0
+        assert r.count_with_host(3, [1, 2, 4]) == 10
+        assert r.describe_new(5) == "at 5"
+        assert r.absorb_new(6) == 6
+        assert r.double_new(7) == 14
+        assert r.copy_new(8) == 8
+        assert [c.n for c in _Counter.made][:2] == [10, 5]
+        assert all(type(c) is _Counter for c in _Counter.made)
+
+
+def test_stale_handle_classes_are_refused() -> None:
+    """A handle class that does not fit the exported resource (not a ResourceHandle, a
+    wrong constructor, a missing method or static function) is refused with WitError
+    when the world is built."""
+    res = _import(GOLDEN / "resources.py", "resources_for_stale")
+    key = ("wasmplug-tests:resources/text@0.1.0", "buffer")
+    world = "wasmplug-tests:resources/resources@0.1.0"
+
+    def build(cls: Any) -> None:
+        wasmplug.World._from_bindings(res._WIT_JSON, world, types={key: cls}, errors={})
+
+    build(res.Buffer)  # fits
+    with pytest.raises(wasmplug.WitError, match=r"must be a wasmplug\.ResourceHandle subclass"):
+        build(type("Buffer", (), {}))
+    with pytest.raises(wasmplug.WitError, match="_constructor is None"):
+        build(type("Buffer", (res.Buffer,), {"_constructor": None}))
+    methods = {k: v for k, v in vars(res.Buffer).items() if k != "read"}
+    with pytest.raises(wasmplug.WitError, match="has no method read"):
+        build(type("Buffer", (wasmplug.ResourceHandle,), methods))
+    methods = {k: v for k, v in vars(res.Buffer).items() if k != "concat"}
+    with pytest.raises(wasmplug.WitError, match="has no static method concat"):
+        build(type("Buffer", (wasmplug.ResourceHandle,), methods))
+    with pytest.raises(wasmplug.WitError, match="must be named Buffer"):
+        build(type("Buf", (res.Buffer,), {}))
 
 
 # --- round trips of random values through the generated module ---------------------------

@@ -11,9 +11,16 @@ The generated module holds, for one world:
 - ``WORLD``, the :class:`~wasmplug.World` built at import time from the resolved WIT
   embedded as JSON (no WIT parsing) with the module's own classes registered, so the
   runtime's codecs lift values straight into them;
+- a handle class per resource the world exports (a :class:`~wasmplug.ResourceHandle`
+  subclass with a typed constructor, methods and static functions), registered so the
+  runtime makes and takes exactly that class;
 - a :class:`typing.Protocol` per interface the world imports from the host's own
   packages (every import except ``wasmplug:host/*`` and ``wasi:*``), and a typed
-  ``Callable`` argument of ``load`` per function it imports outside an interface;
+  ``Callable`` argument of ``load`` per function it imports outside an interface. For
+  each resource such an interface defines, a Protocol of the host class's instances
+  and one of the class (constructor and static functions); the interface's Protocol
+  is generic in the host's class (``HostStoreProtocol[_CounterT]``), so mypy checks
+  that the functions take and return instances of the class the host supplies;
 - a class per exported interface and a class for the world, with one typed method per
   export, wrapping a :class:`~wasmplug.Plugin`.
 
@@ -42,7 +49,8 @@ from ._bindings import (
     world_typedefs,
 )
 from ._exceptions import WitError
-from ._host import check_host_wit_copies
+from ._host import check_host_wit_copies, defined_resources
+from ._resources import RESERVED
 from ._version import __version__
 from ._world import World
 
@@ -70,8 +78,8 @@ def generate_bindings(wit_path: str | os.PathLike[str], world: str) -> str:
 
     Raises:
         WitError: the WIT cannot be read or resolved, names no such world, or the
-            world uses what bindings cannot express yet (resources, ``async``
-            functions).
+            world uses what bindings cannot express yet (``async`` functions, an
+            export taking or returning a resource the host defines).
     """
     resolve = _wit.load_wit(wit_path)
     check_host_wit_copies(Path(os.fspath(wit_path)))
@@ -219,11 +227,43 @@ class _ExportedInterface:
 
 
 @attrs.define
+class _HostResource:
+    """A resource the host defines: the Protocols of its instances and of its class,
+    and the type variable standing for the host's class in generic Protocols."""
+
+    typedef: _wit.TypeDef
+    attribute: str
+    protocol: str
+    class_protocol: str
+    #: The type variable of the class Protocol.
+    class_typevar: str = ""
+    #: The type variable of the interface's Protocol (and of ``load``).
+    typevar: str = ""
+
+    @property
+    def has_class_protocol(self) -> bool:
+        return any(not f.name.startswith("[method]") for f in _kind(self.typedef).methods)
+
+
+@attrs.define
 class _Imported:
     key: str
     argument: str
     class_name: str
     interface: _wit.Interface
+    resources: list[_HostResource] = attrs.Factory(list)
+    #: The type variables of the Protocol (invariant ones or covariant ``_co`` ones).
+    typevars: list[str] = attrs.Factory(list)
+
+
+def _kind(td: _wit.TypeDef) -> _wit.ResourceKind:
+    assert isinstance(td.kind, _wit.ResourceKind)
+    return td.kind
+
+
+def _own_params(func: _wit.Function) -> list[_wit.Param]:
+    """A resource function's parameters without ``self`` for a method."""
+    return list(func.params[1:] if func.name.startswith("[method]") else func.params)
 
 
 class _Generator:
@@ -247,6 +287,13 @@ class _Generator:
         self.exported_interfaces: list[_ExportedInterface] = []
         self.imported: list[_Imported] = []
         self.imported_functions: list[tuple[str, str, _wit.Function]] = []
+        #: The exported resources with the short name of their interface, for call names.
+        self.guest_resources: list[tuple[str, _wit.TypeDef]] = []
+        self.host_resources: dict[int, _HostResource] = {}
+        #: How host resources are spelled in the signature being rendered (by id).
+        self.scope: dict[int, str] = {}
+        #: The type variables to define: name -> the Protocol bounding it.
+        self.typevars: dict[str, str] = {}
         self._collect_functions()
         self.world_class = self._claim_plain(class_name(world.name), "World")
 
@@ -267,13 +314,21 @@ class _Generator:
             self._check_type(td, f"type {td.name} of {td.owner}")
 
     def _check_type(self, t: _wit.WitType, where: str) -> None:
+        if not where.startswith("export"):
+            return
+        host = {id(td) for _, iface in self._host_interfaces() for td in defined_resources(iface)}
         for td in iter_typedefs(t):
-            if isinstance(td.kind, _wit.ResourceKind):
+            if id(td) in host:
                 raise WitError(
-                    f"{where} uses resource {td.name!r} of {td.owner}: resources are not "
-                    "supported by wasmplug bindgen yet",
+                    f"{where} uses resource {td.name!r} of {td.owner}, which the host "
+                    "defines: passing host resources to exports is not supported yet",
                     path=self.source,
                 )
+
+    def _host_interfaces(self) -> Iterator[tuple[str, _wit.Interface]]:
+        for key, item in self.world.imports.items():
+            if isinstance(item, _wit.Interface) and self._is_host_interface(key):
+                yield key, item
 
     def _all_functions(self) -> Iterator[tuple[_wit.Function, str]]:
         for key, item in self.world.exports.items():
@@ -282,10 +337,16 @@ class _Generator:
             else:
                 for func in item.functions.values():
                     yield func, f"export {key}.{func.name}"
+                for td in defined_resources(item):
+                    for func in _kind(td).methods:
+                        yield func, f"export {key}.{func.name}"
         for key, item in self.world.imports.items():
             if isinstance(item, _wit.Interface) and self._is_host_interface(key):
                 for func in item.functions.values():
                     yield func, f"import {key}.{func.name}"
+                for td in defined_resources(item):
+                    for func in _kind(td).methods:
+                        yield func, f"import {key}.{func.name}"
             elif isinstance(item, _wit.Function):
                 yield item, f"import {item.name}"
 
@@ -331,21 +392,63 @@ class _Generator:
                     )
                     self._note_error(func)
                 self.exported_interfaces.append(_ExportedInterface(attribute, cls, item, funcs))
+                for td in defined_resources(item):
+                    self.guest_resources.append((short, td))
+                    for func in _kind(td).methods:
+                        self._note_error(func)
         for key, item in self.world.imports.items():
             if isinstance(item, _wit.Function):
                 argument = self._method_name(item.name, _LOAD_PARAMETERS)
                 self.imported_functions.append((key, argument, item))
                 self._note_error(item)
                 continue
-            if not self._is_host_interface(key) or not item.functions:
+            resources = defined_resources(item)
+            if not self._is_host_interface(key) or not (item.functions or resources):
                 # The runtime's own capabilities and WASI; or an interface imported only
                 # for its types (e.g. through a world's ``use``): nothing to implement.
                 continue
             short = item.name or item.plain_name or key
             cls = self._claim_plain(class_name(short) + "Protocol", "_")
-            self.imported.append(_Imported(key, self._method_name(short, ()), cls, item))
+            imported = _Imported(key, self._method_name(short, ()), cls, item)
+            self.imported.append(imported)
             for func in item.functions.values():
                 self._note_error(func)
+            for td in resources:
+                name = class_name(td.name)
+                host = _HostResource(
+                    td,
+                    name,
+                    self._claim_plain(name + "Protocol", "_"),
+                    self._claim_plain(name + "ClassProtocol", "_"),
+                )
+                self.host_resources[id(td)] = host
+                imported.resources.append(host)
+                for func in _kind(td).methods:
+                    self._note_error(func)
+        for imported in self.imported:
+            self._set_variances(imported)
+
+    def _set_variances(self, imported: _Imported) -> None:
+        """Picks each type variable of a host interface's Protocol: invariant where the
+        host's class is taken as a parameter, else covariant (``_co``), as mypy wants."""
+
+        def taken(func: _wit.Function, td: _wit.TypeDef) -> bool:
+            return any(x is td for p in _own_params(func) for x in iter_typedefs(p.type))
+
+        for host in imported.resources:
+            td = host.typedef
+            name = f"_{class_name(td.name)}T"
+            invariant = any(
+                taken(f, td) for f in _kind(td).methods if not f.name.startswith("[method]")
+            )
+            host.class_typevar = name if invariant else name + "_co"
+            functions = imported.interface.functions.values()
+            host.typevar = (
+                name if invariant or any(taken(f, td) for f in functions) else name + "_co"
+            )
+            imported.typevars.append(host.typevar)
+            for typevar in (host.class_typevar, host.typevar):
+                self.typevars.setdefault(typevar, host.protocol)
 
     @staticmethod
     def _method_name(wit_name: str, reserved: frozenset[str] | tuple[()]) -> str:
@@ -393,8 +496,13 @@ class _Generator:
             return f"wasmplug.Ok[{self.py(t.ok)}] | wasmplug.Err[{self.py(t.err)}]"
         if isinstance(t, _wit.TupleType):
             return "tuple[" + ", ".join(self.py(e) for e in t.elements) + "]"
-        if isinstance(t, _wit.HandleType):  # pragma: no cover - refused by _check_supported
-            raise WitError(f"resource {t.resource.name!r} is not supported by bindgen yet")
+        if isinstance(t, _wit.HandleType):
+            key = id(t.resource)
+            if key in self.scope:
+                return self.scope[key]
+            if key in self.host_resources:
+                return self.host_resources[key].protocol
+            return self.ns.name_of(t.resource)
         if isinstance(t, _wit.Unsupported):  # pragma: no cover - World() refuses it
             raise WitError(f"{t.text} ({t.construct}) is not supported by bindgen yet")
         if isinstance(t.kind, _wit.AliasKind):
@@ -416,8 +524,12 @@ class _Generator:
         body.extend(self.render_aliases())
         for td in self.error_types.values():
             body.append(self.render_error(td))
+        for short, td in self.guest_resources:
+            body.append(self.render_handle_class(short, td))
         body.append(self.render_world_value())
         for imported in self.imported:
+            for host in imported.resources:
+                body.extend(self.render_host_resource(host))
             body.append(self.render_protocol(imported))
         for exported in self.exported_interfaces:
             body.append(self.render_exports_class(exported))
@@ -451,8 +563,9 @@ class _Generator:
             std.append("from collections.abc import Callable")
         std.append("from types import TracebackType")
         typing_names = ["cast"]
-        if "Protocol" in self.imports_needed:
-            typing_names.append("Protocol")
+        for extra in ("Protocol", "Self", "TypeVar"):
+            if extra in self.imports_needed:
+                typing_names.append(extra)
         if "TypeAlias" in self.imports_needed:
             typing_names.append("TypeAlias")
         std.append(f"from typing import {', '.join(sorted(typing_names, key=_isort_key))}")
@@ -566,9 +679,10 @@ class _Generator:
             "    _WIT_JSON,",
             f"    {_literal(self.world.qualified_name)},",
         ]
-        if self.typedefs:
+        classes = self.typedefs + [td for _, td in self.guest_resources]
+        if classes:
             lines.append("    types={")
-            for td in self.typedefs:
+            for td in classes:
                 key = f"({_literal(td.owner)}, {_literal(td.name)})"
                 lines += _dict_entry(key, self.ns.name_of(td), "        ")
             lines.append("    },")
@@ -586,18 +700,23 @@ class _Generator:
         return lines
 
     def _params(self, func: _wit.Function) -> list[tuple[str, str]]:
-        return [(_safe_name(field_name(p.name)), self.py(p.type)) for p in func.params]
+        return [(_safe_name(field_name(p.name)), self.py(p.type)) for p in _own_params(func)]
 
-    def _method_doc(self, func: _wit.Function, *, call: bool) -> str:
+    def _method_doc(
+        self, func: _wit.Function, *, call: bool, first: list[tuple[str, str]] | None = None
+    ) -> str:
         doc = func.docs or f"Calls the WIT function ``{func.name}``."
         doc += _section(
             "Args",
             [
-                (name, f"``{describe(p.type)}``.")
-                for (name, _), p in zip(self._params(func), func.params, strict=True)
+                *(first or []),
+                *(
+                    (name, f"``{describe(p.type)}``.")
+                    for (name, _), p in zip(self._params(func), _own_params(func), strict=True)
+                ),
             ],
         )
-        if func.result is not None:
+        if func.result is not None and not func.name.startswith("[constructor]"):
             result = func.result
             shown = result.ok if isinstance(result, _wit.ResultType) else result
             if shown is not None:
@@ -640,10 +759,143 @@ class _Generator:
             f"\npass an object of this shape as ``{imported.argument}=`` to"
             f" ``{self.world_class}.load``."
         )
-        lines = [f"class {imported.class_name}(Protocol):", *_docstring(doc, "    ")]
+        if imported.resources:
+            doc += (
+                "\nIt is generic in the host's class for each resource of the interface,"
+                "\nwhich it exposes as an attribute (a class attribute will do)."
+            )
+        base = "Protocol"
+        if imported.typevars:
+            base = f"Protocol[{', '.join(imported.typevars)}]"
+        lines = [f"class {imported.class_name}({base}):", *_docstring(doc, "    ")]
+        self.scope = {id(h.typedef): h.typevar for h in imported.resources}
+        for host in imported.resources:
+            kind = host.class_protocol if host.has_class_protocol else "type"
+            lines += [
+                "",
+                "    @property",
+                f"    def {host.attribute}(self) -> {kind}[{host.typevar}]:",
+                *_docstring(
+                    f"The host's class implementing WIT resource ``{host.typedef.name}``.",
+                    "        ",
+                ),
+            ]
         for func in iface.functions.values():
             lines.append("")
             lines += self.render_method(self._method_name(func.name, ()), func, "    ", "")
+        self.scope = {}
+        return lines
+
+    def render_host_resource(self, host: _HostResource) -> list[list[str]]:
+        """The Protocol of a host resource's instances, its type variables, and the
+        Protocol of its class (constructor and static functions)."""
+        self.imports_needed.update(("Protocol", "TypeVar"))
+        td = host.typedef
+        blocks: list[list[str]] = []
+        doc = td.docs or f"WIT resource ``{td.name}``."
+        doc += (
+            f"\n\nThe instances of the host's class for resource ``{td.name}`` of"
+            f"\n``{td.owner}``: one method per WIT method."
+        )
+        lines = [f"class {host.protocol}(Protocol):", *_docstring(doc, "    ")]
+        self.scope = {id(td): "Self"}
+        methods = [f for f in _kind(td).methods if f.name.startswith("[method]")]
+        for func in methods:
+            if any(x is td for p in _own_params(func) for x in iter_typedefs(p.type)) or any(
+                x is td for x in iter_typedefs(func.result)
+            ):
+                self.imports_needed.add("Self")
+            lines.append("")
+            lines += self.render_method(self._resource_member(func), func, "    ", "")
+        self.scope = {}
+        blocks.append(lines)
+        typevars = [
+            f'{name} = TypeVar("{name}", bound={bound}'
+            + (", covariant=True)" if name.endswith("_co") else ")")
+            for name, bound in self.typevars.items()
+            if bound == host.protocol
+        ]
+        blocks.append(typevars)
+        if host.has_class_protocol:
+            typevar = host.class_typevar
+            doc = (
+                f"The host's class for WIT resource ``{td.name}``: its constructor and"
+                " static functions."
+            )
+            lines = [f"class {host.class_protocol}(Protocol[{typevar}]):", *_docstring(doc, "    ")]
+            self.scope = {id(td): typevar}
+            for func in _kind(td).methods:
+                if func.name.startswith("[method]"):
+                    continue
+                lines.append("")
+                if func.name.startswith("[constructor]"):
+                    params = [f"{n}: {t}" for n, t in self._params(func)]
+                    lines += _bracketed(
+                        "def __call__(", ["self", *params], f") -> {typevar}:", "    "
+                    )
+                    lines += _docstring(self._method_doc(func, call=False), "        ")
+                else:
+                    lines += self.render_method(self._resource_member(func), func, "    ", "")
+            self.scope = {}
+            blocks.append(lines)
+        return blocks
+
+    @staticmethod
+    def _resource_member(func: _wit.Function) -> str:
+        """The Python name of a resource's method or static function."""
+        return field_name(func.name.rpartition(".")[2])
+
+    def render_handle_class(self, short: str, td: _wit.TypeDef) -> list[str]:
+        """The handle class of a resource the plugin exports."""
+        name = self.ns.name_of(td)
+        doc = td.docs or f"WIT resource ``{td.name}``."
+        doc += (
+            f"\n\nA handle to a ``{td.name}`` of ``{td.owner}`` that lives in the plugin."
+            "\nClose it (or use it as a context manager) to drop the resource."
+        )
+        funcs = _kind(td).methods
+        constructor = next((f for f in funcs if f.name.startswith("[constructor]")), None)
+        ctor = _literal(f"{short}.{constructor.name}") if constructor is not None else "None"
+        lines = [
+            f"class {name}(wasmplug.ResourceHandle):",
+            *_docstring(doc, "    "),
+            "",
+            "    __slots__ = ()",
+            f"    _constructor = {ctor}",
+        ]
+        for func in funcs:
+            call_name = f"{short}.{func.name}"
+            params = [f"{n}: {t}" for n, t in self._params(func)]
+            args = [_literal(call_name)] + [n for n, _ in self._params(func)]
+            ret = self.returns(func)
+            lines.append("")
+            if func.name.startswith("[constructor]"):
+                lines += _bracketed(
+                    "def __init__(",
+                    ["self", "plugin: wasmplug.Plugin", *params],
+                    ") -> None:",
+                    "    ",
+                )
+                first = [("plugin", "The plugin to create the resource in.")]
+                lines += _docstring(self._method_doc(func, call=True, first=first), "        ")
+                lines += _bracketed("super().__init__(", ["plugin", *args[1:]], ")", "        ")
+                continue
+            method = self._resource_member(func)
+            if method in RESERVED:
+                method += "_"
+            if func.name.startswith("[method]"):
+                head, call, first = ["self"], "self._call_method(", []
+            else:
+                lines.append("    @staticmethod")
+                head = ["plugin: wasmplug.Plugin"]
+                call = "plugin.call("
+                first = [("plugin", "The plugin to call.")]
+            lines += _bracketed(f"def {method}(", [*head, *params], f") -> {ret}:", "    ")
+            lines += _docstring(self._method_doc(func, call=True, first=first), "        ")
+            if ret == "None":
+                lines += _bracketed(call, args, ")", "        ")
+            else:
+                lines += _bracketed(f"return cast({_literal(ret)}, {call}", args, "))", "        ")
         return lines
 
     def render_exports_class(self, exported: _ExportedInterface) -> list[str]:
@@ -742,7 +994,9 @@ class _Generator:
             "kv_store: wasmplug.KvStore | None = None",
         ]
         params += [
-            f"{i.argument}: {i.class_name} | Mapping[str, Callable[..., object]]"
+            f"{i.argument}: {i.class_name}"
+            + (f"[{', '.join(i.typevars)}]" if i.typevars else "")
+            + " | Mapping[str, Callable[..., object]]"
             for i in self.imported
         ]
         for _, argument, func in self.imported_functions:
@@ -763,7 +1017,12 @@ class _Generator:
                 i.argument,
                 f"The host's implementation of ``{i.key}``: an object with one method per"
                 f"\nWIT function (:class:`{i.class_name}`), or a mapping of WIT function"
-                "\nname to callable.",
+                "\nname to callable."
+                + "".join(
+                    f" Its class for resource ``{h.typedef.name}`` is attribute"
+                    f" ``{h.attribute}`` (key ``{h.typedef.name}``)."
+                    for h in i.resources
+                ),
             )
             for i in self.imported
         ]

@@ -46,6 +46,7 @@ import attrs
 
 from . import _wit
 from ._exceptions import GuestError, WitError
+from ._resources import ResourceHandle
 
 __all__ = ["Err", "Ok", "TypeNamespace", "class_name", "field_name", "member_name"]
 
@@ -189,8 +190,8 @@ class TypeNamespace:
         codecs then lift values into those very classes.
 
         Args:
-            typedef: A record, variant, enum or flags type of the world, not yet in
-                this namespace.
+            typedef: A record, variant, enum, flags or exported resource type of the
+                world, not yet in this namespace.
             python_type: For a record, a frozen ``attrs`` class whose fields are the
                 record's fields (snake_case, in order); for an enum, an
                 ``enum.Enum`` whose member values are the WIT case names, in order;
@@ -198,12 +199,17 @@ class TypeNamespace:
                 the ``i``-th flag; for a variant, the union of its case classes in
                 case order (the class itself for one case), each an ``attrs`` class
                 with one field ``value`` when the case has a payload and none
-                otherwise. Class names must be the names this namespace gives.
+                otherwise; for a resource, a :class:`~wasmplug.ResourceHandle`
+                subclass. Class names must be the names this namespace gives.
 
         Raises:
             WitError: ``python_type`` does not have the shape of ``typedef``, or
                 ``typedef`` is already in the namespace or cannot be registered
-                (an alias or a resource).
+                (an alias, or a resource the world does not export).
+
+        A resource's handle class (a subclass of
+        :class:`~wasmplug.ResourceHandle` with the namespace's name for it) is only
+        checked for its name and base here; :meth:`add_resource` checks its methods.
         """
         if id(typedef) in self._by_def:
             raise WitError(f"WIT type {typedef.name!r} already has a Python type")
@@ -238,24 +244,44 @@ class TypeNamespace:
                 fields = ["value"] if case.type is not None else []
                 _check_attrs_class(cls, name + class_name(case.name), fields, where)
             self._add_variant(name, typedef, kind, classes)
+        elif isinstance(kind, _wit.ResourceKind):
+            _check_class(python_type, name, where)
+            if not issubclass(python_type, ResourceHandle):
+                raise WitError(f"{where}: {name} must be a wasmplug.ResourceHandle subclass")
         else:
-            raise WitError(f"{where}: only records, variants, enums and flags can be registered")
+            raise WitError(
+                f"{where}: only records, variants, enums, flags and resources can be registered"
+            )
         self._store(typedef, name, python_type)
 
-    def add_resource(self, typedef: _wit.TypeDef, make: Callable[[str], type]) -> type:
+    def add_resource(
+        self,
+        typedef: _wit.TypeDef,
+        make: Callable[[str], type],
+        check: Callable[[type], None] | None = None,
+    ) -> type:
         """Adds (once) the handle class of a resource that the world exports.
 
         Args:
             typedef: A resource type defined in an exported interface.
             make: Makes the class, given its Python name (see
                 :func:`~wasmplug._resources.make_handle_class`).
+            check: Checks a class that was registered for ``typedef``
+                (:meth:`register`) instead of making one, raising
+                :class:`~wasmplug.WitError` when it does not fit (see
+                :func:`~wasmplug._resources.check_handle_class`).
 
         Returns:
             The class, reachable as ``types.<Name>`` like any other.
+
+        Raises:
+            WitError: a registered class does not pass ``check``.
         """
         key = id(typedef)
         if key not in self._by_def:
             self._store(typedef, (name := self._unique_name(typedef)), make(name))
+        elif check is not None:
+            check(self._by_def[key])
         return self._by_def[key]  # type: ignore[no-any-return]
 
     def _store(self, typedef: _wit.TypeDef, name: str, python_type: Any) -> None:

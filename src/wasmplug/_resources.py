@@ -20,15 +20,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
-from ._exceptions import StaleHandleError
+from ._exceptions import StaleHandleError, WitError
 
 if TYPE_CHECKING:
     from ._plugin import Plugin
     from ._wit import TypeDef
 
-__all__ = ["RESERVED", "ResourceHandle", "make_handle_class"]
+__all__ = ["RESERVED", "ResourceHandle", "check_handle_class", "make_handle_class"]
 
 #: Names a handle class keeps for itself; a WIT method of one of these names gets a
 #: trailing underscore (``close_``).
@@ -116,6 +116,20 @@ class ResourceHandle:
             raise self._stale("is closed (closed, or moved into the plugin)")
         return self._address
 
+    def _call_method(self, call_name: str, *args: Any) -> Any:
+        """Calls the WIT method ``call_name`` (``text.[method]buffer.append``) of this
+        resource: ``plugin.call(call_name, self, *args)``.
+
+        Raises:
+            StaleHandleError: the handle is closed or moved.
+            ArgumentError, CallError: as :meth:`Plugin.call <wasmplug.Plugin.call>`.
+        """
+        plugin = self._plugin
+        if self._native is None or plugin is None:
+            method = call_name.rpartition(".")[2]
+            raise self._stale(f"is closed; cannot call {method}()")
+        return plugin.call(call_name, self, *args)
+
     @property
     def plugin(self) -> Plugin | None:
         """The plugin the resource lives in; ``None`` once the handle is closed."""
@@ -143,7 +157,7 @@ class ResourceHandle:
             return
         plugin._release_handle(self)
 
-    def __enter__(self) -> Any:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(
@@ -167,10 +181,7 @@ class ResourceHandle:
 
 def _method(call_name: str, pyname: str, doc: str) -> Callable[..., Any]:
     def method(self: ResourceHandle, *args: Any) -> Any:
-        plugin = self._plugin
-        if self._native is None or plugin is None:
-            raise self._stale(f"is closed; cannot call {pyname}()")
-        return plugin.call(call_name, self, *args)
+        return self._call_method(call_name, *args)
 
     method.__name__ = method.__qualname__ = pyname
     method.__doc__ = doc
@@ -222,3 +233,50 @@ def make_handle_class(
             call_name, pyname, doc or f"Calls ``{call_name}``; takes the plugin first."
         )
     return type(name, (ResourceHandle,), body)
+
+
+def check_handle_class(
+    cls: type,
+    typedef: TypeDef,
+    *,
+    constructor: str | None,
+    methods: dict[str, tuple[str, str]],
+    statics: dict[str, tuple[str, str]],
+) -> None:
+    """Checks that a handle class written elsewhere (by ``wasmplug bindgen``) fits one
+    exported resource, then binds it to the resource.
+
+    The class must be a :class:`ResourceHandle` subclass whose ``_constructor`` is the
+    constructor's export call name (``None`` without one), with a function of its own
+    per WIT method and a ``staticmethod`` per static function, named as
+    :func:`make_handle_class` names them. On success its ``__wit_type__`` is set to
+    ``typedef``.
+
+    Args:
+        cls: The class.
+        typedef: The WIT resource.
+        constructor: As :func:`make_handle_class`.
+        methods: As :func:`make_handle_class`.
+        statics: As :func:`make_handle_class`.
+
+    Raises:
+        WitError: the class does not fit, or is bound to another resource already.
+    """
+    where = f"WIT resource {typedef.name} of {typedef.owner}"
+    if not (isinstance(cls, type) and issubclass(cls, ResourceHandle)):
+        raise WitError(f"{where}: {cls!r} is not a wasmplug.ResourceHandle subclass")
+    if cls._constructor != constructor:
+        raise WitError(
+            f"{where}: {cls.__name__}._constructor is {cls._constructor!r}, expected "
+            f"{constructor!r}"
+        )
+    for pyname in methods:
+        if not callable(cls.__dict__.get(pyname)):
+            raise WitError(f"{where}: {cls.__name__} has no method {pyname}")
+    for pyname in statics:
+        if not isinstance(cls.__dict__.get(pyname), staticmethod):
+            raise WitError(f"{where}: {cls.__name__} has no static method {pyname}")
+    bound = cls.__dict__.get("__wit_type__")
+    if bound is not None and (bound.owner, bound.name) != (typedef.owner, typedef.name):
+        raise WitError(f"{where}: {cls.__name__} is the handle class of {bound.name} already")
+    cls.__wit_type__ = typedef

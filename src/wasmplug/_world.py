@@ -21,7 +21,7 @@ from ._codec import (
 )
 from ._exceptions import ArgumentError, GuestError, WitError
 from ._host import check_host_wit_copies, defined_resources
-from ._resources import RESERVED, ResourceHandle, make_handle_class
+from ._resources import RESERVED, ResourceHandle, check_handle_class, make_handle_class
 
 __all__ = ["ExportFunc", "PreparedCall", "World", "defined_resources", "has_handle", "load_world"]
 
@@ -194,6 +194,9 @@ class World:
             td,
             lambda name: make_handle_class(
                 name, td, constructor=constructor, methods=methods, statics=statics
+            ),
+            lambda cls: check_handle_class(
+                cls, td, constructor=constructor, methods=methods, statics=statics
             ),
         )
         self._guest_resources[id(td)] = cls
