@@ -102,6 +102,56 @@
 //!
 //! The rule-engine example's `night-owl` tenant does this with the host's
 //! airport directory, caching answers in guest memory.
+//!
+//! # Using a host resource
+//!
+//! A resource of an imported interface is an object that lives on the host (an
+//! instance of the Python class the host gives for it). The plugin holds a
+//! handle: constructing one calls the class, each method call runs on the
+//! host, and dropping the handle lets the host close the object.
+//!
+//! ```
+//! wasmplug_guest::generate!({
+//!     inline: r#"
+//!         package example:docs@0.1.0;
+//!
+//!         interface store {
+//!             resource document {
+//!                 constructor(name: string);
+//!                 append: func(text: string);
+//!                 len: func() -> u32;
+//!             }
+//!         }
+//!
+//!         world writer {
+//!             include wasmplug:host/capabilities@0.1.0;
+//!             import store;
+//!             export write: func(name: string, lines: list<string>) -> u32;
+//!         }
+//!     "#,
+//!     path: "wit",
+//! });
+//!
+//! use example::docs::store::Document;
+//!
+//! struct Writer;
+//!
+//! impl Guest for Writer {
+//!     fn write(name: String, lines: Vec<String>) -> u32 {
+//!         let doc = Document::new(&name); // the host's `Document(name)`
+//!         for line in &lines {
+//!             doc.append(line);
+//!         }
+//!         doc.len()
+//!     } // `doc` is dropped here: the host closes its object
+//! }
+//!
+//! export!(Writer);
+//! # fn main() {}
+//! ```
+//!
+//! `tests/fixtures/resources` in the wasmplug repository uses host resources
+//! (and exports one) end to end.
 #![deny(missing_docs)]
 
 pub mod cbor;
