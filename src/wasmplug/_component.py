@@ -34,6 +34,7 @@ from ._exceptions import (
     HostCallsExceeded,
     HostFunctionError,
     InstantiationError,
+    LimitExceeded,
     LinkError,
     MemoryLimitExceeded,
     StaleHandleError,
@@ -1051,43 +1052,42 @@ class ComponentBackend:
         in the context), with the original exception as its cause."""
         host_function, cause = failure
         plugin = self._ctx.plugin
-        error: CallError
+        limits = self._limits
+        breach: tuple[type[LimitExceeded], str, str] | None = None
         if isinstance(cause, _TableFull):
-            error = HandleLimitExceeded(
-                f"{function}: the instance would hold more than "
-                f"{self._limits.resource_handles} host resources (Limits.resource_handles); "
-                f"refused in {host_function}",
-                limit="resource_handles",
-                allowed=self._limits.resource_handles,
-                plugin=plugin,
-                function=function,
-                stats=stats,
-                detail=detail,
+            breach = (
+                HandleLimitExceeded,
+                "resource_handles",
+                f"{function}: the instance would hold more than {limits.resource_handles} "
+                f"host resources (Limits.resource_handles); refused in {host_function}",
             )
-            error.__cause__ = cause
-            return error
-        if isinstance(cause, _HostCallLimit):
-            return HostCallsExceeded(
-                f"{function} made more than {self._limits.host_calls} host calls "
+        elif isinstance(cause, _HostCallLimit):
+            breach = (
+                HostCallsExceeded,
+                "host_calls",
+                f"{function} made more than {limits.host_calls} host calls "
                 f"(the next was {host_function})",
-                limit="host_calls",
-                allowed=self._limits.host_calls or 0,
-                plugin=plugin,
-                function=function,
-                stats=stats,
-                detail=detail,
             )
-        if isinstance(cause, _HostDeadline):
-            error = DeadlineExceeded(
-                f"{function} ran past its deadline ({self._limits.deadline_ms} ms) "
+        elif isinstance(cause, _HostDeadline):
+            breach = (
+                DeadlineExceeded,
+                "deadline_ms",
+                f"{function} ran past its deadline ({limits.deadline_ms} ms) "
                 f"in host function {host_function}",
-                limit="deadline_ms",
-                allowed=self._limits.deadline_ms or 0,
+            )
+        if breach is not None:
+            cls, limit, message = breach
+            error: CallError = cls(
+                message,
+                limit=limit,
+                allowed=getattr(limits, limit) or 0,
                 plugin=plugin,
                 function=function,
                 stats=stats,
                 detail=detail,
             )
+            if isinstance(cause, _TableFull):
+                error.__cause__ = cause
             return error
         _logger.error(
             "plugin %r: host function %s failed during %s",
