@@ -1164,3 +1164,31 @@ def test_walk_visits_every_contained_type_once_in_declaration_order() -> None:
     assert list(walk(None)) == []
     assert isinstance(f.params[1].type, HandleType)
     assert not [n for n in walk(f.params[2].type) if isinstance(n, TupleType | ListType)][1:]
+
+
+def test_the_disk_cache_is_bounded_least_recently_used_first(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The on-disk result cache keeps at most DISK_ENTRIES results: writing one more
+    drops the least recently used, and a disk hit counts as a use."""
+    import os
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setattr(_official, "DISK_ENTRIES", 2)
+    cache = tmp_path / "cache" / "wasmplug" / "wit"
+    texts = [f"package a:b{i};\ninterface i {{ f: func() -> u{8 << i}; }}\n" for i in range(3)]
+    _official.clear_memory_cache()
+    wit(texts[0])
+    wit(texts[1])
+    first, second = sorted(cache.glob("*.json"), key=lambda p: p.stat().st_mtime)
+    os.utime(first, (1, 1))  # make the order certain: first is older...
+    os.utime(second, (2, 2))
+    _official.clear_memory_cache()
+    hits = _official.stats.disk_hits
+    wit(texts[0])  # ...then a disk hit makes it the most recently used
+    assert _official.stats.disk_hits == hits + 1
+    wit(texts[2])  # a third result: the least recently used (texts[1]) goes
+    left = set(cache.glob("*.json"))
+    assert len(left) == 2
+    assert first in left
+    assert second not in left

@@ -18,6 +18,7 @@ Two caches keep this cheap:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -50,6 +51,11 @@ FUEL = 20_000_000_000
 MEMORY_BYTES = 512 << 20
 #: Entries kept in the in-memory result cache.
 LRU_SIZE = 64
+#: Results kept in the on-disk cache (least recently used dropped first).
+DISK_ENTRIES = 1024
+#: Compiled parser modules kept on disk per wasmtime version (one per wasmplug
+#: version that ran on the machine; the least recently used dropped first).
+DISK_MODULES = 4
 
 _LOCATION = re.compile(r"^\s*--> (.+):(\d+):(\d+)\s*$", re.MULTILINE)
 # The form wit-parser uses when the source line is too long to quote.
@@ -150,6 +156,7 @@ def _load_module() -> tuple[wasmtime.Engine, wasmtime.Module]:
             module = wasmtime.Module(engine, _MODULE_PATH.read_bytes())
             stats.compiles += 1
             _write_atomically(cached, bytes(module.serialize()))
+            _prune(cached.parent, "wit-parser-*.cwasm", DISK_MODULES)
         _loaded.engine, _loaded.module = engine, module
         return engine, module
 
@@ -244,6 +251,7 @@ def _cached(key: str) -> str | None:
     except (OSError, UnicodeDecodeError):
         return None
     stats.disk_hits += 1
+    _touch(path)
     _remember(key, text, disk=False)
     return text
 
@@ -255,7 +263,27 @@ def _remember(key: str, text: str, *, disk: bool = True) -> None:
         while len(_results) > LRU_SIZE:
             _results.popitem(last=False)
     if disk:
-        _write_atomically(_cache_root() / "wit" / f"{key}.json", text.encode("utf-8"))
+        directory = _cache_root() / "wit"
+        _write_atomically(directory / f"{key}.json", text.encode("utf-8"))
+        _prune(directory, "*.json", DISK_ENTRIES)
+
+
+def _touch(path: Path) -> None:
+    """Marks a cache entry as just used (its mtime orders eviction)."""
+    with contextlib.suppress(OSError):  # a read-only cache: only the order suffers
+        os.utime(path)
+
+
+def _prune(directory: Path, pattern: str, keep: int) -> None:
+    """Deletes the least recently used files matching ``pattern`` in ``directory``
+    beyond the ``keep`` newest, so the cache stays bounded. Errors only log: a cache
+    that cannot be pruned still works."""
+    try:
+        entries = sorted(directory.glob(pattern), key=lambda p: p.stat().st_mtime)
+        for old in entries[: max(0, len(entries) - keep)]:
+            old.unlink(missing_ok=True)
+    except OSError as e:
+        logger.warning("cannot prune cache directory %s: %s", directory, e)
 
 
 def _key(what: str, files: Sequence[tuple[str, bytes]]) -> str:
