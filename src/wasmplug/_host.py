@@ -76,7 +76,7 @@ def check_host_wit_copies(path: Path) -> None:
             the message names both files.
     """
     root = path if path.is_dir() else path.parent
-    expected = _normalized(HOST_WIT.read_text())
+    expected = _packaged_host_wit()
     declares = re.compile(
         rf"^package\s+{re.escape(_HOST_NAME)}@{re.escape(HOST_VERSION)}\s*;", re.MULTILINE
     )
@@ -92,6 +92,12 @@ def check_host_wit_copies(path: Path) -> None:
                 f"({HOST_WIT}); replace it with that file (or link to it)",
                 path=str(file),
             )
+
+
+@functools.cache
+def _packaged_host_wit() -> list[str]:
+    """The packaged host.wit, normalized; read once per process."""
+    return _normalized(HOST_WIT.read_text())
 
 
 def _normalized(text: str) -> list[str]:
@@ -347,18 +353,22 @@ def _adapt(fn: Callable[..., Any], func: _wit.Function) -> HostImpl:
     return call
 
 
+def _member(impl: object, wit_name: str, pyname: str, attribute: str) -> tuple[Any, str]:
+    """Looks a member up in a host implementation: in a mapping by WIT name or Python
+    name, else as the object's attribute ``pyname``. Returns it (``None`` when absent)
+    and how it was looked for, for error messages (``attribute`` formats the Python
+    name, e.g. ``"method {}()"``)."""
+    if isinstance(impl, Mapping):
+        return impl.get(wit_name, impl.get(pyname)), f"key {wit_name!r}"
+    return getattr(impl, pyname, None), attribute.format(pyname)
+
+
 def _function_impl(impl: object, key: str, fname: str, plugin: str) -> Callable[..., Any]:
     """Finds the callable implementing WIT function ``fname`` of ``key`` in ``impl`` (an
     object with snake_case methods, or a mapping by WIT or snake_case name)."""
-    pyname = field_name(fname)
-    fn: Any
-    if isinstance(impl, Mapping):
-        fn = impl.get(fname, impl.get(pyname))
-    else:
-        fn = getattr(impl, pyname, None)
+    fn, how = _member(impl, fname, field_name(fname), "method {}()")
     if not callable(fn):
         found = "missing" if fn is None else f"a {type(fn).__name__}, not callable"
-        how = f"key {fname!r}" if isinstance(impl, Mapping) else f"method {pyname}()"
         raise LinkError(
             f"the implementation of {key} has no function {fname} ({how}: {found})",
             [f"{key}#{fname}"],
@@ -397,15 +407,9 @@ def _resource_impls(impl: object, key: str, td: _wit.TypeDef, plugin: str) -> di
         LinkError: the implementation has no such class, or the class lacks a method.
     """
     assert isinstance(td.kind, _wit.ResourceKind)
-    pyname = class_name(td.name)
-    cls: Any
-    if isinstance(impl, Mapping):
-        cls = impl.get(td.name, impl.get(pyname))
-    else:
-        cls = getattr(impl, pyname, None)
+    cls, how = _member(impl, td.name, class_name(td.name), "attribute {}")
     if not isinstance(cls, type):
         found = "missing" if cls is None else f"a {type(cls).__name__}, not a class"
-        how = f"key {td.name!r}" if isinstance(impl, Mapping) else f"attribute {pyname}"
         raise LinkError(
             f"the implementation of {key} has no class for resource {td.name} ({how}: {found})",
             [f"{key}#{td.name}"],
