@@ -166,7 +166,8 @@ def test_kv_roundtrip_quota_and_isolation(load: Any) -> None:
     """kv stores bytes per namespace, enforces the byte quota without changing data,
     and two plugins see separate namespaces unless the host shares one."""
     store = wasmplug.MemoryKvStore()
-    grants = wasmplug.Grants(kv=wasmplug.KvGrant(quota_bytes=100))
+    overhead = wasmplug.MemoryKvStore.ENTRY_OVERHEAD
+    grants = wasmplug.Grants(kv=wasmplug.KvGrant(quota_bytes=100 + overhead))
     a = load(grants, name="tenant-a", kv_store=store)
     b = load(grants, name="tenant-b", kv_store=store)
     assert a.call("kv-get", "k") is None
@@ -179,10 +180,11 @@ def test_kv_roundtrip_quota_and_isolation(load: Any) -> None:
         a.call("kv-set", "big", b"x" * 100)
     assert info.value.value.startswith("quota exceeded: ")
     assert a.call("kv-get", "big") is None
-    assert store.size("tenant-a") == len("k") + len(b"\x00\xffvalue")
+    assert store.size("tenant-a") == overhead + len("k") + len(b"\x00\xffvalue")
     assert a.call("kv-delete", "k") is True
     assert a.call("kv-delete", "k") is False
-    assert a.call("kv-set", "big", b"x" * 97) is None  # 3 + 97 = 100 bytes: fits exactly
+    # 64 + 3 + 97 = the quota exactly: fits.
+    assert a.call("kv-set", "big", b"x" * 97) is None
     with pytest.raises(wasmplug.GuestError) as info:
         a.call("kv-set", "", b"v")
     assert info.value.value == "rejected by the host as invalid: kv: the key is empty"
@@ -222,7 +224,7 @@ def test_kv_cbor_helpers_write_rfc8949(load: Any) -> None:
 def test_plugin_kv_is_the_hosts_typed_view_of_the_namespace(load: Any) -> None:
     """plugin.kv reads what the guest stored as CBOR, seeds values the guest's CBOR
     helpers read, and enforces the grant's quota with KvQuotaExceeded."""
-    plugin = load(wasmplug.Grants(kv=wasmplug.KvGrant(quota_bytes=64)), name="counter")
+    plugin = load(wasmplug.Grants(kv=wasmplug.KvGrant(quota_bytes=200)), name="counter")
     assert plugin.kv.namespace == "counter"
     plugin.call("kv-counter", "n")
     assert plugin.kv.get_cbor("n") == 1
@@ -232,8 +234,10 @@ def test_plugin_kv_is_the_hosts_typed_view_of_the_namespace(load: Any) -> None:
     assert plugin.kv.keys() == ["n"]
     with pytest.raises(wasmplug.KvQuotaExceeded) as info:
         plugin.kv.set("big", bytes(100))
-    assert (info.value.namespace, info.value.quota_bytes) == ("counter", 64)
-    assert info.value.size_bytes > 64
+    assert (info.value.namespace, info.value.quota_bytes) == ("counter", 200)
+    overhead = wasmplug.MemoryKvStore.ENTRY_OVERHEAD
+    held = overhead + len("n") + len(cbor2.dumps(42))
+    assert info.value.size_bytes == held + overhead + len("big") + 100
     assert plugin.kv.get("big") is None
     plugin.kv.set("raw", b"\x82\x01")  # an array of two items, cut after one
     with pytest.raises(ValueError, match="not a CBOR item"):

@@ -78,7 +78,7 @@ def test_sdk_helpers_against_the_host(wasm_dir: Path, engine: Any) -> None:
         ),
         (
             wasmplug.Grants(config={}, kv=wasmplug.KvGrant(quota_bytes=4)),
-            "quota exceeded: kv: namespace 'smoke' would hold 5 bytes, quota is 4",
+            "quota exceeded: kv: namespace 'smoke' would hold 69 bytes, quota is 4",
         ),
     ],
 )

@@ -938,6 +938,21 @@ class ComponentBackend:
                 raise LinkError(
                     f"cannot link: {text.strip()}", [], plugin=self._ctx.plugin
                 ) from None
+            # Start-up code (a start function, static constructors) runs under the
+            # call limits: a breach there is the limit's exception, as the cause.
+            cause = classify_failure(
+                text,
+                plugin=self._ctx.plugin,
+                function="start-up code",
+                limits=limits,
+                stats=None,
+                stderr=self._stderr.decode(errors="replace"),
+            )
+            if isinstance(cause, LimitExceeded):
+                told = str(cause).removeprefix(f"plugin {self._ctx.plugin!r}: ")
+                raise InstantiationError(
+                    f"cannot instantiate: {told}", plugin=self._ctx.plugin
+                ) from cause
             first = text.strip().splitlines()[0]
             hint = _LIMIT_HINTS.get(next((k for k in _LIMIT_HINTS if k in text), ""), "")
             raise InstantiationError(

@@ -142,7 +142,8 @@ class KvQuotaExceeded(WasmplugError):
 
     Attributes:
         namespace: The namespace written to.
-        size_bytes: The size the namespace would have had (keys plus values).
+        size_bytes: The size the namespace would have had (keys plus values plus the
+            per-entry overhead).
         quota_bytes: Its quota.
     """
 
@@ -286,8 +287,11 @@ class LinkError(LoadError):
 class InstantiationError(LoadError):
     """Raised when a compiled, linked component fails to instantiate.
 
-    Typically its initial linear memory is larger than ``Limits.memory_bytes``, or its
-    start-up code trapped or ran out of fuel.
+    Typically its initial linear memory, tables or instances exceed the plugin's
+    :class:`~wasmplug.Limits`, or its start-up code (a core module's start function,
+    static constructors) trapped. Start-up code runs under the call limits: when it
+    runs out of fuel or past the deadline, the exception's ``__cause__`` is the
+    :class:`FuelExhausted` or :class:`DeadlineExceeded` for it.
     """
 
 

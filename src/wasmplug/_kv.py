@@ -9,14 +9,23 @@ import cbor2
 
 from ._exceptions import KvQuotaExceeded
 
-__all__ = ["KvNamespace", "KvStore", "MemoryKvStore"]
+__all__ = ["ENTRY_OVERHEAD", "KvNamespace", "KvStore", "MemoryKvStore"]
+
+#: Bytes each entry counts against a namespace's quota besides its key and value: the
+#: host's bookkeeping. Without it, a 1 MiB quota would admit a million one-byte keys
+#: and cost the host about 150 MiB in :class:`MemoryKvStore` (a dict entry, a ``str``
+#: and a ``bytes`` object each); with it, such a namespace holds at most 16,384
+#: entries and the host memory stays within a few times the quota.
+ENTRY_OVERHEAD = 64
 
 
 @runtime_checkable
 class KvStore(Protocol):
     """Storage for plugin key-value namespaces. Implementations must be thread-safe.
 
-    Sizes are in bytes: a key counts its UTF-8 length, a value its length.
+    Sizes are in bytes: a key counts its UTF-8 length, a value its length, and every
+    entry :data:`ENTRY_OVERHEAD` bytes more for the host's bookkeeping, so that a quota
+    also bounds the number of entries (and the host memory behind many tiny ones).
     """
 
     def get(self, namespace: str, key: str) -> bytes | None:
@@ -41,7 +50,8 @@ class KvStore(Protocol):
         ...
 
     def size(self, namespace: str) -> int:
-        """Returns the namespace's size in bytes (keys plus values)."""
+        """Returns the namespace's size in bytes (keys plus values plus
+        :data:`ENTRY_OVERHEAD` per entry)."""
         ...
 
 
@@ -51,6 +61,9 @@ class MemoryKvStore:
     Data lives as long as the object: share one between plugins (each still sees only
     its own namespace) or give each plugin its own.
     """
+
+    #: See :data:`ENTRY_OVERHEAD`.
+    ENTRY_OVERHEAD = ENTRY_OVERHEAD
 
     def __init__(self) -> None:
         self._data: dict[str, dict[str, bytes]] = {}
@@ -69,7 +82,7 @@ class MemoryKvStore:
             KvQuotaExceeded: the namespace would exceed ``quota_bytes``; nothing
                 changed.
         """
-        key_size = len(key.encode())
+        key_size = len(key.encode()) + ENTRY_OVERHEAD
         with self._lock:
             ns = self._data.setdefault(namespace, {})
             size = self._sizes.get(namespace, 0)
@@ -91,7 +104,7 @@ class MemoryKvStore:
             old = ns.pop(key, None)
             if old is None:
                 return False
-            self._sizes[namespace] -= len(key.encode()) + len(old)
+            self._sizes[namespace] -= len(key.encode()) + ENTRY_OVERHEAD + len(old)
             return True
 
     def keys(self, namespace: str, prefix: str = "") -> list[str]:
@@ -100,7 +113,8 @@ class MemoryKvStore:
             return sorted(k for k in self._data.get(namespace, {}) if k.startswith(prefix))
 
     def size(self, namespace: str) -> int:
-        """Returns the size of ``namespace`` in bytes (keys plus values)."""
+        """Returns the size of ``namespace`` in bytes (keys plus values plus
+        :data:`ENTRY_OVERHEAD` per entry)."""
         with self._lock:
             return self._sizes.get(namespace, 0)
 
@@ -116,7 +130,8 @@ class KvNamespace:
     Args:
         store: The storage.
         namespace: The namespace (a plugin's is its ``KvGrant.namespace`` or its name).
-        quota_bytes: The quota :meth:`set` enforces, in bytes (keys plus values).
+        quota_bytes: The quota :meth:`set` enforces, in bytes (keys plus values plus
+            :data:`ENTRY_OVERHEAD` per entry).
     """
 
     def __init__(self, store: KvStore, namespace: str, *, quota_bytes: int) -> None:

@@ -109,7 +109,9 @@ class KvGrant:
     """Access to a key-value namespace of bytes (the ``wasmplug:host/kv`` interface).
 
     Attributes:
-        quota_bytes: Largest total size of the namespace, keys plus values, in bytes.
+        quota_bytes: Largest total size of the namespace in bytes: keys plus values,
+            plus 64 bytes per entry for the host's bookkeeping (so the quota also
+            bounds the number of entries; ``wasmplug._kv.ENTRY_OVERHEAD``).
             A ``set`` that would exceed it fails with ``quota-exceeded`` and changes
             nothing. Default 1 MiB.
         namespace: The namespace in the host's key-value store; ``None`` (default) uses

@@ -7,6 +7,10 @@
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 
+/// Bytes each kv entry counts against the quota besides its key and value (the
+/// host's bookkeeping; `wasmplug._kv.ENTRY_OVERHEAD` on the host).
+const KV_ENTRY_OVERHEAD: usize = 64;
+
 use super::{HostError, HostLevel};
 
 /// What the fake host holds and how it is configured.
@@ -20,7 +24,8 @@ pub(crate) struct State {
     pub(crate) kv: BTreeMap<String, Vec<u8>>,
     /// Capabilities ("log", "config", "kv") the host denies.
     pub(crate) denied: BTreeSet<&'static str>,
-    /// Byte quota of the key-value namespace (keys plus values).
+    /// Byte quota of the key-value namespace: keys plus values plus
+    /// [`KV_ENTRY_OVERHEAD`] per entry, as the host counts it.
     pub(crate) kv_quota_bytes: Option<usize>,
     /// The least severe level the host keeps (`None`: every level).
     pub(crate) min_level: Option<HostLevel>,
@@ -117,9 +122,9 @@ pub(crate) mod kv {
                     .kv
                     .iter()
                     .filter(|(k, _)| k.as_str() != key)
-                    .map(|(k, v)| k.len() + v.len())
+                    .map(|(k, v)| KV_ENTRY_OVERHEAD + k.len() + v.len())
                     .sum();
-                if others + key.len() + value.len() > quota {
+                if others + KV_ENTRY_OVERHEAD + key.len() + value.len() > quota {
                     return Err(HostError::QuotaExceeded(format!(
                         "kv namespace over {quota} bytes"
                     )));
