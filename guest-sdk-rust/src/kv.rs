@@ -203,11 +203,12 @@ mod tests {
     fn host_errors_map_to_sdk_errors() {
         fake::reset();
         assert_eq!(get(""), Err(Error::Invalid("empty key".into())));
-        fake::with_state(|state| state.kv_quota_bytes = Some(8));
+        // One entry of 64 bytes of bookkeeping, a 1-byte key and a 7-byte value.
+        fake::with_state(|state| state.kv_quota_bytes = Some(72));
         assert_eq!(set("k", b"1234567"), Ok(()));
         assert_eq!(
             set_cbor("other", &0u8),
-            Err(Error::QuotaExceeded("kv namespace over 8 bytes".into()))
+            Err(Error::QuotaExceeded("kv namespace over 72 bytes".into()))
         );
         fake::with_state(|state| state.denied.insert("kv"));
         let denied = Error::Denied("kv is not granted".into());
