@@ -4,7 +4,9 @@ was expected and what was found, and nothing is left half-loaded."""
 from __future__ import annotations
 
 import hashlib
+import logging
 import pickle
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -191,6 +193,46 @@ def test_compile_cache_is_reused(
     cached[0].write_bytes(b"garbage")
     third = wasmplug.Engine(cache_dir=tmp_path)
     assert wasmplug.load(typetest_wasm, world=typetest_world, engine=third).call("add", 1, 1) == 2
+
+
+@pytest.mark.parametrize("writable", ["entry", "directory"])
+def test_compile_cache_entries_others_could_write_are_not_trusted(
+    typetest_world: wasmplug.World,
+    typetest_wasm: bytes,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    writable: str,
+) -> None:
+    """Compiled code is loaded without re-validation, so a cache entry that another
+    user could have written (the entry or its directory writable by others) is ignored
+    with a warning and the plugin compiled again; directories the cache creates are
+    private."""
+    digest = hashlib.sha256(typetest_wasm).hexdigest()
+    root = tmp_path / "cache"
+    wasmplug.load(typetest_wasm, world=typetest_world, engine=wasmplug.Engine(cache_dir=root))
+    (entry,) = root.glob(f"wasmtime-*/{digest}.cwasm")
+    assert stat.S_IMODE(entry.parent.stat().st_mode) == 0o700
+    assert stat.S_IMODE(root.stat().st_mode) == 0o700
+    target = entry if writable == "entry" else entry.parent
+    target.chmod(0o777)
+    planted = entry.read_bytes()
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="wasmplug"):
+        plugin = wasmplug.load(
+            typetest_wasm, world=typetest_world, engine=wasmplug.Engine(cache_dir=root)
+        )
+    assert plugin.call("add", 2, 3) == 5
+    messages = [r.getMessage() for r in caplog.records if "cache entry" in r.getMessage()]
+    problem = ("" if writable == "entry" else f"{target}: ") + "others can write it (mode 777)"
+    assert messages[0] == f"ignoring cache entry {entry}: {problem}"
+    if writable == "entry":
+        # Compiled again and written afresh into the (private) directory.
+        assert messages[1:] == []
+        assert stat.S_IMODE(entry.stat().st_mode) == 0o600
+    else:
+        # Nothing is written where others could replace it.
+        assert messages[1:] == [f"not writing cache entry {entry}: {problem}"]
+        assert entry.read_bytes() == planted
 
 
 def test_unknown_world_name() -> None:

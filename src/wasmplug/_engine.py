@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import tempfile
 import threading
 import weakref
 from collections import OrderedDict
@@ -15,6 +14,7 @@ from typing import ClassVar
 import wasmtime
 import wasmtime.component
 
+from ._diskcache import cache_root, read_trusted, write_atomically
 from ._exceptions import InvalidWasmError, PolicyError
 from ._version import wasmtime_version
 
@@ -27,11 +27,6 @@ _WASM_MAGIC = b"\0asm"
 # Binary.md in WebAssembly/component-model): a core module has version 1, layer 0;
 # a component has layer 1.
 _CORE_MODULE_HEADER = b"\x01\x00\x00\x00"
-
-
-def _default_cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(Path.home(), ".cache")
-    return Path(base) / "wasmplug"
 
 
 class Engine:
@@ -52,7 +47,10 @@ class Engine:
             ``$XDG_CACHE_HOME/wasmplug`` (``~/.cache/wasmplug``); ``None`` disables the
             disk cache. Compiled code in it is loaded without re-validation
             (wasmtime's ``Component::deserialize`` checks only its version and
-            configuration), so only trusted users may write to it.
+            configuration), so an entry is used only when it and its directories
+            belong to the user running the host and nobody else can write them;
+            directories wasmplug creates there are private (mode 0700). An entry
+            failing that check is logged and ignored (the plugin is compiled again).
         max_cached_components: How many compiled components the in-memory cache keeps
             (least recently used dropped first; a loaded plugin keeps its own
             component alive regardless). Default 256.
@@ -84,7 +82,7 @@ class Engine:
         self._wasmtime = wasmtime.Engine(config)
         self.epoch_tick_ms = float(epoch_tick_ms)
         self.cache_dir: Path | None = (
-            _default_cache_dir() if cache_dir == "auto" else Path(cache_dir) if cache_dir else None
+            cache_root() if cache_dir == "auto" else Path(cache_dir) if cache_dir else None
         )
         self._components: OrderedDict[str, wasmtime.component.Component] = OrderedDict()
         self._max_components = max_cached_components
@@ -163,31 +161,21 @@ class Engine:
 
     def _load_cached(self, sha256: str) -> wasmtime.component.Component | None:
         path = self._cache_path(sha256)
-        if path is None or not path.is_file():
+        if path is None:
             return None
-        # Read the bytes rather than deserialize_file(): that one maps the file, and a
-        # file truncated or rewritten in place later (by anyone) would then crash the
-        # process with SIGBUS when the code is touched.
+        data = read_trusted(path)
+        if data is None:
+            return None
         try:
-            data = path.read_bytes()
             return wasmtime.component.Component.deserialize(self._wasmtime, data)
-        except (OSError, wasmtime.WasmtimeError) as e:
+        except wasmtime.WasmtimeError as e:
             logger.warning("ignoring unusable compile cache entry %s: %s", path, e)
             return None
 
     def _store_cached(self, sha256: str, component: wasmtime.component.Component) -> None:
         path = self._cache_path(sha256)
-        if path is None:
-            return
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            data = component.serialize()
-            fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-            os.replace(tmp, path)
-        except OSError as e:
-            logger.warning("cannot write compile cache entry %s: %s", path, e)
+        if path is not None:
+            write_atomically(path, bytes(component.serialize()))
 
 
 def _tick(engine_ref: weakref.ref[Engine], stop: threading.Event, interval: float) -> None:

@@ -18,7 +18,6 @@ Two caches keep this cheap:
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import logging
 import os
@@ -33,6 +32,7 @@ from pathlib import Path
 import attrs
 import wasmtime
 
+from .._diskcache import cache_root, prune, read_trusted, touch, write_atomically
 from .._exceptions import WitError
 from .._version import wasmtime_version
 from ._json import resolve_from_json
@@ -101,11 +101,6 @@ _loaded = _Loaded()
 _results: OrderedDict[str, str] = OrderedDict()
 
 
-def _cache_root() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(Path.home(), ".cache")
-    return Path(base) / "wasmplug"
-
-
 def module_sha256() -> str:
     """The sha256 of the shipped parser module, lowercase hex."""
     if _loaded.sha256 is None:
@@ -120,21 +115,6 @@ def clear_memory_cache() -> None:
         _results.clear()
 
 
-def _write_atomically(path: Path, data: bytes) -> None:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-            os.replace(tmp, path)
-        except BaseException:
-            os.unlink(tmp)
-            raise
-    except OSError as e:
-        logger.warning("cannot write cache entry %s: %s", path, e)
-
-
 def _load_module() -> tuple[wasmtime.Engine, wasmtime.Module]:
     with _lock:
         if _loaded.engine is not None and _loaded.module is not None:
@@ -143,20 +123,19 @@ def _load_module() -> tuple[wasmtime.Engine, wasmtime.Module]:
         config.consume_fuel = True
         engine = wasmtime.Engine(config)
         sha = module_sha256()
-        cached = _cache_root() / f"wasmtime-{wasmtime_version()}" / f"wit-parser-{sha}.cwasm"
+        cached = cache_root() / f"wasmtime-{wasmtime_version()}" / f"wit-parser-{sha}.cwasm"
         module = None
-        if cached.is_file():
-            # The bytes, not deserialize_file(): a mapped file rewritten in place later
-            # would crash the process.
+        data = read_trusted(cached)
+        if data is not None:
             try:
-                module = wasmtime.Module.deserialize(engine, cached.read_bytes())
-            except (OSError, wasmtime.WasmtimeError) as e:
+                module = wasmtime.Module.deserialize(engine, data)
+            except wasmtime.WasmtimeError as e:
                 logger.warning("ignoring unusable compile cache entry %s: %s", cached, e)
         if module is None:
             module = wasmtime.Module(engine, _MODULE_PATH.read_bytes())
             stats.compiles += 1
-            _write_atomically(cached, bytes(module.serialize()))
-            _prune(cached.parent, "wit-parser-*.cwasm", DISK_MODULES)
+            write_atomically(cached, bytes(module.serialize()))
+            prune(cached.parent, "wit-parser-*.cwasm", DISK_MODULES)
         _loaded.engine, _loaded.module = engine, module
         return engine, module
 
@@ -245,13 +224,16 @@ def _cached(key: str) -> str | None:
             _results.move_to_end(key)
             stats.memory_hits += 1
             return text
-    path = _cache_root() / "wit" / f"{key}.json"
+    path = cache_root() / "wit" / f"{key}.json"
+    data = read_trusted(path)
+    if data is None:
+        return None
     try:
-        text = path.read_text("utf-8")
-    except (OSError, UnicodeDecodeError):
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
         return None
     stats.disk_hits += 1
-    _touch(path)
+    touch(path)
     _remember(key, text, disk=False)
     return text
 
@@ -263,27 +245,9 @@ def _remember(key: str, text: str, *, disk: bool = True) -> None:
         while len(_results) > LRU_SIZE:
             _results.popitem(last=False)
     if disk:
-        directory = _cache_root() / "wit"
-        _write_atomically(directory / f"{key}.json", text.encode("utf-8"))
-        _prune(directory, "*.json", DISK_ENTRIES)
-
-
-def _touch(path: Path) -> None:
-    """Marks a cache entry as just used (its mtime orders eviction)."""
-    with contextlib.suppress(OSError):  # a read-only cache: only the order suffers
-        os.utime(path)
-
-
-def _prune(directory: Path, pattern: str, keep: int) -> None:
-    """Deletes the least recently used files matching ``pattern`` in ``directory``
-    beyond the ``keep`` newest, so the cache stays bounded. Errors only log: a cache
-    that cannot be pruned still works."""
-    try:
-        entries = sorted(directory.glob(pattern), key=lambda p: p.stat().st_mtime)
-        for old in entries[: max(0, len(entries) - keep)]:
-            old.unlink(missing_ok=True)
-    except OSError as e:
-        logger.warning("cannot prune cache directory %s: %s", directory, e)
+        directory = cache_root() / "wit"
+        write_atomically(directory / f"{key}.json", text.encode("utf-8"))
+        prune(directory, "*.json", DISK_ENTRIES)
 
 
 def _key(what: str, files: Sequence[tuple[str, bytes]]) -> str:
