@@ -1,0 +1,35 @@
+;; Hands the host values the canonical ABI must refuse: a string that is not UTF-8, a
+;; list longer than linear memory, an enum case that does not exist, a surrogate as a
+;; char, and a realloc that points outside memory when the host passes a string in.
+(component
+  (core module $m
+    (memory (export "memory") 1)
+    (data (i32.const 16) "ok\ff\fe")
+    (func (export "cabi_realloc") (param i32 i32 i32 i32) (result i32)
+      i32.const 0xFFFFFFF0)
+    (func (export "answer") (result i32) i32.const 42)
+    ;; Results of two flat values come back through a pointer to (ptr, len).
+    (func (export "bad-string") (result i32)
+      (i32.store (i32.const 0) (i32.const 16))
+      (i32.store (i32.const 4) (i32.const 4))
+      i32.const 0)
+    (func (export "huge-list") (result i32)
+      (i32.store (i32.const 0) (i32.const 16))
+      (i32.store (i32.const 4) (i32.const 0x7FFFFFFF))
+      i32.const 0)
+    (func (export "bad-enum") (result i32) i32.const 7)
+    (func (export "bad-char") (result i32) i32.const 0xD800)
+    (func (export "take-string") (param i32 i32) (result i32) local.get 1))
+  (core instance $i (instantiate $m))
+  (type $choice' (enum "a" "b"))
+  (export $choice "choice" (type $choice'))
+  (func (export "answer") (result u32) (canon lift (core func $i "answer")))
+  (func (export "bad-string") (result string)
+    (canon lift (core func $i "bad-string") (memory (core memory $i "memory"))))
+  (func (export "huge-list") (result (list u8))
+    (canon lift (core func $i "huge-list") (memory (core memory $i "memory"))))
+  (func (export "bad-enum") (result $choice) (canon lift (core func $i "bad-enum")))
+  (func (export "bad-char") (result char) (canon lift (core func $i "bad-char")))
+  (func (export "take-string") (param "s" string) (result u32)
+    (canon lift (core func $i "take-string") (memory (core memory $i "memory"))
+      (realloc (core func $i "cabi_realloc")))))
