@@ -6,10 +6,14 @@
 # (tests/fixtures/*). Each is built in release mode and copied to
 # build/wasm/<crate_name_with_underscores>.wasm.
 #
-# Usage: scripts/build-wasm.sh [--list] [CRATE ...]
+# Usage: scripts/build-wasm.sh [--list] [--core] [CRATE ...]
 #
 #   CRATE   build only these plugins (package names; `-` or `_` both work)
 #   --list  print the plugin crates and exit
+#   --core  build core modules instead, into build/wasm-core/: the linker's
+#           output before it becomes a component (wasm-component-ld
+#           --skip-wit-component), with the world wit-bindgen embedded in its
+#           component-type custom section
 #
 # Runs scripts/wasm-toolchain.sh first (fast once the toolchain is set up)
 # and uses the toolchain it records in build/toolchain.env. Cargo's target
@@ -23,10 +27,12 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 OUT_DIR=$ROOT/build/wasm
 
 list_only=0
+core=0
 requested=()
 while (($#)); do
     case $1 in
         --list) list_only=1; shift ;;
+        --core) core=1; shift ;;
         -h | --help) sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0"; exit 0 ;;
         -*) echo "build-wasm: unknown option: $1 (see --help)" >&2; exit 2 ;;
         *) requested+=("$1"); shift ;;
@@ -84,13 +90,24 @@ else
     while read -r name _; do selected+=("$name"); done <<<"$plugins"
 fi
 
-mkdir -p "$OUT_DIR"
 read -r -a build_std <<<"$WASM_BUILD_STD"
 read -r -a rustc_args <<<"$WASM_RUSTC_ARGS"
+# A component starts with "\0asm" and layer 1 (0d 00 01 00); a core module has
+# version 1 (01 00 00 00).
+expected_header=0061736d0d000100
+kind=component
+if ((core)); then
+    OUT_DIR=$ROOT/build/wasm-core
+    rustc_args+=(-Clink-arg=--skip-wit-component)
+    expected_header=0061736d01000000
+    kind="core module"
+fi
+out_rel=${OUT_DIR#"$ROOT/"}
+mkdir -p "$OUT_DIR"
 failed=()
 for name in "${selected[@]}"; do
     lib=$(awk -v n="$name" '$1 == n { print $2 }' <<<"$plugins")
-    echo "build-wasm: building $name -> build/wasm/$lib.wasm"
+    echo "build-wasm: building $name -> $out_rel/$lib.wasm"
     start=$SECONDS
     if ! (cd "$ROOT" && "${cargo_env[@]}" "$CARGO" rustc --release --lib \
         -p "$name" --target "$WASM_TARGET" "${build_std[@]}" -- "${rustc_args[@]}"); then
@@ -100,20 +117,18 @@ for name in "${selected[@]}"; do
         continue
     fi
     artifact=$CARGO_TARGET_DIR/$WASM_TARGET/release/$lib.wasm
-    # A component starts with "\0asm" and layer 1 (0d 00 01 00); a core
-    # module has version 1 (01 00 00 00).
     header=$(od -An -tx1 -N8 "$artifact" 2>/dev/null | tr -d ' \n')
-    if [[ $header != 0061736d0d000100 ]]; then
-        echo "build-wasm: FAILED: $artifact is not a component (header $header)" >&2
+    if [[ $header != "$expected_header" ]]; then
+        echo "build-wasm: FAILED: $artifact is not a $kind (header $header)" >&2
         rm -f "$OUT_DIR/$lib.wasm"
         failed+=("$name")
         continue
     fi
     cp "$artifact" "$OUT_DIR/$lib.wasm"
-    echo "build-wasm: built build/wasm/$lib.wasm ($(wc -c <"$OUT_DIR/$lib.wasm") bytes, $((SECONDS - start)) s)"
+    echo "build-wasm: built $out_rel/$lib.wasm ($(wc -c <"$OUT_DIR/$lib.wasm") bytes, $((SECONDS - start)) s)"
 done
 
 if ((${#failed[@]})); then
     die "${#failed[@]} of ${#selected[@]} plugin(s) failed to build: ${failed[*]}"
 fi
-echo "build-wasm: ${#selected[@]} plugin(s) built into build/wasm/"
+echo "build-wasm: ${#selected[@]} plugin(s) built into $out_rel/"

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -16,26 +14,13 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="session")
-def core_module(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The log-only fixture built as a wasm32-wasip1 core module: wit-bindgen embeds its
-    world in a ``component-type`` custom section (rustup's wasm32-wasip1 target, which
-    scripts/build-wit-module.sh also uses)."""
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in ("RUSTC", "RUSTC_BOOTSTRAP", "RUSTFLAGS", "CARGO_BUILD_TARGET")
-    }
-    subprocess.run(["rustup", "target", "add", "wasm32-wasip1"], check=True, env=env)
-    target_dir = Path(env.get("CARGO_TARGET_DIR", REPO_ROOT / "target"))
-    subprocess.run(
-        ["cargo", "build", "--release", "--target", "wasm32-wasip1", "-p", "log-only"],
-        cwd=REPO_ROOT,
-        check=True,
-        env=env,
-    )
-    out = tmp_path_factory.mktemp("core") / "log_only.wasm"
-    shutil.copy(target_dir / "wasm32-wasip1" / "release" / "log_only.wasm", out)
-    return out
+def core_module(wasm_dir: Path) -> Path:
+    """The log-only fixture as a core module: the linker's output before it becomes a
+    component, with the world wit-bindgen embedded in its ``component-type`` custom
+    section (``scripts/build-wasm.sh --core``, the same toolchain as the components)."""
+    script = REPO_ROOT / "scripts" / "build-wasm.sh"
+    subprocess.run(["bash", str(script), "--core", "log-only"], check=True)
+    return REPO_ROOT / "build" / "wasm-core" / "log_only.wasm"
 
 
 def test_inspect_a_component(wasm_dir: Path) -> None:
