@@ -381,7 +381,10 @@ def _kv(value: object, where: str, _: str | None) -> KvGrant | None:
         if not isinstance(table["namespace"], str):
             raise _fail(f"{where}.namespace", "a string", table["namespace"])
         options["namespace"] = table["namespace"]
-    return KvGrant(**options)
+    try:
+        return KvGrant(**options)
+    except PolicyError as e:
+        raise PolicyError(f"{where}: {e}") from None
 
 
 def _files(value: object, where: str, base: str | None) -> tuple[Preopen, ...]:
