@@ -16,10 +16,9 @@ from pathlib import Path
 import pytest
 
 import wasmplug
+from conftest import fixture_world
 from wasmplug._manifest import COMPARATORS, compare, parse_manifest
 from wasmplug._wit import _official
-
-from conftest import fixture_world
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -74,9 +73,7 @@ def partial_policy(tmp_path: Path, *, mode: str = "permissive") -> wasmplug.Poli
         grants=wasmplug.Grants(
             log=True,
             config={"threshold": "7", "unused": "x"},
-            files=[
-                wasmplug.Preopen(host_path=tmp_path / "out", guest_path="/out", writable=True)
-            ],
+            files=[wasmplug.Preopen(host_path=tmp_path / "out", guest_path="/out", writable=True)],
             env={"TZ": "UTC"},
         ),
         mode=mode,
@@ -166,9 +163,7 @@ def test_permissive_load_reports_the_difference_and_denies_at_run_time(
             "kv": "Grants.kv is None",
             "files /data (read)": "no preopen in Grants.files covers this guest path",
             "stdio": "Grants.stdio is False",
-            "http https://api.example.com/* (GET)": (
-                "this host has no 'http' capability to grant"
-            ),
+            "http https://api.example.com/* (GET)": ("this host has no 'http' capability to grant"),
         }
         assert {d.request: d.reason for d in report.denied}["kv"] == "counts the probes"
         assert report.unrequested == ("config unused",)
@@ -177,9 +172,7 @@ def test_permissive_load_reports_the_difference_and_denies_at_run_time(
     records = [r for r in caplog.records if r.name == "wasmplug" and "asker" in r.getMessage()]
     info = [r.getMessage() for r in records if r.levelno == logging.INFO]
     assert info == [f"plugin 'asker' capabilities: {report.summary()}"]
-    warning = next(
-        r.getMessage() for r in records if "does not grant (loaded" in r.getMessage()
-    )
+    warning = next(r.getMessage() for r in records if "does not grant (loaded" in r.getMessage())
     assert "kv ('counts the probes'): Grants.kv is None" in warning
 
 
@@ -348,7 +341,10 @@ def test_malformed_manifest_is_a_clear_load_error(
 def test_two_manifests_are_refused(manifest_wasm: bytes) -> None:
     """A second section (here at the top level beside the nested one) is refused
     rather than one of them silently winning."""
-    with pytest.raises(wasmplug.ManifestError, match=r"expected one wasmplug-manifest section, found 2 \(at nesting depths 1, 0\)"):
+    with pytest.raises(
+        wasmplug.ManifestError,
+        match=r"expected one wasmplug-manifest section, found 2 \(at nesting depths 1, 0\)",
+    ):
         wasmplug.inspect(with_section(manifest_wasm, b'{"wasmplug-manifest":1,"needs":[]}'))
 
 
@@ -390,8 +386,10 @@ def test_documented_policy_file_loads(tmp_path: Path) -> None:
     policies = wasmplug.load_policies(tmp_path / "policies.toml")
     assert list(policies) == ["acme", "globex"]
     acme, globex = policies["acme"], policies["globex"]
-    assert acme.mode == "strict" and globex.mode == "permissive"
-    assert acme.limits.fuel == 5_000_000 and globex.limits.fuel == 20_000_000
+    assert acme.mode == "strict"
+    assert globex.mode == "permissive"
+    assert acme.limits.fuel == 5_000_000
+    assert globex.limits.fuel == 20_000_000
     assert acme.limits.memory_bytes == globex.limits.memory_bytes == 16 << 20
     assert acme.grants.config == {"threshold": "120", "watch": "LAX,SFO"}
     assert acme.grants.kv == wasmplug.KvGrant(quota_bytes=65536)
@@ -400,7 +398,8 @@ def test_documented_policy_file_loads(tmp_path: Path) -> None:
         wasmplug.Preopen(host_path="/var/tmp/globex", guest_path="/out", writable=True),
     )
     assert globex.grants.env == {"TZ": "UTC"}
-    assert globex.grants.log and globex.grants.stdio
+    assert globex.grants.log
+    assert globex.grants.stdio
 
 
 def test_policy_file_round_trips_through_the_dict_form(tmp_path: Path) -> None:
