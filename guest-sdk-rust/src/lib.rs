@@ -13,7 +13,7 @@
 //! - [`cbor`] encodes serde values the way the host expects schemaless data;
 //! - [`manifest!`] declares the capabilities the plugin needs, each with a
 //!   reason, in the built plugin: the host compares them with its policy at
-//!   load time (see [`manifest`]).
+//!   load time (see [`mod@manifest`]).
 //!
 //! A capability the host did not grant is an [`Error::Denied`] value, never
 //! a trap: handle it or pass it on with `?`.

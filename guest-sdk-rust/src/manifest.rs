@@ -1,6 +1,6 @@
 //! The plugin's side of a two-party grant: what it needs, and why.
 //!
-//! A host grants each plugin capabilities in a policy. With [`manifest!`]
+//! A host grants each plugin capabilities in a policy. With [`manifest!`](crate::manifest!)
 //! the plugin states, at build time, which capabilities it needs and the
 //! reason for each; the host compares that request with its policy when it
 //! loads the plugin, reports the difference by name, and (in strict mode)
@@ -56,7 +56,7 @@
 //! ```
 //!
 //! `"wasmplug-manifest"` is the format version ([`FORMAT`]); `items` is
-//! always present (empty for `log`, `kv`, `stdio`). Invoke [`manifest!`]
+//! always present (empty for `log`, `kv`, `stdio`). Invoke [`manifest!`](crate::manifest!)
 //! once per plugin: the linker concatenates sections of one name, and the
 //! host refuses a section that holds two manifests.
 
@@ -67,7 +67,7 @@ pub const SECTION: &str = "wasmplug-manifest";
 pub const FORMAT: u32 = 1;
 
 /// One need of a plugin: a capability, the items of it the plugin uses, and
-/// why. Built by [`manifest!`]; not usually written by hand.
+/// why. Built by [`manifest!`](crate::manifest!); not usually written by hand.
 #[derive(Debug, Clone, Copy)]
 pub struct Need {
     /// The capability's name (`"log"`, `"config"`, `"files"` ...).
@@ -340,7 +340,7 @@ pub const fn encode<const N: usize>(needs: &[Need]) -> [u8; N] {
 /// Syntax: comma-separated needs, `capability: "reason"` or
 /// `capability [item access..., ...]: "reason"`, where an item is a string
 /// literal and access words are bare identifiers (`read`, `write`, `GET`).
-/// See [the module docs](crate::manifest) for the capabilities, their items
+/// See [the module docs](mod@crate::manifest) for the capabilities, their items
 /// and the encoding.
 ///
 /// ```

@@ -298,10 +298,11 @@ def compare(manifest: Manifest | None, grants: Grants, *, plugin: str) -> Capabi
             if label in requested:
                 continue
             requested.append(label)
+            missing: str | None
             if comparator is None:
                 missing = f"this host has no {need.capability!r} capability to grant"
             else:
-                missing = comparator.check(grants, item)  # type: ignore[assignment]
+                missing = comparator.check(grants, item)
             if missing is None:
                 granted.append(label)
             else:
