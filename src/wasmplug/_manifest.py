@@ -484,7 +484,10 @@ def enforce(report: CapabilityReport, *, strict: bool) -> None:
         CapabilityError: ``strict`` and the report has denials.
     """
     plugin = report.plugin
-    logger.info("plugin %r capabilities: %s", plugin, report.summary(), extra={"plugin": plugin})
+    if logger.isEnabledFor(logging.INFO):
+        logger.info(
+            "plugin %r capabilities: %s", plugin, report.summary(), extra={"plugin": plugin}
+        )
     if not report.denied:
         return
     listed = "; ".join(str(d) for d in report.denied)
