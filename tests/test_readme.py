@@ -36,6 +36,7 @@ def test_readme_host_example_runs_and_type_checks(wasm_dir: Path, tmp_path: Path
     )
     assert run.returncode == 0, run.stderr
     assert run.stdout.splitlines()[0] == "cancelled-watched Severity.INFO UA1545 to SFO cancelled"
+    assert run.stdout.splitlines()[-1] == "requested 4, granted 4, denied 0, unrequested 0"
     mypy = subprocess.run(
         [sys.executable, "-m", "mypy", "--strict", "--no-incremental", str(script)],
         cwd=REPO_ROOT,

@@ -44,6 +44,8 @@ __all__ = [
     "EXAMPLE_DIR",
     "HOSTILE_TENANT",
     "OPS_CONFIG",
+    "POLICIES",
+    "POLICY_FILE",
     "AirportDirectory",
     "AlertRecord",
     "Report",
@@ -61,13 +63,12 @@ EXAMPLE_DIR = Path(__file__).resolve().parent
 REPO_ROOT = EXAMPLE_DIR.parent.parent
 DEFAULT_WASM_DIR = REPO_ROOT / "build" / "wasm"
 
-#: The configuration granted to ``ops-thresholds``.
-OPS_CONFIG: Mapping[str, str] = {
-    "min-dep-delay": "120",
-    "min-arr-delay": "120",
-    "min-visibility": "1.0",
-    "watch-dests": "LAX,SFO,ORD,ATL",
-}
+#: The tenants' policies: grants and limits per tenant, from ``policies.toml``.
+POLICY_FILE = EXAMPLE_DIR / "policies.toml"
+POLICIES: Mapping[str, wasmplug.Policy] = wasmplug.load_policies(POLICY_FILE)
+
+#: The configuration granted to ``ops-thresholds`` (from :data:`POLICY_FILE`).
+OPS_CONFIG: Mapping[str, str] = dict(POLICIES["ops-thresholds"].grants.config or {})
 
 #: The name of the hostile tenant.
 HOSTILE_TENANT = "mallory"
@@ -78,7 +79,6 @@ BREACH_KINDS = ("fuel", "deadline", "memory", "trap")
 #: Set in the host's environment before loading, to show that it does not leak.
 _CANARY = ("AWS_SECRET_ACCESS_KEY", "not-for-plugins")
 
-_MIB = 1 << 20
 
 #: ``(flight index, rule, severity, message)``; the first flight has index 0.
 AlertRecord = tuple[int, str, str, str]
@@ -145,38 +145,22 @@ class TenantSpec:
 
 
 def tenant_specs(*, include_hostile: bool = True) -> list[TenantSpec]:
-    """Returns the example's tenants with their policies.
+    """Returns the example's tenants with their policies (:data:`POLICIES`, read from
+    ``policies.toml``).
 
     The well-behaved tenants get 5,000,000 fuel, 16 MiB of memory and 100 ms per call,
-    and only the one capability each needs. ``mallory`` gets logging, one config key,
-    a read-only view of ``public/`` at ``/public`` and one environment variable, with
-    20,000,000 fuel, 16 MiB and 50 ms per call.
+    and only the one capability each needs, under a strict policy: each declares that
+    capability in its manifest and would be refused if it asked for more. ``mallory``
+    gets logging, one config key, a read-only view of ``public/`` at ``/public`` and
+    one environment variable, with 20,000,000 fuel, 16 MiB and 50 ms per call, under a
+    permissive policy: its manifest asks for more, which is reported and denied.
 
     Args:
         include_hostile: Whether to include ``mallory``.
     """
-    tenant_limits = wasmplug.Limits(fuel=5_000_000, memory_bytes=16 * _MIB, deadline_ms=100)
     specs = [
-        TenantSpec(
-            name="ops-thresholds",
-            wasm="ops_thresholds.wasm",
-            policy=wasmplug.Policy(
-                grants=wasmplug.Grants(config=dict(OPS_CONFIG)), limits=tenant_limits
-            ),
-        ),
-        TenantSpec(
-            name="route-watch",
-            wasm="route_watch.wasm",
-            policy=wasmplug.Policy(
-                grants=wasmplug.Grants(kv=wasmplug.KvGrant(quota_bytes=64 * 1024)),
-                limits=tenant_limits,
-            ),
-        ),
-        TenantSpec(
-            name="night-owl",
-            wasm="night_owl.wasm",
-            policy=wasmplug.Policy(grants=wasmplug.Grants(log=True), limits=tenant_limits),
-        ),
+        TenantSpec(name=name, wasm=f"{name.replace('-', '_')}.wasm", policy=POLICIES[name])
+        for name in ("ops-thresholds", "route-watch", "night-owl")
     ]
     if include_hostile:
         specs.append(
@@ -184,21 +168,7 @@ def tenant_specs(*, include_hostile: bool = True) -> list[TenantSpec]:
                 name=HOSTILE_TENANT,
                 wasm="mallory.wasm",
                 hostile=True,
-                policy=wasmplug.Policy(
-                    grants=wasmplug.Grants(
-                        log=True,
-                        config={"mode": "hostile"},
-                        files=(
-                            wasmplug.Preopen(
-                                host_path=str(EXAMPLE_DIR / "public"),
-                                guest_path="/public",
-                                writable=False,
-                            ),
-                        ),
-                        env={"TENANT": HOSTILE_TENANT},
-                    ),
-                    limits=wasmplug.Limits(fuel=20_000_000, memory_bytes=16 * _MIB, deadline_ms=50),
-                ),
+                policy=POLICIES[HOSTILE_TENANT],
             )
         )
     return specs
@@ -225,6 +195,8 @@ class TenantReport:
             microseconds.
         log_records: Log records the plugin emitted, per level name.
         records: Every alert with its flight's index, when the run collected them.
+        capabilities: The load-time comparison of the tenant's manifest with its
+            policy (``None`` until it is loaded).
     """
 
     name: str
@@ -240,6 +212,7 @@ class TenantReport:
     latencies_us: list[float] = field(default_factory=list)
     log_records: Counter[str] = field(default_factory=Counter)
     records: list[AlertRecord] | None = None
+    capabilities: wasmplug.CapabilityReport | None = None
     _digest: Any = field(default_factory=hashlib.sha256, repr=False)
 
     @property
@@ -412,6 +385,7 @@ def run(
             tenant = Tenant.load(path, policy=spec.policy, name=spec.name, airports=airports)
             stack.callback(tenant.close)
             report = reports[spec.name]
+            report.capabilities = tenant.plugin.capabilities
             try:
                 info = tenant.setup()
             except SetupErrorException as error:
@@ -464,7 +438,11 @@ def format_report(report: Report) -> str:
         + "".join(f"{kind:>10}" for kind in BREACH_KINDS)
         + f"{'fuel total':>16}{'fuel/call':>12}{'p50 µs':>10}{'p99 µs':>10}"
     )
-    lines = [header, "-" * len(header)]
+    lines = ["Capabilities at load (manifest against policy):"]
+    for t in report.tenants.values():
+        if t.capabilities is not None:
+            lines.extend(f"  {line}" for line in str(t.capabilities).splitlines())
+    lines += ["", header, "-" * len(header)]
     for t in report.tenants.values():
         if t.setup_error is not None:
             lines.append(f"{t.name:<16}  setup failed: {t.setup_error}")

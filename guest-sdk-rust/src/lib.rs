@@ -10,7 +10,10 @@
 //!   `export!` macro, sharing the host-capability bindings with this crate;
 //! - [`log`] (with the [`info!`] family of macros), [`config`] and [`kv`]
 //!   wrap the capabilities with `Result`s of one [`Error`] type;
-//! - [`cbor`] encodes serde values the way the host expects schemaless data.
+//! - [`cbor`] encodes serde values the way the host expects schemaless data;
+//! - [`manifest!`] declares the capabilities the plugin needs, each with a
+//!   reason, in the built plugin: the host compares them with its policy at
+//!   load time (see [`mod@manifest`]).
 //!
 //! A capability the host did not grant is an [`Error::Denied`] value, never
 //! a trap: handle it or pass it on with `?`.
@@ -158,6 +161,7 @@ pub mod cbor;
 pub mod config;
 pub mod kv;
 pub mod log;
+pub mod manifest;
 
 #[doc(hidden)]
 pub mod bindings;

@@ -23,6 +23,7 @@ from ._engine import Engine
 from ._exceptions import (
     ArgumentError,
     CallError,
+    CapabilityError,
     DeadlineExceeded,
     FuelExhausted,
     GuestError,
@@ -36,6 +37,7 @@ from ._exceptions import (
     LimitExceeded,
     LinkError,
     LoadError,
+    ManifestError,
     MemoryLimitExceeded,
     PluginClosedError,
     PolicyError,
@@ -48,8 +50,10 @@ from ._exceptions import (
 )
 from ._inspect import PluginInfo, inspect
 from ._kv import KvNamespace, KvStore, MemoryKvStore
+from ._manifest import CapabilityReport, Denial, Manifest, Need, NeedItem
 from ._plugin import Plugin, load
 from ._policy import FrozenMap, Grants, KvGrant, Limits, Policy, Preopen
+from ._policyfile import load_policies
 from ._resources import ResourceHandle
 from ._stats import CallStats
 from ._version import __version__ as __version__
@@ -59,7 +63,10 @@ __all__ = [
     "ArgumentError",
     "CallError",
     "CallStats",
+    "CapabilityError",
+    "CapabilityReport",
     "DeadlineExceeded",
+    "Denial",
     "Engine",
     "Err",
     "ExportFunc",
@@ -81,8 +88,12 @@ __all__ = [
     "Limits",
     "LinkError",
     "LoadError",
+    "Manifest",
+    "ManifestError",
     "MemoryKvStore",
     "MemoryLimitExceeded",
+    "Need",
+    "NeedItem",
     "Ok",
     "Plugin",
     "PluginClosedError",
@@ -103,6 +114,7 @@ __all__ = [
     "generate_bindings",
     "inspect",
     "load",
+    "load_policies",
     "load_world",
 ]
 

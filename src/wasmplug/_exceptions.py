@@ -18,7 +18,9 @@ error value (:class:`GuestError`)::
     │   ├── IntegrityError                 the bytes do not have the pinned sha256
     │   ├── WorldMismatchError             exports missing or of the wrong type for the world
     │   ├── LinkError                      imports the host cannot or will not provide
-    │   └── InstantiationError             instantiation failed (e.g. memory limit too low)
+    │   ├── InstantiationError             instantiation failed (e.g. memory limit too low)
+    │   ├── ManifestError                  the plugin's capability manifest is malformed
+    │   └── CapabilityError                strict policy: the manifest asks for more than granted
     ├── CallError                          a call into the plugin did not return
     │   ├── Trap                           the guest trapped (panic, unreachable, stack overflow)
     │   ├── HostFunctionError              a host function raised or returned a wrong value
@@ -40,11 +42,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from ._manifest import CapabilityReport, Denial
     from ._stats import CallStats
 
 __all__ = [
     "ArgumentError",
     "CallError",
+    "CapabilityError",
     "DeadlineExceeded",
     "FuelExhausted",
     "GuestError",
@@ -58,6 +62,7 @@ __all__ = [
     "LimitExceeded",
     "LinkError",
     "LoadError",
+    "ManifestError",
     "MemoryLimitExceeded",
     "PluginClosedError",
     "PolicyError",
@@ -293,6 +298,44 @@ class InstantiationError(LoadError):
     runs out of fuel or past the deadline, the exception's ``__cause__`` is the
     :class:`FuelExhausted` or :class:`DeadlineExceeded` for it.
     """
+
+
+class ManifestError(LoadError):
+    """Raised when a plugin's capability manifest (its ``wasmplug-manifest`` custom
+    section) is malformed: not UTF-8 JSON, another format version, an unknown key, a
+    need without a reason, items or access words that do not fit the capability, or
+    more than one manifest in the binary.
+
+    The message says where in the manifest (``needs[2].items[0].access``), what was
+    expected and what was found. Raised by :func:`~wasmplug.load` and
+    :func:`~wasmplug.inspect`.
+    """
+
+
+class CapabilityError(LoadError):
+    """Raised by :func:`~wasmplug.load` when the policy is strict
+    (``Policy.mode == "strict"``) and the plugin's manifest asks for capabilities the
+    policy does not grant. The message names each missing item, the reason the plugin
+    gave for it and what the policy lacks.
+
+    Attributes:
+        report: The full load-time :class:`~wasmplug.CapabilityReport`.
+        denied: The requests not granted (``report.denied``), each a
+            :class:`~wasmplug.Denial` with ``request``, ``reason`` and ``missing``.
+    """
+
+    report: CapabilityReport
+    denied: tuple[Denial, ...]
+
+    def __init__(self, report: CapabilityReport) -> None:
+        lines = "\n  ".join(str(d) for d in report.denied)
+        super().__init__(
+            "refused by its strict policy: the manifest requests "
+            f"{len(report.denied)} capability item(s) the policy does not grant:\n  {lines}",
+            plugin=report.plugin,
+        )
+        self.report = report
+        self.denied = report.denied
 
 
 class CallError(WasmplugError):

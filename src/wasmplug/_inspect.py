@@ -9,6 +9,7 @@ import attrs
 
 from . import _wit
 from ._exceptions import InvalidWasmError
+from ._manifest import Manifest, read_manifest
 from ._wit._official import ParserError, decode_wasm
 
 __all__ = ["PluginInfo", "inspect"]
@@ -30,6 +31,8 @@ class PluginInfo:
         exports: The world's export names, in order.
         wit: The WIT text of the world's package.
         size_bytes: The size of the binary, in bytes.
+        manifest: The capabilities the plugin declares it needs, each with a reason
+            (its ``wasmplug-manifest`` section), or ``None`` when it has none.
     """
 
     kind: str
@@ -38,6 +41,7 @@ class PluginInfo:
     exports: tuple[str, ...]
     wit: str
     size_bytes: int
+    manifest: Manifest | None = None
 
     def __str__(self) -> str:
         lines = [
@@ -47,6 +51,11 @@ class PluginInfo:
             *(f"  {name}" for name in self.imports or ("(none)",)),
             "exports:",
             *(f"  {name}" for name in self.exports or ("(none)",)),
+            "manifest:",
+            *(
+                f"  {line}"
+                for line in (str(self.manifest) if self.manifest else "(none)").splitlines()
+            ),
             "WIT:",
             *(f"  {line}" if line else "" for line in self.wit.rstrip().splitlines()),
         ]
@@ -69,6 +78,7 @@ def inspect(plugin: str | os.PathLike[str] | bytes) -> PluginInfo:
     Raises:
         InvalidWasmError: the bytes are not WebAssembly, are a core module without a
             ``component-type`` section, or cannot be decoded.
+        ManifestError: the plugin's capability manifest is malformed.
         OSError: the file cannot be read.
     """
     name = None
@@ -92,6 +102,7 @@ def inspect(plugin: str | os.PathLike[str] | bytes) -> PluginInfo:
             "this is a WIT package encoded as WebAssembly, not a plugin", plugin=name
         )
     world = decoded.world
+    manifest = read_manifest(wasm, plugin=name)
     return PluginInfo(
         kind=decoded.kind,
         world=world,
@@ -99,4 +110,5 @@ def inspect(plugin: str | os.PathLike[str] | bytes) -> PluginInfo:
         exports=tuple(world.exports),
         wit=decoded.wit,
         size_bytes=len(wasm),
+        manifest=manifest,
     )

@@ -28,6 +28,7 @@ from ._exceptions import (
 )
 from ._host import HostContext
 from ._kv import KvNamespace, KvStore, MemoryKvStore
+from ._manifest import CapabilityReport, Manifest, compare, enforce, read_manifest
 from ._policy import Grants, KvGrant, Policy
 from ._resources import ResourceHandle
 from ._stats import CallStats
@@ -62,6 +63,11 @@ class Plugin:
             the first call).
         kv: The host's view of the plugin's kv namespace (CBOR helpers included),
             whether or not the policy grants ``kv`` to the plugin.
+        manifest: What the plugin declares it needs (its ``wasmplug-manifest``
+            section, written with the guest SDK's ``manifest!``), or ``None``.
+        capabilities: The load-time comparison of :attr:`manifest` with the policy's
+            grants: requested, granted, denied (with the plugin's reasons) and
+            granted but unrequested, by name.
     """
 
     name: str
@@ -72,6 +78,8 @@ class Plugin:
     ungranted_imports: tuple[str, ...]
     last_call: CallStats | None
     kv: KvNamespace
+    manifest: Manifest | None
+    capabilities: CapabilityReport
     _backend: ComponentBackend | None
     _lock: threading.Lock
     _caller: int | None
@@ -91,6 +99,7 @@ class Plugin:
         backend: ComponentBackend,
         ungranted: tuple[str, ...],
         kv: KvNamespace,
+        capabilities: CapabilityReport,
     ) -> Plugin:
         self = cls.__new__(cls)
         self.name = name
@@ -101,6 +110,8 @@ class Plugin:
         self.ungranted_imports = ungranted
         self.last_call = None
         self.kv = kv
+        self.manifest = capabilities.manifest
+        self.capabilities = capabilities
         self._backend = backend
         self._lock = threading.Lock()
         self._caller = None  # the thread inside a call, to detect re-entry
@@ -456,6 +467,9 @@ def load(
             interface or function that ``imports`` does not implement (or an
             implementation lacks one of its functions); ``imports`` names something
             the world does not import.
+        ManifestError: the plugin's capability manifest is malformed, or there are two.
+        CapabilityError: the policy is strict (``Policy.mode``) and the manifest asks
+            for something its grants do not give.
         PolicyError: a preopened host directory does not exist.
         InstantiationError: the first instance cannot be created (for example its
             initial memory exceeds ``Limits.memory_bytes``).
@@ -475,6 +489,8 @@ def load(
     engine = engine or Engine.default()
     component = engine.compile(wasm, sha256=digest, plugin=name)
     grants = policy.grants
+    report = compare(read_manifest(wasm, sha256=digest, plugin=name), grants, plugin=name)
+    enforce(report, strict=policy.mode == "strict")
     error_cases = _host_error_cases(world)
     ctx = HostContext(
         plugin=name,
@@ -517,6 +533,7 @@ def load(
             ctx.kv_namespace,
             quota_bytes=(grants.kv or KvGrant()).quota_bytes,
         ),
+        capabilities=report,
     )
 
 

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 import attrs
 
 from ._exceptions import PolicyError
 
-__all__ = ["FrozenMap", "Grants", "KvGrant", "Limits", "Policy", "Preopen"]
+__all__ = ["FrozenMap", "Grants", "KvGrant", "Limits", "Policy", "Preopen", "policy_from_mapping"]
 
 
 class FrozenMap(Mapping[str, str]):
@@ -256,6 +256,15 @@ class Limits:
         return None if self.memory_bytes is None else self.memory_bytes // self.memories
 
 
+#: The values of :attr:`Policy.mode`.
+MODES = ("permissive", "strict")
+
+
+def _check_mode(_: Any, __: attrs.Attribute[str], value: str) -> None:
+    if value not in MODES:
+        raise PolicyError(f"Policy.mode must be 'permissive' or 'strict', found {value!r}")
+
+
 @attrs.frozen(kw_only=True)
 class Policy:
     """Grants plus limits: everything the host decides about one plugin.
@@ -263,10 +272,18 @@ class Policy:
     Attributes:
         grants: What the plugin may access (nothing by default).
         limits: How much it may use per call.
+        mode: How :func:`~wasmplug.load` treats a plugin whose capability manifest
+            asks for more than ``grants`` give. ``"permissive"`` (default) loads it,
+            reports the difference (:attr:`Plugin.capabilities
+            <wasmplug.Plugin.capabilities>`, a WARNING log record) and denies the rest
+            at run time; ``"strict"`` refuses it with
+            :class:`~wasmplug.CapabilityError`. A plugin without a manifest requests
+            nothing and loads in either mode.
     """
 
     grants: Grants = attrs.field(factory=Grants)
     limits: Limits = attrs.field(factory=Limits)
+    mode: str = attrs.field(default="permissive", validator=_check_mode)
 
     def to_dict(self) -> dict[str, Any]:
         """Returns a JSON-compatible dict; :meth:`from_dict` reverses it."""
@@ -281,26 +298,172 @@ class Policy:
                 "stdio": g.stdio,
             },
             "limits": attrs.asdict(self.limits),
+            "mode": self.mode,
         }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Policy:
-        """Builds a policy from :meth:`to_dict` output.
+        """Builds a policy from a dict: :meth:`to_dict` output, or the same shape
+        written by hand with keys left out (they take their defaults). Policy files
+        (:func:`~wasmplug.load_policies`) go through the same mapping.
 
         Raises:
-            PolicyError: a key is unknown or a value is invalid.
+            PolicyError: a key is unknown, a value has the wrong type, or is invalid;
+                the message names the key (``grants.files[0].writable``), what was
+                expected and what was found.
         """
-        try:
-            grants = dict(data.get("grants") or {})
-            kv = grants.pop("kv", None)
-            files = grants.pop("files", ())
-            return cls(
-                grants=Grants(
-                    kv=KvGrant(**kv) if kv is not None else None,
-                    files=tuple(Preopen(**p) for p in files),
-                    **grants,
-                ),
-                limits=Limits(**dict(data.get("limits") or {})),
+        return policy_from_mapping(data, where="policy")
+
+
+# -- the dict form ----------------------------------------------------------------------
+
+
+def _type_name(value: object) -> str:
+    return "null" if value is None else type(value).__name__
+
+
+def _fail(where: str, expected: str, value: object) -> PolicyError:
+    return PolicyError(f"{where}: expected {expected}, found {_type_name(value)} {value!r:.80}")
+
+
+def _table(value: object, where: str) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise _fail(where, "a table (mapping)", value)
+    return value
+
+
+def _no_unknown(data: Mapping[str, Any], allowed: Iterable[str], where: str) -> None:
+    allowed = list(allowed)
+    for key in data:
+        if key not in allowed:
+            raise PolicyError(
+                f"{where}: unknown key {key!r} (expected one of: {', '.join(allowed)})"
             )
-        except TypeError as e:
-            raise PolicyError(f"invalid policy data: {e}") from e
+
+
+def _bool(value: object, where: str, _: str | None) -> bool:
+    if not isinstance(value, bool):
+        raise _fail(where, "true or false", value)
+    return value
+
+
+def _strings(value: object, where: str) -> dict[str, str]:
+    table = _table(value, where)
+    for k, v in table.items():
+        if not isinstance(v, str):
+            raise _fail(f"{where}.{k}", "a string", v)
+    return dict(table)
+
+
+def _int(value: object, where: str, *, optional: bool) -> int | None:
+    if value is None and optional:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise _fail(where, "an integer" + (" or null" if optional else ""), value)
+    return value
+
+
+def _config(value: object, where: str, _: str | None) -> FrozenMap | None:
+    return None if value is None else FrozenMap(_strings(value, where))
+
+
+def _env(value: object, where: str, _: str | None) -> FrozenMap:
+    return FrozenMap(_strings(value, where))
+
+
+def _kv(value: object, where: str, _: str | None) -> KvGrant | None:
+    if value is None:
+        return None
+    table = _table(value, where)
+    _no_unknown(table, ("quota_bytes", "namespace"), where)
+    options: dict[str, Any] = {}
+    if "quota_bytes" in table:
+        options["quota_bytes"] = _int(table["quota_bytes"], f"{where}.quota_bytes", optional=False)
+    if table.get("namespace") is not None:
+        if not isinstance(table["namespace"], str):
+            raise _fail(f"{where}.namespace", "a string", table["namespace"])
+        options["namespace"] = table["namespace"]
+    try:
+        return KvGrant(**options)
+    except PolicyError as e:
+        raise PolicyError(f"{where}: {e}") from None
+
+
+def _files(value: object, where: str, base: str | None) -> tuple[Preopen, ...]:
+    if not isinstance(value, list | tuple):
+        raise _fail(where, "an array of tables", value)
+    preopens = []
+    for i, raw in enumerate(value):
+        at = f"{where}[{i}]"
+        table = _table(raw, at)
+        _no_unknown(table, ("host_path", "guest_path", "writable"), at)
+        for key in ("host_path", "guest_path"):
+            if not isinstance(table.get(key), str):
+                raise _fail(f"{at}.{key}", "a string (a path)", table.get(key))
+        host = table["host_path"]
+        if base is not None and not os.path.isabs(host):
+            host = os.path.normpath(os.path.join(base, host))
+        writable = _bool(table.get("writable", False), f"{at}.writable", None)
+        try:
+            preopens.append(
+                Preopen(host_path=host, guest_path=table["guest_path"], writable=writable)
+            )
+        except PolicyError as e:
+            raise PolicyError(f"{at}: {e}") from None
+    return tuple(preopens)
+
+
+#: How each key of a policy's ``grants`` table becomes a :class:`Grants` field:
+#: ``convert(value, where, base_dir)``. A new grant adds one entry here and one line to
+#: :meth:`Policy.to_dict`.
+GRANT_FIELDS: dict[str, Callable[[Any, str, str | None], Any]] = {
+    "log": _bool,
+    "config": _config,
+    "kv": _kv,
+    "files": _files,
+    "env": _env,
+    "stdio": _bool,
+}
+
+#: The limits that may be ``None`` (disabled).
+_OPTIONAL_LIMITS = ("fuel", "memory_bytes", "deadline_ms", "host_calls")
+
+
+def policy_from_mapping(
+    data: Mapping[str, Any], *, where: str, base_dir: str | None = None
+) -> Policy:
+    """Builds a :class:`Policy` from its dict form, checking every key and value.
+
+    Args:
+        data: ``{"grants": {...}, "limits": {...}, "mode": "strict"}``; every key
+            optional.
+        where: How errors name ``data`` (``"policy"``, ``"policies.toml:
+            plugins.acme"``).
+        base_dir: The directory relative ``files`` host paths are resolved against
+            (a policy file's directory); ``None`` keeps them as given.
+
+    Raises:
+        PolicyError: a key is unknown, a value has the wrong type or is invalid.
+    """
+    data = _table(data, where)
+    _no_unknown(data, ("grants", "limits", "mode"), where)
+    grants_in = _table(data.get("grants") or {}, f"{where}.grants")
+    _no_unknown(grants_in, GRANT_FIELDS, f"{where}.grants")
+    limits_in = _table(data.get("limits") or {}, f"{where}.limits")
+    limit_names = [f.name for f in attrs.fields(Limits)]
+    _no_unknown(limits_in, limit_names, f"{where}.limits")
+    grants = {
+        key: GRANT_FIELDS[key](value, f"{where}.grants.{key}", base_dir)
+        for key, value in grants_in.items()
+    }
+    limits: dict[str, Any] = {
+        key: _int(value, f"{where}.limits.{key}", optional=key in _OPTIONAL_LIMITS)
+        for key, value in limits_in.items()
+    }
+    mode = data.get("mode", "permissive")
+    if mode not in MODES:
+        raise _fail(f"{where}.mode", "'permissive' or 'strict'", mode)
+    try:
+        return Policy(grants=Grants(**grants), limits=Limits(**limits), mode=mode)
+    except PolicyError as e:
+        raise PolicyError(f"{where}: {e}") from None

@@ -38,7 +38,15 @@ from .._version import wasmtime_version
 from ._json import resolve_from_json
 from ._model import Resolve, World
 
-__all__ = ["Decoded", "ParserError", "decode_wasm", "load_wit", "parse_wit_text", "stats"]
+__all__ = [
+    "Decoded",
+    "ParserError",
+    "custom_sections",
+    "decode_wasm",
+    "load_wit",
+    "parse_wit_text",
+    "stats",
+]
 
 logger = logging.getLogger("wasmplug")
 
@@ -423,3 +431,37 @@ def decode_wasm(wasm: bytes) -> Decoded:
         package = doc["resolve"]["packages"][raw["package"]]["name"]
         world = resolve.packages[package].worlds[raw["name"]]
     return Decoded(doc["kind"], resolve, world, doc["wit"])
+
+
+def custom_sections(
+    wasm: bytes, name: str, *, sha256: str | None = None
+) -> list[tuple[int, bytes]]:
+    """Finds the custom sections called ``name`` in a binary, at any depth.
+
+    ``wasmparser`` walks the binary (a component's nested core modules and
+    components included) in the sandboxed module. Results are cached like parse
+    results, keyed by the module's hash, ``name`` and the binary's sha256: a binary
+    is walked once per machine.
+
+    Args:
+        wasm: The binary.
+        name: The section name.
+        sha256: The binary's sha256 (lowercase hex) when the caller already has it.
+
+    Returns:
+        ``(depth, contents)`` per section found, in binary order; depth 0 is the
+        outermost binary, 1 a module or component nested in it, and so on.
+
+    Raises:
+        ParserError: the bytes are not a well-formed binary (the parser's message).
+    """
+    import json
+
+    digest = sha256 or hashlib.sha256(wasm).hexdigest()
+    key = hashlib.sha256(f"{module_sha256()}\0sections\0{name}\0{digest}".encode()).hexdigest()
+    text = _cached(key)
+    if text is None:
+        text = _run("custom_sections", name.encode() + b"\0" + wasm, None)
+        _remember(key, text)
+    doc = json.loads(text)
+    return [(int(s["depth"]), bytes.fromhex(s["hex"])) for s in doc["sections"]]

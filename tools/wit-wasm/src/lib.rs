@@ -12,6 +12,10 @@
 //! * `decode(ptr, len) -> resp` decodes the WebAssembly binary in the request:
 //!   a component ([`wit_component::decode`]) or a core module carrying a
 //!   `component-type` custom section ([`wit_component::metadata::decode`]).
+//! * `custom_sections(ptr, len) -> resp` finds the custom sections of one name
+//!   in a WebAssembly binary, at any depth (a component's nested core modules
+//!   and components included), with [`wasmparser::Parser::parse_all`]. The
+//!   request is the section name in UTF-8, a NUL byte, then the binary.
 //!
 //! `resp` points at three little-endian `u32`s: a status (0: success,
 //! 1: error), and the pointer and length of the response bytes. On success
@@ -26,7 +30,11 @@
 //! the index of the main package, `world` the index of the decoded world
 //! (`decode` only), `kind` `"component"`, `"core-module"` or `"wit-package"`
 //! (`decode` only) and `wit` the WIT text of the world's package (`decode`
-//! only). On error the response is the UTF-8 error message.
+//! only). `custom_sections` answers
+//! `{"format": 1, "sections": [{"depth": 1, "hex": "7b7d"}]}`: one entry per
+//! section found, in binary order, with its nesting depth (0: the outermost
+//! binary; 1: a module nested in a component) and its contents in lowercase
+//! hex. On error the response is the UTF-8 error message.
 //!
 //! If the parser panics (a bug in it: the module aborts, which traps), the
 //! host may call `panic_message() -> resp` on the same instance to get the
@@ -103,6 +111,46 @@ pub unsafe extern "C" fn decode(ptr: *const u8, len: usize) -> *const u32 {
     let request = unsafe { std::slice::from_raw_parts(ptr, len) };
     catch_panics();
     respond(decode_binary(request).map_err(|e| render_error(&e, None)))
+}
+
+/// Finds the custom sections of one name in the binary in the request; see
+/// the crate docs.
+///
+/// # Safety
+///
+/// `ptr` and `len` must describe memory returned by [`alloc`].
+#[no_mangle]
+pub unsafe extern "C" fn custom_sections(ptr: *const u8, len: usize) -> *const u32 {
+    // SAFETY: the caller passes a buffer it filled through `alloc`.
+    let request = unsafe { std::slice::from_raw_parts(ptr, len) };
+    catch_panics();
+    respond(find_custom_sections(request).map_err(|e| render_error(&e, None)))
+}
+
+fn find_custom_sections(request: &[u8]) -> Result<String> {
+    let split = request
+        .iter()
+        .position(|&b| b == 0)
+        .context("the request has no NUL byte after the section name")?;
+    let name = std::str::from_utf8(&request[..split]).context("the section name is not UTF-8")?;
+    let wasm = &request[split + 1..];
+    if wasm.len() < 8 || &wasm[..4] != b"\0asm" {
+        bail!("not WebAssembly: the magic bytes \\0asm are missing");
+    }
+    let mut depth = 0usize;
+    let mut sections = Vec::new();
+    for payload in wasmparser::Parser::new(0).parse_all(wasm) {
+        match payload? {
+            wasmparser::Payload::Version { .. } => depth += 1,
+            wasmparser::Payload::End(_) => depth = depth.saturating_sub(1),
+            wasmparser::Payload::CustomSection(section) if section.name() == name => {
+                let hex: String = section.data().iter().map(|b| format!("{b:02x}")).collect();
+                sections.push(serde_json::json!({"depth": depth - 1, "hex": hex}));
+            }
+            _ => {}
+        }
+    }
+    Ok(serde_json::json!({"format": 1, "sections": sections}).to_string())
 }
 
 fn respond(result: Result<String, String>) -> *const u32 {

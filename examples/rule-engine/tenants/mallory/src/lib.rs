@@ -22,6 +22,18 @@ use wasmplug_guest::{config, debug, kv, warn};
 
 wasmplug_guest::generate!({ path: "../../wit", world: "tenant" });
 
+// Mallory is honest about what it reaches for, including what it only probes for:
+// the host's policy, not this list, decides what it gets.
+wasmplug_guest::manifest! {
+    log: "reports what its probes got, at debug level",
+    config ["mode"]: "must be `hostile` for setup to succeed",
+    files ["/public" read]: "reads the message of the day",
+    env ["TENANT"]: "checks which tenant it runs as",
+    config ["secret"]: "probes for a configuration key it was not given",
+    files ["/public" write]: "probes whether a read-only directory can be written",
+    kv: "probes for a key-value store it was not granted",
+}
+
 use crate::wasmplug_examples::rule_engine::types::Severity;
 
 const MIB: usize = 1 << 20;

@@ -17,6 +17,10 @@ use wasmplug_guest::{debug, info};
 
 wasmplug_guest::generate!({ path: "../../wit", world: "tenant" });
 
+wasmplug_guest::manifest! {
+    log: "logs every alert at info level and its progress at debug level",
+}
+
 use crate::wasmplug_examples::rule_engine::airports::{self, Airport};
 use crate::wasmplug_examples::rule_engine::types::Severity;
 

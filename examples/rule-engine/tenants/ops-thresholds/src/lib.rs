@@ -19,6 +19,12 @@ use wasmplug_guest::{config, Error};
 
 wasmplug_guest::generate!({ path: "../../wit", world: "tenant" });
 
+wasmplug_guest::manifest! {
+    config ["min-dep-delay", "min-arr-delay", "min-visibility"]:
+        "the delay (minutes) and visibility (miles) thresholds that raise alerts",
+    config ["watch-dests"]: "the destinations whose cancellations to report",
+}
+
 use crate::wasmplug_examples::rule_engine::types::Severity;
 
 /// The tenant's configuration, parsed.

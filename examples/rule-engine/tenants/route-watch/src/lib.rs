@@ -15,6 +15,10 @@ use wasmplug_guest::{kv, Error};
 
 wasmplug_guest::generate!({ path: "../../wit", world: "tenant" });
 
+wasmplug_guest::manifest! {
+    kv: "keeps per-route delay statistics and per-carrier cancellation counts between calls",
+}
+
 use crate::wasmplug_examples::rule_engine::types::Severity;
 
 /// A departure delayed by at least this many minutes counts as delayed.
