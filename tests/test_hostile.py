@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable, Iterator
 from functools import partial
 from pathlib import Path
@@ -209,6 +210,95 @@ def attack_memory_growth_bomb(lab: Lab) -> None:
     plugin = lab.hostile()
     e = breach(wasmplug.MemoryLimitExceeded, "memory_bytes", lambda: plugin.call("grow", 0))
     assert e.allowed == 64 << 20
+
+
+@attack
+def attack_wasi_sleep_past_the_deadline(lab: Lab) -> None:
+    """A 10 s sleep under a 1 s deadline: DeadlineExceeded at once, not after 10 s."""
+    plugin = lab.hostile(fuel=None)
+    start = time.perf_counter()
+    e = breach(wasmplug.DeadlineExceeded, "deadline_ms", lambda: plugin.call("nap", 10_000))
+    assert time.perf_counter() - start < 1.0
+    assert "asked WASI to wait 10,000.0 ms" in str(e)
+
+
+@attack
+def attack_wasi_sleep_within_the_deadline(lab: Lab) -> None:
+    plugin = lab.hostile(fuel=None)
+    with pytest.raises(wasmplug.WasiRefusedError) as info:
+        plugin.call("nap", 5)
+    assert type(info.value) is wasmplug.WasiRefusedError
+    assert info.value.wasi_function.endswith("#subscribe-duration")
+
+
+@attack
+def attack_wasi_poll_past_the_deadline(lab: Lab) -> None:
+    plugin = lab.attacks()
+    start = time.perf_counter()
+    e = breach(wasmplug.DeadlineExceeded, "deadline_ms", lambda: plugin.call("poll-clock", 3_000))
+    assert time.perf_counter() - start < 1.0
+    assert "#subscribe-duration), past its deadline (1000 ms)" in str(e)
+    assert plugin.call("clock-reads") >= 1  # reading the clock is fine
+
+
+@attack
+def attack_wasi_wait_until_an_instant(lab: Lab) -> None:
+    plugin = lab.attacks()
+    e = breach(wasmplug.DeadlineExceeded, "deadline_ms", lambda: plugin.call("wait-until", 60_000))
+    assert "#subscribe-instant), past its deadline" in str(e)
+
+
+@attack
+def attack_deadline_under_gil_contention(lab: Lab) -> None:
+    """Four host threads spin in Python (the epoch ticker must win the GIL from them);
+    an endless guest loop still stops at its deadline, within a margin."""
+    plugin = lab.hostile(fuel=None, deadline_ms=200)
+    stop = threading.Event()
+
+    def busy() -> None:
+        x = 0
+        while not stop.is_set():
+            x += 1
+
+    threads = [threading.Thread(target=busy) for _ in range(4)]
+    for t in threads:
+        t.start()
+    try:
+        start = time.perf_counter()
+        breach(wasmplug.DeadlineExceeded, "deadline_ms", lambda: plugin.call("spin"))
+        elapsed = time.perf_counter() - start
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    assert 0.2 <= elapsed < 2.0, elapsed
+
+
+@attack
+def attack_host_call_storms_from_eight_threads(lab: Lab) -> None:
+    """Eight tenants flood host calls from eight threads: each call ends at its
+    deadline (every host call checks it), none holds the others."""
+    limits = attrs.evolve(STRICT_LIMITS, fuel=None, deadline_ms=200, host_calls=None)
+    plugins = [
+        lab.load("attacks", world=ATTACKS_WORLD, name="attacker", limits=limits) for _ in range(8)
+    ]
+    errors: list[BaseException] = []
+
+    def storm(plugin: wasmplug.Plugin) -> None:
+        try:
+            plugin.call("host-call-storm", 4_000_000_000)
+        except BaseException as e:
+            errors.append(e)
+
+    threads = [threading.Thread(target=storm, args=(p,)) for p in plugins]
+    start = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert time.perf_counter() - start < 5.0
+    assert len(errors) == 8
+    assert all(type(e) is wasmplug.DeadlineExceeded for e in errors), errors
 
 
 @attack

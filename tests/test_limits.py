@@ -308,15 +308,36 @@ def test_large_output_is_lifted_whole(load: Any) -> None:
     assert out == "x" * (3 << 20)
 
 
-def test_deadline_during_a_blocking_wasi_sleep(load: Any) -> None:
-    """Known limit, pinned here so a change is noticed: epoch interruption only stops
-    WebAssembly code, so a guest blocked in a WASI sleep holds its call until the sleep
-    ends; the deadline then fires as soon as control is back in the guest."""
-    plugin = load(fuel=None, deadline_ms=50)
+def test_wasi_sleeps_are_refused_and_never_outlast_the_deadline(load: Any) -> None:
+    """wasmtime's WASI sleep blocks where no epoch can stop it, so wasmplug serves the
+    monotonic clock itself: a sleep that would end past the deadline is a
+    DeadlineExceeded at once (not after the sleep), a shorter one is refused with
+    WasiRefusedError naming the WASI function; the plugin goes on."""
+    plugin = load(fuel=None, deadline_ms=100)
     start = time.perf_counter()
-    with pytest.raises(wasmplug.DeadlineExceeded):
-        plugin.call("nap", 300)
-    assert time.perf_counter() - start >= 0.29
-    plugin.call("nap", 10)  # a short sleep within the deadline is fine
-    assert plugin.last_call is not None
-    assert plugin.last_call.fresh_instance is True
+    with pytest.raises(wasmplug.DeadlineExceeded) as info:
+        plugin.call("nap", 10_000)
+    assert time.perf_counter() - start < 1.0
+    e = info.value
+    assert e.limit == "deadline_ms"
+    assert e.allowed == 100
+    assert re.search(
+        r"nap asked WASI to wait 10,000\.0 ms \(wasi:clocks/monotonic-clock@[0-9.]+"
+        r"#subscribe-duration\), past its deadline \(100 ms\)",
+        str(e),
+    ), str(e)
+    with pytest.raises(wasmplug.WasiRefusedError) as refused:
+        plugin.call("nap", 10)
+    assert refused.value.wasi_function.endswith("#subscribe-duration")
+    assert "refuses WASI clock waits" in str(refused.value)
+    assert_fresh_instance_next(plugin)
+
+
+def test_host_call_storms_end_at_the_deadline(load: Any) -> None:
+    """Quick host calls cannot keep a call alive past its deadline: every host call
+    checks it first."""
+    plugin = load(fuel=None, deadline_ms=100, host_calls=None)
+    start = time.perf_counter()
+    with pytest.raises(wasmplug.DeadlineExceeded, match="in host function wasmplug:host/log"):
+        plugin.call("spam-log", 4_000_000_000, 1)
+    assert time.perf_counter() - start < 2.0

@@ -355,6 +355,7 @@ def test_public_api_is_pinned() -> None:
         "StaleHandleError",
         "Trap",
         "TypeNamespace",
+        "WasiRefusedError",
         "WasmplugError",
         "WitError",
         "World",

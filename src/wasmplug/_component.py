@@ -15,6 +15,7 @@ import logging
 import math
 import re
 import threading
+import time
 from collections.abc import Callable, Sequence
 from time import perf_counter
 from typing import Any
@@ -39,6 +40,7 @@ from ._exceptions import (
     MemoryLimitExceeded,
     StaleHandleError,
     Trap,
+    WasiRefusedError,
     WorldMismatchError,
 )
 from ._host import CAPABILITIES, HostContext, HostImpl, defined_resources
@@ -62,8 +64,6 @@ _LIMIT_HINTS = {
     "table minimum size": " (Limits.table_elements is {limits.table_elements})",
     "memory minimum size": " (Limits.memory_bytes is {limits.memory_bytes} in all)",
 }
-#: How many components' checks against one world are remembered.
-_MAX_CHECKED = 1024
 
 # -- type comparison -------------------------------------------------------------------
 
@@ -479,6 +479,8 @@ def _host_call(
     def run(args: int, nargs: int, results: int) -> None:
         if ctx.host_calls > ctx.max_host_calls:
             raise _HostCallLimit(qualified)
+        if perf_counter() > ctx.deadline:  # a storm of quick host calls ends here
+            raise _HostDeadline(qualified)
         raw = ctypes.string_at(args, nargs * VAL_SIZE) if nargs else b""
         values = [codec.lift(raw, i * VAL_SIZE) for i, codec in enumerate(params)]
         if timed:
@@ -527,6 +529,64 @@ def _host_call(
             scope.close()
 
     return call_with_handles if handles else call
+
+
+class _WasiWait(Exception):
+    """The guest asked WASI to wait on the monotonic clock (refused).
+
+    Attributes:
+        wait_ns: How long the wait would have lasted, in nanoseconds.
+        past_deadline: Whether it would have ended after the call's deadline.
+    """
+
+    def __init__(self, function: str, wait_ns: int, past_deadline: bool) -> None:
+        super().__init__(function)
+        self.wait_ns = wait_ns
+        self.past_deadline = past_deadline
+
+
+#: The prefix of the WASI interface whose waits wasmplug serves itself.
+MONOTONIC_CLOCK = "wasi:clocks/monotonic-clock@"
+
+
+def _set_u64(address: int, value: int) -> None:
+    val = ffi.wasmtime_component_val_t.from_address(address)
+    val.kind = ffi.WASMTIME_COMPONENT_U64
+    val.of.u64 = value
+
+
+def _monotonic_clock(interface: str, ctx: HostContext) -> dict[str, _HostCall]:
+    """wasmplug's ``wasi:clocks/monotonic-clock``: ``now`` and ``resolution`` as the
+    host's monotonic clock gives them (nanoseconds from an arbitrary origin), and the
+    two subscriptions refused (they are what ``sleep`` and timed polls are made of,
+    and wasmtime's implementation blocks where the deadline cannot interrupt it).
+    A refusal records a :class:`_WasiWait` in ``ctx.failure`` and traps the guest."""
+
+    def now(context: Any, args: int, nargs: int, results: int) -> None:
+        _set_u64(results, time.monotonic_ns())
+
+    def resolution(context: Any, args: int, nargs: int, results: int) -> None:
+        _set_u64(results, 1)
+
+    def subscription(name: str, *, absolute: bool) -> _HostCall:
+        qualified = f"{interface}#{name}"
+
+        def subscribe(context: Any, args: int, nargs: int, results: int) -> None:
+            value = ffi.wasmtime_component_val_t.from_address(args).of.u64
+            wait = max(0, value - time.monotonic_ns()) if absolute else value
+            error = _WasiWait(qualified, wait, perf_counter() + wait / 1e9 > ctx.deadline)
+            if ctx.failure is None:
+                ctx.failure = (qualified, error)
+            raise error
+
+        return subscribe
+
+    return {
+        "now": now,
+        "resolution": resolution,
+        "subscribe-duration": subscription("subscribe-duration", absolute=False),
+        "subscribe-instant": subscription("subscribe-instant", absolute=True),
+    }
 
 
 def _with_room(constructor: HostImpl, resources: _HostResources) -> HostImpl:
@@ -699,8 +759,10 @@ class ComponentBackend:
         host_impls: dict[str, dict[str, HostImpl]],
         wasi: Callable[[Callable[[bytes], None]], wasmtime.WasiConfig],
         epoch_tick_ms: float,
+        epoch_lag: Callable[[], int],
     ) -> None:
         self._engine = engine
+        self._epoch_lag = epoch_lag
         self._host_impls = host_impls
         self._component = component
         self._world = world
@@ -721,17 +783,16 @@ class ComponentBackend:
         self._resources = _HostResources(classes, limits.resource_handles)
         # Checking a component against a world reads its types through ctypes (about
         # 70% of a load); the outcome depends only on the two, so it is done once per
-        # component and world. Components live as long as their engine's cache.
-        key = (id(engine), sha256)
+        # compiled component and world. Keyed by the component object itself (weakly):
+        # export indices belong to that compilation, and an entry goes with it (an id
+        # or a sha256 could name another engine's compilation).
         checked: tuple[dict[str, Any], list[str], tuple[str, ...]] | None
-        checked = world._checked.get(key)
+        checked = world._checked.get(component)
         if checked is None:
             ctype = component.type
             export_index = self._check_exports(ctype, ctx.plugin)
             host_imports, imports = self._check_imports(ctype, ctx.plugin)
-            checked = world._checked[key] = (export_index, host_imports, imports)
-            if len(world._checked) > _MAX_CHECKED:  # drop the oldest: bounded memory
-                del world._checked[next(iter(world._checked))]
+            checked = world._checked[component] = (export_index, host_imports, imports)
         self._export_index: dict[str, Any] = checked[0]
         host_imports = checked[1]
         self.imports: tuple[str, ...] = checked[2]
@@ -823,6 +884,16 @@ class ComponentBackend:
         linker = wc.Linker(self._engine)
         linker.add_wasip2()
         items = self._world.wit.imports
+        clocks = [name for name in self.imports if name.startswith(MONOTONIC_CLOCK)]
+        if clocks:
+            # Replaces wasmtime's instance of the interface (all four functions).
+            linker.allow_shadowing = True
+            with linker.root() as root:
+                for name in clocks:
+                    with root.add_instance(name) as inst:
+                        for fname, raw in _monotonic_clock(name, self._ctx).items():
+                            self._add_raw(inst, f"{name}#{fname}", fname, raw)
+            linker.allow_shadowing = False
         with linker.root() as root:
             for name in imports:
                 item = items[name]
@@ -891,8 +962,16 @@ class ComponentBackend:
             resources=self._resources,
             handles=has_handle(func),
         )
+        self._add_raw(inst, qualified, func.name, call)
+
+    def _add_raw(self, inst: wc.LinkerInstance, qualified: str, name: str, call: _HostCall) -> None:
+        """Defines ``name`` in ``inst`` as the raw host function ``call``.
+
+        Raises:
+            LinkError: wasmtime refused the definition.
+        """
         key = _register(call)
-        encoded = func.name.encode()
+        encoded = name.encode()
         err = ffi.wasmtime_component_linker_instance_add_func(
             inst.ptr(),
             ctypes.create_string_buffer(encoded),
@@ -905,7 +984,7 @@ class ComponentBackend:
             raise LinkError(
                 f"cannot define {qualified}: {_wasmtime_message(err)}",
                 [qualified],
-                plugin=plugin,
+                plugin=self._ctx.plugin,
             )
 
     # -- instances -----------------------------------------------------------------------
@@ -929,7 +1008,7 @@ class ComponentBackend:
         store.set_wasi(self._wasi(functools.partial(_keep_tail, self._stderr)))
         store.set_fuel(self._fuel_budget)
         self._resources.table = table = _HostTable(limits.resource_handles)
-        store.set_epoch_deadline(self._ticks)
+        store.set_epoch_deadline(self._ticks + self._epoch_lag())
         try:
             instance = self._linker.instantiate(store, self._component)
         except wasmtime.WasmtimeError as e:
@@ -1009,7 +1088,7 @@ class ComponentBackend:
         context = inst.context
         budget = self._fuel_budget
         _set_fuel(context, budget)
-        _set_epoch_deadline(context, self._ticks)
+        _set_epoch_deadline(context, self._ticks + self._epoch_lag())
         ctx = self._ctx
         ctx.host_calls = 0
         ctx.denials = 0
@@ -1090,6 +1169,24 @@ class ComponentBackend:
                 f"{function} ran past its deadline ({limits.deadline_ms} ms) "
                 f"in host function {host_function}",
             )
+        elif isinstance(cause, _WasiWait):
+            wait = f"{function} asked WASI to wait {cause.wait_ns / 1e6:,.1f} ms ({host_function})"
+            if cause.past_deadline:
+                breach = (
+                    DeadlineExceeded,
+                    "deadline_ms",
+                    f"{wait}, past its deadline ({limits.deadline_ms} ms)",
+                )
+            else:
+                return WasiRefusedError(
+                    f"{wait}; wasmplug refuses WASI clock waits: wasmtime would block "
+                    "where the deadline cannot interrupt it",
+                    wasi_function=host_function,
+                    plugin=plugin,
+                    function=function,
+                    stats=stats,
+                    detail=detail,
+                )
         if breach is not None:
             cls, limit, message = breach
             error: CallError = cls(
@@ -1178,7 +1275,7 @@ class ComponentBackend:
             context = inst.context
             ctx = self._ctx
             _set_fuel(context, self._fuel_budget)
-            _set_epoch_deadline(context, self._ticks)
+            _set_epoch_deadline(context, self._ticks + self._epoch_lag())
             ctx.failure = None
             ctx.deadline = perf_counter() + self._deadline_s
             if self._stderr:

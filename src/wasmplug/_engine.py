@@ -6,6 +6,7 @@ import hashlib
 import logging
 import os
 import threading
+import time
 import weakref
 from collections import OrderedDict
 from pathlib import Path
@@ -33,10 +34,11 @@ class Engine:
     """A wasmtime engine configured for sandboxing, shared by many plugins.
 
     Fuel metering and epoch interruption are always on. A daemon thread advances the
-    epoch every ``epoch_tick_ms`` while the engine is open, which is what enforces
-    wall-clock deadlines. Compiled components are cached in memory by sha256 and, when
-    ``cache_dir`` is set, on disk keyed by sha256 and wasmtime version, so loading the
-    same plugin again costs a deserialization (about 1 ms) instead of a compilation.
+    epoch every ``epoch_tick_ms`` of wall-clock time while the engine is open (a late
+    wake-up adds the epochs it missed), which is what enforces deadlines. Compiled
+    components are cached in memory by sha256 and, when ``cache_dir`` is set, on disk
+    keyed by sha256 and wasmtime version, so loading the same plugin again costs a
+    deserialization (about 1 ms) instead of a compilation.
 
     Most hosts use one engine per process: :meth:`default` returns a shared one.
 
@@ -88,9 +90,10 @@ class Engine:
         self._max_components = max_cached_components
         self._lock = threading.Lock()
         self._stop = threading.Event()
+        self.epoch_clock = EpochClock(epoch_tick_ms / 1000.0)
         self._ticker = threading.Thread(
             target=_tick,
-            args=(weakref.ref(self), self._stop, epoch_tick_ms / 1000.0),
+            args=(weakref.ref(self), self._stop, self.epoch_clock),
             name="wasmplug-epoch",
             daemon=True,
         )
@@ -178,13 +181,47 @@ class Engine:
             write_atomically(path, bytes(component.serialize()))
 
 
-def _tick(engine_ref: weakref.ref[Engine], stop: threading.Event, interval: float) -> None:
-    while not stop.wait(interval):
+class EpochClock:
+    """Where the epoch ticker stands against wall-clock time.
+
+    Attributes:
+        interval: Seconds per epoch.
+        start: ``time.monotonic()`` when the ticker started.
+        ticks: Epochs added so far (only the ticker thread writes it).
+    """
+
+    __slots__ = ("interval", "start", "ticks")
+
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self.start = time.monotonic()
+        self.ticks = 0
+
+    def lag(self) -> int:
+        """Epochs the ticker owes right now (it is waiting for the GIL or a wake-up).
+        A deadline set now must add them, or it would fire early when they are paid."""
+        return max(0, int((time.monotonic() - self.start) / self.interval) - self.ticks)
+
+
+def _tick(engine_ref: weakref.ref[Engine], stop: threading.Event, clock: EpochClock) -> None:
+    """The epoch ticker: one epoch per ``clock.interval`` of wall-clock time.
+
+    A wake-up can come late (the thread waits for the GIL while other threads run
+    Python, or the machine is loaded); the ticker then adds every epoch it missed, so
+    that a deadline of ``n`` epochs means ``n`` intervals of time, not ``n``
+    wake-ups. A guest is stopped at the first wake-up after its deadline.
+    """
+    interval, start = clock.interval, clock.start
+    while not stop.wait(max(0.0, start + (clock.ticks + 1) * interval - time.monotonic())):
         engine = engine_ref()
         if engine is None:
             return
-        engine._wasmtime.increment_epoch()
-        del engine
+        due = int((time.monotonic() - start) / interval)
+        increment = engine._wasmtime.increment_epoch
+        while clock.ticks < due:
+            increment()
+            clock.ticks += 1
+        del engine, increment
 
 
 def _first_line(text: str) -> str:

@@ -69,6 +69,7 @@ __all__ = [
     "ReentrantCallError",
     "StaleHandleError",
     "Trap",
+    "WasiRefusedError",
     "WasmplugError",
     "WitError",
     "WorldMismatchError",
@@ -427,6 +428,37 @@ class HostFunctionError(CallError):
     ) -> None:
         super().__init__(message, plugin=plugin, function=function, stats=stats, detail=detail)
         self.host_function = host_function
+
+
+class WasiRefusedError(CallError):
+    """Raised when the guest called a WASI function that wasmplug refuses to serve.
+
+    wasmplug refuses WASI clock waits (``wasi:clocks/monotonic-clock``
+    ``subscribe-duration`` and ``subscribe-instant``: what a guest's ``sleep``, timed
+    ``poll`` and clock waits are made of) because wasmtime's implementation blocks
+    the calling thread where the deadline cannot interrupt it. A wait that would end
+    past the call's deadline raises :class:`DeadlineExceeded` instead, at once. The
+    guest's instance is replaced: its next call runs on a fresh one.
+
+    Attributes:
+        wasi_function: The refused function as ``<interface>#<function>`` (for
+            example ``wasi:clocks/monotonic-clock@0.2.6#subscribe-duration``).
+    """
+
+    wasi_function: str
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        wasi_function: str,
+        plugin: str | None = None,
+        function: str = "",
+        stats: CallStats | None = None,
+        detail: str = "",
+    ) -> None:
+        super().__init__(message, plugin=plugin, function=function, stats=stats, detail=detail)
+        self.wasi_function = wasi_function
 
 
 class LimitExceeded(CallError):

@@ -509,6 +509,7 @@ def load(
         host_impls=host_impls,
         wasi=_wasi_factory(name, grants),
         epoch_tick_ms=engine.epoch_tick_ms,
+        epoch_lag=engine.epoch_clock.lag,
     )
     ungranted = tuple(
         i for i in _host.HOST_INTERFACES if i in backend.imports and not _host.is_granted(i, grants)

@@ -213,9 +213,13 @@ class Limits:
             it; :class:`~wasmplug.InstantiationError` when the plugin's initial memory
             is already larger.
         deadline_ms: Wall-clock time per call, in milliseconds, enforced by epoch
-            interruption with the engine's tick as granularity. Default 1,000 ms.
-            Breach: :class:`~wasmplug.DeadlineExceeded`. Time spent blocked inside a
-            host function is not interrupted.
+            interruption with the engine's tick as granularity (a late ticker catches
+            up). Host functions count: each host call checks the deadline first, and
+            one that ends past it fails the call. WASI clock waits (sleeps) are
+            refused: past the deadline as a breach, shorter ones with
+            :class:`~wasmplug.WasiRefusedError`. Default 1,000 ms. Breach:
+            :class:`~wasmplug.DeadlineExceeded`. Margins measured under load: the
+            "Deadlines" section of ``docs/policy.md``.
         memories: Linear memories the plugin may have (over all its core instances).
             Default 1, which a Rust ``wasm32-wasip2`` component needs; a core module
             componentized with the WASI preview-1 adapter may need 2. Breach at

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import weakref
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -137,9 +138,10 @@ class World:
         self.name = wit.qualified_name
         self.types: TypeNamespace = types if types is not None else namespace_for_world(wit)
         self._codecs: dict[int, Codec] = {}
-        # (engine id, component sha256) -> what checking the component found; filled by
-        # the component backend so that loading the same component again is cheap.
-        self._checked: dict[tuple[int, str], Any] = {}
+        # compiled component -> what checking it found; filled by the component backend
+        # so that loading the same component again is cheap. Weak: an entry lives as
+        # long as its compiled component.
+        self._checked: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
         # Resources the plugin exports: id of the TypeDef -> handle class.
         self._guest_resources: dict[int, type[ResourceHandle]] = {}
         #: Resources the host defines (in imported interfaces), in order: the index
