@@ -703,6 +703,7 @@ def draw_chart(doc: Mapping[str, Any], path: Path) -> bool:
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        from matplotlib.ticker import NullFormatter
     except ImportError:
         return False
     alts = [k for k, a in doc["alternatives"].items() if a["available"]]
@@ -718,9 +719,12 @@ def draw_chart(doc: Mapping[str, Any], path: Path) -> bool:
         ax.set_yticks(range(len(keys)), [doc["alternatives"][k]["label"] for k in keys], fontsize=8)
         ax.invert_yaxis()
         ax.set_xscale("log")
-        ax.set_title(f"{case['label']} ({case['unit']}, median)", fontsize=9)
+        ax.set_xlim(min(med) / 3, max(med) * 12)
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        unit = "µs" if case["unit"] == "us" else case["unit"]
+        ax.set_title(f"{case['label']} ({unit}, median)", fontsize=9)
         for i, m in enumerate(med):
-            ax.text(m, i, f" {m:,.3g}", va="center", fontsize=7)
+            ax.text(m, i, f" {m:,.0f}" if m >= 100 else f" {m:.3g}", va="center", fontsize=7)
     for ax in list(axes.flat)[len(cases) :]:
         ax.axis("off")
     fig.suptitle(
@@ -729,7 +733,7 @@ def draw_chart(doc: Mapping[str, Any], path: Path) -> bool:
         fontsize=11,
     )
     fig.tight_layout()
-    fig.savefig(path, dpi=80)
+    fig.savefig(path, dpi=72)
     plt.close(fig)
     return True
 
