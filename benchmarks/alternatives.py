@@ -316,7 +316,7 @@ class RawWasmtime(Alternative):
             self.engine, str(ROOT / "build" / "bench" / "wasm" / "raw_core.wasm")
         )
         self.store, self.instance = self._instantiate()
-        exports = self.instance.exports(self.store)
+        exports: Any = self.instance.exports(self.store)
         self.exports = exports
         self.memory = exports["memory"]
         self.input = exports["input_buffer"](self.store)
@@ -389,11 +389,11 @@ class UncheckedFloor(Alternative):
             self.store.engine, str(ROOT / "build" / "bench" / "wasm" / "raw_core.wasm")
         )
         self.instance = wasmtime.Instance(self.store, module, [])
-        self.exports = self.instance.exports(self.store)
-        memory = self.exports["memory"]
-        base = ctypes.addressof(memory.data_ptr(self.store).contents)
-        self.input = base + self.exports["input_buffer"](self.store)
-        self.output = base + self.exports["output_buffer"](self.store)
+        exports: Any = self.instance.exports(self.store)
+        self.exports = exports
+        base = ctypes.addressof(exports["memory"].data_ptr(self.store).contents)
+        self.input = base + exports["input_buffer"](self.store)
+        self.output = base + exports["output_buffer"](self.store)
 
     def _raw(self, name: str, slots: int) -> tuple[Callable[[], None], Any]:
         b = self._b

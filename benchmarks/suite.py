@@ -707,7 +707,8 @@ def draw_chart(doc: Mapping[str, Any], path: Path) -> bool:
     except ImportError:
         return False
     alts = [k for k, a in doc["alternatives"].items() if a["available"]]
-    colors = dict(zip(alts, plt.get_cmap("tab10").colors, strict=False))
+    cmap = plt.get_cmap("tab10")
+    colors = {k: cmap(i) for i, k in enumerate(alts)}
     cases = list(doc["cases"].values())
     cols = 3
     rows = (len(cases) + cols - 1) // cols

@@ -169,7 +169,10 @@ pub fn evaluate(Json(flight): Json<Flight>) -> FnResult<Json<Vec<Alert>>> {
     let t = match Thresholds::get() {
         Ok(t) => t,
         Err(reason) => {
-            return Err(WithReturnCode::new(extism_pdk::Error::msg(reason.clone()), 1))
+            return Err(WithReturnCode::new(
+                extism_pdk::Error::msg(reason.clone()),
+                1,
+            ))
         }
     };
     let cf = format!("{}{}", flight.carrier, flight.flight);
