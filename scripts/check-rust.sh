@@ -48,7 +48,7 @@ step env RUSTDOCFLAGS=-Dwarnings cargo doc "${WIT[@]}" --locked --no-deps --docu
 # The benchmark suite's comparison plugins: a workspace of their own (core modules,
 # not components; see benchmarks/plugins/Cargo.toml). Checked natively like the rest.
 BENCH=(--manifest-path "$ROOT/benchmarks/plugins/Cargo.toml")
-step cargo fmt "${BENCH[@]}" --check
+step cargo fmt --all "${BENCH[@]}" --check
 step cargo clippy "${BENCH[@]}" --locked --all-targets -- -D warnings
 step env RUSTDOCFLAGS=-Dwarnings cargo doc "${BENCH[@]}" --locked --no-deps --document-private-items
 
