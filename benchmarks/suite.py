@@ -16,8 +16,9 @@ Usage::
     python -m benchmarks [--quick | --smoke] [--plugins N] [--out DIR] [--no-build]
                          [--only ALT,ALT]
 
-``--quick`` takes about a minute, ``--smoke`` a few seconds (tiny counts: for the
-tests, not for reading numbers); the default run takes several minutes.
+``--quick`` takes under a minute (~20 s on a 2-core machine), ``--smoke`` ~10 s (tiny
+
+counts: for the tests, not for reading numbers); the default run about two minutes.
 """
 
 from __future__ import annotations
@@ -744,7 +745,7 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m benchmarks", description=__doc__.splitlines()[0]
     )
     speed = parser.add_mutually_exclusive_group()
-    speed.add_argument("--quick", action="store_true", help="about a minute")
+    speed.add_argument("--quick", action="store_true", help="under a minute")
     speed.add_argument("--smoke", action="store_true", help="seconds; numbers meaningless")
     parser.add_argument("--plugins", type=int, help="live plugins in the density case")
     parser.add_argument("--out", type=Path, default=ROOT / "build" / "bench")
