@@ -17,7 +17,6 @@ Usage::
                          [--only ALT,ALT]
 
 ``--quick`` takes under a minute (~20 s on a 2-core machine), ``--smoke`` ~10 s (tiny
-
 counts: for the tests, not for reading numbers); the default run about two minutes.
 """
 
