@@ -45,6 +45,13 @@ step cargo fmt "${WIT[@]}" --check
 step cargo clippy "${WIT[@]}" --locked --all-targets -- -D warnings
 step env RUSTDOCFLAGS=-Dwarnings cargo doc "${WIT[@]}" --locked --no-deps --document-private-items
 
+# The benchmark suite's comparison plugins: a workspace of their own (core modules,
+# not components; see benchmarks/plugins/Cargo.toml). Checked natively like the rest.
+BENCH=(--manifest-path "$ROOT/benchmarks/plugins/Cargo.toml")
+step cargo fmt --all "${BENCH[@]}" --check
+step cargo clippy "${BENCH[@]}" --locked --all-targets -- -D warnings
+step env RUSTDOCFLAGS=-Dwarnings cargo doc "${BENCH[@]}" --locked --no-deps --document-private-items
+
 if ((${#failed[@]})); then
     printf 'check-rust: FAILED: %s\n' "${failed[@]}" >&2
     exit 1

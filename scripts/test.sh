@@ -23,10 +23,12 @@ step() {
 }
 
 step bash "$ROOT/scripts/build-wit-module.sh" --check
-step "$BIN/ruff" check src tests examples
-step "$BIN/ruff" format --check src tests examples
+step "$BIN/ruff" check src tests examples benchmarks
+step "$BIN/ruff" format --check src tests examples benchmarks
 step "$BIN/mypy" --strict src
 step "$BIN/mypy" --strict tests examples/rule-engine
+step "$BIN/mypy" --strict benchmarks/__main__.py benchmarks/suite.py \
+    benchmarks/alternatives.py benchmarks/profile.py
 step "$BIN/wasmplug" bindgen examples/rule-engine/wit --world tenant \
     -o examples/rule-engine/tenant_bindings.py --check
 step bash "$ROOT/scripts/check-rust.sh"

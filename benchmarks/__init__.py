@@ -1,0 +1,1 @@
+"""wasmplug's benchmark suite: ``python -m benchmarks`` (see :mod:`benchmarks.suite`)."""
