@@ -315,6 +315,7 @@ def test_public_api_is_pinned() -> None:
         "CapabilityReport",
         "DeadlineExceeded",
         "Denial",
+        "Determinism",
         "Engine",
         "Err",
         "ExportFunc",

@@ -53,7 +53,7 @@ from ._inspect import PluginInfo, inspect
 from ._kv import KvNamespace, KvStore, MemoryKvStore
 from ._manifest import CapabilityReport, Denial, Manifest, Need, NeedItem
 from ._plugin import Plugin, load
-from ._policy import FrozenMap, Grants, KvGrant, Limits, Policy, Preopen
+from ._policy import Determinism, FrozenMap, Grants, KvGrant, Limits, Policy, Preopen
 from ._policyfile import load_policies
 from ._resources import ResourceHandle
 from ._stats import CallStats
@@ -68,6 +68,7 @@ __all__ = [
     "CapabilityReport",
     "DeadlineExceeded",
     "Denial",
+    "Determinism",
     "Engine",
     "Err",
     "ExportFunc",

@@ -13,6 +13,7 @@ import functools
 import itertools
 import logging
 import math
+import random
 import re
 import threading
 import time
@@ -26,7 +27,17 @@ from wasmtime import _bindings as _capi
 from wasmtime import _ffi as ffi
 
 from . import _wit
-from ._codec import VAL_SIZE, Arena, Codec, HostHandleCodec, Mismatch, UnsupportedType, handle_scope
+from ._bindings import TypeNamespace
+from ._codec import (
+    VAL_SIZE,
+    Arena,
+    Codec,
+    HostHandleCodec,
+    Mismatch,
+    UnsupportedType,
+    build_codec,
+    handle_scope,
+)
 from ._exceptions import (
     CallError,
     DeadlineExceeded,
@@ -44,7 +55,7 @@ from ._exceptions import (
     WorldMismatchError,
 )
 from ._host import CAPABILITIES, HostContext, HostImpl, defined_resources
-from ._policy import Limits
+from ._policy import Determinism, Limits
 from ._stats import CallStats
 from ._world import World, has_handle
 
@@ -455,6 +466,19 @@ class _Scope:
         self._keep.clear()
 
 
+def _lower_result(codec: Codec, value: Any, results: int) -> None:
+    """Lowers a host function's result into wasmtime-owned memory at ``results``.
+
+    Raises:
+        Mismatch: ``value`` does not fit the codec's WIT type.
+    """
+    arena = Arena()
+    slot = arena.alloc(VAL_SIZE)
+    codec.lower(arena, slot, value)
+    base = arena.finalize()
+    ffi.wasmtime_component_val_clone(ctypes.cast(base + slot, _VAL_P), ctypes.cast(results, _VAL_P))
+
+
 def _host_call(
     qualified: str,
     impl: Callable[..., Any],
@@ -495,16 +519,10 @@ def _host_call(
         else:
             value = impl(*values)
         if result is not None:
-            arena = Arena()
-            slot = arena.alloc(VAL_SIZE)
             try:
-                result.lower(arena, slot, value)
+                _lower_result(result, value, results)
             except Mismatch as e:
                 raise TypeError(e.describe(f"{qualified} result")) from None
-            base = arena.finalize()
-            ffi.wasmtime_component_val_clone(
-                ctypes.cast(base + slot, _VAL_P), ctypes.cast(results, _VAL_P)
-            )
 
     def call(context: Any, args: int, nargs: int, results: int) -> None:
         ctx.host_calls += 1
@@ -586,6 +604,92 @@ def _monotonic_clock(interface: str, ctx: HostContext) -> dict[str, _HostCall]:
         "resolution": resolution,
         "subscribe-duration": subscription("subscribe-duration", absolute=False),
         "subscribe-instant": subscription("subscribe-instant", absolute=True),
+    }
+
+
+class Seeded:
+    """The random generator of a plugin run with :class:`~wasmplug.Determinism`,
+    re-seeded for every fresh instance (host functions refer to this, not to the
+    backend)."""
+
+    __slots__ = ("rng", "seed")
+
+    def __init__(self, seed: int) -> None:
+        self.seed = seed
+        self.rng = random.Random(seed)
+
+    def reset(self) -> None:
+        self.rng.seed(self.seed)
+
+
+#: The largest random byte string a deterministic guest may ask for at once.
+MAX_RANDOM_BYTES = 1 << 20
+
+_U64 = _wit.Primitive("u64")
+_WASI_TYPES = TypeNamespace()
+_DATETIME = _wit.TypeDef(
+    name="datetime",
+    owner="wasi:clocks/wall-clock",
+    kind=_wit.RecordKind(
+        fields=(_wit.Field("seconds", _U64), _wit.Field("nanoseconds", _wit.Primitive("u32")))
+    ),
+)
+_Datetime = _WASI_TYPES.add(_DATETIME)
+_DATETIME_CODEC = build_codec(_DATETIME, _WASI_TYPES)
+_BYTES_CODEC = build_codec(_wit.ListType(_wit.Primitive("u8")), _WASI_TYPES)
+_SEED_CODEC = build_codec(_wit.TupleType((_U64, _U64)), _WASI_TYPES)
+
+
+def _deterministic_wasi(
+    determinism: Determinism, seeded: Seeded
+) -> dict[str, dict[str, _HostCall]]:
+    """wasmplug's clock and random interfaces for a deterministic plugin: interface
+    name (without its version) -> function name -> raw host function. The monotonic
+    clock's waits come from :func:`_monotonic_clock` and are replaced here only for
+    ``now`` and ``resolution``."""
+    seconds, nanos = divmod(determinism.wall_clock_ns, 1_000_000_000)
+
+    def fixed(codec: Codec, value: Any) -> _HostCall:
+        def answer(context: Any, args: int, nargs: int, results: int) -> None:
+            _lower_result(codec, value, results)
+
+        return answer
+
+    def u64(value: Callable[[], int]) -> _HostCall:
+        def answer(context: Any, args: int, nargs: int, results: int) -> None:
+            _set_u64(results, value())
+
+        return answer
+
+    def random_bytes(context: Any, args: int, nargs: int, results: int) -> None:
+        n = ffi.wasmtime_component_val_t.from_address(args).of.u64
+        if n > MAX_RANDOM_BYTES:
+            raise ValueError(
+                f"the guest asked for {n} random bytes at once; at most {MAX_RANDOM_BYTES}"
+            )
+        _lower_result(_BYTES_CODEC, seeded.rng.randbytes(n), results)
+
+    def random_u64() -> int:
+        return seeded.rng.getrandbits(64)
+
+    def seed_pair(context: Any, args: int, nargs: int, results: int) -> None:
+        _lower_result(_SEED_CODEC, (random_u64(), random_u64()), results)
+
+    return {
+        "wasi:clocks/wall-clock": {
+            "now": fixed(_DATETIME_CODEC, _Datetime(seconds=seconds, nanoseconds=nanos)),
+            "resolution": fixed(_DATETIME_CODEC, _Datetime(seconds=0, nanoseconds=1)),
+        },
+        "wasi:clocks/monotonic-clock": {"now": u64(lambda: 0), "resolution": u64(lambda: 1)},
+        "wasi:random/random": {
+            "get-random-bytes": random_bytes,
+            "get-random-u64": u64(random_u64),
+        },
+        "wasi:random/insecure": {
+            "get-insecure-random-bytes": random_bytes,
+            "get-insecure-random-u64": u64(random_u64),
+        },
+        "wasi:random/insecure-seed": {"insecure-seed": seed_pair},
     }
 
 
@@ -760,9 +864,12 @@ class ComponentBackend:
         wasi: Callable[[Callable[[bytes], None]], wasmtime.WasiConfig],
         epoch_tick_ms: float,
         epoch_lag: Callable[[], int],
+        determinism: Determinism | None = None,
     ) -> None:
         self._engine = engine
         self._epoch_lag = epoch_lag
+        self._determinism = determinism
+        self._seeded = Seeded(determinism.seed) if determinism is not None else None
         self._host_impls = host_impls
         self._component = component
         self._world = world
@@ -884,14 +991,14 @@ class ComponentBackend:
         linker = wc.Linker(self._engine)
         linker.add_wasip2()
         items = self._world.wit.imports
-        clocks = [name for name in self.imports if name.startswith(MONOTONIC_CLOCK)]
-        if clocks:
-            # Replaces wasmtime's instance of the interface (all four functions).
+        served = self._served_wasi()
+        if served:
+            # Replaces wasmtime's instance of each interface (all its functions).
             linker.allow_shadowing = True
             with linker.root() as root:
-                for name in clocks:
+                for name, functions in served.items():
                     with root.add_instance(name) as inst:
-                        for fname, raw in _monotonic_clock(name, self._ctx).items():
+                        for fname, raw in functions.items():
                             self._add_raw(inst, f"{name}#{fname}", fname, raw)
             linker.allow_shadowing = False
         with linker.root() as root:
@@ -912,6 +1019,27 @@ class ComponentBackend:
                     for fname, func in item.functions.items():
                         self._add_func(inst, name, func, impls[fname])
         return linker
+
+    def _served_wasi(self) -> dict[str, dict[str, _HostCall]]:
+        """The WASI interfaces (exact versioned names the component imports) that
+        wasmplug serves instead of wasmtime, with their raw functions: always the
+        monotonic clock (its waits are refused), and with determinism the clocks and
+        random interfaces."""
+        served: dict[str, dict[str, _HostCall]] = {}
+        deterministic = (
+            _deterministic_wasi(self._determinism, self._seeded)
+            if self._determinism is not None and self._seeded is not None
+            else {}
+        )
+        for name in self.imports:
+            unversioned = name.partition("@")[0]
+            functions: dict[str, _HostCall] = {}
+            if name.startswith(MONOTONIC_CLOCK):
+                functions.update(_monotonic_clock(name, self._ctx))
+            functions.update(deterministic.get(unversioned, {}))
+            if functions:
+                served[name] = functions
+        return served
 
     def _add_resource(self, inst: wc.LinkerInstance, iface: str, td: _wit.TypeDef) -> None:
         """Defines a host resource: a wasmtime host resource type numbered as in
@@ -1007,6 +1135,8 @@ class ComponentBackend:
         )
         store.set_wasi(self._wasi(functools.partial(_keep_tail, self._stderr)))
         store.set_fuel(self._fuel_budget)
+        if self._seeded is not None:
+            self._seeded.reset()
         self._resources.table = table = _HostTable(limits.resource_handles)
         store.set_epoch_deadline(self._ticks + self._epoch_lag())
         try:

@@ -510,6 +510,7 @@ def load(
         wasi=_wasi_factory(name, grants),
         epoch_tick_ms=engine.epoch_tick_ms,
         epoch_lag=engine.epoch_clock.lag,
+        determinism=policy.determinism,
     )
     ungranted = tuple(
         i for i in _host.HOST_INTERFACES if i in backend.imports and not _host.is_granted(i, grants)

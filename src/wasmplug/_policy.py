@@ -16,7 +16,16 @@ import attrs
 
 from ._exceptions import PolicyError
 
-__all__ = ["FrozenMap", "Grants", "KvGrant", "Limits", "Policy", "Preopen", "policy_from_mapping"]
+__all__ = [
+    "Determinism",
+    "FrozenMap",
+    "Grants",
+    "KvGrant",
+    "Limits",
+    "Policy",
+    "Preopen",
+    "policy_from_mapping",
+]
 
 
 class FrozenMap(Mapping[str, str]):
@@ -260,6 +269,47 @@ class Limits:
         return None if self.memory_bytes is None else self.memory_bytes // self.memories
 
 
+@attrs.frozen(kw_only=True)
+class Determinism:
+    """Deterministic clocks and randomness for a plugin: wasmplug serves the WASI
+    clock and random interfaces itself, so the same calls on a fresh instance see the
+    same values on every run and every machine.
+
+    - ``wasi:clocks/wall-clock`` ``now`` is always ``wall_clock_ns``; its resolution
+      is 1 ns.
+    - ``wasi:clocks/monotonic-clock`` ``now`` is always 0 (time does not pass; a guest
+      waiting for it to pass runs into its deadline). Waits are refused as without
+      determinism.
+    - ``wasi:random/random``, ``wasi:random/insecure`` and ``insecure-seed`` draw from
+      one generator seeded with ``seed`` when the instance is created (Python's
+      ``random.Random``, whose integer seeding and ``getrandbits`` are stable across
+      Python versions). A request for more than 1 MiB of random bytes traps.
+
+    Not covered: the order and timing of host calls (the host's own functions are
+    the host's to make deterministic), and anything a grant gives (files, kv).
+
+    Attributes:
+        seed: Seeds the random interfaces. Default 0.
+        wall_clock_ns: The time of day the guest sees, in nanoseconds since the Unix
+            epoch. Default 0 (1970-01-01T00:00:00Z).
+    """
+
+    seed: int = attrs.field(default=0)
+    wall_clock_ns: int = attrs.field(default=0)
+
+    @seed.validator
+    def _check_seed(self, _: attrs.Attribute[int], value: int) -> None:
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise PolicyError(f"Determinism.seed must be an int, found {value!r}")
+
+    @wall_clock_ns.validator
+    def _check_wall_clock(self, _: attrs.Attribute[int], value: int) -> None:
+        if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < 1 << 64:
+            raise PolicyError(
+                f"Determinism.wall_clock_ns must be an int in [0, 2**64), found {value!r}"
+            )
+
+
 #: The values of :attr:`Policy.mode`.
 MODES = ("permissive", "strict")
 
@@ -283,11 +333,20 @@ class Policy:
             at run time; ``"strict"`` refuses it with
             :class:`~wasmplug.CapabilityError`. A plugin without a manifest requests
             nothing and loads in either mode.
+        determinism: Fixed clocks and seeded randomness (:class:`Determinism`);
+            ``None`` (default) gives the guest the host's real clocks and the
+            operating system's randomness.
     """
 
     grants: Grants = attrs.field(factory=Grants)
     limits: Limits = attrs.field(factory=Limits)
     mode: str = attrs.field(default="permissive", validator=_check_mode)
+    determinism: Determinism | None = attrs.field(default=None)
+
+    @determinism.validator
+    def _check_determinism(self, _: attrs.Attribute[Determinism | None], value: object) -> None:
+        if value is not None and not isinstance(value, Determinism):
+            raise PolicyError(f"Policy.determinism must be a Determinism or None, found {value!r}")
 
     def to_dict(self) -> dict[str, Any]:
         """Returns a JSON-compatible dict; :meth:`from_dict` reverses it."""
@@ -303,6 +362,7 @@ class Policy:
             },
             "limits": attrs.asdict(self.limits),
             "mode": self.mode,
+            "determinism": attrs.asdict(self.determinism) if self.determinism else None,
         }
 
     @classmethod
@@ -450,7 +510,7 @@ def policy_from_mapping(
         PolicyError: a key is unknown, a value has the wrong type or is invalid.
     """
     data = _table(data, where)
-    _no_unknown(data, ("grants", "limits", "mode"), where)
+    _no_unknown(data, ("grants", "limits", "mode", "determinism"), where)
     grants_in = _table(data.get("grants") or {}, f"{where}.grants")
     _no_unknown(grants_in, GRANT_FIELDS, f"{where}.grants")
     limits_in = _table(data.get("limits") or {}, f"{where}.limits")
@@ -467,7 +527,18 @@ def policy_from_mapping(
     mode = data.get("mode", "permissive")
     if mode not in MODES:
         raise _fail(f"{where}.mode", "'permissive' or 'strict'", mode)
+    determinism = None
+    if data.get("determinism") is not None:
+        table = _table(data["determinism"], f"{where}.determinism")
+        _no_unknown(table, ("seed", "wall_clock_ns"), f"{where}.determinism")
+        numbers: dict[str, Any] = {
+            key: _int(value, f"{where}.determinism.{key}", optional=False)
+            for key, value in table.items()
+        }
+        determinism = Determinism(**numbers)
     try:
-        return Policy(grants=Grants(**grants), limits=Limits(**limits), mode=mode)
+        return Policy(
+            grants=Grants(**grants), limits=Limits(**limits), mode=mode, determinism=determinism
+        )
     except PolicyError as e:
         raise PolicyError(f"{where}: {e}") from None
