@@ -148,11 +148,11 @@ def tenant_specs(*, include_hostile: bool = True) -> list[TenantSpec]:
     """Returns the example's tenants with their policies (:data:`POLICIES`, read from
     ``policies.toml``).
 
-    The well-behaved tenants get 5,000,000 fuel, 16 MiB of memory and 100 ms per call,
+    The well-behaved tenants get 5,000,000 fuel, 16 MiB of memory and 1 s per call,
     and only the one capability each needs, under a strict policy: each declares that
     capability in its manifest and would be refused if it asked for more. ``mallory``
     gets logging, one config key, a read-only view of ``public/`` at ``/public`` and
-    one environment variable, with 20,000,000 fuel, 16 MiB and 50 ms per call, under a
+    one environment variable, with 20,000,000 fuel, 16 MiB and 500 ms per call, under a
     permissive policy: its manifest asks for more, which is reported and denied.
 
     Args:
