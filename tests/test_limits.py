@@ -272,7 +272,9 @@ def test_log_flood_is_bounded(
         world=world,
         engine=engine,
         name="flood",
-        policy=wasmplug.Policy(grants=wasmplug.Grants(log=True)),
+        policy=wasmplug.Policy(
+            grants=wasmplug.Grants(log=True), limits=wasmplug.Limits(log_bytes=4 << 20)
+        ),
     )
     with caplog.at_level("INFO", logger="wasmplug.plugin.flood"):
         assert plugin.call("spam-log", 3, 1 << 20) == 3

@@ -309,6 +309,7 @@ def test_public_api_is_pinned() -> None:
     """The public namespace is exactly this list: changes to it are deliberate."""
     assert wasmplug.__all__ == [
         "ArgumentError",
+        "AuditEvent",
         "CallError",
         "CallStats",
         "CapabilityError",
@@ -336,6 +337,7 @@ def test_public_api_is_pinned() -> None:
         "Limits",
         "LinkError",
         "LoadError",
+        "LogLimitExceeded",
         "Manifest",
         "ManifestError",
         "MemoryKvStore",
@@ -343,6 +345,7 @@ def test_public_api_is_pinned() -> None:
         "Need",
         "NeedItem",
         "Ok",
+        "OutputLimitExceeded",
         "Plugin",
         "PluginClosedError",
         "PluginInfo",
@@ -353,6 +356,7 @@ def test_public_api_is_pinned() -> None:
         "ReentrantCallError",
         "ResourceHandle",
         "StaleHandleError",
+        "StdioLimitExceeded",
         "Trap",
         "TypeNamespace",
         "WasiRefusedError",
