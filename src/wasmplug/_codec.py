@@ -82,6 +82,7 @@ _HEADER_SIZE_PTR = struct.Struct(f"<B{OF - 1}xQQ")  # kind, size, data pointer
 _HEADER_PTR = struct.Struct(f"<B{OF - 1}xQ")  # kind, one pointer (option)
 _NAME = struct.Struct("<QQ")  # wasm_name_t: size, data
 _PTR = struct.Struct("<Q")
+_U64 = _PTR
 _VARIANT = struct.Struct(f"<B{OF - 1}xQQQ")  # kind, name size, name data, payload pointer
 _RESULT = struct.Struct(f"<B{OF - 1}x?7xQ")  # kind, is_ok, payload pointer
 
@@ -437,7 +438,7 @@ class _Tuple(Codec):
 
 
 class _Record(Codec):
-    __slots__ = ("_cls", "_fast", "_get", "_names", "attrs", "codecs", "wit_fields")
+    __slots__ = ("_cls", "_fast", "_get", "_names", "_var", "attrs", "codecs", "wit_fields")
     kind = K_RECORD
 
     def __init__(self, wit: _wit.TypeDef, cls: type, fields: list[tuple[str, str, Codec]]) -> None:
@@ -446,6 +447,16 @@ class _Record(Codec):
         self.wit_fields = [f[0] for f in fields]
         self.attrs = [f[1] for f in fields]
         self.codecs = [f[2] for f in fields]
+        # For measuring: the fixed fields' total and where each other field sits.
+        # Strings and byte lists are measured by their length field alone (codec None).
+        self._var = (
+            sum(c.fixed for c in self.codecs if c.fixed is not None),
+            [
+                (i * ENTRY_SIZE + ENTRY_VAL, None if isinstance(c, _String | _Bytes) else c)
+                for i, c in enumerate(self.codecs)
+                if c.fixed is None
+            ],
+        )
         self._names = _Names(self.wit_fields)
         n = len(fields)
         self._get: Callable[[Any], Any] = (
@@ -509,8 +520,15 @@ class _Record(Codec):
     def measure(self, raw: bytes, off: int, budget: int) -> int:
         if self.fixed is not None:
             return self.fixed
-        ptr = _HEADER_SIZE_PTR.unpack_from(raw, off)[2]
-        return _measure_fields(self.codecs, ptr, ENTRY_SIZE, ENTRY_VAL, budget)
+        size, ptr = _HEADER_SIZE_PTR.unpack_from(raw, off)[1:]
+        total, var = self._var
+        arr = _string_at(ptr, size * ENTRY_SIZE)
+        for at, codec in var:
+            if codec is None:
+                total += 8 + _U64.unpack_from(arr, at + OF)[0]
+            else:
+                total += codec.measure(arr, at, budget - total)
+        return total
 
     def lift(self, raw: bytes, off: int) -> Any:
         _, size, ptr = _HEADER_SIZE_PTR.unpack_from(raw, off)
@@ -883,9 +901,15 @@ def _measure_all(elem: Codec, ptr: int, n: int, budget: int) -> int:
     measure = elem.measure
     # Read the array in chunks, so that a huge one is never copied whole.
     chunk = (1 << 20) // VAL_SIZE
+    sized = isinstance(elem, _String | _Bytes)
     for start in range(0, n, chunk):
         count = min(chunk, n - start)
         arr = _string_at(ptr + start * VAL_SIZE, count * VAL_SIZE)
+        if sized:  # strings or byte lists: sum the length fields in one pass
+            total += 8 * count + sum(memoryview(arr).cast("Q")[(OF // 8) :: (VAL_SIZE // 8)])
+            if total > budget:
+                return total
+            continue
         for i in range(count):
             total += measure(arr, i * VAL_SIZE, budget - total)
             if total > budget:

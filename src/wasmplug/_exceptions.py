@@ -553,7 +553,8 @@ class OutputLimitExceeded(LimitExceeded):
     size, 8 per string and list (pointer and length, as the canonical ABI stores
     them), integers and floats at their width, ``bool`` 1, ``char`` 4, one byte per
     discriminant (option, result, variant, enum), 4 per flags value and per resource
-    handle. It is measured on wasmtime's copy of the result before any Python value
+    handle; a value of a type without strings or lists counts the type's largest
+    value. It is measured on wasmtime's copy of the result before any Python value
     is built; the guest's instance is kept (the guest did nothing wrong but answer
     too much).
     """
