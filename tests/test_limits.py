@@ -548,3 +548,26 @@ def test_new_limits_in_policy_dicts() -> None:
     for bad in ({"output_bytes": 0}, {"log_records": -1}, {"stdio_bytes": 1.5}):
         with pytest.raises(wasmplug.PolicyError):
             wasmplug.Limits(**bad)
+
+
+def test_an_engine_wide_audit_callback(wasm_dir: Path, world: wasmplug.World) -> None:
+    """Engine(audit=...) audits every plugin loaded on it that has no audit= of its own;
+    a plugin's own callback takes precedence."""
+    seen: list[tuple[str, str]] = []
+    own: list[str] = []
+    engine = wasmplug.Engine(cache_dir=None, audit=lambda e: seen.append((e.plugin, e.key)))
+    try:
+        first = wasmplug.load(wasm_dir / "hostile.wasm", world=world, engine=engine, name="a")
+        second = wasmplug.load(
+            wasm_dir / "hostile.wasm",
+            world=world,
+            engine=engine,
+            name="b",
+            audit=lambda e: own.append(e.key),
+        )
+        assert first.call("spam-log", 1, 1) == 0
+        assert second.call("spam-log", 2, 1) == 0
+        assert seen == [("a", "denial:log")]
+        assert own == ["denial:log", "denial:log"]
+    finally:
+        engine.close()

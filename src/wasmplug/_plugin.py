@@ -487,6 +487,7 @@ def load(
             limit of this plugin, synchronously, on the calling thread, while the
             plugin's call lock is held (so it must not call this plugin). An
             exception it raises is logged and never changes the call's outcome.
+            Default: the engine's (``Engine(audit=...)``), if any.
 
     Returns:
         The plugin, ready to :meth:`~Plugin.call`.
@@ -532,7 +533,7 @@ def load(
         kv_store=kv_store if kv_store is not None else MemoryKvStore(),
         error_cases=error_cases,
     )
-    ctx.audit.callback = audit
+    ctx.audit.callback = audit if audit is not None else engine.audit
     host_impls = _host.bind_imports(world, imports, ctx)
     backend = ComponentBackend(
         engine=engine.wasmtime_engine,
