@@ -360,7 +360,7 @@ def test_breaches_report_what_was_used(load: Any) -> None:
     with pytest.raises(wasmplug.DeadlineExceeded) as late:
         plugin.call("spin")
     assert late.value.used is not None
-    assert 100 <= late.value.used < 5_000
+    assert 90 <= late.value.used < 5_000  # milliseconds, about the deadline
     plugin = load(host_calls=50, deadline_ms=None)
     with pytest.raises(wasmplug.HostCallsExceeded) as calls:
         plugin.call("spam-log", 1_000, 1)

@@ -1068,6 +1068,8 @@ class ComponentBackend:
             tables=limits.tables,
             memories=limits.memories,
         )
+        # Start-up code's writes count from zero too (the call resets the count again).
+        self._output.reset()
         store.set_wasi(self._wasi(self._output.stdout, self._output.stderr))
         store.set_fuel(self._fuel_budget)
         self._resources.table = table = _HostTable(limits.resource_handles)
