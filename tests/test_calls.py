@@ -356,3 +356,105 @@ def test_prepared_call_serves_many_plugins(
     )
     with pytest.raises(wasmplug.ArgumentError, match="another World object"):
         stranger.call_prepared(prepared)
+
+
+_WIDTH = {"bool": 1, "s8": 1, "u8": 1, "s16": 2, "u16": 2, "s32": 4, "u32": 4, "char": 4}
+_WIDTH |= {"f32": 4, "s64": 8, "u64": 8, "f64": 8}
+
+
+def reference_size(t: Any, value: Any) -> int:
+    """The documented output measure of ``value`` (``Limits.output_bytes``), computed
+    from the WIT type and the lifted Python value, independently of the codecs: a type
+    without strings or lists counts its largest value; strings and lists 8 plus their
+    contents; every discriminant 1, flags 4."""
+    from wasmplug import _wit
+    from wasmplug._bindings import field_name
+
+    t = _wit.unalias(t)
+    fixed = fixed_size(t)
+    if fixed is not None:
+        return fixed
+    if isinstance(t, _wit.Primitive):  # string
+        return 8 + len(value.encode())
+    if isinstance(t, _wit.ListType):
+        if isinstance(value, bytes):
+            return 8 + len(value)
+        return 8 + sum(reference_size(t.element, v) for v in value)
+    if isinstance(t, _wit.OptionType):
+        return 1 + (0 if value is None else reference_size(t.inner, value))
+    if isinstance(t, _wit.ResultType):
+        payload = t.ok if isinstance(value, wasmplug.Ok) else t.err
+        return 1 + (0 if payload is None else reference_size(payload, value.value))
+    if isinstance(t, _wit.TupleType):
+        return sum(reference_size(e, v) for e, v in zip(t.elements, value, strict=True))
+    kind = t.kind
+    if isinstance(kind, _wit.RecordKind):
+        return sum(reference_size(f.type, getattr(value, field_name(f.name))) for f in kind.fields)
+    assert isinstance(kind, _wit.VariantKind)
+    case = next(
+        c for c in kind.cases if type(value).__name__.lower().endswith(c.name.replace("-", ""))
+    )
+    return 1 + (0 if case.type is None else reference_size(case.type, value.value))
+
+
+def fixed_size(t: Any) -> int | None:
+    """The size of every value of ``t``, or None when it holds a string or a list."""
+    from wasmplug import _wit
+
+    t = _wit.unalias(t)
+    if isinstance(t, _wit.Primitive):
+        return _WIDTH.get(t.name)
+    if isinstance(t, _wit.ListType):
+        return None
+    if isinstance(t, _wit.OptionType):
+        inner = fixed_size(t.inner)
+        return None if inner is None else 1 + inner
+    if isinstance(t, _wit.ResultType | _wit.TypeDef) and not isinstance(
+        getattr(t, "kind", None), _wit.RecordKind
+    ):
+        if isinstance(t, _wit.TypeDef):
+            kind = t.kind
+            if isinstance(kind, _wit.EnumKind):
+                return 1
+            if isinstance(kind, _wit.FlagsKind):
+                return 4
+            payloads = [c.type for c in kind.cases]  # type: ignore[union-attr]
+        else:
+            payloads = [t.ok, t.err]
+        sizes = [0 if p is None else fixed_size(p) for p in payloads]
+        if any(s is None for s in sizes):
+            return None
+        return 1 + max(s or 0 for s in sizes)
+    fields = t.elements if isinstance(t, _wit.TupleType) else [f.type for f in t.kind.fields]
+    sizes = [fixed_size(f) for f in fields]
+    return None if any(s is None for s in sizes) else sum(s or 0 for s in sizes)
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {},
+        {"maybe": None, "outcome": wasmplug.Err("no luck at all")},
+        {"text": "", "blob": b"", "numbers": [], "points": [], "nested": []},
+    ],
+)
+def test_output_measure_of_every_type(
+    world: wasmplug.World, wasm_dir: Path, engine: wasmplug.Engine, changes: dict[str, Any]
+) -> None:
+    """Limits.output_bytes measures a result of every WIT type as documented (checked
+    against an independent computation from the WIT type and the value): at exactly
+    its size the result is returned, one byte less and OutputLimitExceeded reports
+    the size."""
+    value = everything(world, **changes)
+    roundtrip = world.wit.exports["roundtrip"]
+    assert isinstance(roundtrip, wasmplug._wit.Function)
+    size = reference_size(roundtrip.result, value)
+
+    def load(limit: int) -> wasmplug.Plugin:
+        policy = wasmplug.Policy(limits=wasmplug.Limits(output_bytes=limit))
+        return wasmplug.load(wasm_dir / "typetest.wasm", world=world, engine=engine, policy=policy)
+
+    assert load(size).call("roundtrip", value) == value
+    with pytest.raises(wasmplug.OutputLimitExceeded) as info:
+        load(size - 1).call("roundtrip", value)
+    assert info.value.used == size

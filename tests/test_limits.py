@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 
 import wasmplug
@@ -272,7 +273,9 @@ def test_log_flood_is_bounded(
         world=world,
         engine=engine,
         name="flood",
-        policy=wasmplug.Policy(grants=wasmplug.Grants(log=True)),
+        policy=wasmplug.Policy(
+            grants=wasmplug.Grants(log=True), limits=wasmplug.Limits(log_bytes=4 << 20)
+        ),
     )
     with caplog.at_level("INFO", logger="wasmplug.plugin.flood"):
         assert plugin.call("spam-log", 3, 1 << 20) == 3
@@ -341,3 +344,230 @@ def test_host_call_storms_end_at_the_deadline(load: Any) -> None:
     with pytest.raises(wasmplug.DeadlineExceeded, match="in host function wasmplug:host/log"):
         plugin.call("spam-log", 4_000_000_000, 1)
     assert time.perf_counter() - start < 2.0
+
+
+# -- output, logs, stdio, and what each breach reports --------------------------------------
+
+
+def test_breaches_report_what_was_used(load: Any) -> None:
+    """Every breach carries ``used`` in the limit's unit: fuel consumed, milliseconds
+    elapsed, host calls made."""
+    plugin = load(fuel=3_000_000, deadline_ms=None)
+    with pytest.raises(wasmplug.FuelExhausted) as fuel:
+        plugin.call("spin")
+    assert fuel.value.used == 3_000_000
+    plugin = load(fuel=None, deadline_ms=100)
+    with pytest.raises(wasmplug.DeadlineExceeded) as late:
+        plugin.call("spin")
+    assert late.value.used is not None
+    assert 90 <= late.value.used < 5_000  # milliseconds, about the deadline
+    plugin = load(host_calls=50, deadline_ms=None)
+    with pytest.raises(wasmplug.HostCallsExceeded) as calls:
+        plugin.call("spam-log", 1_000, 1)
+    assert calls.value.used == 51
+
+
+@pytest.mark.parametrize(
+    ("export", "args", "size"),
+    [
+        ("big-output", (5_000,), 8 + 5_000),
+        ("big-bytes", (5_000,), 8 + 5_000),
+        ("big-records", (1_000,), 8 + 1_000 * (4 + 8 + 1)),
+        ("big-strings", (10, 300), 8 + 10 * (8 + 300)),
+    ],
+)
+def test_output_limit_measures_each_kind(
+    load: Any, export: str, args: tuple[int, ...], size: int
+) -> None:
+    """The output measure is the result's data in canonical-ABI terms: at exactly the
+    limit the result is lifted whole, one byte less and it is refused with the size
+    measured, the instance kept."""
+    plugin = load(output_bytes=size)
+    out = plugin.call(export, *args)
+    assert len(out) == (args[0])
+    tight = load(output_bytes=size - 1)
+    with pytest.raises(wasmplug.OutputLimitExceeded) as info:
+        tight.call(export, *args)
+    e = info.value
+    assert (e.limit, e.allowed, e.used) == ("output_bytes", size - 1, size)
+    assert f"{export} returned more than {size - 1} bytes" in str(e)
+    assert tight.call("bump") == 1
+    assert tight.last_call is not None
+    assert tight.last_call.fresh_instance is False
+
+
+def test_fixed_size_results_are_not_measured(load: Any) -> None:
+    """A result without strings or lists has a size known at load; a limit above it
+    never walks the value."""
+    plugin = load(output_bytes=4)
+    assert plugin.call("bump") == 1  # u32: 4 bytes
+    tiny = load(output_bytes=3)
+    with pytest.raises(wasmplug.OutputLimitExceeded) as info:
+        tiny.call("bump")
+    assert info.value.used == 4
+
+
+def test_log_limits_are_per_call(wasm_dir: Path, world: wasmplug.World, engine: Any) -> None:
+    """log_records counts the records of one call: the next call starts from zero."""
+    plugin = wasmplug.load(
+        wasm_dir / "hostile.wasm",
+        world=world,
+        engine=engine,
+        name="logger",
+        policy=wasmplug.Policy(
+            grants=wasmplug.Grants(log=True), limits=wasmplug.Limits(log_records=10)
+        ),
+    )
+    assert plugin.call("spam-log", 10, 5) == 10
+    assert plugin.call("spam-log", 10, 5) == 10
+    with pytest.raises(wasmplug.LogLimitExceeded) as info:
+        plugin.call("spam-log", 11, 5)
+    assert (info.value.limit, info.value.allowed, info.value.used) == ("log_records", 10, 11)
+    assert_fresh_instance_next(plugin)
+
+
+def test_stdio_within_the_limit_is_forwarded(
+    wasm_dir: Path, world: wasmplug.World, engine: Any, caplog: Any
+) -> None:
+    """Granted stdout below Limits.stdio_bytes reaches the plugin's logger line by line;
+    the count restarts with every call."""
+    plugin = wasmplug.load(
+        wasm_dir / "hostile.wasm",
+        world=world,
+        engine=engine,
+        name="printer",
+        policy=wasmplug.Policy(
+            grants=wasmplug.Grants(stdio=True), limits=wasmplug.Limits(stdio_bytes=1_000)
+        ),
+    )
+    with caplog.at_level("INFO", logger="wasmplug.plugin.printer"):
+        assert plugin.call("flood-stdout", 10, 100) == 10
+        assert plugin.call("flood-stdout", 10, 100) == 10
+    lines = [r.getMessage() for r in caplog.records if r.name == "wasmplug.plugin.printer"]
+    assert lines == ["z" * 99] * 20
+    with pytest.raises(wasmplug.StdioLimitExceeded) as info:
+        plugin.call("flood-stdout", 11, 100)
+    assert (info.value.allowed, info.value.used) == (1_000, 1_100)
+
+
+# -- audit -----------------------------------------------------------------------------------
+
+
+def test_audit_events_for_denials_and_breaches(
+    wasm_dir: Path, world: wasmplug.World, engine: Any, caplog: Any
+) -> None:
+    """Each denial and each breach reaches the audit callback as an AuditEvent, is
+    counted per plugin, and a breach is logged with the plugin and the limit."""
+    events: list[wasmplug.AuditEvent] = []
+    plugin = wasmplug.load(
+        wasm_dir / "hostile.wasm",
+        world=world,
+        engine=engine,
+        name="audited",
+        policy=wasmplug.Policy(limits=wasmplug.Limits(fuel=1_000_000, output_bytes=100)),
+        audit=events.append,
+    )
+    assert plugin.audit_counts == {}
+    assert plugin.call("spam-log", 3, 1) == 0  # three denied log calls
+    with caplog.at_level("WARNING", logger="wasmplug"):
+        with pytest.raises(wasmplug.FuelExhausted):
+            plugin.call("spin")
+        with pytest.raises(wasmplug.OutputLimitExceeded):
+            plugin.call("big-output", 1_000)
+    assert plugin.audit_counts == {"denial:log": 3, "breach:fuel": 1, "breach:output_bytes": 1}
+    assert [(e.kind, e.name, e.function) for e in events] == [
+        ("denial", "log", "spam-log"),
+        ("denial", "log", "spam-log"),
+        ("denial", "log", "spam-log"),
+        ("breach", "fuel", "spin"),
+        ("breach", "output_bytes", "big-output"),
+    ]
+    fuel = events[3]
+    assert fuel.plugin == "audited"
+    assert fuel.used == 1_000_000
+    assert "ran out of fuel" in fuel.argument
+    assert events[0].argument == "logging is not granted"
+    assert events[4].used == 1_008
+    assert abs(fuel.timestamp - time.time()) < 60
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        fuel.kind = "denial"  # type: ignore[misc]
+    breaches = [r for r in caplog.records if "breached" in r.getMessage()]
+    assert [getattr(r, "limit", None) for r in breaches] == ["fuel", "output_bytes"]
+    assert all(getattr(r, "plugin", None) == "audited" for r in breaches)
+
+
+def test_a_failing_audit_callback_never_breaks_the_call(
+    wasm_dir: Path, world: wasmplug.World, engine: Any, caplog: Any
+) -> None:
+    """An audit callback that raises is logged with its traceback; the call's outcome
+    (a denial answered to the guest, a breach raised) is unchanged."""
+
+    def broken(event: wasmplug.AuditEvent) -> None:
+        raise RuntimeError(f"audit sink down ({event.key})")
+
+    plugin = wasmplug.load(
+        wasm_dir / "hostile.wasm",
+        world=world,
+        engine=engine,
+        name="sinkless",
+        policy=wasmplug.Policy(limits=wasmplug.Limits(output_bytes=10)),
+        audit=broken,
+    )
+    with caplog.at_level("ERROR", logger="wasmplug.policy"):
+        assert plugin.call("spam-log", 2, 1) == 0
+        with pytest.raises(wasmplug.OutputLimitExceeded):
+            plugin.call("big-output", 100)
+    failures = [r for r in caplog.records if "audit callback failed" in r.getMessage()]
+    assert len(failures) == 3
+    assert failures[0].exc_info is not None
+    assert plugin.audit_counts == {"denial:log": 2, "breach:output_bytes": 1}
+    assert plugin.call("bump") == 1
+
+
+def test_refused_wasi_waits_are_audited_as_denials(load: Any) -> None:
+    plugin = load(fuel=None)
+    with pytest.raises(wasmplug.WasiRefusedError) as info:
+        plugin.call("nap", 5)
+    assert plugin.audit_counts == {f"denial:{info.value.wasi_function}": 1}
+
+
+def test_new_limits_in_policy_dicts() -> None:
+    """The new limits go through the dict/TOML mapping like the others; None disables
+    them, nonsense is refused."""
+    policy = wasmplug.Policy.from_dict(
+        {"limits": {"output_bytes": 1024, "log_records": None, "log_bytes": 10, "stdio_bytes": 5}}
+    )
+    limits = policy.limits
+    assert (limits.output_bytes, limits.log_records, limits.log_bytes, limits.stdio_bytes) == (
+        1024,
+        None,
+        10,
+        5,
+    )
+    assert wasmplug.Policy.from_dict(policy.to_dict()) == policy
+    for bad in ({"output_bytes": 0}, {"log_records": -1}, {"stdio_bytes": 1.5}):
+        with pytest.raises(wasmplug.PolicyError):
+            wasmplug.Limits(**bad)
+
+
+def test_an_engine_wide_audit_callback(wasm_dir: Path, world: wasmplug.World) -> None:
+    """Engine(audit=...) audits every plugin loaded on it that has no audit= of its own;
+    a plugin's own callback takes precedence."""
+    seen: list[tuple[str, str]] = []
+    own: list[str] = []
+    engine = wasmplug.Engine(cache_dir=None, audit=lambda e: seen.append((e.plugin, e.key)))
+    try:
+        first = wasmplug.load(wasm_dir / "hostile.wasm", world=world, engine=engine, name="a")
+        second = wasmplug.load(
+            wasm_dir / "hostile.wasm",
+            world=world,
+            engine=engine,
+            name="b",
+            audit=lambda e: own.append(e.key),
+        )
+        assert first.call("spam-log", 1, 1) == 0
+        assert second.call("spam-log", 2, 1) == 0
+        assert seen == [("a", "denial:log")]
+        assert own == ["denial:log", "denial:log"]
+    finally:
+        engine.close()

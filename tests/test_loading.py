@@ -309,6 +309,7 @@ def test_public_api_is_pinned() -> None:
     """The public namespace is exactly this list: changes to it are deliberate."""
     assert wasmplug.__all__ == [
         "ArgumentError",
+        "AuditEvent",
         "CallError",
         "CallStats",
         "CapabilityError",
@@ -337,6 +338,7 @@ def test_public_api_is_pinned() -> None:
         "Limits",
         "LinkError",
         "LoadError",
+        "LogLimitExceeded",
         "Manifest",
         "ManifestError",
         "MemoryKvStore",
@@ -344,6 +346,7 @@ def test_public_api_is_pinned() -> None:
         "Need",
         "NeedItem",
         "Ok",
+        "OutputLimitExceeded",
         "Plugin",
         "PluginClosedError",
         "PluginInfo",
@@ -354,6 +357,7 @@ def test_public_api_is_pinned() -> None:
         "ReentrantCallError",
         "ResourceHandle",
         "StaleHandleError",
+        "StdioLimitExceeded",
         "Trap",
         "TypeNamespace",
         "WasiRefusedError",

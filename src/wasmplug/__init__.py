@@ -18,6 +18,7 @@ calls them with typed Python values::
 
 from typing import TYPE_CHECKING, Any
 
+from ._audit import AuditEvent
 from ._bindings import Err, Ok, TypeNamespace
 from ._engine import Engine
 from ._exceptions import (
@@ -37,12 +38,15 @@ from ._exceptions import (
     LimitExceeded,
     LinkError,
     LoadError,
+    LogLimitExceeded,
     ManifestError,
     MemoryLimitExceeded,
+    OutputLimitExceeded,
     PluginClosedError,
     PolicyError,
     ReentrantCallError,
     StaleHandleError,
+    StdioLimitExceeded,
     Trap,
     WasiRefusedError,
     WasmplugError,
@@ -62,6 +66,7 @@ from ._world import ExportFunc, PreparedCall, World, load_world
 
 __all__ = [
     "ArgumentError",
+    "AuditEvent",
     "CallError",
     "CallStats",
     "CapabilityError",
@@ -90,6 +95,7 @@ __all__ = [
     "Limits",
     "LinkError",
     "LoadError",
+    "LogLimitExceeded",
     "Manifest",
     "ManifestError",
     "MemoryKvStore",
@@ -97,6 +103,7 @@ __all__ = [
     "Need",
     "NeedItem",
     "Ok",
+    "OutputLimitExceeded",
     "Plugin",
     "PluginClosedError",
     "PluginInfo",
@@ -107,6 +114,7 @@ __all__ = [
     "ReentrantCallError",
     "ResourceHandle",
     "StaleHandleError",
+    "StdioLimitExceeded",
     "Trap",
     "TypeNamespace",
     "WasiRefusedError",

@@ -82,6 +82,7 @@ _HEADER_SIZE_PTR = struct.Struct(f"<B{OF - 1}xQQ")  # kind, size, data pointer
 _HEADER_PTR = struct.Struct(f"<B{OF - 1}xQ")  # kind, one pointer (option)
 _NAME = struct.Struct("<QQ")  # wasm_name_t: size, data
 _PTR = struct.Struct("<Q")
+_U64 = _PTR
 _VARIANT = struct.Struct(f"<B{OF - 1}xQQQ")  # kind, name size, name data, payload pointer
 _RESULT = struct.Struct(f"<B{OF - 1}x?7xQ")  # kind, is_ok, payload pointer
 
@@ -174,14 +175,33 @@ class _Names:
 
 
 class Codec:
-    """Converts one WIT type between Python values and ``wasmtime_component_val_t``."""
+    """Converts one WIT type between Python values and ``wasmtime_component_val_t``.
 
-    __slots__ = ("wit",)
+    Attributes:
+        fixed: The size of every value of the type, in bytes of data (see
+            :meth:`measure`), or ``None`` when values differ in size (they hold a
+            string or a list).
+    """
+
+    __slots__ = ("fixed", "wit")
 
     kind = -1
 
-    def __init__(self, wit: _wit.WitType) -> None:
+    def __init__(self, wit: _wit.WitType, fixed: int | None = 0) -> None:
         self.wit = wit
+        self.fixed = fixed
+
+    def measure(self, raw: bytes, off: int, budget: int) -> int:
+        """The size in bytes of the value at ``raw[off:]``, read from wasmtime's value
+        headers without building a Python value: each string's UTF-8 bytes, each
+        list element's size, 8 more per string and list (their pointer and length in
+        the canonical ABI), scalars at their width (``bool`` 1, ``char`` 4), one
+        byte per discriminant, 4 per flags value and per handle.
+
+        Stops early once the size passes ``budget`` (then returns a size larger
+        than ``budget``, not necessarily the whole size).
+        """
+        return self.fixed or 0
 
     def lower(self, arena: Arena, slot: int, value: Any) -> None:
         """Checks ``value`` and writes it as a ``wasmtime_component_val_t`` at ``slot``.
@@ -200,7 +220,7 @@ class _Int(Codec):
     __slots__ = ("_expected", "_fmt", "hi", "kind", "lo")
 
     def __init__(self, wit: _wit.WitType, kind: int, code: str, bits: int, signed: bool) -> None:
-        super().__init__(wit)
+        super().__init__(wit, bits // 8)
         self.kind = kind
         self._fmt = struct.Struct(f"<B{OF - 1}x{code}")
         self.lo = -(1 << (bits - 1)) if signed else 0
@@ -223,6 +243,9 @@ class _Bool(Codec):
     kind = K_BOOL
     _fmt = struct.Struct(f"<B{OF - 1}x?")
 
+    def __init__(self, wit: _wit.WitType) -> None:
+        super().__init__(wit, 1)
+
     def lower(self, arena: Arena, slot: int, value: Any) -> None:
         if value is not True and value is not False:
             raise Mismatch("bool", value)
@@ -236,7 +259,7 @@ class _Float(Codec):
     __slots__ = ("_fmt", "_single", "kind")
 
     def __init__(self, wit: _wit.WitType, single: bool) -> None:
-        super().__init__(wit)
+        super().__init__(wit, 4 if single else 8)
         self.kind = K_F32 if single else K_F64
         self._single = single
         self._fmt = struct.Struct(f"<B{OF - 1}x{'f' if single else 'd'}")
@@ -263,6 +286,9 @@ class _Char(Codec):
     kind = K_CHAR
     _fmt = struct.Struct(f"<B{OF - 1}xI")
 
+    def __init__(self, wit: _wit.WitType) -> None:
+        super().__init__(wit, 4)
+
     def lower(self, arena: Arena, slot: int, value: Any) -> None:
         if not isinstance(value, str) or len(value) != 1:
             raise Mismatch("str of length 1 (char)", value)
@@ -278,6 +304,12 @@ class _Char(Codec):
 class _String(Codec):
     __slots__ = ()
     kind = K_STRING
+
+    def __init__(self, wit: _wit.WitType) -> None:
+        super().__init__(wit, None)
+
+    def measure(self, raw: bytes, off: int, budget: int) -> int:
+        return 8 + _HEADER_SIZE_PTR.unpack_from(raw, off)[1]  # type: ignore[no-any-return]
 
     def lower(self, arena: Arena, slot: int, value: Any) -> None:
         if not isinstance(value, str):
@@ -299,6 +331,12 @@ class _Bytes(Codec):
 
     __slots__ = ()
     kind = K_LIST
+
+    def __init__(self, wit: _wit.WitType) -> None:
+        super().__init__(wit, None)
+
+    def measure(self, raw: bytes, off: int, budget: int) -> int:
+        return 8 + _HEADER_SIZE_PTR.unpack_from(raw, off)[1]  # type: ignore[no-any-return]
 
     def lower(self, arena: Arena, slot: int, value: Any) -> None:
         if not isinstance(value, bytes | bytearray | memoryview):
@@ -327,8 +365,15 @@ class _List(Codec):
     kind = K_LIST
 
     def __init__(self, wit: _wit.WitType, elem: Codec) -> None:
-        super().__init__(wit)
+        super().__init__(wit, None)
         self.elem = elem
+
+    def measure(self, raw: bytes, off: int, budget: int) -> int:
+        _, size, ptr = _HEADER_SIZE_PTR.unpack_from(raw, off)
+        fixed = self.elem.fixed
+        if fixed is not None:
+            return 8 + size * fixed  # type: ignore[no-any-return]
+        return 8 + _measure_all(self.elem, ptr, size, budget - 8)
 
     def lower(self, arena: Arena, slot: int, value: Any) -> None:
         if not isinstance(value, Sequence) or isinstance(value, str | bytes | bytearray):
@@ -358,8 +403,14 @@ class _Tuple(Codec):
     kind = K_TUPLE
 
     def __init__(self, wit: _wit.WitType, elems: list[Codec]) -> None:
-        super().__init__(wit)
+        super().__init__(wit, _sum_fixed(elems))
         self.elems = elems
+
+    def measure(self, raw: bytes, off: int, budget: int) -> int:
+        if self.fixed is not None:
+            return self.fixed
+        ptr = _HEADER_SIZE_PTR.unpack_from(raw, off)[2]
+        return _measure_fields(self.elems, ptr, VAL_SIZE, 0, budget)
 
     def lower(self, arena: Arena, slot: int, value: Any) -> None:
         n = len(self.elems)
@@ -387,15 +438,25 @@ class _Tuple(Codec):
 
 
 class _Record(Codec):
-    __slots__ = ("_cls", "_fast", "_get", "_names", "attrs", "codecs", "wit_fields")
+    __slots__ = ("_cls", "_fast", "_get", "_names", "_var", "attrs", "codecs", "wit_fields")
     kind = K_RECORD
 
     def __init__(self, wit: _wit.TypeDef, cls: type, fields: list[tuple[str, str, Codec]]) -> None:
-        super().__init__(wit)
+        super().__init__(wit, _sum_fixed([f[2] for f in fields]))
         self._cls = cls
         self.wit_fields = [f[0] for f in fields]
         self.attrs = [f[1] for f in fields]
         self.codecs = [f[2] for f in fields]
+        # For measuring: the fixed fields' total and where each other field sits.
+        # Strings and byte lists are measured by their length field alone (codec None).
+        self._var = (
+            sum(c.fixed for c in self.codecs if c.fixed is not None),
+            [
+                (i * ENTRY_SIZE + ENTRY_VAL, None if isinstance(c, _String | _Bytes) else c)
+                for i, c in enumerate(self.codecs)
+                if c.fixed is None
+            ],
+        )
         self._names = _Names(self.wit_fields)
         n = len(fields)
         self._get: Callable[[Any], Any] = (
@@ -455,6 +516,19 @@ class _Record(Codec):
                 codec.lower(arena, at + ENTRY_VAL, values[i])
             except Mismatch as e:
                 raise e.at(f".{self.attrs[i]}") from None
+
+    def measure(self, raw: bytes, off: int, budget: int) -> int:
+        if self.fixed is not None:
+            return self.fixed
+        size, ptr = _HEADER_SIZE_PTR.unpack_from(raw, off)[1:]
+        total, var = self._var
+        arr = _string_at(ptr, size * ENTRY_SIZE)
+        for at, codec in var:
+            if codec is None:
+                total += 8 + _U64.unpack_from(arr, at + OF)[0]
+            else:
+                total += codec.measure(arr, at, budget - total)
+        return total
 
     def lift(self, raw: bytes, off: int) -> Any:
         _, size, ptr = _HEADER_SIZE_PTR.unpack_from(raw, off)
@@ -603,8 +677,14 @@ class _Option(Codec):
     kind = K_OPTION
 
     def __init__(self, wit: _wit.WitType, inner: Codec) -> None:
-        super().__init__(wit)
+        super().__init__(wit, None if inner.fixed is None else 1 + inner.fixed)
         self.inner = inner
+
+    def measure(self, raw: bytes, off: int, budget: int) -> int:
+        if self.fixed is not None:
+            return self.fixed
+        ptr = _HEADER_PTR.unpack_from(raw, off)[1]
+        return 1 + (self.inner.measure(_string_at(ptr, VAL_SIZE), 0, budget) if ptr else 0)
 
     def lower(self, arena: Arena, slot: int, value: Any) -> None:
         _HEADER_PTR.pack_into(arena.buf, slot, K_OPTION, 0)
@@ -626,9 +706,18 @@ class _Result(Codec):
     kind = K_RESULT
 
     def __init__(self, wit: _wit.WitType, ok: Codec | None, err: Codec | None) -> None:
-        super().__init__(wit)
+        super().__init__(wit, _case_fixed([ok, err]))
         self.ok = ok
         self.err = err
+
+    def measure(self, raw: bytes, off: int, budget: int) -> int:
+        if self.fixed is not None:
+            return self.fixed
+        _, is_ok, ptr = _RESULT.unpack_from(raw, off)
+        codec = self.ok if is_ok else self.err
+        if codec is None or not ptr:
+            return 1
+        return 1 + codec.measure(_string_at(ptr, VAL_SIZE), 0, budget)
 
     def lower(self, arena: Arena, slot: int, value: Any) -> None:
         if isinstance(value, Ok):
@@ -671,7 +760,7 @@ class _Variant(Codec):
         python_name: str,
         cases: list[tuple[str, type, Codec | None]],
     ) -> None:
-        super().__init__(wit)
+        super().__init__(wit, _case_fixed([c[2] for c in cases]))
         self._python_name = python_name
         self._names = _Names([c[0] for c in cases])
         self._by_class = {
@@ -698,6 +787,15 @@ class _Variant(Codec):
                 raise e.at(".value") from None
             arena.pointer(slot + OF + NAME_SIZE, payload)
 
+    def measure(self, raw: bytes, off: int, budget: int) -> int:
+        if self.fixed is not None:
+            return self.fixed
+        _, size, name_ptr, ptr = _VARIANT.unpack_from(raw, off)
+        codec = self._by_name[_string_at(name_ptr, size).decode()][1]
+        if codec is None or not ptr:
+            return 1
+        return 1 + codec.measure(_string_at(ptr, VAL_SIZE), 0, budget)
+
     def lift(self, raw: bytes, off: int) -> Any:
         _, size, name_ptr, ptr = _VARIANT.unpack_from(raw, off)
         name = _string_at(name_ptr, size).decode()
@@ -712,7 +810,7 @@ class _Enum(Codec):
     kind = K_ENUM
 
     def __init__(self, wit: _wit.TypeDef, cls: type[enum.Enum]) -> None:
-        super().__init__(wit)
+        super().__init__(wit, 1)
         self._cls = cls
         self._names = names = _Names([m.value for m in cls])
         self._entries: dict[Any, tuple[int, int]] = {}
@@ -740,7 +838,7 @@ class _Flags(Codec):
     kind = K_FLAGS
 
     def __init__(self, wit: _wit.TypeDef, cls: type[enum.Flag], wit_names: list[str]) -> None:
-        super().__init__(wit)
+        super().__init__(wit, 4)
         self._cls = cls
         self._names = _Names(wit_names)
         members = list(cls)
@@ -775,6 +873,61 @@ class _Flags(Codec):
                 nsize, nptr = _NAME.unpack_from(arr, i * NAME_SIZE)
                 result |= self._from_name[_string_at(nptr, nsize).decode()]
         return result
+
+
+def _sum_fixed(codecs: Sequence[Codec]) -> int | None:
+    """The fixed size of a record or tuple of ``codecs``, or ``None``."""
+    total = 0
+    for c in codecs:
+        if c.fixed is None:
+            return None
+        total += c.fixed
+    return total
+
+
+def _case_fixed(payloads: Sequence[Codec | None]) -> int | None:
+    """The fixed size of a variant or result whose cases carry ``payloads``: one
+    discriminant byte and the largest payload; ``None`` when any is not fixed."""
+    sizes = [0 if c is None else c.fixed for c in payloads]
+    if any(size is None for size in sizes):
+        return None
+    return 1 + max((size or 0 for size in sizes), default=0)
+
+
+def _measure_all(elem: Codec, ptr: int, n: int, budget: int) -> int:
+    """Sums the sizes of the ``n`` values of ``elem`` in a list's array at ``ptr``,
+    stopping past ``budget``."""
+    total = 0
+    measure = elem.measure
+    # Read the array in chunks, so that a huge one is never copied whole.
+    chunk = (1 << 20) // VAL_SIZE
+    sized = isinstance(elem, _String | _Bytes)
+    for start in range(0, n, chunk):
+        count = min(chunk, n - start)
+        arr = _string_at(ptr + start * VAL_SIZE, count * VAL_SIZE)
+        if sized:  # strings or byte lists: sum the length fields in one pass
+            total += 8 * count + sum(memoryview(arr).cast("Q")[(OF // 8) :: (VAL_SIZE // 8)])
+            if total > budget:
+                return total
+            continue
+        for i in range(count):
+            total += measure(arr, i * VAL_SIZE, budget - total)
+            if total > budget:
+                return total
+    return total
+
+
+def _measure_fields(codecs: Sequence[Codec], ptr: int, stride: int, at: int, budget: int) -> int:
+    """Sums the sizes of the fields of a record or tuple whose values are at ``ptr``."""
+    if not codecs:
+        return 0
+    arr = _string_at(ptr, len(codecs) * stride)
+    total = 0
+    for i, c in enumerate(codecs):
+        total += c.measure(arr, i * stride + at, budget - total)
+        if total > budget:
+            break
+    return total
 
 
 _INTS = {
@@ -841,7 +994,7 @@ class GuestHandleCodec(Codec):
     kind = K_RESOURCE
 
     def __init__(self, wit: _wit.HandleType, cls: type) -> None:
-        super().__init__(wit)
+        super().__init__(wit, 4)
         self.cls: Any = cls
         self.borrow = wit.borrow
 
@@ -872,7 +1025,7 @@ class HostHandleCodec(Codec):
     kind = K_RESOURCE
 
     def __init__(self, wit: _wit.HandleType, type_id: int) -> None:
-        super().__init__(wit)
+        super().__init__(wit, 4)
         self.type_id = type_id
         self.resource = wit.resource
         self.borrow = wit.borrow

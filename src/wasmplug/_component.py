@@ -9,7 +9,7 @@ exceptions in exactly one place, :func:`classify_failure`.
 from __future__ import annotations
 
 import ctypes
-import functools
+import errno
 import itertools
 import logging
 import math
@@ -27,6 +27,7 @@ from wasmtime import _bindings as _capi
 from wasmtime import _ffi as ffi
 
 from . import _wit
+from ._audit import AuditEvent, Auditor, excerpt
 from ._bindings import TypeNamespace
 from ._codec import (
     VAL_SIZE,
@@ -48,13 +49,16 @@ from ._exceptions import (
     InstantiationError,
     LimitExceeded,
     LinkError,
+    LogLimitExceeded,
     MemoryLimitExceeded,
+    OutputLimitExceeded,
     StaleHandleError,
+    StdioLimitExceeded,
     Trap,
     WasiRefusedError,
     WorldMismatchError,
 )
-from ._host import CAPABILITIES, HostContext, HostImpl, defined_resources
+from ._host import CAPABILITIES, HostContext, HostImpl, LogBreach, defined_resources
 from ._policy import Determinism, Limits
 from ._stats import CallStats
 from ._world import World, has_handle
@@ -67,6 +71,9 @@ _logger = logging.getLogger("wasmplug")
 UNLIMITED_FUEL = 1 << 62
 UNLIMITED_TICKS = 1 << 62
 STDERR_TAIL = 4096
+#: wasmtime's message when a call copies more values between guest and host than its
+#: host-call fuel allows (not configurable through the C API).
+COPY_BUDGET = "too much data is being copied between the host and the guest"
 #: What to add to wasmtime's message when instantiation breaches a store limit.
 _LIMIT_HINTS = {
     "memory count too high": " (Limits.memories is {limits.memories})",
@@ -377,17 +384,55 @@ def _close_quietly(objects: list[Any], plugin: str) -> None:
                 )
 
 
-def _keep_tail(buf: bytearray, data: bytes) -> None:
-    """Appends guest stderr to ``buf``, keeping its last ``STDERR_TAIL`` bytes.
+class _Output:
+    """What the guest writes to WASI stdout and stderr during one call: counted
+    against ``Limits.stdio_bytes``, and the last ``STDERR_TAIL`` bytes of stderr kept
+    for trap reports.
 
     WASI output callbacks live in a process-wide registry until their Store is
-    dropped, so the callback holds the buffer only: a bound method of the backend
-    would keep the backend, its Store and its linker alive for ever (a plugin that is
-    never closed would leak them all).
+    dropped, so the callbacks are bound to this small object only: a bound method of
+    the backend would keep the backend, its Store and its linker alive for ever (a
+    plugin that is never closed would leak them all).
+
+    Attributes:
+        tail: The last bytes of stderr.
+        used: Bytes written to stdout and stderr together during the call (the
+            refused writes included).
+        limit: ``Limits.stdio_bytes`` (``math.inf`` for none).
     """
-    buf += data
-    if len(buf) > STDERR_TAIL:
-        del buf[: len(buf) - STDERR_TAIL]
+
+    __slots__ = ("limit", "tail", "used")
+
+    def __init__(self, limit: float) -> None:
+        self.tail = bytearray()
+        self.used = 0
+        self.limit = limit
+
+    @property
+    def breached(self) -> bool:
+        return self.used > self.limit
+
+    def reset(self) -> None:
+        self.used = 0
+        if self.tail:
+            self.tail.clear()
+
+    def stdout(self, data: bytes) -> int | None:
+        """Counts a stdout write; returns ``-EIO`` (the write fails in the guest) past
+        the limit, else ``None`` (accepted whole)."""
+        self.used += len(data)
+        return -errno.EIO if self.used > self.limit else None
+
+    def stderr(self, data: bytes) -> int | None:
+        """Counts a stderr write and keeps its tail; ``-EIO`` past the limit."""
+        self.used += len(data)
+        if self.used > self.limit:
+            return -errno.EIO
+        buf = self.tail
+        buf += data
+        if len(buf) > STDERR_TAIL:
+            del buf[: len(buf) - STDERR_TAIL]
+        return None
 
 
 class _HostResources:
@@ -785,6 +830,7 @@ def classify_failure(
             f"{function} ran out of fuel (limit {limits.fuel} fuel units)",
             limit="fuel",
             allowed=limits.fuel or UNLIMITED_FUEL,
+            used=stats.fuel_consumed if stats is not None else None,
             plugin=plugin,
             function=function,
             stats=stats,
@@ -795,6 +841,19 @@ def classify_failure(
             f"{function} ran past its deadline ({limits.deadline_ms} ms)",
             limit="deadline_ms",
             allowed=limits.deadline_ms or 0,
+            used=round(stats.wall_time_us / 1000) if stats is not None else None,
+            plugin=plugin,
+            function=function,
+            stats=stats,
+            detail=detail,
+        )
+    if COPY_BUDGET in detail:
+        return OutputLimitExceeded(
+            f"{function} tried to pass more data between guest and host than wasmtime "
+            "copies in one call (its host-call copy budget: about 2.7 million list "
+            f"elements); Limits.output_bytes is {limits.output_bytes}",
+            limit="output_bytes",
+            allowed=limits.output_bytes or 0,
             plugin=plugin,
             function=function,
             stats=stats,
@@ -861,7 +920,9 @@ class ComponentBackend:
         limits: Limits,
         ctx: HostContext,
         host_impls: dict[str, dict[str, HostImpl]],
-        wasi: Callable[[Callable[[bytes], None]], wasmtime.WasiConfig],
+        wasi: Callable[
+            [Callable[[bytes], int | None], Callable[[bytes], int | None]], wasmtime.WasiConfig
+        ],
         epoch_tick_ms: float,
         epoch_lag: Callable[[], int],
         determinism: Determinism | None = None,
@@ -881,7 +942,7 @@ class ComponentBackend:
         self._results = (ffi.wasmtime_component_val_t * 1)()
         self._results_addr = ctypes.addressof(self._results)
         self._fuel_out = ctypes.c_uint64()
-        self._stderr = bytearray()
+        self._output = _Output(math.inf if limits.stdio_bytes is None else limits.stdio_bytes)
         classes: dict[int, type] = {}
         for i, td in enumerate(world.host_resources):
             cls = host_impls.get(td.owner, {}).get(f"[resource]{td.name}")
@@ -907,6 +968,8 @@ class ComponentBackend:
         self._fuel_budget = limits.fuel if limits.fuel is not None else UNLIMITED_FUEL
         self._deadline_s = math.inf if limits.deadline_ms is None else limits.deadline_ms / 1000
         ctx.max_host_calls = math.inf if limits.host_calls is None else limits.host_calls
+        ctx.max_log_records = math.inf if limits.log_records is None else limits.log_records
+        ctx.max_log_bytes = math.inf if limits.log_bytes is None else limits.log_bytes
         if limits.deadline_ms is None:
             self._ticks = UNLIMITED_TICKS
         else:
@@ -1133,7 +1196,9 @@ class ComponentBackend:
             tables=limits.tables,
             memories=limits.memories,
         )
-        store.set_wasi(self._wasi(functools.partial(_keep_tail, self._stderr)))
+        # Start-up code's writes count from zero too (the call resets the count again).
+        self._output.reset()
+        store.set_wasi(self._wasi(self._output.stdout, self._output.stderr))
         store.set_fuel(self._fuel_budget)
         if self._seeded is not None:
             self._seeded.reset()
@@ -1155,7 +1220,7 @@ class ComponentBackend:
                 function="start-up code",
                 limits=limits,
                 stats=None,
-                stderr=self._stderr.decode(errors="replace"),
+                stderr=self._output.tail.decode(errors="replace"),
             )
             if isinstance(cause, LimitExceeded):
                 told = str(cause).removeprefix(f"plugin {self._ctx.plugin!r}: ")
@@ -1223,10 +1288,13 @@ class ComponentBackend:
         ctx.host_calls = 0
         ctx.denials = 0
         ctx.host_time = 0.0
+        ctx.log_records = 0
+        ctx.log_bytes = 0
         ctx.failure = None
+        ctx.function = name
         ctx.deadline = perf_counter() + self._deadline_s
-        if self._stderr:
-            self._stderr.clear()
+        output = self._output
+        output.reset()
         has_result = self._world.exports[name]._result is not None
         err = _func_call_raw(
             ctypes.byref(inst.funcs[name]),
@@ -1246,28 +1314,111 @@ class ComponentBackend:
             fresh_instance=fresh,
             host_time_us=ctx.host_time * 1e6,
         )
-        if err:
-            raise self._failed(name, _wasmtime_message(err), stats)
+        if err or output.breached:
+            raise self._failed(name, _wasmtime_message(err) if err else "", stats)
         if not has_result:
             return None, stats
         return _string_at(self._results_addr, VAL_SIZE), stats
 
     def _failed(self, function: str, message: str, stats: CallStats) -> CallError:
         """Discards the instance after a failed entry into wasm and returns the
-        exception for it: the host function's failure recorded in the context, else
-        wasmtime's error classified."""
+        exception for it: a breach of ``stdio_bytes`` (whatever the guest did after
+        its writes failed), the host function's failure recorded in the context, else
+        wasmtime's error classified. A breach or a refusal is audited."""
         self._discard()
         ctx = self._ctx
-        if ctx.failure is not None:
-            return self._host_failure(function, ctx.failure, stats, message)
-        return classify_failure(
-            message,
-            plugin=ctx.plugin,
+        output = self._output
+        error: CallError
+        if output.breached:
+            limits = self._limits
+            error = StdioLimitExceeded(
+                f"{function} wrote more than {limits.stdio_bytes} bytes to stdout and "
+                f"stderr (Limits.stdio_bytes; {output.used} bytes tried)",
+                limit="stdio_bytes",
+                allowed=limits.stdio_bytes or 0,
+                used=output.used,
+                plugin=ctx.plugin,
+                function=function,
+                stats=stats,
+                detail=message,
+            )
+        elif ctx.failure is not None:
+            error = self._host_failure(function, ctx.failure, stats, message)
+        else:
+            error = classify_failure(
+                message,
+                plugin=ctx.plugin,
+                function=function,
+                limits=self._limits,
+                stats=stats,
+                stderr=output.tail.decode(errors="replace"),
+            )
+        self.audit(error)
+        return error
+
+    def audit(self, error: CallError) -> None:
+        """Records ``error`` in the plugin's audit trail when it is a breach
+        (:class:`LimitExceeded`) or a refused WASI function."""
+        ctx = self._ctx
+        event: AuditEvent | None = None
+        message = str(error).removeprefix(f"plugin {ctx.plugin!r}: ")
+        if isinstance(error, LimitExceeded):
+            event = AuditEvent(
+                plugin=ctx.plugin,
+                kind="breach",
+                name=error.limit,
+                function=error.function,
+                argument=excerpt(message),
+                used=error.used,
+            )
+            _logger.warning(
+                "plugin %r breached %s: %s",
+                ctx.plugin,
+                error.limit,
+                event.argument,
+                extra={"plugin": ctx.plugin, "limit": error.limit, "function": error.function},
+            )
+        elif isinstance(error, WasiRefusedError):
+            event = AuditEvent(
+                plugin=ctx.plugin,
+                kind="denial",
+                name=error.wasi_function,
+                function=error.function,
+                argument=excerpt(message),
+            )
+        if event is not None:
+            ctx.audit.record(event)
+
+    @property
+    def auditor(self) -> Auditor:
+        """The plugin's audit trail."""
+        return self._ctx.audit
+
+    def check_output(self, function: str, codec: Codec, raw: bytes, stats: CallStats) -> None:
+        """Measures a call's result (:meth:`Codec.measure`) against
+        ``Limits.output_bytes`` before it is lifted.
+
+        Raises:
+            OutputLimitExceeded: the result is larger; the instance is kept.
+        """
+        limit = self._limits.output_bytes
+        if limit is None or (codec.fixed is not None and codec.fixed <= limit):
+            return
+        used = codec.measure(raw, 0, limit)
+        if used <= limit:
+            return
+        error = OutputLimitExceeded(
+            f"{function} returned more than {limit} bytes (Limits.output_bytes; "
+            f"{used:,} bytes measured before stopping)",
+            limit="output_bytes",
+            allowed=limit,
+            used=used,
+            plugin=self._ctx.plugin,
             function=function,
-            limits=self._limits,
             stats=stats,
-            stderr=self._stderr.decode(errors="replace"),
         )
+        self.audit(error)
+        raise error
 
     def _host_failure(
         self, function: str, failure: tuple[str, BaseException], stats: CallStats, detail: str
@@ -1278,6 +1429,7 @@ class ComponentBackend:
         plugin = self._ctx.plugin
         limits = self._limits
         breach: tuple[type[LimitExceeded], str, str] | None = None
+        used: int | None = None
         if isinstance(cause, _TableFull):
             breach = (
                 HandleLimitExceeded,
@@ -1285,6 +1437,7 @@ class ComponentBackend:
                 f"{function}: the instance would hold more than {limits.resource_handles} "
                 f"host resources (Limits.resource_handles); refused in {host_function}",
             )
+            used = limits.resource_handles + 1
         elif isinstance(cause, _HostCallLimit):
             breach = (
                 HostCallsExceeded,
@@ -1292,6 +1445,7 @@ class ComponentBackend:
                 f"{function} made more than {limits.host_calls} host calls "
                 f"(the next was {host_function})",
             )
+            used = self._ctx.host_calls
         elif isinstance(cause, _HostDeadline):
             breach = (
                 DeadlineExceeded,
@@ -1299,6 +1453,16 @@ class ComponentBackend:
                 f"{function} ran past its deadline ({limits.deadline_ms} ms) "
                 f"in host function {host_function}",
             )
+            used = round(stats.wall_time_us / 1000)
+        elif isinstance(cause, LogBreach):
+            unit = "records" if cause.limit == "log_records" else "bytes"
+            breach = (
+                LogLimitExceeded,
+                cause.limit,
+                f"{function} logged more than {getattr(limits, cause.limit)} {unit} "
+                f"(Limits.{cause.limit}; the refused record would have made {cause.used})",
+            )
+            used = cause.used
         elif isinstance(cause, _WasiWait):
             wait = f"{function} asked WASI to wait {cause.wait_ns / 1e6:,.1f} ms ({host_function})"
             if cause.past_deadline:
@@ -1307,6 +1471,7 @@ class ComponentBackend:
                     "deadline_ms",
                     f"{wait}, past its deadline ({limits.deadline_ms} ms)",
                 )
+                used = round(stats.wall_time_us / 1000 + cause.wait_ns / 1e6)
             else:
                 return WasiRefusedError(
                     f"{wait}; wasmplug refuses WASI clock waits: wasmtime would block "
@@ -1323,6 +1488,7 @@ class ComponentBackend:
                 message,
                 limit=limit,
                 allowed=getattr(limits, limit) or 0,
+                used=used,
                 plugin=plugin,
                 function=function,
                 stats=stats,
@@ -1408,8 +1574,7 @@ class ComponentBackend:
             _set_epoch_deadline(context, self._ticks + self._epoch_lag())
             ctx.failure = None
             ctx.deadline = perf_counter() + self._deadline_s
-            if self._stderr:
-                self._stderr.clear()
+            self._output.reset()
             err = ffi.wasmtime_component_resource_any_drop(context, native)
             if err:
                 stats = CallStats(function=what, fuel_consumed=0, wall_time_us=0.0)

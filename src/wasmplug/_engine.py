@@ -15,6 +15,7 @@ from typing import ClassVar
 import wasmtime
 import wasmtime.component
 
+from ._audit import AuditCallback
 from ._diskcache import cache_root, read_trusted, write_atomically
 from ._exceptions import InvalidWasmError, PolicyError
 from ._version import wasmtime_version
@@ -56,6 +57,11 @@ class Engine:
         max_cached_components: How many compiled components the in-memory cache keeps
             (least recently used dropped first; a loaded plugin keeps its own
             component alive regardless). Default 256.
+        audit: The audit callback of every plugin loaded on this engine without an
+            ``audit=`` of its own (:func:`~wasmplug.load`): called with an
+            :class:`~wasmplug.AuditEvent` for each denial and breach. Also the
+            attribute ``audit``, which may be changed; a plugin keeps the callback it
+            was loaded with.
 
     Raises:
         PolicyError: ``epoch_tick_ms`` or ``max_cached_components`` is not positive.
@@ -70,6 +76,7 @@ class Engine:
         epoch_tick_ms: float = 1.0,
         cache_dir: str | os.PathLike[str] | None = "auto",
         max_cached_components: int = 256,
+        audit: AuditCallback | None = None,
     ) -> None:
         if not epoch_tick_ms > 0:
             raise PolicyError(f"epoch_tick_ms must be > 0, found {epoch_tick_ms!r}")
@@ -83,6 +90,7 @@ class Engine:
         config.wasm_component_model = True
         self._wasmtime = wasmtime.Engine(config)
         self.epoch_tick_ms = float(epoch_tick_ms)
+        self.audit = audit
         self.cache_dir: Path | None = (
             cache_root() if cache_dir == "auto" else Path(cache_dir) if cache_dir else None
         )

@@ -29,7 +29,10 @@ error value (:class:`GuestError`)::
     │       ├── DeadlineExceeded
     │       ├── MemoryLimitExceeded
     │       ├── HandleLimitExceeded
-    │       └── HostCallsExceeded
+    │       ├── HostCallsExceeded
+    │       ├── OutputLimitExceeded
+    │       ├── LogLimitExceeded
+    │       └── StdioLimitExceeded
     └── GuestError                         the guest returned the `err` case of a `result`
 
 Exceptions that resemble a builtin also subclass it, so ``except TypeError`` catches a
@@ -62,12 +65,15 @@ __all__ = [
     "LimitExceeded",
     "LinkError",
     "LoadError",
+    "LogLimitExceeded",
     "ManifestError",
     "MemoryLimitExceeded",
+    "OutputLimitExceeded",
     "PluginClosedError",
     "PolicyError",
     "ReentrantCallError",
     "StaleHandleError",
+    "StdioLimitExceeded",
     "Trap",
     "WasiRefusedError",
     "WasmplugError",
@@ -468,11 +474,16 @@ class LimitExceeded(CallError):
         limit: The name of the ``Limits`` field that was breached (``"fuel"``,
             ``"deadline_ms"``, ``"memory_bytes"``).
         allowed: The configured value of that limit, in its unit (fuel units,
-            milliseconds, bytes).
+            milliseconds, bytes, calls, records).
+        used: How much of it the call had used when it was stopped, in the same unit
+            (for a limit checked before the use, the amount the refused use would
+            have reached); ``None`` where it is not known (``memory_bytes``: the
+            guest's allocator failed, not wasmplug's check).
     """
 
     limit: str
     allowed: int
+    used: int | None
 
     def __init__(
         self,
@@ -480,6 +491,7 @@ class LimitExceeded(CallError):
         *,
         limit: str,
         allowed: int,
+        used: int | None = None,
         plugin: str | None = None,
         function: str = "",
         stats: CallStats | None = None,
@@ -488,6 +500,7 @@ class LimitExceeded(CallError):
         super().__init__(message, plugin=plugin, function=function, stats=stats, detail=detail)
         self.limit = limit
         self.allowed = allowed
+        self.used = used
 
 
 class FuelExhausted(LimitExceeded):
@@ -529,6 +542,42 @@ class HandleLimitExceeded(LimitExceeded):
 
     ``limit`` is ``"resource_handles"`` and ``allowed`` the table's size. The instance
     is replaced and every host resource it held is closed.
+    """
+
+
+class OutputLimitExceeded(LimitExceeded):
+    """Raised when a call's result is larger than ``Limits.output_bytes``.
+
+    ``used`` is the result's size as far as it was measured (measuring stops past the
+    limit), in bytes of its data: each string's UTF-8 bytes, each list element's
+    size, 8 per string and list (pointer and length, as the canonical ABI stores
+    them), integers and floats at their width, ``bool`` 1, ``char`` 4, one byte per
+    discriminant (option, result, variant, enum), 4 per flags value and per resource
+    handle; a value of a type without strings or lists counts the type's largest
+    value. It is measured on wasmtime's copy of the result before any Python value
+    is built; the guest's instance is kept (the guest did nothing wrong but answer
+    too much).
+    """
+
+
+class LogLimitExceeded(LimitExceeded):
+    """Raised when a call logged more than ``Limits.log_records`` records or
+    ``Limits.log_bytes`` bytes through the granted ``log`` capability.
+
+    ``limit`` is ``"log_records"`` or ``"log_bytes"``. The record that would pass the
+    limit is not logged; the guest's call fails and the plugin continues on a fresh
+    instance.
+    """
+
+
+class StdioLimitExceeded(LimitExceeded):
+    """Raised when a call wrote more than ``Limits.stdio_bytes`` bytes to its WASI
+    stdout and stderr together.
+
+    The write that passes the limit and every later one fail inside the guest (an I/O
+    error; a Rust ``println!`` panics on it), nothing past the limit reaches the
+    host's logs, and the call raises this whatever the guest did next. The plugin
+    continues on a fresh instance.
     """
 
 

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import _wit
+from ._audit import AuditEvent, Auditor, excerpt
 from ._bindings import Err, Ok, class_name, field_name
 from ._exceptions import GuestError, KvQuotaExceeded, LinkError, WitError
 from ._kv import KvStore
@@ -150,6 +151,11 @@ class HostContext:
             (``math.inf`` without one).
         failure: What made a host function fail during the current call, as
             ``(host function name, exception)``; ``None`` while none failed.
+        function: The export being called (``""`` between calls).
+        log_records, log_bytes: Records and message bytes logged through the
+            ``log`` capability during the current call.
+        max_log_records, max_log_bytes: Their limits (``math.inf`` for none).
+        audit: The plugin's audit trail (denials and breaches).
     """
 
     def __init__(
@@ -172,6 +178,12 @@ class HostContext:
         self.deadline = math.inf
         self.max_host_calls: float = math.inf
         self.failure: tuple[str, BaseException] | None = None
+        self.function = ""
+        self.log_records = 0
+        self.log_bytes = 0
+        self.max_log_records: float = math.inf
+        self.max_log_bytes: float = math.inf
+        self.audit = Auditor(plugin)
         self._log_tokens = float(DENIAL_LOG_BURST)
         self._log_refilled = time.monotonic()
         self._suppressed = 0
@@ -187,9 +199,19 @@ class HostContext:
         ``wasmplug.policy`` logger are rate-limited per plugin (a burst of
         :data:`DENIAL_LOG_BURST`, then :data:`DENIAL_LOG_PER_S` per second), and the
         next record logged says how many were suppressed, so a plugin granted nothing
-        cannot flood the host's logs.
+        cannot flood the host's logs. Every denial is also an audit event
+        (:class:`~wasmplug.AuditEvent`, kind ``"denial"``).
         """
         self.denials += 1
+        self.audit.record(
+            AuditEvent(
+                plugin=self.plugin,
+                kind="denial",
+                name=capability,
+                function=self.function,
+                argument=excerpt(what),
+            )
+        )
         now = time.monotonic()
         self._log_tokens = min(
             float(DENIAL_LOG_BURST),
@@ -204,7 +226,12 @@ class HostContext:
                 self.plugin,
                 what,
                 f" ({suppressed} more denials of this plugin not logged)" if suppressed else "",
-                extra={"plugin": self.plugin, "suppressed": suppressed},
+                extra={
+                    "plugin": self.plugin,
+                    "suppressed": suppressed,
+                    "capability": capability,
+                    "function": self.function,
+                },
             )
         else:
             self._suppressed += 1
@@ -222,10 +249,30 @@ def quote(text: str) -> str:
 # -- log -------------------------------------------------------------------------------
 
 
+class LogBreach(Exception):
+    """A call logged past ``Limits.log_records`` or ``Limits.log_bytes``.
+
+    Attributes:
+        limit: ``"log_records"`` or ``"log_bytes"``.
+        used: What the call would have reached with the refused record.
+    """
+
+    def __init__(self, limit: str, used: int) -> None:
+        super().__init__(limit)
+        self.limit = limit
+        self.used = used
+
+
 def _log(ctx: HostContext, level: Any, message: str) -> Ok[None] | Err[Any]:
     if not ctx.grants.log:
         return ctx.deny("log", "logging is not granted")
     data = message.encode()
+    ctx.log_records += 1
+    ctx.log_bytes += len(data)
+    if ctx.log_records > ctx.max_log_records:
+        raise LogBreach("log_records", ctx.log_records)
+    if ctx.log_bytes > ctx.max_log_bytes:
+        raise LogBreach("log_bytes", ctx.log_bytes)
     if len(data) > MAX_LOG_MESSAGE:
         message = data[:MAX_LOG_MESSAGE].decode(errors="ignore") + (
             f" [... cut: {len(data)} bytes in all]"

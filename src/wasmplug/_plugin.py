@@ -14,6 +14,7 @@ from typing import Any
 import wasmtime
 
 from . import _host, _wit
+from ._audit import AuditCallback, Auditor
 from ._bindings import TypeNamespace
 from ._codec import _Result, handle_scope
 from ._component import ComponentBackend
@@ -81,6 +82,7 @@ class Plugin:
     manifest: Manifest | None
     capabilities: CapabilityReport
     _backend: ComponentBackend | None
+    _audit: Auditor
     _lock: threading.Lock
     _caller: int | None
     _pending: collections.deque[tuple[Any, object]]
@@ -113,6 +115,7 @@ class Plugin:
         self.manifest = capabilities.manifest
         self.capabilities = capabilities
         self._backend = backend
+        self._audit = backend.auditor
         self._lock = threading.Lock()
         self._caller = None  # the thread inside a call, to detect re-entry
         self._pending = collections.deque()
@@ -122,6 +125,15 @@ class Plugin:
     def types(self) -> TypeNamespace:
         """The Python classes of the world's types (``plugin.types.Flight``)."""
         return self.world.types
+
+    @property
+    def audit_counts(self) -> Mapping[str, int]:
+        """How many denials and breaches this plugin had since it was loaded, keyed
+        ``"<kind>:<name>"``: ``"denial:kv"``, ``"denial:log"``, ``"denial:<WASI
+        function>"``, ``"breach:fuel"``, ``"breach:output_bytes"``... (a copy; keys
+        appear at their first event). Each is also an :class:`~wasmplug.AuditEvent`
+        offered to the ``audit`` callback given to :func:`load`."""
+        return self._audit.snapshot()
 
     @property
     def closed(self) -> bool:
@@ -162,6 +174,13 @@ class Plugin:
                 returned a value that does not fit its WIT type.
             HandleLimitExceeded: the instance would hold more host resources than
                 ``Limits.resource_handles``.
+            OutputLimitExceeded: the result is larger than ``Limits.output_bytes``
+                (nothing was lifted; the instance is kept), or larger than wasmtime
+                copies in one call.
+            LogLimitExceeded: the call logged more than ``Limits.log_records``
+                records or ``Limits.log_bytes`` bytes.
+            StdioLimitExceeded: the call wrote more than ``Limits.stdio_bytes`` bytes
+                to WASI stdout and stderr.
             InstantiationError: a fresh instance was needed and could not be created.
             PluginClosedError: the plugin was closed.
             StaleHandleError: a resource handle argument was closed, moved into the
@@ -230,6 +249,7 @@ class Plugin:
             result = export._result
             if raw is None or result is None:
                 return None
+            backend.check_output(function, result, raw, stats)
             if function in self.world.handle_results:
                 scope = backend.lift_scope(self)
                 try:
@@ -360,7 +380,10 @@ class Plugin:
         return f"<Plugin {self.name!r} {self.world.name} {state}>"
 
 
-def _wasi_factory(plugin: str, grants: Grants) -> Callable[[Callable[[bytes], None]], Any]:
+Output = Callable[[bytes], int | None]
+
+
+def _wasi_factory(plugin: str, grants: Grants) -> Callable[[Output, Output], Any]:
     """Returns a function building the WASI configuration of one new Store."""
     out_logger = logging.getLogger(f"wasmplug.plugin.{plugin}")
     for p in grants.files:
@@ -386,22 +409,28 @@ def _wasi_factory(plugin: str, grants: Grants) -> Callable[[Callable[[bytes], No
 
         return write
 
-    def make(on_stderr: Callable[[bytes], None]) -> wasmtime.WasiConfig:
+    def forward(count: Output, to_log: Callable[[bytes], None]) -> Output:
+        def write(data: bytes) -> int | None:
+            refused = count(data)
+            if refused is None:
+                to_log(data)
+            return refused
+
+        return write
+
+    def make(on_stdout: Output, on_stderr: Output) -> wasmtime.WasiConfig:
+        """``on_stdout``/``on_stderr`` count the guest's writes (``Limits.stdio_bytes``)
+        and return ``None`` to accept one, or a negative errno to fail it."""
         wasi = wasmtime.WasiConfig()
         if env:
             wasi.env = env
         for host_path, guest_path, writable in files:
             wasi.preopen_dir(host_path, guest_path, fs_mutable=writable)
         if grants.stdio:
-            to_log = line_logger(logging.WARNING)
-
-            def stderr(data: bytes) -> None:
-                on_stderr(data)
-                to_log(data)
-
-            wasi.stdout_custom = line_logger(logging.INFO)
-            wasi.stderr_custom = stderr
+            wasi.stdout_custom = forward(on_stdout, line_logger(logging.INFO))
+            wasi.stderr_custom = forward(on_stderr, line_logger(logging.WARNING))
         else:
+            wasi.stdout_custom = on_stdout
             wasi.stderr_custom = on_stderr
         return wasi
 
@@ -418,6 +447,7 @@ def load(
     engine: Engine | None = None,
     kv_store: KvStore | None = None,
     imports: Mapping[str, object] | None = None,
+    audit: AuditCallback | None = None,
 ) -> Plugin:
     """Loads a plugin: reads, verifies, compiles, checks and links it, and creates its
     first instance.
@@ -453,6 +483,11 @@ def load(
             has one. An object the guest passes back arrives as itself; one it gives
             away (``own<counter>`` parameter) leaves the table and is not closed.
             Nothing is shared with other plugins.
+        audit: Called with an :class:`AuditEvent` for every denial and every breached
+            limit of this plugin, synchronously, on the calling thread, while the
+            plugin's call lock is held (so it must not call this plugin). An
+            exception it raises is logged and never changes the call's outcome.
+            Default: the engine's (``Engine(audit=...)``), if any.
 
     Returns:
         The plugin, ready to :meth:`~Plugin.call`.
@@ -498,6 +533,7 @@ def load(
         kv_store=kv_store if kv_store is not None else MemoryKvStore(),
         error_cases=error_cases,
     )
+    ctx.audit.callback = audit if audit is not None else engine.audit
     host_impls = _host.bind_imports(world, imports, ctx)
     backend = ComponentBackend(
         engine=engine.wasmtime_engine,

@@ -251,6 +251,19 @@ class Limits:
             one call may make. Default 10,000. Breach:
             :class:`~wasmplug.HostCallsExceeded`, and the plugin continues on a fresh
             instance.
+        output_bytes: Size of a call's result, in bytes of its data (strings and
+            ``list<u8>`` their length, other values their canonical-ABI width; see
+            :class:`~wasmplug.OutputLimitExceeded`), measured before any Python
+            value is built. Default 16 MiB. Breach:
+            :class:`~wasmplug.OutputLimitExceeded`.
+        log_records: Records one call may log through the granted ``log``
+            capability. Default 1,000. Breach: :class:`~wasmplug.LogLimitExceeded`.
+        log_bytes: Bytes of messages (UTF-8, before the 16 KiB cut of each record)
+            one call may log through the granted ``log`` capability. Default 1 MiB.
+            Breach: :class:`~wasmplug.LogLimitExceeded`.
+        stdio_bytes: Bytes one call may write to WASI stdout and stderr together
+            (counted whether or not ``Grants.stdio`` forwards them to the host's
+            logs). Default 1 MiB. Breach: :class:`~wasmplug.StdioLimitExceeded`.
     """
 
     fuel: int | None = attrs.field(default=1_000_000_000, validator=_positive("fuel"))
@@ -262,6 +275,10 @@ class Limits:
     table_elements: int = attrs.field(default=20_000, validator=_count("table_elements"))
     resource_handles: int = attrs.field(default=10_000, validator=_count("resource_handles"))
     host_calls: int | None = attrs.field(default=10_000, validator=_positive("host_calls"))
+    output_bytes: int | None = attrs.field(default=16 << 20, validator=_positive("output_bytes"))
+    log_records: int | None = attrs.field(default=1_000, validator=_positive("log_records"))
+    log_bytes: int | None = attrs.field(default=1 << 20, validator=_positive("log_bytes"))
+    stdio_bytes: int | None = attrs.field(default=1 << 20, validator=_positive("stdio_bytes"))
 
     @property
     def memory_bytes_each(self) -> int | None:
@@ -490,7 +507,16 @@ GRANT_FIELDS: dict[str, Callable[[Any, str, str | None], Any]] = {
 }
 
 #: The limits that may be ``None`` (disabled).
-_OPTIONAL_LIMITS = ("fuel", "memory_bytes", "deadline_ms", "host_calls")
+_OPTIONAL_LIMITS = (
+    "fuel",
+    "memory_bytes",
+    "deadline_ms",
+    "host_calls",
+    "output_bytes",
+    "log_records",
+    "log_bytes",
+    "stdio_bytes",
+)
 
 
 def policy_from_mapping(
