@@ -49,7 +49,7 @@ from ._exceptions import (
 from ._inspect import PluginInfo, inspect
 from ._kv import KvNamespace, KvStore, MemoryKvStore
 from ._plugin import Plugin, load
-from ._policy import FrozenMap, Grants, KvGrant, Limits, Policy, Preopen
+from ._policy import FrozenMap, Grants, HttpGrant, HttpRule, KvGrant, Limits, Policy, Preopen
 from ._resources import ResourceHandle
 from ._stats import CallStats
 from ._version import __version__ as __version__
@@ -73,6 +73,8 @@ __all__ = [
     "InstantiationError",
     "IntegrityError",
     "InvalidWasmError",
+    "HttpGrant",
+    "HttpRule",
     "KvGrant",
     "KvNamespace",
     "KvQuotaExceeded",

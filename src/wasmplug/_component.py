@@ -41,7 +41,7 @@ from ._exceptions import (
     Trap,
     WorldMismatchError,
 )
-from ._host import CAPABILITIES, HostContext, HostImpl, defined_resources
+from ._host import CAPABILITIES, HTTP, HostContext, HostImpl, defined_resources
 from ._policy import Limits
 from ._stats import CallStats
 from ._world import World, has_handle
@@ -880,7 +880,9 @@ class ComponentBackend:
             result = self._world._codec(func.result) if func.result is not None else None
         except UnsupportedType as e:
             raise LinkError(f"{qualified}: {e}", [qualified], plugin=plugin) from e
-        timed = iface not in CAPABILITIES
+        # HTTP blocks on the network: timed like the host's own functions, so a
+        # request still running at the deadline fails the call (DeadlineExceeded).
+        timed = iface not in CAPABILITIES or iface == HTTP
         call = _host_call(
             qualified,
             impl,

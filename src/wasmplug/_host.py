@@ -107,10 +107,11 @@ def _normalized(text: str) -> list[str]:
 LOG = host_interface("log")
 CONFIG = host_interface("config")
 KV = host_interface("kv")
-HOST_INTERFACES = (LOG, CONFIG, KV)
+HTTP = host_interface("http")
+HOST_INTERFACES = (LOG, CONFIG, KV, HTTP)
 
 #: Which grant each interface needs, for load-time reports.
-GRANT_OF = {LOG: "log", CONFIG: "config", KV: "kv"}
+GRANT_OF = {LOG: "log", CONFIG: "config", KV: "kv", HTTP: "http"}
 
 #: Longest log message kept, in bytes of UTF-8; longer ones are cut and marked.
 MAX_LOG_MESSAGE = 16 * 1024
@@ -177,17 +178,19 @@ class HostContext:
         self._suppressed = 0
 
     def error(self, case: str, message: str) -> Err[Any]:
-        """Returns ``err(error.<case>(message))`` for the guest."""
+        """Returns ``err(error.<case>(message))`` for the guest; ``http.<case>`` names
+        a case of ``http.http-error``."""
         return Err(self._error_cases[case](message))
 
-    def deny(self, capability: str, what: str) -> Err[Any]:
+    def deny(self, capability: str, what: str, *, case: str = "denied") -> Err[Any]:
         """Counts, logs and returns a denial of ``what`` under ``capability``.
 
         Every denial is counted (``CallStats.denials``); the WARNING records on the
         ``wasmplug.policy`` logger are rate-limited per plugin (a burst of
         :data:`DENIAL_LOG_BURST`, then :data:`DENIAL_LOG_PER_S` per second), and the
         next record logged says how many were suppressed, so a plugin granted nothing
-        cannot flood the host's logs.
+        cannot flood the host's logs. ``case`` names the error case returned
+        (``"http.denied"`` for the ``http`` interface's own error variant).
         """
         self.denials += 1
         now = time.monotonic()
@@ -208,7 +211,7 @@ class HostContext:
             )
         else:
             self._suppressed += 1
-        return self.error("denied", f"{capability}: {what}")
+        return self.error(case, f"{capability}: {what}")
 
 
 def quote(text: str) -> str:
@@ -305,6 +308,12 @@ def _kv_list_keys(ctx: HostContext, prefix: str) -> Ok[list[str]] | Err[Any]:
     return Ok(ctx.kv_store.keys(ctx.kv_namespace, prefix))
 
 
+def _http_send(ctx: HostContext, req: Any) -> Ok[Any] | Err[Any]:
+    from ._http import send
+
+    return send(ctx, req)
+
+
 HostImpl = Callable[..., Any]
 
 #: interface -> function name -> implementation.
@@ -317,6 +326,7 @@ CAPABILITIES: dict[str, dict[str, HostImpl]] = {
         "delete": _kv_delete,
         "list-keys": _kv_list_keys,
     },
+    HTTP: {"send": _http_send},
 }
 
 
@@ -328,6 +338,8 @@ def is_granted(interface: str, grants: Grants) -> bool:
         return grants.config is not None
     if interface == KV:
         return grants.kv is not None
+    if interface == HTTP:
+        return grants.http is not None
     return False
 
 
