@@ -7,11 +7,14 @@
 
 pub(crate) use crate::bindings::wasmplug::host::log::Level as HostLevel;
 pub(crate) use crate::bindings::wasmplug::host::types::Error as HostError;
+pub(crate) use crate::bindings::wasmplug::host::http::{
+    HttpError as HostHttpError, Request as HostRequest, Response as HostResponse,
+};
 
 #[cfg(not(test))]
-pub(crate) use crate::bindings::wasmplug::host::{config, kv, log};
+pub(crate) use crate::bindings::wasmplug::host::{config, http, kv, log};
 
 #[cfg(test)]
 pub(crate) mod fake;
 #[cfg(test)]
-pub(crate) use fake::{config, kv, log};
+pub(crate) use fake::{config, http, kv, log};

@@ -304,6 +304,7 @@ def send(ctx: HostContext, req: Any) -> Ok[Any] | Err[Any]:
             "http",
             f"outbound HTTP is not granted ({method[:16]} {_quote(str(req.url))}); "
             "grant Grants(http=HttpGrant(allow=[HttpRule(...)]))",
+            case="http.denied",
         )
     try:
         return Ok(_send(ctx, grant, req, method))

@@ -7,7 +7,7 @@
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::{HostError, HostLevel};
+use super::{HostError, HostHttpError, HostLevel, HostRequest, HostResponse};
 
 /// What the fake host holds and how it is configured.
 #[derive(Default)]
@@ -26,6 +26,10 @@ pub(crate) struct State {
     pub(crate) min_level: Option<HostLevel>,
     /// How often `log::enabled` was asked.
     pub(crate) enabled_queries: usize,
+    /// Every HTTP request sent, in order.
+    pub(crate) requests: Vec<HostRequest>,
+    /// The answer to the next HTTP request (`None`: a 200 echoing the body).
+    pub(crate) http_answer: Option<Result<HostResponse, HostHttpError>>,
 }
 
 thread_local! {
@@ -147,6 +151,26 @@ pub(crate) mod kv {
                 .filter(|k| k.starts_with(prefix))
                 .cloned()
                 .collect())
+        })
+    }
+}
+
+pub(crate) mod http {
+    use super::*;
+
+    pub(crate) fn send(req: &HostRequest) -> Result<HostResponse, HostHttpError> {
+        with_state(|state| {
+            if state.denied.contains("http") {
+                return Err(HostHttpError::Denied("http is not granted".into()));
+            }
+            state.requests.push(req.clone());
+            state.http_answer.take().unwrap_or_else(|| {
+                Ok(HostResponse {
+                    status: 200,
+                    headers: vec![("content-type".into(), "text/plain".into())],
+                    body: req.body.clone(),
+                })
+            })
         })
     }
 }
