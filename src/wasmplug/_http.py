@@ -20,6 +20,8 @@ request outlives it. ``httpx`` is imported on the first request.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import ipaddress
 import socket
 import threading
@@ -28,7 +30,7 @@ import urllib.parse
 from typing import TYPE_CHECKING, Any
 
 from ._bindings import Err, Ok
-from ._policy import HttpGrant
+from ._policy import HttpGrant, _is_ip
 
 if TYPE_CHECKING:
     import httpx
@@ -39,29 +41,25 @@ __all__ = ["send"]
 
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 #: Header fields the host sets itself; a guest setting one is ``invalid``.
-_HOST_SET = frozenset({"host", "content-length", "transfer-encoding", "connection", "upgrade", "te"})
+_HOST_SET = frozenset(
+    {"host", "content-length", "transfer-encoding", "connection", "upgrade", "te"}
+)
 _TOKEN = frozenset("!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
 
-_client: httpx.Client | None = None
-_client_lock = threading.Lock()
 
-
+@functools.cache
 def _get_client() -> httpx.Client:
     """The process's shared client: no redirects, no proxies or netrc from the
     environment (a proxy would bypass the address checks)."""
-    global _client
-    with _client_lock:
-        if _client is None:
-            import httpx
+    import httpx
 
-            # No keep-alive: every request connects afresh to the address just
-            # checked, and the deadline watchdog owns that connection's socket.
-            _client = httpx.Client(
-                follow_redirects=False,
-                trust_env=False,
-                limits=httpx.Limits(max_keepalive_connections=0),
-            )
-        return _client
+    # No keep-alive: every request connects afresh to the address just checked, and
+    # the deadline watchdog owns that connection's socket.
+    return httpx.Client(
+        follow_redirects=False,
+        trust_env=False,
+        limits=httpx.Limits(max_keepalive_connections=0),
+    )
 
 
 class _Refused(Exception):
@@ -121,7 +119,9 @@ def _parse(url: str) -> _Target:
 
 
 def _grant_hint(target: _Target, method: str) -> str:
-    port = "" if target.port == (443 if target.scheme == "https" else 80) else f", port={target.port}"
+    port = (
+        "" if target.port == (443 if target.scheme == "https" else 80) else f", port={target.port}"
+    )
     return (
         f"grant HttpRule(host={target.host!r}, scheme={target.scheme!r}{port}, "
         f"methods=({method!r},))"
@@ -149,7 +149,8 @@ def _check_rules(grant: HttpGrant, target: _Target, method: str) -> None:
 
 def _address_refusal(address: str, allow_private: bool) -> str | None:
     """Why ``address`` may not be connected to, or ``None``."""
-    ip: ipaddress.IPv4Address | ipaddress.IPv6Address = ipaddress.ip_address(address.split("%")[0])
+    bare = address.split("%", maxsplit=1)[0]  # an IPv6 zone index is not part of it
+    ip: ipaddress.IPv4Address | ipaddress.IPv6Address = ipaddress.ip_address(bare)
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         ip = ip.ipv4_mapped
     if ip.is_unspecified or ip.is_multicast:
@@ -169,10 +170,9 @@ def _address_refusal(address: str, allow_private: bool) -> str | None:
 
 def _resolve(grant: HttpGrant, target: _Target) -> None:
     """Resolves the host and checks every address; sets ``target.address``."""
-    try:
-        ipaddress.ip_address(target.host)
+    if _is_ip(target.host):
         addresses = [target.host]
-    except ValueError:
+    else:
         try:
             infos = socket.getaddrinfo(target.host, target.port, type=socket.SOCK_STREAM)
         except (OSError, UnicodeError) as e:
@@ -205,6 +205,7 @@ def _check_headers(headers: list[tuple[str, str]]) -> None:
 def _one(
     grant: HttpGrant,
     target: _Target,
+    *,
     method: str,
     headers: list[tuple[str, str]],
     body: bytes,
@@ -289,10 +290,8 @@ def _one(
 
 def _shut(sock: socket.socket) -> None:
     """Shuts a request's socket down (its time ran out); closed already is fine."""
-    try:
+    with contextlib.suppress(OSError):
         sock.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        pass
 
 
 def send(ctx: HostContext, req: Any) -> Ok[Any] | Err[Any]:
@@ -334,7 +333,9 @@ def _send(ctx: HostContext, grant: HttpGrant, req: Any, method: str) -> dict[str
     while True:
         _check_rules(grant, target, method)
         _resolve(grant, target)
-        status, out_headers, data, location = _one(grant, target, method, headers, body, end)
+        status, out_headers, data, location = _one(
+            grant, target, method=method, headers=headers, body=body, end=end
+        )
         if location is None:
             return {"status": status, "headers": out_headers, "body": data}
         if redirects >= grant.max_redirects:
@@ -352,4 +353,3 @@ def _send(ctx: HostContext, grant: HttpGrant, req: Any, method: str) -> dict[str
             headers = [(k, v) for k, v in headers if not k.lower().startswith("content-")]
         if target.host != old_host:
             headers = [(k, v) for k, v in headers if k.lower() not in ("authorization", "cookie")]
-

@@ -125,7 +125,9 @@ class KvGrant:
             raise PolicyError(f"KvGrant.quota_bytes must be an int >= 0, found {value!r}")
 
 
-_HOST_PATTERN = re.compile(r"^(\*\.)?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$")
+_HOST_PATTERN = re.compile(
+    r"^(\*\.)?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$"
+)
 _METHOD = re.compile(r"^[A-Z][A-Z0-9-]*$")
 
 
@@ -165,8 +167,7 @@ class HttpRule:
     def _check_host(self, _: attrs.Attribute[str], value: str) -> None:
         if not isinstance(value, str) or not (_HOST_PATTERN.match(value) or _is_ip(value)):
             raise PolicyError(
-                "HttpRule.host must be a host name, '*.<domain>' or an IP address, "
-                f"found {value!r}"
+                f"HttpRule.host must be a host name, '*.<domain>' or an IP address, found {value!r}"
             )
 
     @scheme.validator
@@ -253,14 +254,14 @@ class HttpGrant:
     allow: tuple[HttpRule, ...] = attrs.field(default=(), converter=_rules)
     allow_private: bool = False
     max_request_bytes: int = attrs.field(default=1 << 20, validator=_nonneg("max_request_bytes"))
-    max_response_bytes: int = attrs.field(
-        default=4 << 20, validator=_nonneg("max_response_bytes")
-    )
+    max_response_bytes: int = attrs.field(default=4 << 20, validator=_nonneg("max_response_bytes"))
     timeout_ms: int = attrs.field(default=10_000, validator=_nonneg("timeout_ms"))
     max_redirects: int = attrs.field(default=5, validator=_nonneg("max_redirects"))
 
     @allow.validator
-    def _check_allow(self, _: attrs.Attribute[tuple[HttpRule, ...]], value: tuple[Any, ...]) -> None:
+    def _check_allow(
+        self, _: attrs.Attribute[tuple[HttpRule, ...]], value: tuple[Any, ...]
+    ) -> None:
         for rule in value:
             if not isinstance(rule, HttpRule):
                 raise PolicyError(f"HttpGrant.allow must hold HttpRule values, found {rule!r}")
@@ -268,9 +269,7 @@ class HttpGrant:
     def to_dict(self) -> dict[str, Any]:
         """A JSON-compatible dict; :meth:`from_dict` reverses it."""
         data = attrs.asdict(self, recurse=False)
-        data["allow"] = [
-            {**attrs.asdict(r), "methods": list(r.methods)} for r in self.allow
-        ]
+        data["allow"] = [{**attrs.asdict(r), "methods": list(r.methods)} for r in self.allow]
         return data
 
     @classmethod
