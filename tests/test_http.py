@@ -8,6 +8,7 @@ both the host and a well-behaved plugin beside the hostile one working."""
 
 from __future__ import annotations
 
+import gzip
 import http.server
 import logging
 import socket
@@ -28,9 +29,9 @@ from wasmplug import HttpGrant, HttpRule
 
 class _Handler(http.server.BaseHTTPRequestHandler):
     """Routes: ``/echo`` (method, headers and body back as text), ``/big/<n>`` (n bytes),
-    ``/redirect?to=<url>`` (302), ``/see-other`` (303 to /echo), ``/loop`` (302 to
-    itself), ``/slow/<s>`` (answers after s seconds), ``/trickle`` (64 bytes every 0.1 s
-    for a minute, with no declared length)."""
+    ``/gzip`` (a gzip body whatever was asked), ``/redirect?to=<url>`` (302),
+    ``/see-other`` (303 to /echo), ``/loop`` (302 to itself), ``/slow/<s>`` (answers
+    after s seconds), ``/trickle`` (64 bytes every 0.1 s for a minute, no length)."""
 
     protocol_version = "HTTP/1.1"
     received: ClassVar[list[tuple[str, str]]] = []
@@ -58,6 +59,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self._reply(200, "\n".join(lines).encode(), {"X-Reply": "yes"})
         elif path.startswith("/big/"):
             self._reply(200, b"x" * int(path[5:]))
+        elif path == "/gzip":  # compressed whatever the client asked for
+            asked = self.headers.get("Accept-Encoding", "")
+            packed = gzip.compress(b"z" * 1_000_000)
+            self._reply(200, packed, {"Content-Encoding": "gzip", "X-Asked": asked})
         elif path == "/redirect":
             self._reply(302, b"", {"Location": query.removeprefix("to=")})
         elif path == "/see-other":
@@ -368,6 +373,19 @@ def test_response_cap_stops_reading(load: Any, server: Server) -> None:
     t0 = time.perf_counter()
     refused(plugin, server.url("/trickle"), "too-large")
     assert time.perf_counter() - t0 < 5
+
+
+def test_bodies_are_never_decompressed(load: Any, server: Server) -> None:
+    """A compression bomb cannot expand past the cap: the host asks for no encoding and
+    returns the body as received."""
+    plugin = load(local(server, max_response_bytes=100_000))
+    _, headers, body = fetch(plugin, server.url("/gzip"))
+    assert ("x-asked", "identity") in headers
+    assert ("content-encoding", "gzip") in headers
+    assert gzip.decompress(body) == b"z" * 1_000_000
+    # The guest may ask for an encoding itself; it still gets the bytes as sent.
+    _, headers, _ = fetch(plugin, server.url("/gzip"), headers=[("Accept-Encoding", "gzip")])
+    assert ("x-asked", "gzip") in headers
 
 
 def test_grant_timeout_is_a_typed_error(load: Any, server: Server) -> None:

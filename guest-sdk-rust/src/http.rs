@@ -125,7 +125,8 @@ pub struct Response {
     pub status: u16,
     /// Header fields in order, names in lower case.
     pub headers: Vec<(String, String)>,
-    /// The body, decoded from any content-encoding.
+    /// The body as received: the host asks for no content-encoding unless
+    /// the request set `accept-encoding`, and never decodes one.
     pub body: Vec<u8>,
 }
 

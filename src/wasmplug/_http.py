@@ -225,6 +225,10 @@ def _one(
     left = end - time.perf_counter()
     if left <= 0:
         raise _Refused("timeout", "the request's time ran out")
+    # The body is returned as received, never decompressed here (a small compressed
+    # body could expand past the cap in one step): ask for none unless the guest did.
+    wants = any(k.lower() == "accept-encoding" for k, _ in headers)
+    identity = [] if wants else [("Accept-Encoding", "identity")]
     timers: list[threading.Timer] = []
 
     def trace(name: str, info: dict[str, Any]) -> None:
@@ -245,7 +249,7 @@ def _one(
     request = client.build_request(
         method,
         url,
-        headers=[("Host", host_header), *headers],
+        headers=[("Host", host_header), *headers, *identity],
         content=body if body or method not in ("GET", "HEAD") else None,
         timeout=httpx.Timeout(left),
         extensions=extensions,
@@ -267,7 +271,7 @@ def _one(
                 )
             location = response.headers.get("location") if status in _REDIRECTS else None
             chunks: list[bytes] = []
-            for chunk in response.iter_bytes():
+            for chunk in response.iter_raw():
                 size += len(chunk)
                 if size > cap:
                     raise _Refused("too-large", f"the response exceeds {cap} bytes")

@@ -240,8 +240,9 @@ class HttpGrant:
             multicast addresses are refused always.
         max_request_bytes: Largest request body, in bytes. Default 1 MiB. Breach:
             ``http-error.too-large``.
-        max_response_bytes: Largest response (header fields plus decoded body), in
-            bytes. Reading stops at the cap. Default 4 MiB. Breach:
+        max_response_bytes: Largest response (header fields plus the body as
+            received, never decompressed), in bytes. Reading stops at the cap.
+            Default 4 MiB. Breach:
             ``http-error.too-large``.
         timeout_ms: Longest time for one request including redirects, in
             milliseconds; never longer than what is left of the call's deadline.
