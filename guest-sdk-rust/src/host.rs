@@ -5,11 +5,11 @@
 //! the wrappers' logic (error mapping, parsing, CBOR, log formatting) runs
 //! natively without a wasm host.
 
+pub(crate) use crate::bindings::wasmplug::host::http::{
+    HttpError as HostHttpError, HttpRequest as HostRequest, HttpResponse as HostResponse,
+};
 pub(crate) use crate::bindings::wasmplug::host::log::Level as HostLevel;
 pub(crate) use crate::bindings::wasmplug::host::types::Error as HostError;
-pub(crate) use crate::bindings::wasmplug::host::http::{
-    HttpError as HostHttpError, Request as HostRequest, Response as HostResponse,
-};
 
 #[cfg(not(test))]
 pub(crate) use crate::bindings::wasmplug::host::{config, http, kv, log};

@@ -190,13 +190,22 @@ mod tests {
     fn host_errors_map_to_sdk_errors() {
         let cases = [
             (HostHttpError::Denied("d".into()), Error::Denied("d".into())),
-            (HostHttpError::TooLarge("t".into()), Error::TooLarge("t".into())),
-            (HostHttpError::Timeout("t".into()), Error::Timeout("t".into())),
+            (
+                HostHttpError::TooLarge("t".into()),
+                Error::TooLarge("t".into()),
+            ),
+            (
+                HostHttpError::Timeout("t".into()),
+                Error::Timeout("t".into()),
+            ),
             (
                 HostHttpError::Connection("c".into()),
                 Error::Connection("c".into()),
             ),
-            (HostHttpError::Invalid("i".into()), Error::Invalid("i".into())),
+            (
+                HostHttpError::Invalid("i".into()),
+                Error::Invalid("i".into()),
+            ),
         ];
         for (host, expected) in cases {
             reset();
