@@ -88,6 +88,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     do_GET = do_POST = do_PUT = do_DELETE = _handle
 
+    def do_HEAD(self) -> None:
+        """Headers only, declaring a body far larger than any cap here."""
+        self.send_response(200)
+        self.send_header("Content-Length", str(10**9))
+        self.end_headers()
+
 
 class Server:
     def __init__(self) -> None:
@@ -386,6 +392,13 @@ def test_bodies_are_never_decompressed(load: Any, server: Server) -> None:
     # The guest may ask for an encoding itself; it still gets the bytes as sent.
     _, headers, _ = fetch(plugin, server.url("/gzip"), headers=[("Accept-Encoding", "gzip")])
     assert ("x-asked", "gzip") in headers
+
+
+def test_head_declaring_a_large_body_is_not_too_large(load: Any, server: Server) -> None:
+    plugin = load(local(server, methods=("HEAD",), max_response_bytes=1_000))
+    status, headers, body = fetch(plugin, server.url("/anything"), "HEAD")
+    assert (status, body) == (200, b"")
+    assert ("content-length", str(10**9)) in headers
 
 
 def test_grant_timeout_is_a_typed_error(load: Any, server: Server) -> None:

@@ -264,7 +264,8 @@ def _one(
             if size > cap:
                 raise _Refused("too-large", f"the response headers exceed {cap} bytes")
             declared = response.headers.get("content-length", "")
-            if declared.isdigit() and size + int(declared) > cap:
+            has_body = method != "HEAD" and status not in (204, 304)
+            if has_body and declared.isdigit() and size + int(declared) > cap:
                 raise _Refused(
                     "too-large",
                     f"the response declares {declared} bytes of body; the cap is {cap} bytes",
