@@ -327,6 +327,8 @@ def test_public_api_is_pinned() -> None:
         "HandleLimitExceeded",
         "HostCallsExceeded",
         "HostFunctionError",
+        "HttpGrant",
+        "HttpRule",
         "InstantiationError",
         "IntegrityError",
         "InvalidWasmError",

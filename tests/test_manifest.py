@@ -13,6 +13,7 @@ import logging
 import textwrap
 from pathlib import Path
 
+import attrs
 import pytest
 
 import wasmplug
@@ -163,7 +164,9 @@ def test_permissive_load_reports_the_difference_and_denies_at_run_time(
             "kv": "Grants.kv is None",
             "files /data (read)": "no preopen in Grants.files covers this guest path",
             "stdio": "Grants.stdio is False",
-            "http https://api.example.com/* (GET)": ("this host has no 'http' capability to grant"),
+            "http https://api.example.com/* (GET)": (
+                "Grants.http is None (outbound HTTP not granted)"
+            ),
         }
         assert {d.request: d.reason for d in report.denied}["kv"] == "counts the probes"
         assert report.unrequested == ("config unused",)
@@ -222,21 +225,42 @@ def test_strict_refuses_naming_each_missing_grant(
     assert "stdio ('prints a banner'): Grants.stdio is False" in message
 
 
-def test_strict_refuses_what_the_host_cannot_grant(
+def test_http_needs_are_compared_with_the_http_grant(
     manifest_wasm: bytes, world: wasmplug.World, engine: wasmplug.Engine, tmp_path: Path
 ) -> None:
-    """Everything the host knows granted, the fixture's http need is still missing:
-    strict mode refuses it for that one item; permissive mode loads it with that one
-    denial."""
+    """Everything else granted, the fixture's ``https://api.example.com/*`` GET need is
+    covered only by a rule for that scheme, host (or a wildcard over it), port and
+    method: strict mode refuses the plugin otherwise, naming what no rule covers, and
+    loads it once a rule does."""
     policy = full_policy(tmp_path)
     with pytest.raises(wasmplug.CapabilityError) as info:
         wasmplug.load(manifest_wasm, world=world, policy=policy, engine=engine)
     assert [d.request for d in info.value.denied] == ["http https://api.example.com/* (GET)"]
-    permissive = wasmplug.Policy(grants=policy.grants, mode="permissive")
-    with wasmplug.load(manifest_wasm, world=world, policy=permissive, engine=engine) as plugin:
-        assert len(plugin.capabilities.granted) == len(REQUESTED) - 1
-        assert plugin.capabilities.unrequested == ()
-        assert plugin.call("probe") == ["log ok", "config 7", "kv ok"]
+    near_misses = {
+        "http scheme": wasmplug.HttpRule(host="api.example.com", scheme="http"),
+        "another host": wasmplug.HttpRule(host="www.example.com"),
+        "another port": wasmplug.HttpRule(host="api.example.com", port=8443),
+        "POST only": wasmplug.HttpRule(host="api.example.com", methods=("POST",)),
+    }
+    for label, rule in near_misses.items():
+        grants = attrs.evolve(policy.grants, http=wasmplug.HttpGrant(allow=(rule,)))
+        near = attrs.evolve(policy, grants=grants)
+        with pytest.raises(wasmplug.CapabilityError) as info:
+            wasmplug.load(manifest_wasm, world=world, policy=near, engine=engine)
+        (denial,) = info.value.denied
+        assert denial.missing == (
+            "no HttpRule in Grants.http.allow covers https://api.example.com:443 for GET"
+        ), label
+    for rule in (
+        wasmplug.HttpRule(host="api.example.com"),
+        wasmplug.HttpRule(host="*.example.com", methods=("GET", "POST")),
+    ):
+        grants = attrs.evolve(policy.grants, http=wasmplug.HttpGrant(allow=(rule,)))
+        strict = attrs.evolve(policy, grants=grants)
+        with wasmplug.load(manifest_wasm, world=world, policy=strict, engine=engine) as plugin:
+            assert plugin.capabilities.complete
+            assert plugin.capabilities.unrequested == ()
+            assert plugin.call("probe") == ["log ok", "config 7", "kv ok"]
 
 
 def test_strict_loads_a_plugin_whose_needs_are_all_granted(

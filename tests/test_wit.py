@@ -92,16 +92,17 @@ def test_host_wit_loads_as_a_single_file() -> None:
     resolve = load_wit(HOST_WIT)
     assert resolve.main == PackageName("wasmplug", "host", "0.1.0")
     package = resolve.main_package
-    assert list(package.interfaces) == ["types", "log", "config", "kv"]
+    assert list(package.interfaces) == ["types", "log", "config", "kv", "http"]
     assert package.docs.startswith("Host capabilities that wasmplug offers to plugins.\n\n")
     world = resolve.world()
     assert world.qualified_name == "wasmplug:host/capabilities@0.1.0"
-    # wit-parser adds `types`, which the other three use, to the world's imports.
+    # wit-parser adds `types`, which log, config and kv use, to the world's imports.
     assert list(world.imports) == [
         "wasmplug:host/types@0.1.0",
         "wasmplug:host/log@0.1.0",
         "wasmplug:host/config@0.1.0",
         "wasmplug:host/kv@0.1.0",
+        "wasmplug:host/http@0.1.0",
     ]
     kv = package.interfaces["kv"]
     assert list(kv.functions) == ["get", "set", "delete", "list-keys"]
@@ -144,6 +145,7 @@ def test_rule_engine_tenant_world() -> None:
         "wasmplug:host/log@0.1.0",
         "wasmplug:host/config@0.1.0",
         "wasmplug:host/kv@0.1.0",
+        "wasmplug:host/http@0.1.0",
         "wasmplug-examples:rule-engine/types@0.1.0",
         "wasmplug-examples:rule-engine/airports@0.1.0",
     }

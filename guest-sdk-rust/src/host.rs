@@ -5,13 +5,16 @@
 //! the wrappers' logic (error mapping, parsing, CBOR, log formatting) runs
 //! natively without a wasm host.
 
+pub(crate) use crate::bindings::wasmplug::host::http::{
+    HttpError as HostHttpError, HttpRequest as HostRequest, HttpResponse as HostResponse,
+};
 pub(crate) use crate::bindings::wasmplug::host::log::Level as HostLevel;
 pub(crate) use crate::bindings::wasmplug::host::types::Error as HostError;
 
 #[cfg(not(test))]
-pub(crate) use crate::bindings::wasmplug::host::{config, kv, log};
+pub(crate) use crate::bindings::wasmplug::host::{config, http, kv, log};
 
 #[cfg(test)]
 pub(crate) mod fake;
 #[cfg(test)]
-pub(crate) use fake::{config, kv, log};
+pub(crate) use fake::{config, http, kv, log};

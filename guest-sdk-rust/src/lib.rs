@@ -159,6 +159,7 @@
 
 pub mod cbor;
 pub mod config;
+pub mod http;
 pub mod kv;
 pub mod log;
 pub mod manifest;
@@ -249,6 +250,7 @@ macro_rules! generate {
                 "wasmplug:host/log@0.1.0": ::wasmplug_guest::bindings::wasmplug::host::log,
                 "wasmplug:host/config@0.1.0": ::wasmplug_guest::bindings::wasmplug::host::config,
                 "wasmplug:host/kv@0.1.0": ::wasmplug_guest::bindings::wasmplug::host::kv,
+                "wasmplug:host/http@0.1.0": ::wasmplug_guest::bindings::wasmplug::host::http,
             },
             $($options)*
         });
@@ -282,6 +284,6 @@ mod tests {
                 names += 1;
             }
         }
-        assert_eq!(names, 5);
+        assert_eq!(names, 6);
     }
 }

@@ -57,7 +57,17 @@ from ._inspect import PluginInfo, inspect
 from ._kv import KvNamespace, KvStore, MemoryKvStore
 from ._manifest import CapabilityReport, Denial, Manifest, Need, NeedItem
 from ._plugin import Plugin, load
-from ._policy import Determinism, FrozenMap, Grants, KvGrant, Limits, Policy, Preopen
+from ._policy import (
+    Determinism,
+    FrozenMap,
+    Grants,
+    HttpGrant,
+    HttpRule,
+    KvGrant,
+    Limits,
+    Policy,
+    Preopen,
+)
 from ._policyfile import load_policies
 from ._resources import ResourceHandle
 from ._stats import CallStats
@@ -84,6 +94,8 @@ __all__ = [
     "HandleLimitExceeded",
     "HostCallsExceeded",
     "HostFunctionError",
+    "HttpGrant",
+    "HttpRule",
     "InstantiationError",
     "IntegrityError",
     "InvalidWasmError",

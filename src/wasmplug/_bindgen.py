@@ -1088,4 +1088,9 @@ def _isort_key(name: str) -> tuple[int, str]:
 
 
 def _union_lines(names: list[str]) -> list[str]:
+    """The lines of a parenthesized union, as ruff formats it: on one line when that
+    fits in the parentheses (indented by 4), else one member per line."""
+    joined = " | ".join(names)
+    if len(joined) + 4 <= _WIDTH:
+        return [joined]
     return [names[0], *(f"| {n}" for n in names[1:])]

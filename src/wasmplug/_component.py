@@ -58,7 +58,7 @@ from ._exceptions import (
     WasiRefusedError,
     WorldMismatchError,
 )
-from ._host import CAPABILITIES, HostContext, HostImpl, LogBreach, defined_resources
+from ._host import CAPABILITIES, HTTP, HostContext, HostImpl, LogBreach, defined_resources
 from ._policy import Determinism, Limits
 from ._stats import CallStats
 from ._world import World, has_handle
@@ -1142,7 +1142,9 @@ class ComponentBackend:
             result = self._world._codec(func.result) if func.result is not None else None
         except UnsupportedType as e:
             raise LinkError(f"{qualified}: {e}", [qualified], plugin=plugin) from e
-        timed = iface not in CAPABILITIES
+        # HTTP blocks on the network: timed like the host's own functions, so a
+        # request still running at the deadline fails the call (DeadlineExceeded).
+        timed = iface not in CAPABILITIES or iface == HTTP
         call = _host_call(
             qualified,
             impl,

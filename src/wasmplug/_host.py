@@ -108,10 +108,11 @@ def _normalized(text: str) -> list[str]:
 LOG = host_interface("log")
 CONFIG = host_interface("config")
 KV = host_interface("kv")
-HOST_INTERFACES = (LOG, CONFIG, KV)
+HTTP = host_interface("http")
+HOST_INTERFACES = (LOG, CONFIG, KV, HTTP)
 
 #: Which grant each interface needs, for load-time reports.
-GRANT_OF = {LOG: "log", CONFIG: "config", KV: "kv"}
+GRANT_OF = {LOG: "log", CONFIG: "config", KV: "kv", HTTP: "http"}
 
 #: Longest log message kept, in bytes of UTF-8; longer ones are cut and marked.
 MAX_LOG_MESSAGE = 16 * 1024
@@ -189,10 +190,11 @@ class HostContext:
         self._suppressed = 0
 
     def error(self, case: str, message: str) -> Err[Any]:
-        """Returns ``err(error.<case>(message))`` for the guest."""
+        """Returns ``err(error.<case>(message))`` for the guest; ``http.<case>`` names
+        a case of ``http.http-error``."""
         return Err(self._error_cases[case](message))
 
-    def deny(self, capability: str, what: str) -> Err[Any]:
+    def deny(self, capability: str, what: str, *, case: str = "denied") -> Err[Any]:
         """Counts, logs and returns a denial of ``what`` under ``capability``.
 
         Every denial is counted (``CallStats.denials``); the WARNING records on the
@@ -200,7 +202,9 @@ class HostContext:
         :data:`DENIAL_LOG_BURST`, then :data:`DENIAL_LOG_PER_S` per second), and the
         next record logged says how many were suppressed, so a plugin granted nothing
         cannot flood the host's logs. Every denial is also an audit event
-        (:class:`~wasmplug.AuditEvent`, kind ``"denial"``).
+        (:class:`~wasmplug.AuditEvent`, kind ``"denial"``). ``case`` names the error
+        case returned (``"http.denied"`` for the ``http`` interface's own error
+        variant).
         """
         self.denials += 1
         self.audit.record(
@@ -235,7 +239,7 @@ class HostContext:
             )
         else:
             self._suppressed += 1
-        return self.error("denied", f"{capability}: {what}")
+        return self.error(case, f"{capability}: {what}")
 
 
 def quote(text: str) -> str:
@@ -352,6 +356,12 @@ def _kv_list_keys(ctx: HostContext, prefix: str) -> Ok[list[str]] | Err[Any]:
     return Ok(ctx.kv_store.keys(ctx.kv_namespace, prefix))
 
 
+def _http_send(ctx: HostContext, req: Any) -> Ok[Any] | Err[Any]:
+    from ._http import send
+
+    return send(ctx, req)
+
+
 HostImpl = Callable[..., Any]
 
 #: interface -> function name -> implementation.
@@ -364,6 +374,7 @@ CAPABILITIES: dict[str, dict[str, HostImpl]] = {
         "delete": _kv_delete,
         "list-keys": _kv_list_keys,
     },
+    HTTP: {"send": _http_send},
 }
 
 
@@ -375,6 +386,8 @@ def is_granted(interface: str, grants: Grants) -> bool:
         return grants.config is not None
     if interface == KV:
         return grants.kv is not None
+    if interface == HTTP:
+        return grants.http is not None
     return False
 
 

@@ -16,11 +16,12 @@ import json
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 import attrs
 
 from ._exceptions import CapabilityError, ManifestError
-from ._policy import Grants
+from ._policy import Grants, HttpRule
 from ._wit._official import ParserError, custom_sections
 
 __all__ = [
@@ -227,9 +228,63 @@ def _check_files(grants: Grants, item: NeedItem | None) -> str | None:
     return None
 
 
+def _http_target(pattern: str) -> tuple[str, str, int] | None:
+    """``(scheme, host, port)`` of an http need's URL pattern (the path is not part of
+    a grant), or ``None`` when it is not an ``http``/``https`` URL."""
+    parts = urlsplit(pattern)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return None
+    try:
+        port = parts.port
+    except ValueError:
+        return None
+    return parts.scheme, parts.hostname, port or (443 if parts.scheme == "https" else 80)
+
+
+def _rule_covers(rule: HttpRule, scheme: str, host: str, port: int) -> bool:
+    if rule.scheme != scheme or rule.effective_port != port:
+        return False
+    if host.startswith("*."):  # a wildcard need needs a rule at least as wide
+        return rule.host.startswith("*.") and (host == rule.host or host.endswith(rule.host[1:]))
+    return rule.matches_host(host)
+
+
+def _check_http(grants: Grants, item: NeedItem | None) -> str | None:
+    assert item is not None
+    if grants.http is None:
+        return "Grants.http is None (outbound HTTP not granted)"
+    target = _http_target(item.name)
+    if target is None:
+        return "not an http or https URL pattern"
+    methods = set(item.access or ("GET",))
+    for rule in grants.http.allow:
+        if _rule_covers(rule, *target) and methods <= set(rule.methods):
+            return None
+    scheme, host, port = target
+    return (
+        f"no HttpRule in Grants.http.allow covers {scheme}://{host}:{port} "
+        f"for {', '.join(sorted(methods))}"
+    )
+
+
+def _http_offered(grants: Grants) -> list[NeedItem]:
+    rules = grants.http.allow if grants.http is not None else ()
+    return [
+        NeedItem(f"{r.scheme}://{r.host}:{r.effective_port}/*", tuple(r.methods)) for r in rules
+    ]
+
+
+def _http_covers(requested: NeedItem, offered: NeedItem) -> bool:
+    want, have = _http_target(requested.name), _http_target(offered.name)
+    if want is None or have is None:
+        return False
+    rule = HttpRule(host=have[1], scheme=have[0], port=have[2], methods=offered.access or ("GET",))
+    return _rule_covers(rule, *want)
+
+
 #: One :class:`Comparator` per capability a manifest may name. A request for a
-#: capability missing here (``http`` until the host has an HTTP grant, or one from a
-#: newer SDK) is reported denied: the host cannot grant what it does not know.
+#: capability missing here (one from a newer SDK) is reported denied: the host cannot
+#: grant what it does not know.
 COMPARATORS: dict[str, Comparator] = {
     "log": _plain("log", lambda g: g.log, "is False"),
     "config": Comparator(
@@ -246,6 +301,7 @@ COMPARATORS: dict[str, Comparator] = {
     ),
     "env": Comparator(check=_check_env, offered=lambda g: [NeedItem(k) for k in g.env]),
     "stdio": _plain("stdio", lambda g: g.stdio, "is False"),
+    "http": Comparator(check=_check_http, offered=_http_offered, covers=_http_covers),
 }
 
 #: Per capability: ``True`` when its needs list items. Capabilities of newer SDKs are

@@ -576,17 +576,19 @@ def load(
 
 
 def _host_error_cases(world: World) -> dict[str, type]:
-    """The case classes of ``wasmplug:host/types.error`` in this world (empty when the
+    """The case classes of ``wasmplug:host/types.error`` in this world, by case name,
+    and those of ``wasmplug:host/http.http-error`` as ``http.<case>`` (empty when the
     world imports no host capability)."""
+    cases: dict[str, type] = {}
     for key, iface in world.import_interfaces():
         if key not in _host.HOST_INTERFACES:
             continue
         for td in iface.types.values():
             target = _wit.unalias(td)
-            if (
-                isinstance(target, _wit.TypeDef)
-                and target.name == "error"
-                and isinstance(target.kind, _wit.VariantKind)
-            ):
-                return dict(world.types.variant_info(target).cases)
-    return {}
+            if isinstance(target, _wit.TypeDef) and isinstance(target.kind, _wit.VariantKind):
+                if target.name == "error":
+                    cases.update(world.types.variant_info(target).cases)
+                elif target.name == "http-error":
+                    for case, cls in world.types.variant_info(target).cases.items():
+                        cases[f"http.{case}"] = cls
+    return cases

@@ -20,6 +20,8 @@ __all__ = [
     "Determinism",
     "FrozenMap",
     "Grants",
+    "HttpGrant",
+    "HttpRule",
     "KvGrant",
     "Limits",
     "Policy",
@@ -136,6 +138,162 @@ class KvGrant:
             raise PolicyError(f"KvGrant.quota_bytes must be an int >= 0, found {value!r}")
 
 
+_HOST_PATTERN = re.compile(
+    r"^(\*\.)?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$"
+)
+_METHOD = re.compile(r"^[A-Z][A-Z0-9-]*$")
+
+
+def _methods(value: Iterable[str]) -> tuple[str, ...]:
+    if isinstance(value, str):
+        value = (value,)
+    return tuple(sorted({str(m).upper() for m in value}))
+
+
+def _host_pattern(value: str) -> str:
+    return value.lower() if isinstance(value, str) else value
+
+
+@attrs.frozen(kw_only=True)
+class HttpRule:
+    """One entry of the outbound HTTP allow-list (:attr:`HttpGrant.allow`).
+
+    A request matches a rule when its scheme, host, port and method all match.
+
+    Attributes:
+        host: A host name (``"api.example.com"``, matched exactly, case-insensitive),
+            a wildcard ``"*.example.com"`` (any name ending in ``.example.com``, at any
+            depth, but not ``example.com`` itself), or an IP address literal
+            (``"127.0.0.1"``, ``"::1"``).
+        scheme: ``"https"`` (default) or ``"http"``.
+        port: The TCP port; ``None`` (default) means the scheme's default port only
+            (443 for https, 80 for http).
+        methods: Methods allowed, upper case. Default ``("GET",)``.
+    """
+
+    host: str = attrs.field(converter=_host_pattern)
+    scheme: str = attrs.field(default="https")
+    port: int | None = attrs.field(default=None)
+    methods: tuple[str, ...] = attrs.field(default=("GET",), converter=_methods)
+
+    @host.validator
+    def _check_host(self, _: attrs.Attribute[str], value: str) -> None:
+        if not isinstance(value, str) or not (_HOST_PATTERN.match(value) or _is_ip(value)):
+            raise PolicyError(
+                f"HttpRule.host must be a host name, '*.<domain>' or an IP address, found {value!r}"
+            )
+
+    @scheme.validator
+    def _check_scheme(self, _: attrs.Attribute[str], value: str) -> None:
+        if value not in ("http", "https"):
+            raise PolicyError(f"HttpRule.scheme must be 'http' or 'https', found {value!r}")
+
+    @port.validator
+    def _check_port(self, _: attrs.Attribute[int | None], value: int | None) -> None:
+        if value is not None and (
+            not isinstance(value, int) or isinstance(value, bool) or not 0 < value < 65536
+        ):
+            raise PolicyError(f"HttpRule.port must be None or 1..65535, found {value!r}")
+
+    @methods.validator
+    def _check_methods(self, _: attrs.Attribute[tuple[str, ...]], value: tuple[str, ...]) -> None:
+        if not value or not all(_METHOD.match(m) for m in value):
+            raise PolicyError(f"HttpRule.methods must be non-empty method names, found {value!r}")
+
+    @property
+    def effective_port(self) -> int:
+        """The port matched: :attr:`port`, or the scheme's default."""
+        return self.port if self.port is not None else (443 if self.scheme == "https" else 80)
+
+    def matches_host(self, host: str) -> bool:
+        """Whether ``host`` (lower case, no brackets) matches :attr:`host`."""
+        if self.host.startswith("*."):
+            return host.endswith(self.host[1:]) and len(host) > len(self.host) - 1
+        if _is_ip(self.host) and _is_ip(host):
+            import ipaddress
+
+            return ipaddress.ip_address(self.host) == ipaddress.ip_address(host)
+        return host == self.host
+
+
+def _is_ip(text: str) -> bool:
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _rules(value: Iterable[HttpRule]) -> tuple[HttpRule, ...]:
+    return tuple(value)
+
+
+def _nonneg(name: str) -> Any:
+    def check(_: Any, __: attrs.Attribute[Any], value: Any) -> None:
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise PolicyError(f"HttpGrant.{name} must be an int >= 0, found {value!r}")
+
+    return check
+
+
+@attrs.frozen(kw_only=True)
+class HttpGrant:
+    """Outbound HTTP (the ``wasmplug:host/http`` interface); see ``docs/http.md``.
+
+    Attributes:
+        allow: The allow-list: a request (and every redirect it leads to) must match
+            one :class:`HttpRule`. Empty denies every request.
+        allow_private: Allow addresses in the loopback (127.0.0.0/8, ::1), private
+            (10/8, 172.16/12, 192.168/16, fc00::/7), link-local (169.254/16,
+            fe80::/10), shared (100.64/10) and other non-global ranges. ``False``
+            (default) refuses a request whose host resolves to any of them, so a
+            public name cannot be pointed at the host's own network. Unspecified and
+            multicast addresses are refused always.
+        max_request_bytes: Largest request body, in bytes. Default 1 MiB. Breach:
+            ``http-error.too-large``.
+        max_response_bytes: Largest response (header fields plus the body as
+            received, never decompressed), in bytes. Reading stops at the cap.
+            Default 4 MiB. Breach:
+            ``http-error.too-large``.
+        timeout_ms: Longest time for one request including redirects, in
+            milliseconds; never longer than what is left of the call's deadline.
+            Default 10,000 ms. Breach: ``http-error.timeout`` (or
+            :class:`~wasmplug.DeadlineExceeded` when the call's deadline passed).
+        max_redirects: Redirects followed per request, each checked against
+            :attr:`allow` and the address ranges. Default 5. One more is denied.
+    """
+
+    allow: tuple[HttpRule, ...] = attrs.field(default=(), converter=_rules)
+    allow_private: bool = False
+    max_request_bytes: int = attrs.field(default=1 << 20, validator=_nonneg("max_request_bytes"))
+    max_response_bytes: int = attrs.field(default=4 << 20, validator=_nonneg("max_response_bytes"))
+    timeout_ms: int = attrs.field(default=10_000, validator=_nonneg("timeout_ms"))
+    max_redirects: int = attrs.field(default=5, validator=_nonneg("max_redirects"))
+
+    @allow.validator
+    def _check_allow(
+        self, _: attrs.Attribute[tuple[HttpRule, ...]], value: tuple[Any, ...]
+    ) -> None:
+        for rule in value:
+            if not isinstance(rule, HttpRule):
+                raise PolicyError(f"HttpGrant.allow must hold HttpRule values, found {rule!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-compatible dict; :meth:`from_dict` reverses it."""
+        data = attrs.asdict(self, recurse=False)
+        data["allow"] = [{**attrs.asdict(r), "methods": list(r.methods)} for r in self.allow]
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> HttpGrant:
+        """Builds a grant from :meth:`to_dict` output (``TypeError`` on unknown keys)."""
+        data = dict(data)
+        allow = tuple(HttpRule(**r) for r in data.pop("allow", ()))
+        return cls(allow=allow, **data)
+
+
 _ENV_NAME = re.compile(r"^[^=\0]+$")
 
 
@@ -160,6 +318,7 @@ class Grants:
         stdio: Forward the guest's stdout/stderr lines to its logger (INFO/WARNING).
             Otherwise stdout is discarded; the last 4 KiB of stderr are kept for
             trap reports either way.
+        http: Outbound HTTP (``wasmplug:host/http``); ``None`` denies it.
     """
 
     log: bool = False
@@ -168,6 +327,7 @@ class Grants:
     files: tuple[Preopen, ...] = attrs.field(default=(), converter=_preopens)
     env: FrozenMap = attrs.field(factory=FrozenMap, converter=_frozen_map)
     stdio: bool = False
+    http: HttpGrant | None = None
 
     @files.validator
     def _check_files(self, _: attrs.Attribute[tuple[Preopen, ...]], value: tuple[Any, ...]) -> None:
@@ -376,6 +536,7 @@ class Policy:
                 "files": [attrs.asdict(p) for p in g.files],
                 "env": dict(g.env),
                 "stdio": g.stdio,
+                "http": g.http.to_dict() if g.http is not None else None,
             },
             "limits": attrs.asdict(self.limits),
             "mode": self.mode,
@@ -494,6 +655,19 @@ def _files(value: object, where: str, base: str | None) -> tuple[Preopen, ...]:
     return tuple(preopens)
 
 
+def _http(value: object, where: str, _: str | None) -> HttpGrant | None:
+    if value is None:
+        return None
+    table = _table(value, where)
+    _no_unknown(table, [f.name for f in attrs.fields(HttpGrant)], where)
+    try:
+        return HttpGrant.from_dict(table)
+    except TypeError as e:
+        raise PolicyError(f"{where}: {e}") from None
+    except PolicyError as e:
+        raise PolicyError(f"{where}: {e}") from None
+
+
 #: How each key of a policy's ``grants`` table becomes a :class:`Grants` field:
 #: ``convert(value, where, base_dir)``. A new grant adds one entry here and one line to
 #: :meth:`Policy.to_dict`.
@@ -504,6 +678,7 @@ GRANT_FIELDS: dict[str, Callable[[Any, str, str | None], Any]] = {
     "files": _files,
     "env": _env,
     "stdio": _bool,
+    "http": _http,
 }
 
 #: The limits that may be ``None`` (disabled).

@@ -69,6 +69,114 @@ class Level(enum.Enum):
     ERROR = "error"
 
 
+@attrs.frozen
+class HttpRequest:
+    """A request to send.
+
+    Attributes:
+        method: ``string``. The method, upper case: `GET`, `POST`, `PUT`, ...
+        url: ``string``. An absolute `http://` or `https://` URL.
+        headers: ``list<tuple<string, string>>``. Extra header fields. `host`,
+            `content-length`, `transfer-encoding`, `connection`, `upgrade`, `te` and
+            `proxy-*` are set by the host and refused here.
+        body: ``list<u8>``. The request body; empty for none.
+    """
+
+    method: str
+    url: str
+    headers: HttpHeaders
+    body: bytes
+
+
+@attrs.frozen
+class HttpResponse:
+    """The final response (after any redirects the host followed).
+
+    Attributes:
+        status: ``u16``. The status code, e.g. 200.
+        headers: ``list<tuple<string, string>>``. The response's header fields, names in
+            lower case.
+        body: ``list<u8>``. The response body as received. The host asks for no
+            content-encoding (`accept-encoding: identity`) unless the request set
+            `accept-encoding`, and never decodes one.
+    """
+
+    status: int
+    headers: HttpHeaders
+    body: bytes
+
+
+@attrs.frozen
+class HttpErrorDenied:
+    """The request (or a redirect it led to) is not allowed: a scheme,
+    host, port or method outside the allow-list, an address in a
+    refused range, too many redirects, or HTTP not granted at all.
+    The message says what the host would have to grant.
+
+    Attributes:
+        value: ``string``.
+    """
+
+    value: str
+
+
+@attrs.frozen
+class HttpErrorTooLarge:
+    """The request body, or the response (headers and body), is larger
+    than the host allows; the message gives the cap in bytes.
+
+    Attributes:
+        value: ``string``.
+    """
+
+    value: str
+
+
+@attrs.frozen
+class HttpErrorTimeout:
+    """The request took longer than the host's timeout for it.
+
+    Attributes:
+        value: ``string``.
+    """
+
+    value: str
+
+
+@attrs.frozen
+class HttpErrorConnection:
+    """The name did not resolve, or connecting, TLS or the exchange
+    failed (the message says which).
+
+    Attributes:
+        value: ``string``.
+    """
+
+    value: str
+
+
+@attrs.frozen
+class HttpErrorInvalid:
+    """The request is malformed: not an absolute http(s) URL, a bad
+    method or header, or a header the host sets itself.
+
+    Attributes:
+        value: ``string``.
+    """
+
+    value: str
+
+
+#: Why a request failed. The payload is a message for humans.
+HttpError: TypeAlias = (
+    HttpErrorDenied | HttpErrorTooLarge | HttpErrorTimeout | HttpErrorConnection | HttpErrorInvalid
+)
+
+
+#: Header fields as `(name, value)` pairs, in order; a name may repeat.
+HttpHeaders: TypeAlias = list[tuple[str, str]]
+
+
 class Buffer(wasmplug.ResourceHandle):
     """A growable text buffer in guest memory. Dropping one that holds exactly
     "panic on drop" panics (a destructor that traps, for tests).
@@ -147,152 +255,193 @@ _WIT_JSON = (
     '{"format":1,"package":1,"world":null,"kind":null,"wit":null,"resolve":{"worlds":'
     '[{"name":"capabilities","imports":{"interface-0":{"interface":{"id":0}},"interfac'
     'e-1":{"interface":{"id":1}},"interface-2":{"interface":{"id":2}},"interface-3":{'
-    '"interface":{"id":3}}},"exports":{},"package":0,"docs":{"contents":"Every capabil'
-    "ity a plugin may import. A host world includes this world;\\na built plugin imports only the i"
-    'nterfaces it actually uses."}},{"name":"resources","imports":{"interface-4":{"interf'
-    'ace":{"id":4}},"interface-0":{"interface":{"id":0}},"interface-1":{"interface":{'
-    '"id":1}},"interface-2":{"interface":{"id":2}},"interface-3":{"interface":{"id":3'
-    '}}},"exports":{"count-with-host":{"function":{"name":"count-with-host","kind":"fr'
-    'eestanding","params":[{"name":"start","type":"u32"},{"name":"ns","type":20}],'
-    '"result":"u32","docs":{"contents":"Creates a host counter at `start`, adds each of `n'
-    's`, returns the value;\\nthe counter is dropped before returning."}}},"keep-counter":{"fun'
-    'ction":{"name":"keep-counter","kind":"freestanding","params":[{"name":"start",'
-    '"type":"u32"}],"docs":{"contents":"Creates a host counter and keeps it in guest memor'
-    'y across calls."}}},"bump-kept":{"function":{"name":"bump-kept","kind":"freestandi'
-    'ng","params":[{"name":"n","type":"u32"}],"result":21,"docs":{"contents":"Add'
-    's `n` to the kept counter; `none` when there is none."}}},"drop-kept":{"function":{"name'
-    '":"drop-kept","kind":"freestanding","params":[],"result":"bool","docs":{"conte'
-    'nts":"Drops the kept counter; returns whether there was one."}}},"hold-counters":{"funct'
-    'ion":{"name":"hold-counters","kind":"freestanding","params":[{"name":"n","type'
-    '":"u32"}],"result":"u32","docs":{"contents":"Creates `n` host counters and keeps t'
-    'hem all; returns how many are kept."}}},"describe-new":{"function":{"name":"describe-n'
-    'ew","kind":"freestanding","params":[{"name":"start","type":"u32"}],"result":'
-    '"string","docs":{"contents":"Creates a counter at `start` and lends it to the host\'s `d'
-    'escribe`."}}},"absorb-new":{"function":{"name":"absorb-new","kind":"freestanding"'
-    ',"params":[{"name":"start","type":"u32"}],"result":"u32","docs":{"contents":'
-    '"Creates a counter at `start` and gives it to the host\'s `absorb`."}}},"double-new":{"fun'
-    'ction":{"name":"double-new","kind":"freestanding","params":[{"name":"start","t'
-    'ype":"u32"}],"result":"u32","docs":{"contents":"Makes a counter at `start`; return'
-    's the value of its `doubled`."}}},"pair-new":{"function":{"name":"pair-new","kind":'
-    '"freestanding","params":[{"name":"a","type":"u32"},{"name":"b","type":"u32'
-    '"}],"result":"u32","docs":{"contents":"Makes counters at `a` and `b`; returns the ho'
-    'st\'s `pair-sum` of them."}}},"copy-new":{"function":{"name":"copy-new","kind":"fre'
-    'estanding","params":[{"name":"start","type":"u32"}],"result":"u32","docs":{"'
-    'contents":"Makes a counter at `start`; returns the value of the host\'s `copy-of` it."}}},"'
-    'burn":{"function":{"name":"burn","kind":"freestanding","params":[{"name":"n",'
-    '"type":"u64"}],"result":"u64","docs":{"contents":"Burns about `n` loop iterations'
-    ' of fuel; returns a checksum."}}},"interface-5":{"interface":{"id":5}}},"package":1},'
-    '{"name":"plain","imports":{},"exports":{"inc":{"function":{"name":"inc","kind'
-    '":"freestanding","params":[{"name":"x","type":"u32"}],"result":"u32","docs"'
-    ':{"contents":"Adds one."}}}},"package":1,"docs":{"contents":"A world that shares th'
-    'e package with resources but uses none of them."}}],"interfaces":[{"name":"types","typ'
-    'es":{"error":0},"functions":{},"docs":{"contents":"Types shared by every capability '
-    'interface."},"package":0},{"name":"log","types":{"error":1,"level":2},"functions'
-    '":{"log":{"name":"log","kind":"freestanding","params":[{"name":"level","type'
-    '":2},{"name":"message","type":"string"}],"result":3,"docs":{"contents":"Emits '
-    'one log record. Fails with `denied` when logging is not\\ngranted."}},"enabled":{"name":'
-    '"enabled","kind":"freestanding","params":[{"name":"level","type":2}],"result":'
-    '"bool","docs":{"contents":"Whether a record at `level` would be kept: logging is grante'
-    "d and\\nthe host's logger for this plugin is enabled for `level`. Ask first\\nto skip formatti"
-    'ng messages the host would drop. Never a denial."}}},"docs":{"contents":"Logging routed '
-    'to the host\'s Python `logging`, tagged with the plugin\'s\\nidentity."},"package":0},{"name'
-    '":"config","types":{"error":4},"functions":{"get":{"name":"get","kind":"free'
-    'standing","params":[{"name":"key","type":"string"}],"result":6,"docs":{"conten'
-    'ts":"Returns the value of `key`, or `none` when the host set no such\\nkey. Fails with `deni'
-    'ed` when configuration is not granted."}},"keys":{"name":"keys","kind":"freestanding'
-    '","params":[],"result":8,"docs":{"contents":"Returns every key the host set, sorted.'
-    ' Fails with `denied` when\\nconfiguration is not granted."}}},"docs":{"contents":"Read-o'
-    'nly string configuration the host sets per plugin."},"package":0},{"name":"kv","types'
-    '":{"error":9},"functions":{"get":{"name":"get","kind":"freestanding","params"'
-    ':[{"name":"key","type":"string"}],"result":12,"docs":{"contents":"Returns the v'
-    'alue stored under `key`, or `none`."}},"set":{"name":"set","kind":"freestanding","'
-    'params":[{"name":"key","type":"string"},{"name":"value","type":10}],"result":'
-    '13,"docs":{"contents":"Stores `value` under `key`, replacing any previous value. Fails wi'
-    "th\\n`quota-exceeded` when the namespace would grow past its quota\\n(keys and values both cou"
-    'nt, in bytes)."}},"delete":{"name":"delete","kind":"freestanding","params":[{"na'
-    'me":"key","type":"string"}],"result":14,"docs":{"contents":"Removes `key`; retur'
-    'ns whether it existed."}},"list-keys":{"name":"list-keys","kind":"freestanding","p'
-    'arams":[{"name":"prefix","type":"string"}],"result":15,"docs":{"contents":"Ret'
-    'urns the keys that start with `prefix`, sorted."}}},"docs":{"contents":"A per-plugin key'
-    '-value namespace of bytes, with a byte quota."},"package":0},{"name":"host-store","typ'
-    'es":{"counter":16},"functions":{"[constructor]counter":{"name":"[constructor]counter'
-    '","kind":{"constructor":16},"params":[{"name":"start","type":"u32"}],"result"'
-    ':22,"docs":{"contents":"A counter starting at `start`."}},"[method]counter.add":{"nam'
-    'e":"[method]counter.add","kind":{"method":16},"params":[{"name":"self","type":1'
-    '7},{"name":"n","type":"u32"}],"result":"u32","docs":{"contents":"Adds `n`; re'
-    'turns the new value."}},"[method]counter.value":{"name":"[method]counter.value","kind'
-    '":{"method":16},"params":[{"name":"self","type":17}],"result":"u32","docs":{'
-    '"contents":"The current value."}},"[static]counter.doubled":{"name":"[static]counter.'
-    'doubled","kind":{"static":16},"params":[{"name":"c","type":17}],"result":22,"d'
-    'ocs":{"contents":"A new counter starting at twice the value of `c`."}},"describe":{"na'
-    'me":"describe","kind":"freestanding","params":[{"name":"c","type":17}],"result'
-    '":"string","docs":{"contents":"Describes a counter the guest lends to the host."}},"'
-    'absorb":{"name":"absorb","kind":"freestanding","params":[{"name":"c","type":2'
-    '2}],"result":"u32","docs":{"contents":"Takes a counter from the guest; returns its va'
-    'lue."}},"pair-sum":{"name":"pair-sum","kind":"freestanding","params":[{"name":'
-    '"a","type":17},{"name":"b","type":17}],"result":"u32","docs":{"contents":"T'
-    "he sum of two counters' values. (wasmtime 50 traps before calling the host:\\nit cannot lend t"
-    'wo host handles to one host function.)"}},"copy-of":{"name":"copy-of","kind":"freest'
-    'anding","params":[{"name":"c","type":17}],"result":22,"docs":{"contents":"A ne'
-    'w counter at the value of `c`."}}},"docs":{"contents":"A resource the host implements in'
-    ' Python."},"package":1},{"name":"text","types":{"buffer":18},"functions":{"[cons'
-    'tructor]buffer":{"name":"[constructor]buffer","kind":{"constructor":18},"params":[{'
-    '"name":"initial","type":"string"}],"result":23,"docs":{"contents":"A buffer hol'
-    'ding `initial`."}},"[method]buffer.append":{"name":"[method]buffer.append","kind":{"'
-    'method":18},"params":[{"name":"self","type":19},{"name":"more","type":"string'
-    '"}],"docs":{"contents":"Appends `more`."}},"[method]buffer.read":{"name":"[method]'
-    'buffer.read","kind":{"method":18},"params":[{"name":"self","type":19}],"result"'
-    ':"string","docs":{"contents":"The whole text."}},"[method]buffer.len":{"name":"[m'
-    'ethod]buffer.len","kind":{"method":18},"params":[{"name":"self","type":19}],"res'
-    'ult":"u32","docs":{"contents":"Its length in bytes."}},"[static]buffer.concat":{"n'
-    'ame":"[static]buffer.concat","kind":{"static":18},"params":[{"name":"a","type":'
-    '19},{"name":"b","type":19}],"result":23,"docs":{"contents":"A new buffer holding '
-    '`a` then `b`."}},"measure":{"name":"measure","kind":"freestanding","params":[{"n'
-    'ame":"b","type":19}],"result":"u32","docs":{"contents":"The length of a buffer t'
-    'he host passes in."}},"consume":{"name":"consume","kind":"freestanding","params":'
-    '[{"name":"b","type":23}],"result":"string","docs":{"contents":"Takes ownership '
-    'of a buffer and returns its text (the buffer is dropped)."}},"consume-lending":{"name":"'
-    'consume-lending","kind":"freestanding","params":[{"name":"a","type":23},{"name"'
-    ':"b","type":19}],"result":"string","docs":{"contents":"Takes `a`, lends `b`; retu'
-    'rns their texts joined by `+`."}},"live":{"name":"live","kind":"freestanding","par'
-    'ams":[],"result":"u32","docs":{"contents":"How many buffers are alive in the plugin '
-    '(not yet dropped)."}}},"docs":{"contents":"A resource the plugin exports."},"package"'
-    ':1}],"types":[{"name":"error","kind":{"variant":{"cases":[{"name":"denied","t'
-    'ype":"string","docs":{"contents":"The host did not grant this capability, or this key,'
-    ' to the\\nplugin. The payload says what was denied."}},{"name":"quota-exceeded","type":'
-    '"string","docs":{"contents":"The call would exceed a quota the host set (for example th'
-    'e\\nkey-value namespace\'s byte quota). The payload says which."}},{"name":"invalid","typ'
-    'e":"string","docs":{"contents":"The arguments were rejected (for example an empty key)'
-    '."}}]}},"owner":{"interface":0},"docs":{"contents":"Why a capability call failed."}'
-    '},{"name":"error","kind":{"type":0},"owner":{"interface":1}},{"name":"level",'
-    '"kind":{"enum":{"cases":[{"name":"trace"},{"name":"debug"},{"name":"info"},{'
-    '"name":"warn"},{"name":"error"}]}},"owner":{"interface":1},"docs":{"contents":'
-    '"Severity of a log record; maps to Python\'s logging levels."}},{"name":null,"kind":{"re'
-    'sult":{"ok":null,"err":1}},"owner":null},{"name":"error","kind":{"type":0},"ow'
-    'ner":{"interface":2}},{"name":null,"kind":{"option":"string"},"owner":null},{"na'
-    'me":null,"kind":{"result":{"ok":5,"err":4}},"owner":null},{"name":null,"kind":{'
-    '"list":"string"},"owner":null},{"name":null,"kind":{"result":{"ok":7,"err":4}}'
-    ',"owner":null},{"name":"error","kind":{"type":0},"owner":{"interface":3}},{"nam'
-    'e":null,"kind":{"list":"u8"},"owner":null},{"name":null,"kind":{"option":10},"'
-    'owner":null},{"name":null,"kind":{"result":{"ok":11,"err":9}},"owner":null},{"na'
-    'me":null,"kind":{"result":{"ok":null,"err":9}},"owner":null},{"name":null,"kind'
-    '":{"result":{"ok":"bool","err":9}},"owner":null},{"name":null,"kind":{"result'
-    '":{"ok":7,"err":9}},"owner":null},{"name":"counter","kind":"resource","owner"'
-    ':{"interface":4},"docs":{"contents":"A counter kept on the host."}},{"name":null,"k'
-    'ind":{"handle":{"borrow":16}},"owner":null},{"name":"buffer","kind":"resource",'
-    '"owner":{"interface":5},"docs":{"contents":"A growable text buffer in guest memory. D'
-    'ropping one that holds exactly\\n\\"panic on drop\\" panics (a destructor that traps, for te'
-    'sts)."}},{"name":null,"kind":{"handle":{"borrow":18}},"owner":null},{"name":null,'
-    '"kind":{"list":"u32"},"owner":null},{"name":null,"kind":{"option":"u32"},"own'
-    'er":null},{"name":null,"kind":{"handle":{"own":16}},"owner":null},{"name":null,"'
-    'kind":{"handle":{"own":18}},"owner":null}],"packages":[{"name":"wasmplug:host@0.1.'
-    '0","docs":{"contents":"Host capabilities that wasmplug offers to plugins.\\n\\nEvery cap'
-    "ability is denied unless the host grants it in the plugin's\\n`Policy`. A denial, a quota brea"
-    "ch or a bad argument is returned to the\\nguest as an `error` value: it never traps, so the gu"
-    'est can handle it."},"interfaces":{"types":0,"log":1,"config":2,"kv":3},"worlds":'
-    '{"capabilities":0}},{"name":"wasmplug-tests:resources@0.1.0","docs":{"contents":"Re'
-    'sources both ways: one the host defines, one the plugin exports."},"interfaces":{"host-sto'
-    're":4,"text":5},"worlds":{"resources":1,"plain":2}}]}}'
+    '"interface":{"id":3}},"interface-4":{"interface":{"id":4}}},"exports":{},"package'
+    '":0,"docs":{"contents":"Every capability a plugin may import. A host world includes this'
+    ' world;\\na built plugin imports only the interfaces it actually uses."}},{"name":"resourc'
+    'es","imports":{"interface-5":{"interface":{"id":5}},"interface-0":{"interface":{'
+    '"id":0}},"interface-1":{"interface":{"id":1}},"interface-2":{"interface":{"id":2'
+    '}},"interface-3":{"interface":{"id":3}},"interface-4":{"interface":{"id":4}}},"ex'
+    'ports":{"count-with-host":{"function":{"name":"count-with-host","kind":"freestandi'
+    'ng","params":[{"name":"start","type":"u32"},{"name":"ns","type":26}],"result'
+    '":"u32","docs":{"contents":"Creates a host counter at `start`, adds each of `ns`, retu'
+    'rns the value;\\nthe counter is dropped before returning."}}},"keep-counter":{"function":'
+    '{"name":"keep-counter","kind":"freestanding","params":[{"name":"start","type":'
+    '"u32"}],"docs":{"contents":"Creates a host counter and keeps it in guest memory across '
+    'calls."}}},"bump-kept":{"function":{"name":"bump-kept","kind":"freestanding","pa'
+    'rams":[{"name":"n","type":"u32"}],"result":27,"docs":{"contents":"Adds `n` to '
+    'the kept counter; `none` when there is none."}}},"drop-kept":{"function":{"name":"drop'
+    '-kept","kind":"freestanding","params":[],"result":"bool","docs":{"contents":"D'
+    'rops the kept counter; returns whether there was one."}}},"hold-counters":{"function":{"'
+    'name":"hold-counters","kind":"freestanding","params":[{"name":"n","type":"u32'
+    '"}],"result":"u32","docs":{"contents":"Creates `n` host counters and keeps them all;'
+    ' returns how many are kept."}}},"describe-new":{"function":{"name":"describe-new","k'
+    'ind":"freestanding","params":[{"name":"start","type":"u32"}],"result":"string'
+    '","docs":{"contents":"Creates a counter at `start` and lends it to the host\'s `describe`'
+    '."}}},"absorb-new":{"function":{"name":"absorb-new","kind":"freestanding","param'
+    's":[{"name":"start","type":"u32"}],"result":"u32","docs":{"contents":"Create'
+    's a counter at `start` and gives it to the host\'s `absorb`."}}},"double-new":{"function":'
+    '{"name":"double-new","kind":"freestanding","params":[{"name":"start","type":"'
+    'u32"}],"result":"u32","docs":{"contents":"Makes a counter at `start`; returns the va'
+    'lue of its `doubled`."}}},"pair-new":{"function":{"name":"pair-new","kind":"freest'
+    'anding","params":[{"name":"a","type":"u32"},{"name":"b","type":"u32"}],"re'
+    'sult":"u32","docs":{"contents":"Makes counters at `a` and `b`; returns the host\'s `pai'
+    'r-sum` of them."}}},"copy-new":{"function":{"name":"copy-new","kind":"freestanding'
+    '","params":[{"name":"start","type":"u32"}],"result":"u32","docs":{"contents'
+    '":"Makes a counter at `start`; returns the value of the host\'s `copy-of` it."}}},"burn":{'
+    '"function":{"name":"burn","kind":"freestanding","params":[{"name":"n","type"'
+    ':"u64"}],"result":"u64","docs":{"contents":"Burns about `n` loop iterations of fuel'
+    '; returns a checksum."}}},"interface-6":{"interface":{"id":6}}},"package":1},{"name'
+    '":"plain","imports":{},"exports":{"inc":{"function":{"name":"inc","kind":"fr'
+    'eestanding","params":[{"name":"x","type":"u32"}],"result":"u32","docs":{"con'
+    'tents":"Adds one."}}}},"package":1,"docs":{"contents":"A world that shares the packa'
+    'ge with resources but uses none of them."}}],"interfaces":[{"name":"types","types":{'
+    '"error":0},"functions":{},"docs":{"contents":"Types shared by every capability interf'
+    'ace."},"package":0},{"name":"log","types":{"error":1,"level":2},"functions":{"'
+    'log":{"name":"log","kind":"freestanding","params":[{"name":"level","type":2},'
+    '{"name":"message","type":"string"}],"result":3,"docs":{"contents":"Emits one lo'
+    'g record. Fails with `denied` when logging is not\\ngranted."}},"enabled":{"name":"enabl'
+    'ed","kind":"freestanding","params":[{"name":"level","type":2}],"result":"bool'
+    '","docs":{"contents":"Whether a record at `level` would be kept: logging is granted and'
+    "\\nthe host's logger for this plugin is enabled for `level`. Ask first\\nto skip formatting me"
+    'ssages the host would drop. Never a denial."}}},"docs":{"contents":"Logging routed to th'
+    'e host\'s Python `logging`, tagged with the plugin\'s\\nidentity."},"package":0},{"name":"'
+    'config","types":{"error":4},"functions":{"get":{"name":"get","kind":"freestand'
+    'ing","params":[{"name":"key","type":"string"}],"result":6,"docs":{"contents":'
+    '"Returns the value of `key`, or `none` when the host set no such\\nkey. Fails with `denied` w'
+    'hen configuration is not granted."}},"keys":{"name":"keys","kind":"freestanding","'
+    'params":[],"result":8,"docs":{"contents":"Returns every key the host set, sorted. Fail'
+    's with `denied` when\\nconfiguration is not granted."}}},"docs":{"contents":"Read-only s'
+    'tring configuration the host sets per plugin."},"package":0},{"name":"kv","types":{"'
+    'error":9},"functions":{"get":{"name":"get","kind":"freestanding","params":[{"n'
+    'ame":"key","type":"string"}],"result":12,"docs":{"contents":"Returns the value s'
+    'tored under `key`, or `none`."}},"set":{"name":"set","kind":"freestanding","params'
+    '":[{"name":"key","type":"string"},{"name":"value","type":10}],"result":13,"d'
+    'ocs":{"contents":"Stores `value` under `key`, replacing any previous value. Fails with\\n`'
+    "quota-exceeded` when the namespace would grow past its quota\\n(keys and values both count, in"
+    ' bytes)."}},"delete":{"name":"delete","kind":"freestanding","params":[{"name":'
+    '"key","type":"string"}],"result":14,"docs":{"contents":"Removes `key`; returns wh'
+    'ether it existed."}},"list-keys":{"name":"list-keys","kind":"freestanding","params'
+    '":[{"name":"prefix","type":"string"}],"result":15,"docs":{"contents":"Returns '
+    'the keys that start with `prefix`, sorted."}}},"docs":{"contents":"A per-plugin key-valu'
+    'e namespace of bytes, with a byte quota."},"package":0},{"name":"http","types":{"htt'
+    'p-headers":17,"http-request":18,"http-response":19,"http-error":20},"functions":{"se'
+    'nd":{"name":"send","kind":"freestanding","params":[{"name":"req","type":18}],'
+    '"result":21,"docs":{"contents":"Sends `req` and returns the final response, whatever it'
+    's status."}}},"docs":{"contents":"Outbound HTTP requests, made by the host on the plugin'
+    "'s behalf.\\n\\nThe host checks every request against the plugin's allow-list (scheme,\\nhost,"
+    " port, method), resolves the host name itself and refuses loopback,\\nprivate and link-local a"
+    "ddresses unless the host granted them, then\\nconnects to the address it checked (a name canno"
+    "t rebind to another).\\nRedirects are followed by the host, each hop checked again. Request an"
+    'd\\nresponse bodies are capped in bytes, and no request outlives the call."},"package":0},{'
+    '"name":"host-store","types":{"counter":22},"functions":{"[constructor]counter":{"'
+    'name":"[constructor]counter","kind":{"constructor":22},"params":[{"name":"start",'
+    '"type":"u32"}],"result":28,"docs":{"contents":"A counter starting at `start`."}},'
+    '"[method]counter.add":{"name":"[method]counter.add","kind":{"method":22},"params":'
+    '[{"name":"self","type":23},{"name":"n","type":"u32"}],"result":"u32","docs'
+    '":{"contents":"Adds `n`; returns the new value."}},"[method]counter.value":{"name":"'
+    '[method]counter.value","kind":{"method":22},"params":[{"name":"self","type":23}],'
+    '"result":"u32","docs":{"contents":"The current value."}},"[static]counter.doubled"'
+    ':{"name":"[static]counter.doubled","kind":{"static":22},"params":[{"name":"c","'
+    'type":23}],"result":28,"docs":{"contents":"A new counter starting at twice the value o'
+    'f `c`."}},"describe":{"name":"describe","kind":"freestanding","params":[{"name"'
+    ':"c","type":23}],"result":"string","docs":{"contents":"Describes a counter the gu'
+    'est lends to the host."}},"absorb":{"name":"absorb","kind":"freestanding","params'
+    '":[{"name":"c","type":28}],"result":"u32","docs":{"contents":"Takes a counter '
+    'from the guest; returns its value."}},"pair-sum":{"name":"pair-sum","kind":"freestan'
+    'ding","params":[{"name":"a","type":23},{"name":"b","type":23}],"result":"u32'
+    '","docs":{"contents":"The sum of two counters\' values. (wasmtime 50 traps before calling'
+    ' the host:\\nit cannot lend two host handles to one host function.)"}},"copy-of":{"name":'
+    '"copy-of","kind":"freestanding","params":[{"name":"c","type":23}],"result":28,'
+    '"docs":{"contents":"A new counter at the value of `c`."}}},"docs":{"contents":"A re'
+    'source the host implements in Python."},"package":1},{"name":"text","types":{"buffer'
+    '":24},"functions":{"[constructor]buffer":{"name":"[constructor]buffer","kind":{"co'
+    'nstructor":24},"params":[{"name":"initial","type":"string"}],"result":29,"docs"'
+    ':{"contents":"A buffer holding `initial`."}},"[method]buffer.append":{"name":"[method'
+    ']buffer.append","kind":{"method":24},"params":[{"name":"self","type":25},{"name'
+    '":"more","type":"string"}],"docs":{"contents":"Appends `more`."}},"[method]buffe'
+    'r.read":{"name":"[method]buffer.read","kind":{"method":24},"params":[{"name":"se'
+    'lf","type":25}],"result":"string","docs":{"contents":"The whole text."}},"[metho'
+    'd]buffer.len":{"name":"[method]buffer.len","kind":{"method":24},"params":[{"name"'
+    ':"self","type":25}],"result":"u32","docs":{"contents":"Its length in bytes."}},'
+    '"[static]buffer.concat":{"name":"[static]buffer.concat","kind":{"static":24},"param'
+    's":[{"name":"a","type":25},{"name":"b","type":25}],"result":29,"docs":{"cont'
+    'ents":"A new buffer holding `a` then `b`."}},"measure":{"name":"measure","kind":"f'
+    'reestanding","params":[{"name":"b","type":25}],"result":"u32","docs":{"content'
+    's":"The length of a buffer the host passes in."}},"consume":{"name":"consume","kind'
+    '":"freestanding","params":[{"name":"b","type":29}],"result":"string","docs":{'
+    '"contents":"Takes ownership of a buffer and returns its text (the buffer is dropped)."}},'
+    '"consume-lending":{"name":"consume-lending","kind":"freestanding","params":[{"nam'
+    'e":"a","type":29},{"name":"b","type":25}],"result":"string","docs":{"content'
+    's":"Takes `a`, lends `b`; returns their texts joined by `+`."}},"live":{"name":"live"'
+    ',"kind":"freestanding","params":[],"result":"u32","docs":{"contents":"How many '
+    'buffers are alive in the plugin (not yet dropped)."}}},"docs":{"contents":"A resource th'
+    'e plugin exports."},"package":1}],"types":[{"name":"error","kind":{"variant":{"c'
+    'ases":[{"name":"denied","type":"string","docs":{"contents":"The host did not gra'
+    'nt this capability, or this key, to the\\nplugin. The payload says what was denied."}},{"nam'
+    'e":"quota-exceeded","type":"string","docs":{"contents":"The call would exceed a qu'
+    "ota the host set (for example the\\nkey-value namespace's byte quota). The payload says which."
+    '"}},{"name":"invalid","type":"string","docs":{"contents":"The arguments were rej'
+    'ected (for example an empty key)."}}]}},"owner":{"interface":0},"docs":{"contents":"'
+    'Why a capability call failed."}},{"name":"error","kind":{"type":0},"owner":{"inter'
+    'face":1}},{"name":"level","kind":{"enum":{"cases":[{"name":"trace"},{"name":'
+    '"debug"},{"name":"info"},{"name":"warn"},{"name":"error"}]}},"owner":{"interf'
+    'ace":1},"docs":{"contents":"Severity of a log record; maps to Python\'s logging levels."'
+    '}},{"name":null,"kind":{"result":{"ok":null,"err":1}},"owner":null},{"name":"er'
+    'ror","kind":{"type":0},"owner":{"interface":2}},{"name":null,"kind":{"option":'
+    '"string"},"owner":null},{"name":null,"kind":{"result":{"ok":5,"err":4}},"owner'
+    '":null},{"name":null,"kind":{"list":"string"},"owner":null},{"name":null,"kind"'
+    ':{"result":{"ok":7,"err":4}},"owner":null},{"name":"error","kind":{"type":0},'
+    '"owner":{"interface":3}},{"name":null,"kind":{"list":"u8"},"owner":null},{"name'
+    '":null,"kind":{"option":10},"owner":null},{"name":null,"kind":{"result":{"ok":1'
+    '1,"err":9}},"owner":null},{"name":null,"kind":{"result":{"ok":null,"err":9}},"o'
+    'wner":null},{"name":null,"kind":{"result":{"ok":"bool","err":9}},"owner":null},'
+    '{"name":null,"kind":{"result":{"ok":7,"err":9}},"owner":null},{"name":null,"kin'
+    'd":{"tuple":{"types":["string","string"]}},"owner":null},{"name":"http-headers"'
+    ',"kind":{"list":16},"owner":{"interface":4},"docs":{"contents":"Header fields as '
+    '`(name, value)` pairs, in order; a name may repeat."}},{"name":"http-request","kind":{'
+    '"record":{"fields":[{"name":"method","type":"string","docs":{"contents":"The '
+    'method, upper case: `GET`, `POST`, `PUT`, ..."}},{"name":"url","type":"string","docs'
+    '":{"contents":"An absolute `http://` or `https://` URL."}},{"name":"headers","type"'
+    ':17,"docs":{"contents":"Extra header fields. `host`, `content-length`, `transfer-encoding'
+    '`,\\n`connection`, `upgrade`, `te` and `proxy-*` are set by the host and\\nrefused here."}},{'
+    '"name":"body","type":10,"docs":{"contents":"The request body; empty for none."}}]}'
+    '},"owner":{"interface":4},"docs":{"contents":"A request to send."}},{"name":"http'
+    '-response","kind":{"record":{"fields":[{"name":"status","type":"u16","docs":{'
+    '"contents":"The status code, e.g. 200."}},{"name":"headers","type":17,"docs":{"co'
+    'ntents":"The response\'s header fields, names in lower case."}},{"name":"body","type":'
+    '10,"docs":{"contents":"The response body as received. The host asks for no\\ncontent-enco'
+    "ding (`accept-encoding: identity`) unless the request\\nset `accept-encoding`, and never decod"
+    'es one."}}]}},"owner":{"interface":4},"docs":{"contents":"The final response (after '
+    'any redirects the host followed)."}},{"name":"http-error","kind":{"variant":{"cases'
+    '":[{"name":"denied","type":"string","docs":{"contents":"The request (or a redire'
+    "ct it led to) is not allowed: a scheme,\\nhost, port or method outside the allow-list, an addr"
+    "ess in a\\nrefused range, too many redirects, or HTTP not granted at all.\\nThe message says w"
+    'hat the host would have to grant."}},{"name":"too-large","type":"string","docs":{"'
+    'contents":"The request body, or the response (headers and body), is larger\\nthan the host a'
+    'llows; the message gives the cap in bytes."}},{"name":"timeout","type":"string","doc'
+    's":{"contents":"The request took longer than the host\'s timeout for it."}},{"name":"co'
+    'nnection","type":"string","docs":{"contents":"The name did not resolve, or connectin'
+    'g, TLS or the exchange\\nfailed (the message says which)."}},{"name":"invalid","type":'
+    '"string","docs":{"contents":"The request is malformed: not an absolute http(s) URL, a b'
+    'ad\\nmethod or header, or a header the host sets itself."}}]}},"owner":{"interface":4},"'
+    'docs":{"contents":"Why a request failed. The payload is a message for humans."}},{"name'
+    '":null,"kind":{"result":{"ok":19,"err":20}},"owner":null},{"name":"counter","k'
+    'ind":"resource","owner":{"interface":5},"docs":{"contents":"A counter kept on the '
+    'host."}},{"name":null,"kind":{"handle":{"borrow":22}},"owner":null},{"name":"buf'
+    'fer","kind":"resource","owner":{"interface":6},"docs":{"contents":"A growable te'
+    'xt buffer in guest memory. Dropping one that holds exactly\\n\\"panic on drop\\" panics (a d'
+    'estructor that traps, for tests)."}},{"name":null,"kind":{"handle":{"borrow":24}},"o'
+    'wner":null},{"name":null,"kind":{"list":"u32"},"owner":null},{"name":null,"kind'
+    '":{"option":"u32"},"owner":null},{"name":null,"kind":{"handle":{"own":22}},"ow'
+    'ner":null},{"name":null,"kind":{"handle":{"own":24}},"owner":null}],"packages":[{'
+    '"name":"wasmplug:host@0.1.0","docs":{"contents":"Host capabilities that wasmplug offe'
+    "rs to plugins.\\n\\nEvery capability is denied unless the host grants it in the plugin's\\n`Po"
+    "licy`. A denial, a quota breach or a bad argument is returned to the\\nguest as an `error` val"
+    'ue: it never traps, so the guest can handle it."},"interfaces":{"types":0,"log":1,"con'
+    'fig":2,"kv":3,"http":4},"worlds":{"capabilities":0}},{"name":"wasmplug-tests:resou'
+    'rces@0.1.0","docs":{"contents":"Resources both ways: one the host defines, one the plugi'
+    'n exports."},"interfaces":{"host-store":5,"text":6},"worlds":{"resources":1,"plain'
+    '":2}}]}}'
 )
 
 #: The world, built from the embedded resolved WIT with this module's classes.
@@ -302,6 +451,9 @@ WORLD: wasmplug.World = wasmplug.World._from_bindings(
     types={
         ("wasmplug:host/types@0.1.0", "error"): Error,
         ("wasmplug:host/log@0.1.0", "level"): Level,
+        ("wasmplug:host/http@0.1.0", "http-request"): HttpRequest,
+        ("wasmplug:host/http@0.1.0", "http-response"): HttpResponse,
+        ("wasmplug:host/http@0.1.0", "http-error"): HttpError,
         ("wasmplug-tests:resources/text@0.1.0", "buffer"): Buffer,
     },
     errors={},

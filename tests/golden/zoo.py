@@ -282,6 +282,110 @@ class Level(enum.Enum):
     ERROR = "error"
 
 
+@attrs.frozen
+class HttpRequest:
+    """A request to send.
+
+    Attributes:
+        method: ``string``. The method, upper case: `GET`, `POST`, `PUT`, ...
+        url: ``string``. An absolute `http://` or `https://` URL.
+        headers: ``list<tuple<string, string>>``. Extra header fields. `host`,
+            `content-length`, `transfer-encoding`, `connection`, `upgrade`, `te` and
+            `proxy-*` are set by the host and refused here.
+        body: ``list<u8>``. The request body; empty for none.
+    """
+
+    method: str
+    url: str
+    headers: HttpHeaders
+    body: bytes
+
+
+@attrs.frozen
+class HttpResponse:
+    """The final response (after any redirects the host followed).
+
+    Attributes:
+        status: ``u16``. The status code, e.g. 200.
+        headers: ``list<tuple<string, string>>``. The response's header fields, names in
+            lower case.
+        body: ``list<u8>``. The response body as received. The host asks for no
+            content-encoding (`accept-encoding: identity`) unless the request set
+            `accept-encoding`, and never decodes one.
+    """
+
+    status: int
+    headers: HttpHeaders
+    body: bytes
+
+
+@attrs.frozen
+class HttpErrorDenied:
+    """The request (or a redirect it led to) is not allowed: a scheme,
+    host, port or method outside the allow-list, an address in a
+    refused range, too many redirects, or HTTP not granted at all.
+    The message says what the host would have to grant.
+
+    Attributes:
+        value: ``string``.
+    """
+
+    value: str
+
+
+@attrs.frozen
+class HttpErrorTooLarge:
+    """The request body, or the response (headers and body), is larger
+    than the host allows; the message gives the cap in bytes.
+
+    Attributes:
+        value: ``string``.
+    """
+
+    value: str
+
+
+@attrs.frozen
+class HttpErrorTimeout:
+    """The request took longer than the host's timeout for it.
+
+    Attributes:
+        value: ``string``.
+    """
+
+    value: str
+
+
+@attrs.frozen
+class HttpErrorConnection:
+    """The name did not resolve, or connecting, TLS or the exchange
+    failed (the message says which).
+
+    Attributes:
+        value: ``string``.
+    """
+
+    value: str
+
+
+@attrs.frozen
+class HttpErrorInvalid:
+    """The request is malformed: not an absolute http(s) URL, a bad
+    method or header, or a header the host sets itself.
+
+    Attributes:
+        value: ``string``.
+    """
+
+    value: str
+
+
+#: Why a request failed. The payload is a message for humans.
+HttpError: TypeAlias = (
+    HttpErrorDenied | HttpErrorTooLarge | HttpErrorTimeout | HttpErrorConnection | HttpErrorInvalid
+)
+
+
 #: Several points.
 PointList: TypeAlias = list[Point]
 
@@ -290,6 +394,9 @@ Score: TypeAlias = int
 
 #: An alias of a list of an alias.
 Scores: TypeAlias = list[Score]
+
+#: Header fields as `(name, value)` pairs, in order; a name may repeat.
+HttpHeaders: TypeAlias = list[tuple[str, str]]
 
 
 class ProblemException(wasmplug.GuestError):
@@ -306,51 +413,52 @@ _WIT_JSON = (
     '{"format":1,"package":1,"world":null,"kind":null,"wit":null,"resolve":{"worlds":'
     '[{"name":"capabilities","imports":{"interface-0":{"interface":{"id":0}},"interfac'
     'e-1":{"interface":{"id":1}},"interface-2":{"interface":{"id":2}},"interface-3":{'
-    '"interface":{"id":3}}},"exports":{},"package":0,"docs":{"contents":"Every capabil'
-    "ity a plugin may import. A host world includes this world;\\na built plugin imports only the i"
-    'nterfaces it actually uses."}},{"name":"zoo","imports":{"interface-0":{"interface":'
-    '{"id":0}},"interface-1":{"interface":{"id":1}},"interface-2":{"interface":{"id":'
-    '2}},"interface-3":{"interface":{"id":3}},"interface-4":{"interface":{"id":4}},"in'
-    'ts":{"type":50},"floats":{"type":51},"point":{"type":52},"scores":{"type":53},'
-    '"only":{"type":54},"label":{"type":55},"everything":{"type":56},"problem":{"typ'
-    'e":57},"color":{"type":58},"scale":{"function":{"name":"scale","kind":"freesta'
-    'nding","params":[{"name":"x","type":"f64"}],"result":"f64","docs":{"contents'
-    '":"The host\'s scale factor applied to `x`."}}},"describe":{"function":{"name":"descr'
-    'ibe","kind":"freestanding","params":[{"name":"code","type":"u16"}],"result":5'
-    '9,"docs":{"contents":"The host\'s description of a problem code, or the problem itself."}'
-    '}}},"exports":{"echo":{"function":{"name":"echo","kind":"freestanding","params'
-    '":[{"name":"x","type":56}],"result":56,"docs":{"contents":"Returns its argument '
-    'unchanged."}}},"echo-ints":{"function":{"name":"echo-ints","kind":"freestanding",'
-    '"params":[{"name":"x","type":50}],"result":50,"docs":{"contents":"Returns its a'
-    'rgument unchanged."}}},"echo-floats":{"function":{"name":"echo-floats","kind":"fre'
-    'estanding","params":[{"name":"x","type":51}],"result":51,"docs":{"contents":"R'
-    'eturns its argument unchanged."}}},"echo-bytes":{"function":{"name":"echo-bytes","ki'
-    'nd":"freestanding","params":[{"name":"x","type":29}],"result":29,"docs":{"cont'
-    'ents":"Returns its argument unchanged."}}},"echo-text":{"function":{"name":"echo-tex'
-    't","kind":"freestanding","params":[{"name":"s","type":"string"},{"name":"c"'
-    ',"type":"char"}],"result":60,"docs":{"contents":"Returns its arguments unchanged."'
-    '}}},"echo-label":{"function":{"name":"echo-label","kind":"freestanding","params"'
-    ':[{"name":"x","type":61}],"result":61,"docs":{"contents":"Returns its argument un'
-    'changed."}}},"echo-only":{"function":{"name":"echo-only","kind":"freestanding","'
-    'params":[{"name":"x","type":54}],"result":54,"docs":{"contents":"Returns its arg'
-    'ument unchanged."}}},"echo-scores":{"function":{"name":"echo-scores","kind":"frees'
-    'tanding","params":[{"name":"x","type":53}],"result":53,"docs":{"contents":"Ret'
-    'urns its argument unchanged."}}},"check":{"function":{"name":"check","kind":"frees'
-    'tanding","params":[{"name":"p","type":52},{"name":"limit","type":"s32"}],"re'
-    'sult":62,"docs":{"contents":"Returns the point when both coordinates are within `limit` '
-    'of zero, else a\\nproblem with code 1 and the point."}}},"parse-color":{"function":{"nam'
-    'e":"parse-color","kind":"freestanding","params":[{"name":"s","type":"string"}'
-    '],"result":63,"docs":{"contents":"Parses a colour name (`red`, `green`, `ultra-violet`)'
-    '."}}},"validate":{"function":{"name":"validate","kind":"freestanding","params":'
-    '[{"name":"x","type":56}],"result":64,"docs":{"contents":"Fails with code 2 when t'
-    'he text is empty."}}},"nothing":{"function":{"name":"nothing","kind":"freestanding'
+    '"interface":{"id":3}},"interface-4":{"interface":{"id":4}}},"exports":{},"package'
+    '":0,"docs":{"contents":"Every capability a plugin may import. A host world includes this'
+    ' world;\\na built plugin imports only the interfaces it actually uses."}},{"name":"zoo",'
+    '"imports":{"interface-0":{"interface":{"id":0}},"interface-1":{"interface":{"id"'
+    ':1}},"interface-2":{"interface":{"id":2}},"interface-3":{"interface":{"id":3}},"i'
+    'nterface-4":{"interface":{"id":4}},"interface-5":{"interface":{"id":5}},"ints":{'
+    '"type":56},"floats":{"type":57},"point":{"type":58},"scores":{"type":59},"only'
+    '":{"type":60},"label":{"type":61},"everything":{"type":62},"problem":{"type":63'
+    '},"color":{"type":64},"scale":{"function":{"name":"scale","kind":"freestanding'
+    '","params":[{"name":"x","type":"f64"}],"result":"f64","docs":{"contents":"'
+    'The host\'s scale factor applied to `x`."}}},"describe":{"function":{"name":"describe"'
+    ',"kind":"freestanding","params":[{"name":"code","type":"u16"}],"result":65,"d'
+    'ocs":{"contents":"The host\'s description of a problem code, or the problem itself."}}}},'
+    '"exports":{"echo":{"function":{"name":"echo","kind":"freestanding","params":[{'
+    '"name":"x","type":62}],"result":62,"docs":{"contents":"Returns its argument uncha'
+    'nged."}}},"echo-ints":{"function":{"name":"echo-ints","kind":"freestanding","par'
+    'ams":[{"name":"x","type":56}],"result":56,"docs":{"contents":"Returns its argume'
+    'nt unchanged."}}},"echo-floats":{"function":{"name":"echo-floats","kind":"freestan'
+    'ding","params":[{"name":"x","type":57}],"result":57,"docs":{"contents":"Return'
+    's its argument unchanged."}}},"echo-bytes":{"function":{"name":"echo-bytes","kind":'
+    '"freestanding","params":[{"name":"x","type":35}],"result":35,"docs":{"contents'
+    '":"Returns its argument unchanged."}}},"echo-text":{"function":{"name":"echo-text",'
+    '"kind":"freestanding","params":[{"name":"s","type":"string"},{"name":"c","t'
+    'ype":"char"}],"result":66,"docs":{"contents":"Returns its arguments unchanged."}}},'
+    '"echo-label":{"function":{"name":"echo-label","kind":"freestanding","params":[{'
+    '"name":"x","type":67}],"result":67,"docs":{"contents":"Returns its argument uncha'
+    'nged."}}},"echo-only":{"function":{"name":"echo-only","kind":"freestanding","par'
+    'ams":[{"name":"x","type":60}],"result":60,"docs":{"contents":"Returns its argume'
+    'nt unchanged."}}},"echo-scores":{"function":{"name":"echo-scores","kind":"freestan'
+    'ding","params":[{"name":"x","type":59}],"result":59,"docs":{"contents":"Return'
+    's its argument unchanged."}}},"check":{"function":{"name":"check","kind":"freestan'
+    'ding","params":[{"name":"p","type":58},{"name":"limit","type":"s32"}],"resul'
+    't":68,"docs":{"contents":"Returns the point when both coordinates are within `limit` of '
+    'zero, else a\\nproblem with code 1 and the point."}}},"parse-color":{"function":{"name"'
+    ':"parse-color","kind":"freestanding","params":[{"name":"s","type":"string"}],'
+    '"result":69,"docs":{"contents":"Parses a colour name (`red`, `green`, `ultra-violet`).'
+    '"}}},"validate":{"function":{"name":"validate","kind":"freestanding","params":['
+    '{"name":"x","type":62}],"result":70,"docs":{"contents":"Fails with code 2 when th'
+    'e text is empty."}}},"nothing":{"function":{"name":"nothing","kind":"freestanding'
     '","params":[],"docs":{"contents":"Does nothing."}}},"scaled":{"function":{"name'
     '":"scaled","kind":"freestanding","params":[{"name":"x","type":"f64"}],"resul'
     't":"f64","docs":{"contents":"`x` scaled by the host (`scale`), plus one."}}},"explai'
     'n":{"function":{"name":"explain","kind":"freestanding","params":[{"name":"code'
     '","type":"u16"}],"result":"string","docs":{"contents":"The host\'s description of'
     ' `code` (`describe`), or `problem <code>: <message>`\\nwhen the host answers with a problem."'
-    '}}},"interface-5":{"interface":{"id":5}}},"package":1,"docs":{"contents":"The zoo'
+    '}}},"interface-6":{"interface":{"id":6}}},"package":1,"docs":{"contents":"The zoo'
     ' world: echoes values of every type back."}}],"interfaces":[{"name":"types","types":{'
     '"error":0},"functions":{},"docs":{"contents":"Types shared by every capability interf'
     'ace."},"package":0},{"name":"log","types":{"error":1,"level":2},"functions":{"'
@@ -380,110 +488,149 @@ _WIT_JSON = (
     'ether it existed."}},"list-keys":{"name":"list-keys","kind":"freestanding","params'
     '":[{"name":"prefix","type":"string"}],"result":15,"docs":{"contents":"Returns '
     'the keys that start with `prefix`, sorted."}}},"docs":{"contents":"A per-plugin key-valu'
-    'e namespace of bytes, with a byte quota."},"package":0},{"name":"types","types":{"in'
-    'ts":16,"floats":17,"color":18,"perms":19,"point":20,"point-list":21,"score":22,"'
-    'scores":23,"shape":25,"only":26,"label":28,"everything":44,"problem":46},"function'
-    's":{},"docs":{"contents":"The types the zoo\'s functions pass around."},"package":1},{'
-    '"name":"geometry","types":{"point":47,"shape":48},"functions":{"area":{"name":'
-    '"area","kind":"freestanding","params":[{"name":"s","type":48}],"result":"f64'
-    '","docs":{"contents":"The area of a shape (a polygon\'s by the shoelace formula)."}},"t'
-    'ranslate":{"name":"translate","kind":"freestanding","params":[{"name":"points",'
-    '"type":49},{"name":"by","type":47}],"result":49,"docs":{"contents":"Every point'
-    ' moved by `by` (wrapping)."}}},"docs":{"contents":"Geometry on the zoo\'s types: an expor'
-    'ted interface."},"package":1}],"types":[{"name":"error","kind":{"variant":{"case'
-    's":[{"name":"denied","type":"string","docs":{"contents":"The host did not grant '
-    'this capability, or this key, to the\\nplugin. The payload says what was denied."}},{"name"'
-    ':"quota-exceeded","type":"string","docs":{"contents":"The call would exceed a quota'
-    " the host set (for example the\\nkey-value namespace's byte quota). The payload says which.\"}"
-    '},{"name":"invalid","type":"string","docs":{"contents":"The arguments were reject'
-    'ed (for example an empty key)."}}]}},"owner":{"interface":0},"docs":{"contents":"Why'
-    ' a capability call failed."}},{"name":"error","kind":{"type":0},"owner":{"interfac'
-    'e":1}},{"name":"level","kind":{"enum":{"cases":[{"name":"trace"},{"name":"de'
-    'bug"},{"name":"info"},{"name":"warn"},{"name":"error"}]}},"owner":{"interface'
-    '":1},"docs":{"contents":"Severity of a log record; maps to Python\'s logging levels."}},'
-    '{"name":null,"kind":{"result":{"ok":null,"err":1}},"owner":null},{"name":"error'
-    '","kind":{"type":0},"owner":{"interface":2}},{"name":null,"kind":{"option":"st'
-    'ring"},"owner":null},{"name":null,"kind":{"result":{"ok":5,"err":4}},"owner":nu'
-    'll},{"name":null,"kind":{"list":"string"},"owner":null},{"name":null,"kind":{"r'
-    'esult":{"ok":7,"err":4}},"owner":null},{"name":"error","kind":{"type":0},"owne'
-    'r":{"interface":3}},{"name":null,"kind":{"list":"u8"},"owner":null},{"name":nul'
-    'l,"kind":{"option":10},"owner":null},{"name":null,"kind":{"result":{"ok":11,"er'
-    'r":9}},"owner":null},{"name":null,"kind":{"result":{"ok":null,"err":9}},"owner"'
-    ':null},{"name":null,"kind":{"result":{"ok":"bool","err":9}},"owner":null},{"nam'
-    'e":null,"kind":{"result":{"ok":7,"err":9}},"owner":null},{"name":"ints","kind'
-    '":{"record":{"fields":[{"name":"a","type":"s8"},{"name":"b","type":"u8"},'
-    '{"name":"c","type":"s16"},{"name":"d","type":"u16"},{"name":"e","type":'
-    '"s32"},{"name":"f","type":"u32"},{"name":"g","type":"s64"},{"name":"h",'
-    '"type":"u64"}]}},"owner":{"interface":4},"docs":{"contents":"Every integer width.'
-    '"}},{"name":"floats","kind":{"record":{"fields":[{"name":"single","type":"f3'
-    '2"},{"name":"double","type":"f64"}]}},"owner":{"interface":4},"docs":{"content'
-    's":"Both float widths."}},{"name":"color","kind":{"enum":{"cases":[{"name":"re'
-    'd"},{"name":"green"},{"name":"ultra-violet","docs":{"contents":"Beyond what eyes'
-    ' see."}}]}},"owner":{"interface":4},"docs":{"contents":"A colour."}},{"name":"pe'
-    'rms","kind":{"flags":{"flags":[{"name":"read"},{"name":"write"},{"name":"exe'
-    'c"},{"name":"set-uid"}]}},"owner":{"interface":4},"docs":{"contents":"Permission'
-    's, one bit each."}},{"name":"point","kind":{"record":{"fields":[{"name":"x","t'
-    'ype":"s32"},{"name":"y","type":"s32"}]}},"owner":{"interface":4},"docs":{"co'
-    'ntents":"A position on a grid."}},{"name":"point-list","kind":{"list":20},"owner"'
-    ':{"interface":4},"docs":{"contents":"Several points."}},{"name":"score","kind":{'
-    '"type":"u32"},"owner":{"interface":4},"docs":{"contents":"A score out of a hundre'
-    'd."}},{"name":"scores","kind":{"list":22},"owner":{"interface":4},"docs":{"con'
-    'tents":"An alias of a list of an alias."}},{"name":null,"kind":{"tuple":{"types":['
-    '"f64","f64"]}},"owner":null},{"name":"shape","kind":{"variant":{"cases":[{"na'
-    'me":"circle","type":"f64","docs":{"contents":"Its radius."}},{"name":"rect",'
-    '"type":24,"docs":{"contents":"Width and height."}},{"name":"polygon","type":21},'
-    '{"name":"dot","type":null},{"name":"nothing","type":null}]}},"owner":{"interfac'
-    'e":4},"docs":{"contents":"A shape: cases with and without payloads."}},{"name":"only'
-    '","kind":{"variant":{"cases":[{"name":"one","type":"string"}]}},"owner":{"in'
-    'terface":4},"docs":{"contents":"A variant with a single case."}},{"name":null,"kind'
-    '":{"option":18},"owner":null},{"name":"label","kind":{"record":{"fields":[{"na'
-    'me":"text","type":"string"},{"name":"initial","type":"char"},{"name":"color'
-    '","type":27}]}},"owner":{"interface":4},"docs":{"contents":"A label, inside anothe'
-    'r record."}},{"name":null,"kind":{"list":"u8"},"owner":null},{"name":null,"kind'
-    '":{"option":28},"owner":null},{"name":null,"kind":{"option":"u32"},"owner":null'
-    '},{"name":null,"kind":{"tuple":{"types":["string",31,18]}},"owner":null},{"name"'
-    ':null,"kind":{"result":{"ok":20,"err":"string"}},"owner":null},{"name":null,"ki'
-    'nd":{"result":{"ok":"u8","err":"string"}},"owner":null},{"name":null,"kind":{'
-    '"result":{"ok":34,"err":25}},"owner":null},{"name":null,"kind":{"result":{"ok"'
-    ':null,"err":null}},"owner":null},{"name":null,"kind":{"result":{"ok":"u32","err'
-    '":null}},"owner":null},{"name":null,"kind":{"result":{"ok":null,"err":18}},"owne'
-    'r":null},{"name":null,"kind":{"list":"s16"},"owner":null},{"name":null,"kind":{'
-    '"list":39},"owner":null},{"name":null,"kind":{"option":"f64"},"owner":null},{"n'
-    'ame":null,"kind":{"tuple":{"types":["string",41]}},"owner":null},{"name":null,"k'
-    'ind":{"list":42},"owner":null},{"name":"everything","kind":{"record":{"fields":'
-    '[{"name":"ints","type":16},{"name":"floats","type":17},{"name":"flag","type"'
-    ':"bool"},{"name":"letter","type":"char"},{"name":"text","type":"string"},{"'
-    'name":"blob","type":29},{"name":"color","type":18},{"name":"perms","type":19}'
-    ',{"name":"shape","type":25},{"name":"label","type":30},{"name":"points","type'
-    '":21},{"name":"scores","type":23},{"name":"pair","type":32},{"name":"outcome"'
-    ',"type":33},{"name":"nested","type":35},{"name":"bare","type":36},{"name":"ok'
-    '-only","type":37},{"name":"err-only","type":38},{"name":"matrix","type":40},{"'
-    'name":"lookup","type":43}]}},"owner":{"interface":4},"docs":{"contents":"One of '
-    'every type, nested."}},{"name":null,"kind":{"option":20},"owner":null},{"name":"pr'
-    'oblem","kind":{"record":{"fields":[{"name":"code","type":"u16"},{"name":"mes'
-    'sage","type":"string"},{"name":"at","type":45}]}},"owner":{"interface":4},"doc'
-    's":{"contents":"Why a check failed."}},{"name":"point","kind":{"type":20},"owner'
-    '":{"interface":5}},{"name":"shape","kind":{"type":25},"owner":{"interface":5}},'
-    '{"name":null,"kind":{"list":47},"owner":null},{"name":"ints","kind":{"type":16'
-    '},"owner":{"world":1}},{"name":"floats","kind":{"type":17},"owner":{"world":1}'
-    '},{"name":"point","kind":{"type":20},"owner":{"world":1}},{"name":"scores","k'
-    'ind":{"type":23},"owner":{"world":1}},{"name":"only","kind":{"type":26},"owner'
-    '":{"world":1}},{"name":"label","kind":{"type":28},"owner":{"world":1}},{"name'
-    '":"everything","kind":{"type":44},"owner":{"world":1}},{"name":"problem","kind'
-    '":{"type":46},"owner":{"world":1}},{"name":"color","kind":{"type":18},"owner"'
-    ':{"world":1}},{"name":null,"kind":{"result":{"ok":"string","err":57}},"owner":'
-    'null},{"name":null,"kind":{"tuple":{"types":["string","char"]}},"owner":null},{'
-    '"name":null,"kind":{"option":55},"owner":null},{"name":null,"kind":{"result":{"'
-    'ok":52,"err":57}},"owner":null},{"name":null,"kind":{"result":{"ok":58,"err":"'
-    'string"}},"owner":null},{"name":null,"kind":{"result":{"ok":null,"err":57}},"own'
-    'er":null}],"packages":[{"name":"wasmplug:host@0.1.0","docs":{"contents":"Host capa'
-    "bilities that wasmplug offers to plugins.\\n\\nEvery capability is denied unless the host gran"
-    "ts it in the plugin's\\n`Policy`. A denial, a quota breach or a bad argument is returned to th"
-    'e\\nguest as an `error` value: it never traps, so the guest can handle it."},"interfaces":{'
-    '"types":0,"log":1,"config":2,"kv":3},"worlds":{"capabilities":0}},{"name":"wasm'
-    'plug-tests:zoo@0.1.0","docs":{"contents":"A zoo of every WIT type the bindings generator'
-    ' maps, for its tests."},"interfaces":{"types":4,"geometry":5},"worlds":{"zoo":1}}]}'
-    "}"
+    'e namespace of bytes, with a byte quota."},"package":0},{"name":"http","types":{"htt'
+    'p-headers":17,"http-request":18,"http-response":19,"http-error":20},"functions":{"se'
+    'nd":{"name":"send","kind":"freestanding","params":[{"name":"req","type":18}],'
+    '"result":21,"docs":{"contents":"Sends `req` and returns the final response, whatever it'
+    's status."}}},"docs":{"contents":"Outbound HTTP requests, made by the host on the plugin'
+    "'s behalf.\\n\\nThe host checks every request against the plugin's allow-list (scheme,\\nhost,"
+    " port, method), resolves the host name itself and refuses loopback,\\nprivate and link-local a"
+    "ddresses unless the host granted them, then\\nconnects to the address it checked (a name canno"
+    "t rebind to another).\\nRedirects are followed by the host, each hop checked again. Request an"
+    'd\\nresponse bodies are capped in bytes, and no request outlives the call."},"package":0},{'
+    '"name":"types","types":{"ints":22,"floats":23,"color":24,"perms":25,"point":26'
+    ',"point-list":27,"score":28,"scores":29,"shape":31,"only":32,"label":34,"everythi'
+    'ng":50,"problem":52},"functions":{},"docs":{"contents":"The types the zoo\'s function'
+    's pass around."},"package":1},{"name":"geometry","types":{"point":53,"shape":54},'
+    '"functions":{"area":{"name":"area","kind":"freestanding","params":[{"name":"s'
+    '","type":54}],"result":"f64","docs":{"contents":"The area of a shape (a polygon\'s '
+    'by the shoelace formula)."}},"translate":{"name":"translate","kind":"freestanding",'
+    '"params":[{"name":"points","type":55},{"name":"by","type":53}],"result":55,"d'
+    'ocs":{"contents":"Every point moved by `by` (wrapping)."}}},"docs":{"contents":"Geom'
+    'etry on the zoo\'s types: an exported interface."},"package":1}],"types":[{"name":"erro'
+    'r","kind":{"variant":{"cases":[{"name":"denied","type":"string","docs":{"con'
+    'tents":"The host did not grant this capability, or this key, to the\\nplugin. The payload sa'
+    'ys what was denied."}},{"name":"quota-exceeded","type":"string","docs":{"contents'
+    '":"The call would exceed a quota the host set (for example the\\nkey-value namespace\'s byte '
+    'quota). The payload says which."}},{"name":"invalid","type":"string","docs":{"cont'
+    'ents":"The arguments were rejected (for example an empty key)."}}]}},"owner":{"interface'
+    '":0},"docs":{"contents":"Why a capability call failed."}},{"name":"error","kind":'
+    '{"type":0},"owner":{"interface":1}},{"name":"level","kind":{"enum":{"cases":[{'
+    '"name":"trace"},{"name":"debug"},{"name":"info"},{"name":"warn"},{"name":"e'
+    'rror"}]}},"owner":{"interface":1},"docs":{"contents":"Severity of a log record; maps'
+    ' to Python\'s logging levels."}},{"name":null,"kind":{"result":{"ok":null,"err":1}},'
+    '"owner":null},{"name":"error","kind":{"type":0},"owner":{"interface":2}},{"name'
+    '":null,"kind":{"option":"string"},"owner":null},{"name":null,"kind":{"result":{'
+    '"ok":5,"err":4}},"owner":null},{"name":null,"kind":{"list":"string"},"owner":n'
+    'ull},{"name":null,"kind":{"result":{"ok":7,"err":4}},"owner":null},{"name":"err'
+    'or","kind":{"type":0},"owner":{"interface":3}},{"name":null,"kind":{"list":"u8'
+    '"},"owner":null},{"name":null,"kind":{"option":10},"owner":null},{"name":null,"k'
+    'ind":{"result":{"ok":11,"err":9}},"owner":null},{"name":null,"kind":{"result":{'
+    '"ok":null,"err":9}},"owner":null},{"name":null,"kind":{"result":{"ok":"bool",'
+    '"err":9}},"owner":null},{"name":null,"kind":{"result":{"ok":7,"err":9}},"owner'
+    '":null},{"name":null,"kind":{"tuple":{"types":["string","string"]}},"owner":nul'
+    'l},{"name":"http-headers","kind":{"list":16},"owner":{"interface":4},"docs":{"c'
+    'ontents":"Header fields as `(name, value)` pairs, in order; a name may repeat."}},{"name"'
+    ':"http-request","kind":{"record":{"fields":[{"name":"method","type":"string",'
+    '"docs":{"contents":"The method, upper case: `GET`, `POST`, `PUT`, ..."}},{"name":"url'
+    '","type":"string","docs":{"contents":"An absolute `http://` or `https://` URL."}},{'
+    '"name":"headers","type":17,"docs":{"contents":"Extra header fields. `host`, `conten'
+    "t-length`, `transfer-encoding`,\\n`connection`, `upgrade`, `te` and `proxy-*` are set by the h"
+    'ost and\\nrefused here."}},{"name":"body","type":10,"docs":{"contents":"The reques'
+    't body; empty for none."}}]}},"owner":{"interface":4},"docs":{"contents":"A request '
+    'to send."}},{"name":"http-response","kind":{"record":{"fields":[{"name":"status'
+    '","type":"u16","docs":{"contents":"The status code, e.g. 200."}},{"name":"header'
+    's","type":17,"docs":{"contents":"The response\'s header fields, names in lower case."}'
+    '},{"name":"body","type":10,"docs":{"contents":"The response body as received. The h'
+    "ost asks for no\\ncontent-encoding (`accept-encoding: identity`) unless the request\\nset `acc"
+    'ept-encoding`, and never decodes one."}}]}},"owner":{"interface":4},"docs":{"contents'
+    '":"The final response (after any redirects the host followed)."}},{"name":"http-error",'
+    '"kind":{"variant":{"cases":[{"name":"denied","type":"string","docs":{"content'
+    's":"The request (or a redirect it led to) is not allowed: a scheme,\\nhost, port or method o'
+    "utside the allow-list, an address in a\\nrefused range, too many redirects, or HTTP not grante"
+    'd at all.\\nThe message says what the host would have to grant."}},{"name":"too-large","'
+    'type":"string","docs":{"contents":"The request body, or the response (headers and body'
+    '), is larger\\nthan the host allows; the message gives the cap in bytes."}},{"name":"timeo'
+    'ut","type":"string","docs":{"contents":"The request took longer than the host\'s time'
+    'out for it."}},{"name":"connection","type":"string","docs":{"contents":"The name'
+    ' did not resolve, or connecting, TLS or the exchange\\nfailed (the message says which)."}},{'
+    '"name":"invalid","type":"string","docs":{"contents":"The request is malformed: no'
+    't an absolute http(s) URL, a bad\\nmethod or header, or a header the host sets itself."}}]}},'
+    '"owner":{"interface":4},"docs":{"contents":"Why a request failed. The payload is a me'
+    'ssage for humans."}},{"name":null,"kind":{"result":{"ok":19,"err":20}},"owner":nu'
+    'll},{"name":"ints","kind":{"record":{"fields":[{"name":"a","type":"s8"},{"n'
+    'ame":"b","type":"u8"},{"name":"c","type":"s16"},{"name":"d","type":"u16'
+    '"},{"name":"e","type":"s32"},{"name":"f","type":"u32"},{"name":"g","type'
+    '":"s64"},{"name":"h","type":"u64"}]}},"owner":{"interface":5},"docs":{"conte'
+    'nts":"Every integer width."}},{"name":"floats","kind":{"record":{"fields":[{"nam'
+    'e":"single","type":"f32"},{"name":"double","type":"f64"}]}},"owner":{"interf'
+    'ace":5},"docs":{"contents":"Both float widths."}},{"name":"color","kind":{"enum'
+    '":{"cases":[{"name":"red"},{"name":"green"},{"name":"ultra-violet","docs":{"'
+    'contents":"Beyond what eyes see."}}]}},"owner":{"interface":5},"docs":{"contents":'
+    '"A colour."}},{"name":"perms","kind":{"flags":{"flags":[{"name":"read"},{"nam'
+    'e":"write"},{"name":"exec"},{"name":"set-uid"}]}},"owner":{"interface":5},"doc'
+    's":{"contents":"Permissions, one bit each."}},{"name":"point","kind":{"record":{'
+    '"fields":[{"name":"x","type":"s32"},{"name":"y","type":"s32"}]}},"owner":{'
+    '"interface":5},"docs":{"contents":"A position on a grid."}},{"name":"point-list",'
+    '"kind":{"list":26},"owner":{"interface":5},"docs":{"contents":"Several points."}'
+    '},{"name":"score","kind":{"type":"u32"},"owner":{"interface":5},"docs":{"cont'
+    'ents":"A score out of a hundred."}},{"name":"scores","kind":{"list":28},"owner":{'
+    '"interface":5},"docs":{"contents":"An alias of a list of an alias."}},{"name":null,'
+    '"kind":{"tuple":{"types":["f64","f64"]}},"owner":null},{"name":"shape","kind'
+    '":{"variant":{"cases":[{"name":"circle","type":"f64","docs":{"contents":"Its'
+    ' radius."}},{"name":"rect","type":30,"docs":{"contents":"Width and height."}},{"'
+    'name":"polygon","type":27},{"name":"dot","type":null},{"name":"nothing","type'
+    '":null}]}},"owner":{"interface":5},"docs":{"contents":"A shape: cases with and witho'
+    'ut payloads."}},{"name":"only","kind":{"variant":{"cases":[{"name":"one","type'
+    '":"string"}]}},"owner":{"interface":5},"docs":{"contents":"A variant with a single'
+    ' case."}},{"name":null,"kind":{"option":24},"owner":null},{"name":"label","kind'
+    '":{"record":{"fields":[{"name":"text","type":"string"},{"name":"initial","ty'
+    'pe":"char"},{"name":"color","type":33}]}},"owner":{"interface":5},"docs":{"con'
+    'tents":"A label, inside another record."}},{"name":null,"kind":{"list":"u8"},"owne'
+    'r":null},{"name":null,"kind":{"option":34},"owner":null},{"name":null,"kind":{"o'
+    'ption":"u32"},"owner":null},{"name":null,"kind":{"tuple":{"types":["string",37,'
+    '24]}},"owner":null},{"name":null,"kind":{"result":{"ok":26,"err":"string"}},"ow'
+    'ner":null},{"name":null,"kind":{"result":{"ok":"u8","err":"string"}},"owner":'
+    'null},{"name":null,"kind":{"result":{"ok":40,"err":31}},"owner":null},{"name":nu'
+    'll,"kind":{"result":{"ok":null,"err":null}},"owner":null},{"name":null,"kind":{'
+    '"result":{"ok":"u32","err":null}},"owner":null},{"name":null,"kind":{"result":'
+    '{"ok":null,"err":24}},"owner":null},{"name":null,"kind":{"list":"s16"},"owner"'
+    ':null},{"name":null,"kind":{"list":45},"owner":null},{"name":null,"kind":{"option'
+    '":"f64"},"owner":null},{"name":null,"kind":{"tuple":{"types":["string",47]}},"'
+    'owner":null},{"name":null,"kind":{"list":48},"owner":null},{"name":"everything",'
+    '"kind":{"record":{"fields":[{"name":"ints","type":22},{"name":"floats","type'
+    '":23},{"name":"flag","type":"bool"},{"name":"letter","type":"char"},{"name"'
+    ':"text","type":"string"},{"name":"blob","type":35},{"name":"color","type":24'
+    '},{"name":"perms","type":25},{"name":"shape","type":31},{"name":"label","type'
+    '":36},{"name":"points","type":27},{"name":"scores","type":29},{"name":"pair",'
+    '"type":38},{"name":"outcome","type":39},{"name":"nested","type":41},{"name":"'
+    'bare","type":42},{"name":"ok-only","type":43},{"name":"err-only","type":44},{"'
+    'name":"matrix","type":46},{"name":"lookup","type":49}]}},"owner":{"interface":5'
+    '},"docs":{"contents":"One of every type, nested."}},{"name":null,"kind":{"option":'
+    '26},"owner":null},{"name":"problem","kind":{"record":{"fields":[{"name":"code"'
+    ',"type":"u16"},{"name":"message","type":"string"},{"name":"at","type":51}]}}'
+    ',"owner":{"interface":5},"docs":{"contents":"Why a check failed."}},{"name":"poin'
+    't","kind":{"type":26},"owner":{"interface":6}},{"name":"shape","kind":{"type"'
+    ':31},"owner":{"interface":6}},{"name":null,"kind":{"list":53},"owner":null},{"nam'
+    'e":"ints","kind":{"type":22},"owner":{"world":1}},{"name":"floats","kind":{"'
+    'type":23},"owner":{"world":1}},{"name":"point","kind":{"type":26},"owner":{"wo'
+    'rld":1}},{"name":"scores","kind":{"type":29},"owner":{"world":1}},{"name":"onl'
+    'y","kind":{"type":32},"owner":{"world":1}},{"name":"label","kind":{"type":34}'
+    ',"owner":{"world":1}},{"name":"everything","kind":{"type":50},"owner":{"world"'
+    ':1}},{"name":"problem","kind":{"type":52},"owner":{"world":1}},{"name":"color"'
+    ',"kind":{"type":24},"owner":{"world":1}},{"name":null,"kind":{"result":{"ok":'
+    '"string","err":63}},"owner":null},{"name":null,"kind":{"tuple":{"types":["strin'
+    'g","char"]}},"owner":null},{"name":null,"kind":{"option":61},"owner":null},{"nam'
+    'e":null,"kind":{"result":{"ok":58,"err":63}},"owner":null},{"name":null,"kind":'
+    '{"result":{"ok":64,"err":"string"}},"owner":null},{"name":null,"kind":{"result'
+    '":{"ok":null,"err":63}},"owner":null}],"packages":[{"name":"wasmplug:host@0.1.0",'
+    '"docs":{"contents":"Host capabilities that wasmplug offers to plugins.\\n\\nEvery capabil'
+    "ity is denied unless the host grants it in the plugin's\\n`Policy`. A denial, a quota breach o"
+    "r a bad argument is returned to the\\nguest as an `error` value: it never traps, so the guest "
+    'can handle it."},"interfaces":{"types":0,"log":1,"config":2,"kv":3,"http":4},"wo'
+    'rlds":{"capabilities":0}},{"name":"wasmplug-tests:zoo@0.1.0","docs":{"contents":"A'
+    ' zoo of every WIT type the bindings generator maps, for its tests."},"interfaces":{"types'
+    '":5,"geometry":6},"worlds":{"zoo":1}}]}}'
 )
 
 #: The world, built from the embedded resolved WIT with this module's classes.
@@ -503,6 +650,9 @@ WORLD: wasmplug.World = wasmplug.World._from_bindings(
         ("wasmplug-tests:zoo/types@0.1.0", "problem"): Problem,
         ("wasmplug:host/types@0.1.0", "error"): Error,
         ("wasmplug:host/log@0.1.0", "level"): Level,
+        ("wasmplug:host/http@0.1.0", "http-request"): HttpRequest,
+        ("wasmplug:host/http@0.1.0", "http-response"): HttpResponse,
+        ("wasmplug:host/http@0.1.0", "http-error"): HttpError,
     },
     errors={
         ("wasmplug-tests:zoo/types@0.1.0", "problem"): ProblemException,

@@ -7,11 +7,11 @@
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::{HostError, HostHttpError, HostLevel, HostRequest, HostResponse};
+
 /// Bytes each kv entry counts against the quota besides its key and value (the
 /// host's bookkeeping; `wasmplug._kv.ENTRY_OVERHEAD` on the host).
 const KV_ENTRY_OVERHEAD: usize = 64;
-
-use super::{HostError, HostLevel};
 
 /// What the fake host holds and how it is configured.
 #[derive(Default)]
@@ -31,6 +31,10 @@ pub(crate) struct State {
     pub(crate) min_level: Option<HostLevel>,
     /// How often `log::enabled` was asked.
     pub(crate) enabled_queries: usize,
+    /// Every HTTP request sent, in order.
+    pub(crate) requests: Vec<HostRequest>,
+    /// The answer to the next HTTP request (`None`: a 200 echoing the body).
+    pub(crate) http_answer: Option<Result<HostResponse, HostHttpError>>,
 }
 
 thread_local! {
@@ -152,6 +156,26 @@ pub(crate) mod kv {
                 .filter(|k| k.starts_with(prefix))
                 .cloned()
                 .collect())
+        })
+    }
+}
+
+pub(crate) mod http {
+    use super::*;
+
+    pub(crate) fn send(req: &HostRequest) -> Result<HostResponse, HostHttpError> {
+        with_state(|state| {
+            if state.denied.contains("http") {
+                return Err(HostHttpError::Denied("http is not granted".into()));
+            }
+            state.requests.push(req.clone());
+            state.http_answer.take().unwrap_or_else(|| {
+                Ok(HostResponse {
+                    status: 200,
+                    headers: vec![("content-type".into(), "text/plain".into())],
+                    body: req.body.clone(),
+                })
+            })
         })
     }
 }
