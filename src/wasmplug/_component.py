@@ -915,7 +915,6 @@ class ComponentBackend:
         *,
         engine: wasmtime.Engine,
         component: wc.Component,
-        sha256: str,
         world: World,
         limits: Limits,
         ctx: HostContext,

@@ -538,7 +538,6 @@ def load(
     backend = ComponentBackend(
         engine=engine.wasmtime_engine,
         component=component,
-        sha256=digest,
         world=world,
         limits=policy.limits,
         ctx=ctx,
