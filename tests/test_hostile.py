@@ -39,17 +39,21 @@ STRICT_LIMITS = wasmplug.Limits(memory_bytes=64 << 20, deadline_ms=1_000)
 STRICT = wasmplug.Policy(limits=STRICT_LIMITS)
 
 
+def fd_targets() -> list[str]:
+    """What the host's open file descriptors point at, sorted."""
+    targets = []
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            targets.append(os.readlink(f"/proc/self/fd/{fd}"))
+        except OSError:  # the listing's own descriptor, closed by now
+            continue
+    return sorted(targets)
+
+
 def open_fds() -> int:
     """The host's open file descriptors, but for wasmtime's memfd images of compiled
     modules (they live as long as the engine caches the module, not the plugin)."""
-    fds = 0
-    for fd in os.listdir("/proc/self/fd"):
-        try:
-            target = os.readlink(f"/proc/self/fd/{fd}")
-        except OSError:  # the listing's own descriptor, closed by now
-            continue
-        fds += not target.startswith("/memfd:")
-    return fds
+    return sum(not target.startswith("/memfd:") for target in fd_targets())
 
 
 @attrs.define
@@ -757,14 +761,3 @@ def test_attack_is_contained(  # noqa: PLR0917 - pytest fixtures
     (threads, fds), (threads_after, fds_after) = seen
     assert threads_after <= threads
     assert fds_after <= fds, "\n".join(fd_targets())
-
-
-def fd_targets() -> list[str]:
-    """What the open file descriptors point at (for a failure's message)."""
-    targets = []
-    for fd in os.listdir("/proc/self/fd"):
-        try:
-            targets.append(os.readlink(f"/proc/self/fd/{fd}"))
-        except OSError:
-            continue
-    return sorted(targets)

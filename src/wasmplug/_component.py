@@ -618,18 +618,21 @@ def _set_u64(address: int, value: int) -> None:
     val.of.u64 = value
 
 
+def _u64_answer(value: Callable[[], int]) -> _HostCall:
+    """A raw WASI function of no arguments whose ``u64`` result is ``value()``."""
+
+    def answer(context: Any, args: int, nargs: int, results: int) -> None:
+        _set_u64(results, value())
+
+    return answer
+
+
 def _monotonic_clock(interface: str, ctx: HostContext) -> dict[str, _HostCall]:
     """wasmplug's ``wasi:clocks/monotonic-clock``: ``now`` and ``resolution`` as the
     host's monotonic clock gives them (nanoseconds from an arbitrary origin), and the
     two subscriptions refused (they are what ``sleep`` and timed polls are made of,
     and wasmtime's implementation blocks where the deadline cannot interrupt it).
     A refusal records a :class:`_WasiWait` in ``ctx.failure`` and traps the guest."""
-
-    def now(context: Any, args: int, nargs: int, results: int) -> None:
-        _set_u64(results, time.monotonic_ns())
-
-    def resolution(context: Any, args: int, nargs: int, results: int) -> None:
-        _set_u64(results, 1)
 
     def subscription(name: str, *, absolute: bool) -> _HostCall:
         qualified = f"{interface}#{name}"
@@ -645,8 +648,8 @@ def _monotonic_clock(interface: str, ctx: HostContext) -> dict[str, _HostCall]:
         return subscribe
 
     return {
-        "now": now,
-        "resolution": resolution,
+        "now": _u64_answer(time.monotonic_ns),
+        "resolution": _u64_answer(lambda: 1),
         "subscribe-duration": subscription("subscribe-duration", absolute=False),
         "subscribe-instant": subscription("subscribe-instant", absolute=True),
     }
@@ -700,12 +703,6 @@ def _deterministic_wasi(
 
         return answer
 
-    def u64(value: Callable[[], int]) -> _HostCall:
-        def answer(context: Any, args: int, nargs: int, results: int) -> None:
-            _set_u64(results, value())
-
-        return answer
-
     def random_bytes(context: Any, args: int, nargs: int, results: int) -> None:
         n = ffi.wasmtime_component_val_t.from_address(args).of.u64
         if n > MAX_RANDOM_BYTES:
@@ -725,14 +722,17 @@ def _deterministic_wasi(
             "now": fixed(_DATETIME_CODEC, _Datetime(seconds=seconds, nanoseconds=nanos)),
             "resolution": fixed(_DATETIME_CODEC, _Datetime(seconds=0, nanoseconds=1)),
         },
-        "wasi:clocks/monotonic-clock": {"now": u64(lambda: 0), "resolution": u64(lambda: 1)},
+        "wasi:clocks/monotonic-clock": {
+            "now": _u64_answer(lambda: 0),
+            "resolution": _u64_answer(lambda: 1),
+        },
         "wasi:random/random": {
             "get-random-bytes": random_bytes,
-            "get-random-u64": u64(random_u64),
+            "get-random-u64": _u64_answer(random_u64),
         },
         "wasi:random/insecure": {
             "get-insecure-random-bytes": random_bytes,
-            "get-insecure-random-u64": u64(random_u64),
+            "get-insecure-random-u64": _u64_answer(random_u64),
         },
         "wasi:random/insecure-seed": {"insecure-seed": seed_pair},
     }
