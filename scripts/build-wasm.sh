@@ -10,10 +10,13 @@
 #
 #   CRATE   build only these plugins (package names; `-` or `_` both work)
 #   --list  print the plugin crates and exit
-#   --core  build core modules instead, into build/wasm-core/: the linker's
-#           output before it becomes a component (wasm-component-ld
-#           --skip-wit-component), with the world wit-bindgen embedded in its
-#           component-type custom section
+#   --core  build core modules instead, into build/wasm-core/: the same
+#           sources for wasm32-wasip1 (WASI preview 1), with the world
+#           wit-bindgen embedded in a component-type custom section. wasmplug
+#           runs these on its fast path (its own canonical ABI over wasmtime's
+#           core API). A crate that uses WASI preview 2 directly (the
+#           `wasip2` crate) has no core build: it says so in its Cargo.toml
+#           with `[package.metadata.wasmplug] core = false` and is skipped.
 #
 # Runs scripts/wasm-toolchain.sh first (fast once the toolchain is set up)
 # and uses the toolchain it records in build/toolchain.env. Cargo's target
@@ -66,9 +69,10 @@ members = set(meta["workspace_members"])
 for pkg in sorted(meta["packages"], key=lambda p: p["name"]):
     if pkg["id"] not in members:
         continue
+    core = ((pkg.get("metadata") or {}).get("wasmplug") or {}).get("core", True)
     for target in pkg["targets"]:
         if "cdylib" in target["crate_types"]:
-            print(pkg["name"], target["name"])
+            print(pkg["name"], target["name"], "core" if core else "component-only")
 ' <<<"$metadata")
 
 if ((list_only)); then
@@ -87,7 +91,13 @@ if ((${#requested[@]})); then
         selected+=("$match")
     done
 else
-    while read -r name _; do selected+=("$name"); done <<<"$plugins"
+    while read -r name _ only; do
+        if ((core)) && [[ $only == component-only ]]; then
+            echo "build-wasm: skipping $name (component-only: [package.metadata.wasmplug] core = false)"
+            continue
+        fi
+        selected+=("$name")
+    done <<<"$plugins"
 fi
 
 read -r -a build_std <<<"$WASM_BUILD_STD"
@@ -96,11 +106,22 @@ read -r -a rustc_args <<<"$WASM_RUSTC_ARGS"
 # version 1 (01 00 00 00).
 expected_header=0061736d0d000100
 kind=component
+target=$WASM_TARGET
 if ((core)); then
     OUT_DIR=$ROOT/build/wasm-core
-    rustc_args+=(-Clink-arg=--skip-wit-component)
+    target=$WASM_CORE_TARGET
     expected_header=0061736d01000000
     kind="core module"
+    # wasm32-wasip1 links with wasm-ld itself, not wasm-component-ld: on the
+    # Debian route the wasm-ld path becomes the linker.
+    core_args=()
+    for arg in "${rustc_args[@]}"; do
+        case $arg in
+            link-arg=--wasm-ld-path=*) core_args+=("linker=${arg#link-arg=--wasm-ld-path=}") ;;
+            *) core_args+=("$arg") ;;
+        esac
+    done
+    rustc_args=("${core_args[@]}")
 fi
 out_rel=${OUT_DIR#"$ROOT/"}
 mkdir -p "$OUT_DIR"
@@ -110,13 +131,13 @@ for name in "${selected[@]}"; do
     echo "build-wasm: building $name -> $out_rel/$lib.wasm"
     start=$SECONDS
     if ! (cd "$ROOT" && "${cargo_env[@]}" "$CARGO" rustc --release --lib \
-        -p "$name" --target "$WASM_TARGET" "${build_std[@]}" -- "${rustc_args[@]}"); then
+        -p "$name" --target "$target" "${build_std[@]}" -- "${rustc_args[@]}"); then
         echo "build-wasm: FAILED to build $name" >&2
         rm -f "$OUT_DIR/$lib.wasm" # never leave a stale plugin behind
         failed+=("$name")
         continue
     fi
-    artifact=$CARGO_TARGET_DIR/$WASM_TARGET/release/$lib.wasm
+    artifact=$CARGO_TARGET_DIR/$target/release/$lib.wasm
     header=$(od -An -tx1 -N8 "$artifact" 2>/dev/null | tr -d ' \n')
     if [[ $header != "$expected_header" ]]; then
         echo "build-wasm: FAILED: $artifact is not a $kind (header $header)" >&2

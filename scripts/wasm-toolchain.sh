@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Makes a Rust -> wasm32-wasip2 toolchain available and records it in
+# Makes a Rust -> wasm32-wasip2 toolchain (components) and its wasm32-wasip1
+# target (core modules for the fast path) available and records them in
 # build/toolchain.env, which scripts/build-wasm.sh sources.
 #
 # Two routes, tried in this order ("auto"):
 #
-#   rustup  `rustup target add wasm32-wasip2` on the active rustup toolchain:
+#   rustup  `rustup target add wasm32-wasip2 wasm32-wasip1` on the active
+#           rustup toolchain:
 #           the standard route on a machine that reaches rustup's servers.
 #           Prebuilt std, no extra flags.
 #   debian  Debian's rustc-web / cargo-web (apt-get, as root or via sudo),
@@ -27,6 +29,9 @@
 set -euo pipefail
 
 readonly TARGET=wasm32-wasip2
+# Core modules for wasmplug's fast path: WASI preview 1, which wasmtime serves to
+# core modules.
+readonly CORE_TARGET=wasm32-wasip1
 # wit-bindgen 0.63 is edition 2024 code.
 readonly MIN_RUSTC_MINOR=85
 readonly DEBIAN_PACKAGES=(rustc-web cargo-web rust-web-src rust-web-llvm wasi-libc)
@@ -83,6 +88,7 @@ write_env() {
         echo "# Delete this file, or run the script with --refresh, to probe again."
         echo "WASM_TOOLCHAIN_ROUTE=$(quote "$1")"
         echo "WASM_TARGET=$(quote "$TARGET")"
+        echo "WASM_CORE_TARGET=$(quote "$CORE_TARGET")"
         printf '# cargo and rustc to run for wasm builds (absolute paths, not rustup shims)\n'
         echo "CARGO=$(quote "$2")"
         echo "RUSTC=$(quote "$3")"
@@ -109,7 +115,7 @@ rustup_paths() {
 rustup_has_target() {
     local sysroot
     sysroot=$("$R_RUSTC" --print sysroot 2>/dev/null) || return 1
-    [[ -d $sysroot/lib/rustlib/$TARGET/lib ]]
+    [[ -d $sysroot/lib/rustlib/$TARGET/lib && -d $sysroot/lib/rustlib/$CORE_TARGET/lib ]]
 }
 
 try_rustup() {
@@ -124,19 +130,19 @@ try_rustup() {
         return 1
     fi
     if ! rustup_has_target; then
-        note "rustup route: running rustup target add $TARGET"
-        if ! (cd "$ROOT" && timeout "${WASMPLUG_RUSTUP_TIMEOUT:-300}" rustup target add "$TARGET") >>"$LOG_FILE" 2>&1 \
+        note "rustup route: running rustup target add $TARGET $CORE_TARGET"
+        if ! (cd "$ROOT" && timeout "${WASMPLUG_RUSTUP_TIMEOUT:-300}" rustup target add "$TARGET" "$CORE_TARGET") >>"$LOG_FILE" 2>&1 \
             || ! rustup_has_target; then
-            note "rustup route: rustup target add $TARGET failed"
+            note "rustup route: rustup target add $TARGET $CORE_TARGET failed"
             return 1
         fi
     fi
     write_env rustup "$R_CARGO" "$R_RUSTC" "" "" "" \
-        "rustup ($("$R_RUSTC" --version | cut -d' ' -f1-2), prebuilt std for $TARGET)"
+        "rustup ($("$R_RUSTC" --version | cut -d' ' -f1-2), prebuilt std for $TARGET and $CORE_TARGET)"
 }
 
 rustup_env_valid() {
-    [[ -x $CARGO && -x $RUSTC ]] || return 1
+    [[ -x $CARGO && -x $RUSTC && ${WASM_CORE_TARGET:-} == "$CORE_TARGET" ]] || return 1
     R_RUSTC=$RUSTC
     rustup_has_target
 }
@@ -211,6 +217,7 @@ try_debian() {
 debian_env_valid() {
     local lld
     [[ -x $CARGO && -x $RUSTC && -f $WASI_LIBC_DIR/crt1-reactor.o ]] || return 1
+    [[ ${WASM_CORE_TARGET:-} == "$CORE_TARGET" ]] || return 1
     [[ -f $("$RUSTC" --print sysroot)/lib/rustlib/src/rust/library/Cargo.lock ]] || return 1
     lld=$(lld_package) || return 1
     [[ -x /usr/lib/llvm-${lld#lld-}/bin/wasm-ld && $WASM_RUSTC_ARGS == "$(debian_rustc_args "$lld")" ]]

@@ -16,7 +16,7 @@ import pytest
 
 import wasmplug
 from conftest import FIXTURES, fixture_world
-from wasmplug import _component
+from wasmplug import _component, _sandbox
 
 WORLD = fixture_world("resources")
 Buffer = WORLD.types.Buffer
@@ -476,7 +476,7 @@ def test_unknown_rep_is_a_typed_error() -> None:
         table.get(rep + 1, 1, "counter")
     with pytest.raises(wasmplug.StaleHandleError):
         table.get(rep, 2, "other")  # right rep, another resource type
-    with pytest.raises(_component._TableFull):
+    with pytest.raises(_sandbox._TableFull):
         table.add(1, "more")
     assert table.get(rep, 1, "counter", remove=True) == "obj"
     with pytest.raises(wasmplug.StaleHandleError):

@@ -1,0 +1,491 @@
+"""Policy enforcement shared by every backend: per-call limits, failure
+classification, the audit trail.
+
+A backend (the component path in :mod:`wasmplug._component`, the core-module fast
+path in :mod:`wasmplug._core`) subclasses :class:`Sandbox`. It starts each call with
+:meth:`Sandbox.begin` (which resets the per-call counters of the host context and
+sets the call's wall-clock deadline) and turns a failed entry into wasm into the
+right wasmplug exception with :meth:`Sandbox.fail`, so fuel, deadlines, host-call,
+log and stdio limits, breaches and denials mean the same on every backend.
+wasmtime errors are translated into wasmplug exceptions in exactly one place,
+:func:`classify_failure`.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import math
+import re
+from collections.abc import Callable
+from time import perf_counter
+
+from ._audit import AuditEvent, Auditor, excerpt
+from ._exceptions import (
+    CallError,
+    DeadlineExceeded,
+    FuelExhausted,
+    HandleLimitExceeded,
+    HostCallsExceeded,
+    HostFunctionError,
+    InstantiationError,
+    LimitExceeded,
+    LinkError,
+    LoadError,
+    LogLimitExceeded,
+    MemoryLimitExceeded,
+    OutputLimitExceeded,
+    StdioLimitExceeded,
+    Trap,
+    WasiRefusedError,
+)
+from ._host import HostContext, LogBreach
+from ._policy import Limits
+from ._stats import CallStats
+
+__all__ = ["Sandbox", "classify_failure"]
+
+_logger = logging.getLogger("wasmplug")
+
+# A budget so large that it means "no fuel limit" (wasmtime needs some amount set).
+UNLIMITED_FUEL = 1 << 62
+UNLIMITED_TICKS = 1 << 62
+STDERR_TAIL = 4096
+#: wasmtime's message when a call copies more values between guest and host than its
+#: host-call fuel allows (not configurable through the C API).
+COPY_BUDGET = "too much data is being copied between the host and the guest"
+#: What to add to wasmtime's message when instantiation breaches a store limit.
+_LIMIT_HINTS = {
+    "memory count too high": " (Limits.memories is {limits.memories})",
+    "table count too high": " (Limits.tables is {limits.tables})",
+    "instance count too high": " (Limits.instances is {limits.instances})",
+    "table minimum size": " (Limits.table_elements is {limits.table_elements})",
+    "memory minimum size": " (Limits.memory_bytes is {limits.memory_bytes} in all)",
+}
+
+
+class _HostDeadline(Exception):
+    """The call's deadline passed while a host function ran."""
+
+
+class _HostCallLimit(Exception):
+    """The call tried more host calls than ``Limits.host_calls``."""
+
+
+class _TableFull(Exception):
+    """An instance's host resource table is full (``Limits.resource_handles``)."""
+
+
+class _Output:
+    """What the guest writes to WASI stdout and stderr during one call: counted
+    against ``Limits.stdio_bytes``, and the last ``STDERR_TAIL`` bytes of stderr kept
+    for trap reports.
+
+    WASI output callbacks live in a process-wide registry until their Store is
+    dropped, so the callbacks are bound to this small object only: a bound method of
+    the backend would keep the backend, its Store and its linker alive for ever (a
+    plugin that is never closed would leak them all).
+
+    Attributes:
+        tail: The last bytes of stderr.
+        used: Bytes written to stdout and stderr together during the call (the
+            refused writes included).
+        limit: ``Limits.stdio_bytes`` (``math.inf`` for none).
+    """
+
+    __slots__ = ("limit", "tail", "used")
+
+    def __init__(self, limit: float) -> None:
+        self.tail = bytearray()
+        self.used = 0
+        self.limit = limit
+
+    @property
+    def breached(self) -> bool:
+        return self.used > self.limit
+
+    def reset(self) -> None:
+        self.used = 0
+        if self.tail:
+            self.tail.clear()
+
+    def stdout(self, data: bytes) -> int | None:
+        """Counts a stdout write; returns ``-EIO`` (the write fails in the guest) past
+        the limit, else ``None`` (accepted whole)."""
+        self.used += len(data)
+        return -errno.EIO if self.used > self.limit else None
+
+    def stderr(self, data: bytes) -> int | None:
+        """Counts a stderr write and keeps its tail; ``-EIO`` past the limit."""
+        self.used += len(data)
+        if self.used > self.limit:
+            return -errno.EIO
+        buf = self.tail
+        buf += data
+        if len(buf) > STDERR_TAIL:
+            del buf[: len(buf) - STDERR_TAIL]
+        return None
+
+
+class _WasiWait(Exception):
+    """The guest asked WASI to wait on the monotonic clock (refused).
+
+    Attributes:
+        wait_ns: How long the wait would have lasted, in nanoseconds.
+        past_deadline: Whether it would have ended after the call's deadline.
+    """
+
+    def __init__(self, function: str, wait_ns: int, past_deadline: bool) -> None:
+        super().__init__(function)
+        self.wait_ns = wait_ns
+        self.past_deadline = past_deadline
+
+
+def classify_failure(
+    message: str,
+    *,
+    plugin: str,
+    function: str,
+    limits: Limits,
+    stats: CallStats | None,
+    stderr: str,
+) -> CallError:
+    """Maps a failed call's wasmtime error to the wasmplug exception for it.
+
+    Component-model traps arrive as a ``WasmtimeError`` with a message and no trap code;
+    the messages recognized are wasmtime's ("all fuel consumed by WebAssembly",
+    "wasm trap: interrupt"). A Rust guest that cannot grow its memory prints
+    "memory allocation of N bytes failed" and aborts.
+    """
+    detail = message.strip()
+    lines = [line.strip() for line in detail.splitlines() if line.strip()]
+    # wasmtime puts the backtrace first and the cause ("wasm trap: ...") last.
+    cause = re.sub(r"^\d+: ", "", lines[-1]) if lines else "unknown failure"
+    if "all fuel consumed" in detail:
+        return FuelExhausted(
+            f"{function} ran out of fuel (limit {limits.fuel} fuel units)",
+            limit="fuel",
+            allowed=limits.fuel or UNLIMITED_FUEL,
+            used=stats.fuel_consumed if stats is not None else None,
+            plugin=plugin,
+            function=function,
+            stats=stats,
+            detail=detail,
+        )
+    if "wasm trap: interrupt" in detail:
+        return DeadlineExceeded(
+            f"{function} ran past its deadline ({limits.deadline_ms} ms)",
+            limit="deadline_ms",
+            allowed=limits.deadline_ms or 0,
+            used=round(stats.wall_time_us / 1000) if stats is not None else None,
+            plugin=plugin,
+            function=function,
+            stats=stats,
+            detail=detail,
+        )
+    if COPY_BUDGET in detail:
+        return OutputLimitExceeded(
+            f"{function} tried to pass more data between guest and host than wasmtime "
+            "copies in one call (its host-call copy budget: about 2.7 million list "
+            f"elements); Limits.output_bytes is {limits.output_bytes}",
+            limit="output_bytes",
+            allowed=limits.output_bytes or 0,
+            plugin=plugin,
+            function=function,
+            stats=stats,
+            detail=detail,
+        )
+    if limits.memory_bytes is not None and "memory allocation of" in stderr:
+        return MemoryLimitExceeded(
+            f"{function} ran out of memory (limit {limits.memory_bytes} bytes)",
+            limit="memory_bytes",
+            allowed=limits.memory_bytes,
+            plugin=plugin,
+            function=function,
+            stats=stats,
+            detail=detail,
+        )
+    if "deferred host scope has no call context" in detail:
+        cause = (
+            "wasmtime cannot lend more than one handle of a host resource to one host "
+            "function (a wasmtime 50 limitation; pass one borrowed handle per call)"
+        )
+    panic = _panic_message(stderr)
+    return Trap(
+        f"{function} trapped: {cause}" + (f" ({panic})" if panic else ""),
+        plugin=plugin,
+        function=function,
+        stats=stats,
+        detail=detail,
+        guest_stderr=stderr,
+    )
+
+
+def _panic_message(stderr: str) -> str:
+    """Finds a Rust panic report in the guest's stderr: ``panicked at src/lib.rs:3:5:
+    boom``. Returns "" when there is none."""
+    lines = stderr.splitlines()
+    for i in range(len(lines) - 1, -1, -1):
+        line = lines[i]
+        at = line.find("panicked at ")
+        if at >= 0:
+            message = lines[i + 1].strip() if i + 1 < len(lines) else ""
+            return f"{line[at:].rstrip(':')}: {message}" if message else line[at:]
+    return ""
+
+
+class Sandbox:
+    """What every backend enforces the same way, from the plugin's limits and host
+    context.
+
+    Attributes:
+        fuel_budget: Fuel units each call starts with (``Limits.fuel``, or a budget
+            so large it means none).
+        ticks: Epochs each call may run (the deadline, plus one for a tick that may
+            come at once).
+    """
+
+    def __init__(
+        self,
+        *,
+        limits: Limits,
+        ctx: HostContext,
+        epoch_tick_ms: float,
+        epoch_lag: Callable[[], int],
+    ) -> None:
+        self._limits = limits
+        self._ctx = ctx
+        self._epoch_lag = epoch_lag
+        self._output = _Output(math.inf if limits.stdio_bytes is None else limits.stdio_bytes)
+        self.fuel_budget = limits.fuel if limits.fuel is not None else UNLIMITED_FUEL
+        self._deadline_s = math.inf if limits.deadline_ms is None else limits.deadline_ms / 1000
+        ctx.max_host_calls = math.inf if limits.host_calls is None else limits.host_calls
+        ctx.max_log_records = math.inf if limits.log_records is None else limits.log_records
+        ctx.max_log_bytes = math.inf if limits.log_bytes is None else limits.log_bytes
+        if limits.deadline_ms is None:
+            self.ticks = UNLIMITED_TICKS
+        else:
+            # The first tick may come at once, so one more than the deadline needs.
+            self.ticks = math.ceil(limits.deadline_ms / epoch_tick_ms) + 1
+
+    def epoch_deadline(self) -> int:
+        """The epoch deadline to set on a Store right before entering wasm: the
+        call's ticks plus the epochs the ticker owes now."""
+        return self.ticks + self._epoch_lag()
+
+    def begin(self, function: str) -> None:
+        """Resets the host context's per-call counters for a call of ``function`` and
+        starts its wall-clock deadline (host functions check it)."""
+        ctx = self._ctx
+        ctx.host_calls = 0
+        ctx.denials = 0
+        ctx.host_time = 0.0
+        ctx.log_records = 0
+        ctx.log_bytes = 0
+        ctx.failure = None
+        ctx.function = function
+        ctx.deadline = perf_counter() + self._deadline_s
+        self._output.reset()
+
+    def _discard(self) -> None:
+        """Drops the current instance (each backend defines it)."""
+        raise NotImplementedError
+
+    def instantiation_error(self, text: str) -> LoadError:
+        """The exception for a failed instantiation with wasmtime's message ``text``:
+        a :class:`LinkError` for an unsatisfied import, else an
+        :class:`InstantiationError`. Start-up code (a start function, static
+        constructors) runs under the call limits: a breach there is the limit's
+        exception, set as the ``__cause__``."""
+        plugin = self._ctx.plugin
+        limits = self._limits
+        if "import" in text and ("not defined" in text or "type mismatch" in text):
+            return LinkError(f"cannot link: {text.strip()}", [], plugin=plugin)
+        cause = classify_failure(
+            text,
+            plugin=plugin,
+            function="start-up code",
+            limits=limits,
+            stats=None,
+            stderr=self._output.tail.decode(errors="replace"),
+        )
+        if isinstance(cause, LimitExceeded):
+            told = str(cause).removeprefix(f"plugin {plugin!r}: ")
+            error = InstantiationError(f"cannot instantiate: {told}", plugin=plugin)
+            error.__cause__ = cause
+            return error
+        first = text.strip().splitlines()[0] if text.strip() else "unknown failure"
+        hint = _LIMIT_HINTS.get(next((k for k in _LIMIT_HINTS if k in text), ""), "")
+        return InstantiationError(
+            f"cannot instantiate: {first}{hint.format(limits=limits)}", plugin=plugin
+        )
+
+    def fail(self, function: str, message: str, stats: CallStats) -> CallError:
+        """Discards the instance after a failed entry into wasm and returns the
+        exception for it: a breach of ``stdio_bytes`` (whatever the guest did after
+        its writes failed), the host function's failure recorded in the context, else
+        wasmtime's error classified. A breach or a refusal is audited."""
+        self._discard()
+        ctx = self._ctx
+        output = self._output
+        error: CallError
+        if output.breached:
+            limits = self._limits
+            error = StdioLimitExceeded(
+                f"{function} wrote more than {limits.stdio_bytes} bytes to stdout and "
+                f"stderr (Limits.stdio_bytes; {output.used} bytes tried)",
+                limit="stdio_bytes",
+                allowed=limits.stdio_bytes or 0,
+                used=output.used,
+                plugin=ctx.plugin,
+                function=function,
+                stats=stats,
+                detail=message,
+            )
+        elif ctx.failure is not None:
+            error = self._host_failure(function, ctx.failure, stats, message)
+        else:
+            error = classify_failure(
+                message,
+                plugin=ctx.plugin,
+                function=function,
+                limits=self._limits,
+                stats=stats,
+                stderr=output.tail.decode(errors="replace"),
+            )
+        self.audit(error)
+        return error
+
+    def audit(self, error: CallError) -> None:
+        """Records ``error`` in the plugin's audit trail when it is a breach
+        (:class:`LimitExceeded`) or a refused WASI function."""
+        ctx = self._ctx
+        event: AuditEvent | None = None
+        message = str(error).removeprefix(f"plugin {ctx.plugin!r}: ")
+        if isinstance(error, LimitExceeded):
+            event = AuditEvent(
+                plugin=ctx.plugin,
+                kind="breach",
+                name=error.limit,
+                function=error.function,
+                argument=excerpt(message),
+                used=error.used,
+            )
+            _logger.warning(
+                "plugin %r breached %s: %s",
+                ctx.plugin,
+                error.limit,
+                event.argument,
+                extra={"plugin": ctx.plugin, "limit": error.limit, "function": error.function},
+            )
+        elif isinstance(error, WasiRefusedError):
+            event = AuditEvent(
+                plugin=ctx.plugin,
+                kind="denial",
+                name=error.wasi_function,
+                function=error.function,
+                argument=excerpt(message),
+            )
+        if event is not None:
+            ctx.audit.record(event)
+
+    @property
+    def auditor(self) -> Auditor:
+        """The plugin's audit trail."""
+        return self._ctx.audit
+
+    def _host_failure(
+        self, function: str, failure: tuple[str, BaseException], stats: CallStats, detail: str
+    ) -> CallError:
+        """The exception for a call that failed in a host function (already recorded
+        in the context), with the original exception as its cause."""
+        host_function, cause = failure
+        plugin = self._ctx.plugin
+        limits = self._limits
+        breach: tuple[type[LimitExceeded], str, str] | None = None
+        used: int | None = None
+        if isinstance(cause, _TableFull):
+            breach = (
+                HandleLimitExceeded,
+                "resource_handles",
+                f"{function}: the instance would hold more than {limits.resource_handles} "
+                f"host resources (Limits.resource_handles); refused in {host_function}",
+            )
+            used = limits.resource_handles + 1
+        elif isinstance(cause, _HostCallLimit):
+            breach = (
+                HostCallsExceeded,
+                "host_calls",
+                f"{function} made more than {limits.host_calls} host calls "
+                f"(the next was {host_function})",
+            )
+            used = self._ctx.host_calls
+        elif isinstance(cause, _HostDeadline):
+            breach = (
+                DeadlineExceeded,
+                "deadline_ms",
+                f"{function} ran past its deadline ({limits.deadline_ms} ms) "
+                f"in host function {host_function}",
+            )
+            used = round(stats.wall_time_us / 1000)
+        elif isinstance(cause, LogBreach):
+            unit = "records" if cause.limit == "log_records" else "bytes"
+            breach = (
+                LogLimitExceeded,
+                cause.limit,
+                f"{function} logged more than {getattr(limits, cause.limit)} {unit} "
+                f"(Limits.{cause.limit}; the refused record would have made {cause.used})",
+            )
+            used = cause.used
+        elif isinstance(cause, _WasiWait):
+            wait = f"{function} asked WASI to wait {cause.wait_ns / 1e6:,.1f} ms ({host_function})"
+            if cause.past_deadline:
+                breach = (
+                    DeadlineExceeded,
+                    "deadline_ms",
+                    f"{wait}, past its deadline ({limits.deadline_ms} ms)",
+                )
+                used = round(stats.wall_time_us / 1000 + cause.wait_ns / 1e6)
+            else:
+                return WasiRefusedError(
+                    f"{wait}; wasmplug refuses WASI clock waits: wasmtime would block "
+                    "where the deadline cannot interrupt it",
+                    wasi_function=host_function,
+                    plugin=plugin,
+                    function=function,
+                    stats=stats,
+                    detail=detail,
+                )
+        if breach is not None:
+            cls, limit, message = breach
+            error: CallError = cls(
+                message,
+                limit=limit,
+                allowed=getattr(limits, limit) or 0,
+                used=used,
+                plugin=plugin,
+                function=function,
+                stats=stats,
+                detail=detail,
+            )
+            if isinstance(cause, _TableFull):
+                error.__cause__ = cause
+            return error
+        _logger.error(
+            "plugin %r: host function %s failed during %s",
+            plugin,
+            host_function,
+            function,
+            exc_info=cause,
+            extra={"plugin": plugin},
+        )
+        error = HostFunctionError(
+            f"{function} failed in host function {host_function}: {type(cause).__name__}: {cause}",
+            host_function=host_function,
+            plugin=plugin,
+            function=function,
+            stats=stats,
+            detail=detail,
+        )
+        error.__cause__ = cause
+        return error
