@@ -31,3 +31,20 @@ def engine(tmp_path_factory: pytest.TempPathFactory) -> wasmplug.Engine:
 def fixture_world(name: str) -> wasmplug.World:
     """Loads the world a test fixture crate implements."""
     return wasmplug.load_world(FIXTURES / name / "wit", name)
+
+
+@pytest.fixture(scope="session")
+def core_dir() -> Path:
+    """Builds every plugin crate that has a core build (``build-wasm.sh --core``:
+    ``wasm32-wasip1`` core modules for the fast path) and returns ``build/wasm-core``."""
+    subprocess.run(["bash", str(REPO_ROOT / "scripts" / "build-wasm.sh"), "--core"], check=True)
+    return REPO_ROOT / "build" / "wasm-core"
+
+
+@pytest.fixture(scope="session", params=["component", "core-module"])
+def plugin_dir(request: pytest.FixtureRequest) -> Path:
+    """The plugins of one backend, each test that uses it running once per backend:
+    ``build/wasm`` (components, the component path) and ``build/wasm-core`` (core
+    modules from the same sources, the fast path)."""
+    name = "wasm_dir" if request.param == "component" else "core_dir"
+    return Path(request.getfixturevalue(name))

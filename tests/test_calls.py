@@ -22,8 +22,8 @@ def world() -> wasmplug.World:
 
 
 @pytest.fixture(scope="module")
-def plugin(wasm_dir: Path, world: wasmplug.World, engine: wasmplug.Engine) -> wasmplug.Plugin:
-    return wasmplug.load(wasm_dir / "typetest.wasm", world=world, engine=engine)
+def plugin(plugin_dir: Path, world: wasmplug.World, engine: wasmplug.Engine) -> wasmplug.Plugin:
+    return wasmplug.load(plugin_dir / "typetest.wasm", world=world, engine=engine)
 
 
 def everything(world: wasmplug.World, **changes: Any) -> Any:
@@ -339,11 +339,11 @@ def test_specialized_record_lowering_matches_the_generic_path(world: wasmplug.Wo
 
 
 def test_prepared_call_serves_many_plugins(
-    wasm_dir: Path, world: wasmplug.World, plugin: wasmplug.Plugin, engine: wasmplug.Engine
+    plugin_dir: Path, world: wasmplug.World, plugin: wasmplug.Plugin, engine: wasmplug.Engine
 ) -> None:
     """Arguments prepared once give the same results on several plugins of the world as
     ordinary calls, and are refused by a plugin of another World object."""
-    other = wasmplug.load(wasm_dir / "typetest.wasm", world=world, engine=engine, name="other")
+    other = wasmplug.load(plugin_dir / "typetest.wasm", world=world, engine=engine, name="other")
     value = everything(world)
     prepared = world.prepare("roundtrip", value)
     assert plugin.call_prepared(prepared) == value
@@ -352,7 +352,7 @@ def test_prepared_call_serves_many_plugins(
     with pytest.raises(wasmplug.ArgumentError, match="takes 2 argument"):
         world.prepare("add", 1)
     stranger = wasmplug.load(
-        wasm_dir / "typetest.wasm", world=fixture_world("typetest"), engine=engine
+        plugin_dir / "typetest.wasm", world=fixture_world("typetest"), engine=engine
     )
     with pytest.raises(wasmplug.ArgumentError, match="another World object"):
         stranger.call_prepared(prepared)
@@ -439,7 +439,7 @@ def fixed_size(t: Any) -> int | None:
     ],
 )
 def test_output_measure_of_every_type(
-    world: wasmplug.World, wasm_dir: Path, engine: wasmplug.Engine, changes: dict[str, Any]
+    world: wasmplug.World, plugin_dir: Path, engine: wasmplug.Engine, changes: dict[str, Any]
 ) -> None:
     """Limits.output_bytes measures a result of every WIT type as documented (checked
     against an independent computation from the WIT type and the value): at exactly
@@ -452,7 +452,9 @@ def test_output_measure_of_every_type(
 
     def load(limit: int) -> wasmplug.Plugin:
         policy = wasmplug.Policy(limits=wasmplug.Limits(output_bytes=limit))
-        return wasmplug.load(wasm_dir / "typetest.wasm", world=world, engine=engine, policy=policy)
+        return wasmplug.load(
+            plugin_dir / "typetest.wasm", world=world, engine=engine, policy=policy
+        )
 
     assert load(size).call("roundtrip", value) == value
     with pytest.raises(wasmplug.OutputLimitExceeded) as info:

@@ -24,12 +24,12 @@ def world() -> wasmplug.World:
 
 
 @pytest.fixture
-def load(wasm_dir: Path, world: wasmplug.World, engine: wasmplug.Engine) -> Any:
+def load(plugin_dir: Path, world: wasmplug.World, engine: wasmplug.Engine) -> Any:
     def load(grants: wasmplug.Grants | None = None, **kwargs: Any) -> wasmplug.Plugin:
         policy = wasmplug.Policy(grants=grants or wasmplug.Grants())
         kwargs.setdefault("name", "caps")
         return wasmplug.load(
-            wasm_dir / "caps.wasm", world=world, policy=policy, engine=engine, **kwargs
+            plugin_dir / "caps.wasm", world=world, policy=policy, engine=engine, **kwargs
         )
 
     return load

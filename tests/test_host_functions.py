@@ -53,7 +53,7 @@ class Inventory:
 
 
 @pytest.fixture
-def load(wasm_dir: Path, engine: wasmplug.Engine) -> Any:
+def load(plugin_dir: Path, engine: wasmplug.Engine) -> Any:
     """Loads the hostfns plugin with the given imports (default: a fresh Inventory and
     a clock); closes every plugin it loaded at teardown."""
     loaded: list[wasmplug.Plugin] = []
@@ -67,7 +67,7 @@ def load(wasm_dir: Path, engine: wasmplug.Engine) -> Any:
         if imports is None:
             imports = {"inventory": Inventory({"apple": 3}), "now-ms": lambda: 1234}
         plugin = wasmplug.load(
-            wasm_dir / "hostfns.wasm",
+            plugin_dir / "hostfns.wasm",
             world=WORLD,
             policy=wasmplug.Policy(limits=limits or wasmplug.Limits()),
             name=name,

@@ -23,11 +23,11 @@ def world() -> wasmplug.World:
 
 
 @pytest.fixture
-def load(wasm_dir: Path, world: wasmplug.World, engine: wasmplug.Engine) -> Any:
+def load(plugin_dir: Path, world: wasmplug.World, engine: wasmplug.Engine) -> Any:
     def load(name: str = "hostile", **limits: Any) -> wasmplug.Plugin:
         policy = wasmplug.Policy(limits=wasmplug.Limits(**limits))
         return wasmplug.load(
-            wasm_dir / "hostile.wasm", world=world, policy=policy, engine=engine, name=name
+            plugin_dir / "hostile.wasm", world=world, policy=policy, engine=engine, name=name
         )
 
     return load
@@ -154,12 +154,18 @@ def test_memory_bytes_bounds_all_memories_together(load: Any) -> None:
     ],
 )
 def test_table_and_instance_limits_refuse_the_load(
-    load: Any, limit: dict[str, int], fragment: str
+    wasm_dir: Path, world: wasmplug.World, engine: Any, limit: dict[str, int], fragment: str
 ) -> None:
     """A plugin needing more tables, core instances or table elements than its limits
-    allow fails to load with InstantiationError naming the limit."""
+    allow fails to load with InstantiationError naming the limit. (A component: it
+    holds several core instances and tables, where a core module has one of each.)"""
     with pytest.raises(wasmplug.InstantiationError) as info:
-        load(**limit)
+        wasmplug.load(
+            wasm_dir / "hostile.wasm",
+            world=world,
+            engine=engine,
+            policy=wasmplug.Policy(limits=wasmplug.Limits(**limit)),
+        )
     assert fragment in str(info.value)
 
 
@@ -264,12 +270,12 @@ def test_concurrent_calls_in_threads(load: Any) -> None:
 
 
 def test_log_flood_is_bounded(
-    wasm_dir: Path, world: wasmplug.World, engine: wasmplug.Engine, caplog: Any
+    plugin_dir: Path, world: wasmplug.World, engine: wasmplug.Engine, caplog: Any
 ) -> None:
     """A plugin logging huge messages cannot make the host store them whole: each
     record is cut to 16 KiB."""
     plugin = wasmplug.load(
-        wasm_dir / "hostile.wasm",
+        plugin_dir / "hostile.wasm",
         world=world,
         engine=engine,
         name="flood",
@@ -325,13 +331,15 @@ def test_wasi_sleeps_are_refused_and_never_outlast_the_deadline(load: Any) -> No
     assert e.limit == "deadline_ms"
     assert e.allowed == 100
     assert re.search(
-        r"nap asked WASI to wait 10,000\.0 ms \(wasi:clocks/monotonic-clock@[0-9.]+"
-        r"#subscribe-duration\), past its deadline \(100 ms\)",
+        r"nap asked WASI to wait 10,000\.0 ms \((wasi:clocks/monotonic-clock@[0-9.]+"
+        r"#subscribe-duration|wasi_snapshot_preview1#poll_oneoff)\), past its deadline "
+        r"\(100 ms\)",
         str(e),
     ), str(e)
     with pytest.raises(wasmplug.WasiRefusedError) as refused:
         plugin.call("nap", 10)
-    assert refused.value.wasi_function.endswith("#subscribe-duration")
+    # The component path serves WASI 0.2's clock, the fast path WASI preview 1.
+    assert refused.value.wasi_function.endswith(("#subscribe-duration", "#poll_oneoff"))
     assert "refuses WASI clock waits" in str(refused.value)
     assert_fresh_instance_next(plugin)
 
@@ -407,10 +415,10 @@ def test_fixed_size_results_are_not_measured(load: Any) -> None:
     assert info.value.used == 4
 
 
-def test_log_limits_are_per_call(wasm_dir: Path, world: wasmplug.World, engine: Any) -> None:
+def test_log_limits_are_per_call(plugin_dir: Path, world: wasmplug.World, engine: Any) -> None:
     """log_records counts the records of one call: the next call starts from zero."""
     plugin = wasmplug.load(
-        wasm_dir / "hostile.wasm",
+        plugin_dir / "hostile.wasm",
         world=world,
         engine=engine,
         name="logger",
@@ -427,12 +435,12 @@ def test_log_limits_are_per_call(wasm_dir: Path, world: wasmplug.World, engine: 
 
 
 def test_stdio_within_the_limit_is_forwarded(
-    wasm_dir: Path, world: wasmplug.World, engine: Any, caplog: Any
+    plugin_dir: Path, world: wasmplug.World, engine: Any, caplog: Any
 ) -> None:
     """Granted stdout below Limits.stdio_bytes reaches the plugin's logger line by line;
     the count restarts with every call."""
     plugin = wasmplug.load(
-        wasm_dir / "hostile.wasm",
+        plugin_dir / "hostile.wasm",
         world=world,
         engine=engine,
         name="printer",
@@ -454,13 +462,13 @@ def test_stdio_within_the_limit_is_forwarded(
 
 
 def test_audit_events_for_denials_and_breaches(
-    wasm_dir: Path, world: wasmplug.World, engine: Any, caplog: Any
+    plugin_dir: Path, world: wasmplug.World, engine: Any, caplog: Any
 ) -> None:
     """Each denial and each breach reaches the audit callback as an AuditEvent, is
     counted per plugin, and a breach is logged with the plugin and the limit."""
     events: list[wasmplug.AuditEvent] = []
     plugin = wasmplug.load(
-        wasm_dir / "hostile.wasm",
+        plugin_dir / "hostile.wasm",
         world=world,
         engine=engine,
         name="audited",
@@ -497,7 +505,7 @@ def test_audit_events_for_denials_and_breaches(
 
 
 def test_a_failing_audit_callback_never_breaks_the_call(
-    wasm_dir: Path, world: wasmplug.World, engine: Any, caplog: Any
+    plugin_dir: Path, world: wasmplug.World, engine: Any, caplog: Any
 ) -> None:
     """An audit callback that raises is logged with its traceback; the call's outcome
     (a denial answered to the guest, a breach raised) is unchanged."""
@@ -506,7 +514,7 @@ def test_a_failing_audit_callback_never_breaks_the_call(
         raise RuntimeError(f"audit sink down ({event.key})")
 
     plugin = wasmplug.load(
-        wasm_dir / "hostile.wasm",
+        plugin_dir / "hostile.wasm",
         world=world,
         engine=engine,
         name="sinkless",
@@ -550,16 +558,16 @@ def test_new_limits_in_policy_dicts() -> None:
             wasmplug.Limits(**bad)
 
 
-def test_an_engine_wide_audit_callback(wasm_dir: Path, world: wasmplug.World) -> None:
+def test_an_engine_wide_audit_callback(plugin_dir: Path, world: wasmplug.World) -> None:
     """Engine(audit=...) audits every plugin loaded on it that has no audit= of its own;
     a plugin's own callback takes precedence."""
     seen: list[tuple[str, str]] = []
     own: list[str] = []
     engine = wasmplug.Engine(cache_dir=None, audit=lambda e: seen.append((e.plugin, e.key)))
     try:
-        first = wasmplug.load(wasm_dir / "hostile.wasm", world=world, engine=engine, name="a")
+        first = wasmplug.load(plugin_dir / "hostile.wasm", world=world, engine=engine, name="a")
         second = wasmplug.load(
-            wasm_dir / "hostile.wasm",
+            plugin_dir / "hostile.wasm",
             world=world,
             engine=engine,
             name="b",

@@ -54,12 +54,13 @@ RULES_IN_SLICE = {
 
 
 @pytest.fixture(scope="module")
-def tenants_dir(wasm_dir: Path) -> Path:
-    """The directory of the built components (``wasm_dir`` from ``conftest.py`` builds
-    them), checked to hold every tenant."""
+def tenants_dir(plugin_dir: Path) -> Path:
+    """The directory of the built tenants, once per backend (``plugin_dir`` from
+    ``conftest.py``: components, then core modules for the fast path), checked to hold
+    every tenant."""
     for crate in TENANT_CRATES:
-        assert (wasm_dir / f"{crate.replace('-', '_')}.wasm").is_file(), crate
-    return wasm_dir
+        assert (plugin_dir / f"{crate.replace('-', '_')}.wasm").is_file(), crate
+    return plugin_dir
 
 
 @pytest.fixture(scope="module")

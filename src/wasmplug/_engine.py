@@ -94,7 +94,9 @@ class Engine:
         self.cache_dir: Path | None = (
             cache_root() if cache_dir == "auto" else Path(cache_dir) if cache_dir else None
         )
-        self._components: OrderedDict[str, wasmtime.component.Component] = OrderedDict()
+        self._components: OrderedDict[str, wasmtime.component.Component | wasmtime.Module] = (
+            OrderedDict()
+        )
         self._max_components = max_cached_components
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -128,8 +130,10 @@ class Engine:
 
     def compile(
         self, wasm: bytes, *, sha256: str, plugin: str | None
-    ) -> wasmtime.component.Component:
-        """Compiles a component, or returns it from the memory or disk cache.
+    ) -> wasmtime.component.Component | wasmtime.Module:
+        """Compiles a component, or a core module that carries its world in a
+        ``component-type`` custom section (as ``wit-bindgen`` builds them for the fast
+        path), or returns it from the memory or disk cache.
 
         Args:
             wasm: The component's bytes.
@@ -137,11 +141,11 @@ class Engine:
             plugin: The plugin's name, for error messages.
 
         Returns:
-            The compiled component.
+            The compiled component, or the compiled core module.
 
         Raises:
-            InvalidWasmError: the bytes are not WebAssembly, are a core module rather than
-                a component, or fail to compile.
+            InvalidWasmError: the bytes are not WebAssembly, are a core module without a
+                ``component-type`` section, or fail to compile.
         """
         with self._lock:
             cached = self._components.get(sha256)
@@ -149,14 +153,19 @@ class Engine:
                 self._components.move_to_end(sha256)
         if cached is not None:
             return cached
-        _check_header(wasm, plugin)
-        component = self._load_cached(sha256)
+        core = _check_header(wasm, plugin)
+        component = self._load_cached(sha256, core)
         if component is None:
             try:
-                component = wasmtime.component.Component(self._wasmtime, wasm)
+                component = (
+                    wasmtime.Module(self._wasmtime, wasm)
+                    if core
+                    else wasmtime.component.Component(self._wasmtime, wasm)
+                )
             except wasmtime.WasmtimeError as e:
+                what = "core module" if core else "component"
                 raise InvalidWasmError(
-                    f"not a valid WebAssembly component: {_first_line(str(e))}", plugin=plugin
+                    f"not a valid WebAssembly {what}: {_first_line(str(e))}", plugin=plugin
                 ) from e
             self._store_cached(sha256, component)
         with self._lock:
@@ -165,26 +174,33 @@ class Engine:
                 self._components.popitem(last=False)
         return component
 
-    def _cache_path(self, sha256: str) -> Path | None:
+    def _cache_path(self, sha256: str, core: bool) -> Path | None:
         if self.cache_dir is None:
             return None
-        return self.cache_dir / f"wasmtime-{wasmtime_version()}" / f"{sha256}.cwasm"
+        suffix = ".core.cwasm" if core else ".cwasm"
+        return self.cache_dir / f"wasmtime-{wasmtime_version()}" / f"{sha256}{suffix}"
 
-    def _load_cached(self, sha256: str) -> wasmtime.component.Component | None:
-        path = self._cache_path(sha256)
+    def _load_cached(
+        self, sha256: str, core: bool
+    ) -> wasmtime.component.Component | wasmtime.Module | None:
+        path = self._cache_path(sha256, core)
         if path is None:
             return None
         data = read_trusted(path)
         if data is None:
             return None
         try:
+            if core:
+                return wasmtime.Module.deserialize(self._wasmtime, data)
             return wasmtime.component.Component.deserialize(self._wasmtime, data)
         except wasmtime.WasmtimeError as e:
             logger.warning("ignoring unusable compile cache entry %s: %s", path, e)
             return None
 
-    def _store_cached(self, sha256: str, component: wasmtime.component.Component) -> None:
-        path = self._cache_path(sha256)
+    def _store_cached(
+        self, sha256: str, component: wasmtime.component.Component | wasmtime.Module
+    ) -> None:
+        path = self._cache_path(sha256, isinstance(component, wasmtime.Module))
         if path is not None:
             write_atomically(path, bytes(component.serialize()))
 
@@ -236,7 +252,13 @@ def _first_line(text: str) -> str:
     return text.strip().splitlines()[0] if text.strip() else text
 
 
-def _check_header(wasm: bytes, plugin: str | None) -> None:
+def _check_header(wasm: bytes, plugin: str | None) -> bool:
+    """Checks the magic bytes; returns whether it is a core module (one with a
+    ``component-type`` custom section: a component otherwise).
+
+    Raises:
+        InvalidWasmError: not WebAssembly, or a core module without a world.
+    """
     if len(wasm) < 8 or wasm[:4] != _WASM_MAGIC:
         head = wasm[:8]
         raise InvalidWasmError(
@@ -245,11 +267,44 @@ def _check_header(wasm: bytes, plugin: str | None) -> None:
             plugin=plugin,
         )
     if wasm[4:8] == _CORE_MODULE_HEADER:
-        raise InvalidWasmError(
-            "this is a core WebAssembly module, not a component: build for "
-            "wasm32-wasip2, or componentize it (wasm-tools component new)",
-            plugin=plugin,
-        )
+        if not _has_component_type(wasm):
+            raise InvalidWasmError(
+                "this is a core WebAssembly module without a component-type custom "
+                "section (the world wit-bindgen embeds): build it with wit-bindgen "
+                "(wasm32-wasip1 for the fast path, wasm32-wasip2 for a component)",
+                plugin=plugin,
+            )
+        return True
+    return False
+
+
+def _has_component_type(wasm: bytes) -> bool:
+    """Whether a core module has a custom section named ``component-type...``
+    (wit-bindgen names it ``component-type:<world>``): walks the section headers
+    (id byte, LEB128 size) of the binary format."""
+    at = 8
+    while at < len(wasm):
+        section = wasm[at]
+        size, at = _leb128(wasm, at + 1)
+        if section == 0:
+            name_len, name_at = _leb128(wasm, at)
+            if wasm[name_at : name_at + name_len].startswith(b"component-type"):
+                return True
+        at += size
+    return False
+
+
+def _leb128(data: bytes, at: int) -> tuple[int, int]:
+    """An unsigned LEB128 at ``data[at:]``: ``(value, position after it)``."""
+    value = shift = 0
+    while at < len(data):
+        byte = data[at]
+        at += 1
+        value |= (byte & 0x7F) << shift
+        shift += 7
+        if not byte & 0x80:
+            break
+    return value, at
 
 
 def sha256_hex(data: bytes) -> str:

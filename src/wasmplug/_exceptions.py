@@ -405,6 +405,18 @@ class Trap(CallError):
         self.guest_stderr = guest_stderr
 
 
+class InvalidGuestValue(Trap):
+    """Raised on the core-module fast path when the guest hands the host a value that
+    breaks the canonical ABI: a pointer or length outside its memory, a misaligned
+    pointer, a discriminant past its type's cases, a ``char`` that is not a Unicode
+    scalar value, a string that is not UTF-8, or a ``cabi_realloc`` that returned
+    such a pointer. Nothing outside the guest's memory was read; the instance is
+    replaced. (On the component path wasmtime checks the same and traps.)
+
+    ``detail`` says what was wrong and where in the value.
+    """
+
+
 class HostFunctionError(CallError):
     """Raised when a host function that the host gave the plugin failed during a call.
 

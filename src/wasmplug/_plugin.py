@@ -18,11 +18,13 @@ from ._audit import AuditCallback, Auditor
 from ._bindings import TypeNamespace
 from ._codec import _Result, handle_scope
 from ._component import ComponentBackend
+from ._core import CoreBackend
 from ._engine import Engine, sha256_hex
 from ._exceptions import (
     ArgumentError,
     CallError,
     IntegrityError,
+    LinkError,
     PluginClosedError,
     PolicyError,
     ReentrantCallError,
@@ -57,11 +59,13 @@ class Plugin:
         world: The world it implements.
         policy: Its grants and limits.
         sha256: The sha256 of its bytes, lowercase hex.
-        imports: Every import of the component, by name (WASI included).
+        kind: ``"component"``, or ``"core-module"`` for a core module that
+            ``wit-bindgen`` built (``wasm32-wasip1``), which runs on the fast path:
+            wasmplug's own canonical ABI over wasmtime's core API.
+        imports: Every import of the component, by name (WASI included); for a core
+            module, the interfaces it imports besides WASI.
         ungranted_imports: The ``wasmplug:host`` interfaces it imports but the policy
             does not grant; every call to them returns ``denied``.
-        last_call: The stats of the most recent call, failed or not (``None`` before
-            the first call).
         kv: The host's view of the plugin's kv namespace (CBOR helpers included),
             whether or not the policy grants ``kv`` to the plugin.
         manifest: What the plugin declares it needs (its ``wasmplug-manifest``
@@ -77,11 +81,13 @@ class Plugin:
     sha256: str
     imports: tuple[str, ...]
     ungranted_imports: tuple[str, ...]
-    last_call: CallStats | None
+    _last: CallStats | tuple[Any, ...] | None
     kv: KvNamespace
     manifest: Manifest | None
     capabilities: CapabilityReport
-    _backend: ComponentBackend | None
+    kind: str
+    _backend: ComponentBackend | CoreBackend | None
+    _fast: bool
     _audit: Auditor
     _lock: threading.Lock
     _caller: int | None
@@ -98,7 +104,7 @@ class Plugin:
         world: World,
         policy: Policy,
         sha256: str,
-        backend: ComponentBackend,
+        backend: ComponentBackend | CoreBackend,
         ungranted: tuple[str, ...],
         kv: KvNamespace,
         capabilities: CapabilityReport,
@@ -110,16 +116,27 @@ class Plugin:
         self.sha256 = sha256
         self.imports = backend.imports
         self.ungranted_imports = ungranted
-        self.last_call = None
+        self._last = None
         self.kv = kv
         self.manifest = capabilities.manifest
         self.capabilities = capabilities
         self._backend = backend
+        self._fast = isinstance(backend, CoreBackend)
+        self.kind = "core-module" if self._fast else "component"
         self._audit = backend.auditor
         self._lock = threading.Lock()
         self._caller = None  # the thread inside a call, to detect re-entry
         self._pending = collections.deque()
         return self
+
+    @property
+    def last_call(self) -> CallStats | None:
+        """The stats of the most recent call, failed or not (``None`` before the
+        first call)."""
+        last = self._last
+        if isinstance(last, tuple):  # the fast path's fields, made into stats on demand
+            self._last = last = CallStats(*last)
+        return last
 
     @property
     def types(self) -> TypeNamespace:
@@ -188,7 +205,49 @@ class Plugin:
             ReentrantCallError: called from one of this plugin's own host functions
                 during a call of this plugin.
         """
+        if self._fast:
+            return self._invoke(function, args)
         return self.call_prepared(self.world.prepare(function, *args, plugin=self.name))
+
+    def _invoke(self, function: str, args: tuple[Any, ...]) -> Any:
+        """A call on the core-module fast path (the backend lowers and lifts)."""
+        if self._caller == threading.get_ident():
+            raise ReentrantCallError(
+                f"{function}: called from a host function while this plugin is running "
+                "a call; a plugin runs one call at a time",
+                plugin=self.name,
+                function=function,
+            )
+        export = self.world.exports.get(function)
+        if export is None:
+            raise ArgumentError(
+                f"no export named {function!r}; exports: {', '.join(sorted(self.world.exports))}",
+                plugin=self.name,
+                function=function,
+            )
+        if len(args) != len(export.wit.params):
+            raise ArgumentError(
+                f"{export.signature} takes {len(export.wit.params)} argument(s), {len(args)} given",
+                plugin=self.name,
+                function=function,
+            )
+        with self._lock:
+            backend = self._backend
+            if backend is None:
+                raise PluginClosedError(f"{function}: the plugin is closed", plugin=self.name)
+            assert isinstance(backend, CoreBackend)
+            self._caller = threading.get_ident()
+            try:
+                value, is_ok, stats = backend.invoke(function, args)
+            except BaseException as e:
+                self._last = getattr(e, "stats", None) or self._last
+                raise
+            finally:
+                self._caller = None
+            self._last = stats
+        if not is_ok:
+            raise export.error(value, plugin=self.name, function=function)
+        return value
 
     def call_prepared(self, prepared: PreparedCall) -> Any:
         """Calls an export with arguments already lowered by :meth:`World.prepare`.
@@ -223,12 +282,15 @@ class Plugin:
                 plugin=self.name,
                 function=function,
             )
+        if self._fast:
+            return self._invoke(function, prepared._args)
         export = prepared.export
         handles = prepared._handles
         with self._lock:
             backend = self._backend
             if backend is None:
                 raise PluginClosedError(f"{function}: the plugin is closed", plugin=self.name)
+            assert isinstance(backend, ComponentBackend)
             if self._pending:
                 self._drop_pending(backend)
             if handles:
@@ -237,7 +299,7 @@ class Plugin:
             try:
                 raw, stats = backend.call(function, prepared._address, prepared._count)
             except BaseException as e:
-                self.last_call = getattr(e, "stats", None) or self.last_call
+                self._last = getattr(e, "stats", None) or self._last
                 raise
             finally:
                 self._caller = None
@@ -245,7 +307,7 @@ class Plugin:
                     if moved and handle._native is not None:  # the guest owns it now
                         backend.free(handle._native)
                         handle._native = None
-            self.last_call = stats
+            self._last = stats
             result = export._result
             if raw is None or result is None:
                 return None
@@ -327,7 +389,7 @@ class Plugin:
                 return
             handle._native = None
             backend = self._backend
-            if backend is None:
+            if not isinstance(backend, ComponentBackend):
                 ComponentBackend.free(native)
                 return
             backend.release(native, handle._instance, f"[resource-drop]{name}")
@@ -522,7 +584,7 @@ def load(
         raise IntegrityError(expected=sha256.lower(), found=digest, plugin=name)
     policy = policy if policy is not None else Policy()
     engine = engine or Engine.default()
-    component = engine.compile(wasm, sha256=digest, plugin=name)
+    compiled = engine.compile(wasm, sha256=digest, plugin=name)
     grants = policy.grants
     report = compare(read_manifest(wasm, sha256=digest, plugin=name), grants, plugin=name)
     enforce(report, strict=policy.mode == "strict")
@@ -535,18 +597,39 @@ def load(
     )
     ctx.audit.callback = audit if audit is not None else engine.audit
     host_impls = _host.bind_imports(world, imports, ctx)
-    backend = ComponentBackend(
-        engine=engine.wasmtime_engine,
-        component=component,
-        world=world,
-        limits=policy.limits,
-        ctx=ctx,
-        host_impls=host_impls,
-        wasi=_wasi_factory(name, grants),
-        epoch_tick_ms=engine.epoch_tick_ms,
-        epoch_lag=engine.epoch_clock.lag,
-        determinism=policy.determinism,
-    )
+    backend: ComponentBackend | CoreBackend
+    if isinstance(compiled, wasmtime.Module):
+        if policy.determinism is not None:
+            raise LinkError(
+                "Policy.determinism needs the component path: build the plugin as a "
+                "component (wasm32-wasip2)",
+                [],
+                plugin=name,
+            )
+        backend = CoreBackend(
+            engine=engine.wasmtime_engine,
+            module=compiled,
+            world=world,
+            limits=policy.limits,
+            ctx=ctx,
+            host_impls=host_impls,
+            wasi=_wasi_factory(name, grants),
+            epoch_tick_ms=engine.epoch_tick_ms,
+            epoch_lag=engine.epoch_clock.lag,
+        )
+    else:
+        backend = ComponentBackend(
+            engine=engine.wasmtime_engine,
+            component=compiled,
+            world=world,
+            limits=policy.limits,
+            ctx=ctx,
+            host_impls=host_impls,
+            wasi=_wasi_factory(name, grants),
+            epoch_tick_ms=engine.epoch_tick_ms,
+            epoch_lag=engine.epoch_clock.lag,
+            determinism=policy.determinism,
+        )
     ungranted = tuple(
         i for i in _host.HOST_INTERFACES if i in backend.imports and not _host.is_granted(i, grants)
     )

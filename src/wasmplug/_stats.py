@@ -7,7 +7,7 @@ import attrs
 __all__ = ["CallStats"]
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen
 class CallStats:
     """What one call into a plugin used. Every call records one, failed calls included
     (a :class:`~wasmplug.CallError` carries it as ``stats``).
@@ -16,8 +16,11 @@ class CallStats:
         function: The WIT name of the export called.
         fuel_consumed: Fuel units the call burned (about one per WebAssembly
             instruction), including any instantiation it triggered.
-        wall_time_us: Wall-clock time of the call in microseconds, measured around the
-            whole call: lowering, the guest, host functions and lifting.
+        wall_time_us: Wall-clock time of the call in microseconds, from entering the
+            backend to leaving it: on the core-module fast path lowering, the guest,
+            host functions and lifting; on the component path the guest, host
+            functions and wasmtime's own conversions (wasmplug's lowering happens in
+            :meth:`~wasmplug.World.prepare` before, its lifting after).
         host_calls: How many host functions (capabilities and the host's own imports)
             the guest called.
         denials: How many capability calls the policy denied.

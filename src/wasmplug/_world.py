@@ -85,10 +85,22 @@ class PreparedCall:
         export: The export's signature.
     """
 
-    __slots__ = ("_address", "_arena", "_count", "_handles", "export", "function", "world")
+    __slots__ = (
+        "_address",
+        "_arena",
+        "_args",
+        "_count",
+        "_handles",
+        "export",
+        "function",
+        "world",
+    )
 
-    def __init__(self, world: World, export: ExportFunc, arena: Arena, slots: int) -> None:
+    def __init__(
+        self, world: World, export: ExportFunc, arena: Arena, slots: int, args: tuple[Any, ...]
+    ) -> None:
         self.world = world
+        self._args = args  # as given, for a backend that lowers on its own
         self.export = export
         self.function = export.name
         self._arena = arena  # owns the memory that ``_address`` points into
@@ -315,7 +327,7 @@ class World:
                     e.describe(f"{function}({pname})"), plugin=plugin, function=function
                 ) from None
         arena.finalize()
-        return PreparedCall(self, export, arena, slots)
+        return PreparedCall(self, export, arena, slots, args)
 
     def _codec(self, t: _wit.WitType) -> Codec:
         """Returns the (memoized) codec for a WIT type of this world.

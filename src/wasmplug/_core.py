@@ -1,0 +1,774 @@
+"""The core-module fast path: wasmplug's canonical ABI over wasmtime's core API.
+
+A plugin that ``wit-bindgen`` builds as a core module (``wasm32-wasip1``, the world
+in its ``component-type`` custom section) exports one core function per WIT
+function, named as the canonical ABI names them (``evaluate``, or
+``ns:pkg/iface@1.0.0#evaluate``), plus ``memory``, ``cabi_realloc`` and a
+``cabi_post_<name>`` per function whose result points into memory. It imports the
+world's interfaces the same way, and WASI preview 1 (``wasi_snapshot_preview1``).
+
+:class:`CoreBackend` checks every export's and import's core signature against the
+host's world when it loads, serves the imports (the ``wasmplug:host``
+capabilities and the host's own functions, from the same implementations as the
+component path; WASI preview 1 from wasmtime under the same grants), and calls the
+exports through wasmtime's unchecked call path with arguments lowered and results
+lifted by :mod:`wasmplug._cabi`. Limits, failures and the audit trail are the
+shared ones of :class:`~wasmplug._sandbox.Sandbox`.
+
+Not supported here yet (a load-time :class:`~wasmplug.LinkError` or
+:class:`~wasmplug.WorldMismatchError` names the function): resources, and the
+determinism option (``Policy.determinism``), which needs the component path.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import struct
+from collections.abc import Callable, Sequence
+from time import perf_counter
+from typing import Any
+
+import wasmtime
+
+from . import _native, _wit
+from ._cabi import BadValue, Layout, Memory, Signature, layout_of
+from ._codec import Mismatch, UnsupportedType
+from ._exceptions import (
+    ArgumentError,
+    CallError,
+    InvalidGuestValue,
+    LinkError,
+    OutputLimitExceeded,
+    WorldMismatchError,
+)
+from ._host import CAPABILITIES, HTTP, HostContext, HostImpl
+from ._policy import Limits
+from ._sandbox import Sandbox, _HostCallLimit, _HostDeadline, _WasiWait
+from ._stats import CallStats
+from ._world import World
+
+__all__ = ["CoreBackend", "is_core_module"]
+
+#: WASI preview 1's module name.
+WASI_P1 = "wasi_snapshot_preview1"
+#: The module name of world-level imported functions.
+ROOT_MODULE = "$root"
+
+_CORE_HEADER = b"\0asm\x01\x00\x00\x00"
+_call_unchecked = _native.call_unchecked
+_set_fuel = _native.set_fuel
+_get_fuel = _native.get_fuel
+_set_epoch_deadline = _native.set_epoch_deadline
+#: A call's :class:`CallStats` fields, in order.
+RawStats = tuple[str, int, float, int, int, bool, float]
+_SLOT = 16  # bytes per wasmtime_val_raw_t
+_PACK = {"i32": "I", "i64": "Q", "f32": "f", "f64": "d"}
+_MASK = {"i32": 0xFFFF_FFFF, "i64": 0xFFFF_FFFF_FFFF_FFFF}
+_U32 = struct.Struct("<I")
+_U64 = struct.Struct("<Q")
+# poll_oneoff's subscription (48 bytes): userdata u64, tag u8, then for a clock:
+# clock id u32 at 16, timeout u64 at 24, precision at 32, flags u16 at 40.
+_SUBSCRIPTION = struct.Struct("<QB7xI4xQQH6x")
+_EVENTTYPE_CLOCK = 0
+_SUBCLOCK_ABSTIME = 1
+_ERRNO_NOTSUP = 58
+
+
+def is_core_module(wasm: bytes) -> bool:
+    """Whether ``wasm`` starts like a core module (version 1) rather than a component."""
+    return wasm[:8] == _CORE_HEADER
+
+
+def _slots_struct(types: Sequence[str]) -> struct.Struct:
+    """Packs flat values into consecutive ``wasmtime_val_raw_t`` slots."""
+    return struct.Struct(
+        "<" + "".join(f"{_PACK[t]}{_SLOT - struct.calcsize(_PACK[t])}x" for t in types)
+    )
+
+
+class _Export:
+    """One export's call plan: its signature, core names and flat value packing."""
+
+    __slots__ = (
+        "buf",
+        "buf_addr",
+        "core_name",
+        "error",
+        "needs_memory",
+        "nslots",
+        "pack",
+        "post_name",
+        "result_is_result",
+        "sig",
+        "unpack",
+    )
+
+    def __init__(self, core_name: str, sig: Signature, error: Any) -> None:
+        self.core_name = core_name
+        self.post_name = f"cabi_post_{core_name}"
+        self.sig = sig
+        self.error = error
+        self.nslots = max(len(sig.params_flat), len(sig.results_flat), 1)
+        # The raw slots of every call (calls of one plugin are serialized).
+        self.buf = (_native.RAW * self.nslots)()
+        self.buf_addr = ctypes.addressof(self.buf)
+        # Whether a call touches linear memory (else no view is made).
+        self.needs_memory = (
+            sig.params_in_memory
+            or sig.result_in_memory
+            or any(p.dynamic for p in sig.params)
+            or (sig.result is not None and sig.result.dynamic)
+        )
+        self.pack = _slots_struct(sig.params_flat)
+        self.unpack = _slots_struct(sig.results_flat)
+        self.result_is_result = isinstance(
+            _wit.unalias(sig.result.wit) if sig.result else None, _wit.ResultType
+        )
+
+
+class _CoreInstance:
+    """One Store with one instance of the module, and what calls need from it."""
+
+    __slots__ = (
+        "_keep",
+        "_views",
+        "context",
+        "funcs",
+        "memory",
+        "post",
+        "realloc",
+        "realloc_call",
+        "store",
+        "token",
+    )
+
+    def __init__(
+        self, store: wasmtime.Store, instance: wasmtime.Instance, names: list[str]
+    ) -> None:
+        self.store = store
+        self.context = _native.context_of(store)
+        exports = instance.exports(store)
+        # The wasmtime objects whose structs the addresses below point into.
+        self._keep: list[Any] = []
+        self.funcs: dict[str, int] = {}
+        self.post: dict[str, int] = {}
+        for name in names:
+            self.funcs[name] = self._ref(exports[name])
+            post = exports.get(f"cabi_post_{name}")
+            if isinstance(post, wasmtime.Func):
+                self.post[name] = self._ref(post)
+        realloc = exports.get("cabi_realloc")
+        self.realloc = self._ref(realloc) if isinstance(realloc, wasmtime.Func) else None
+        memory = exports.get("memory")
+        self.memory: int | None = None
+        if isinstance(memory, wasmtime.Memory):
+            self._keep.append(memory)
+            self.memory = _native.memory_ref(memory)
+        self._views: tuple[int, int, memoryview] | None = None
+        self.token = object()
+        self.realloc_call: Callable[[int, int], int] | None = None
+
+    def _ref(self, func: Any) -> int:
+        self._keep.append(func)
+        return _native.func_ref(func)
+
+    def view(self) -> memoryview:
+        """The memory's current view (cached while its base and size stay put)."""
+        if self.memory is None:
+            return memoryview(b"")
+        base, size = _native.memory_span(self.context, self.memory)
+        cached = self._views
+        if cached is not None and cached[0] == base and cached[1] == size:
+            return cached[2]
+        view = _native.memory_view(base, size)
+        self._views = (base, size, view)
+        return view
+
+
+class _GuestFailure(Exception):
+    """A guest call made while lowering or lifting (``cabi_realloc``, a post-return)
+    failed; ``message`` is wasmtime's."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class CoreBackend(Sandbox):
+    """Runs one plugin's core module on the fast path: checked against the world,
+    linked against the host capabilities, the host's functions and WASI preview 1
+    under the plugin's grants, instantiated on demand from a pre-linked module.
+
+    Not thread-safe: :class:`~wasmplug.Plugin` serializes calls.
+
+    Raises:
+        WorldMismatchError: an export of the world is missing, or its core signature
+            is not the canonical ABI's for its WIT type; or the world passes
+            resources, which the fast path does not support yet.
+        LinkError: the module imports something the world or the host does not
+            provide, with another core signature, or the determinism option is set.
+    """
+
+    def __init__(
+        self,
+        *,
+        engine: wasmtime.Engine,
+        module: wasmtime.Module,
+        world: World,
+        limits: Limits,
+        ctx: HostContext,
+        host_impls: dict[str, dict[str, HostImpl]],
+        wasi: Callable[
+            [Callable[[bytes], int | None], Callable[[bytes], int | None]], wasmtime.WasiConfig
+        ],
+        epoch_tick_ms: float,
+        epoch_lag: Callable[[], int],
+    ) -> None:
+        super().__init__(limits=limits, ctx=ctx, epoch_tick_ms=epoch_tick_ms, epoch_lag=epoch_lag)
+        self._engine = engine
+        self._module = module
+        self._world = world
+        self._wasi = wasi
+        self._host_impls = host_impls
+        self._layouts: dict[int, Layout] = {}
+        self._instance: _CoreInstance | None = None
+        self._fuel_out = ctypes.c_uint64()
+        self._fuel_addr = ctypes.addressof(self._fuel_out)
+        self._trap = _native.TrapSlot()
+        self._exports = self._check_exports()
+        imports = {(i.module, i.name or ""): i.type for i in module.imports}
+        self.imports: tuple[str, ...] = tuple(
+            dict.fromkeys(m for m, _ in imports if m not in (WASI_P1, ROOT_MODULE))
+        )
+        self._callbacks: list[Any] = []
+        linker = self._link(imports)
+        try:
+            self._pre = linker.instantiate_pre(module)
+        except wasmtime.WasmtimeError as e:
+            raise LinkError(f"cannot link: {str(e).strip()}", [], plugin=ctx.plugin) from None
+
+    # -- load-time checks ----------------------------------------------------------------
+
+    def _signature(self, func: _wit.Function) -> Signature:
+        params = [layout_of(p.type, self._world.types, self._layouts) for p in func.params]
+        result = (
+            layout_of(func.result, self._world.types, self._layouts)
+            if func.result is not None
+            else None
+        )
+        return Signature(params, result)
+
+    def _check_exports(self) -> dict[str, _Export]:
+        found = {e.name: e.type for e in self._module.exports}
+        problems: list[str] = []
+        plans: dict[str, _Export] = {}
+        for name, export in self._world.exports.items():
+            core = name if export.interface is None else f"{export.interface}#{export.wit.name}"
+            try:
+                sig = self._signature(export.wit)
+            except UnsupportedType as e:
+                problems.append(f"export {name}: {e}")
+                continue
+            ty = found.get(core)
+            if ty is None:
+                problems.append(f"missing core export {core!r} (for {export.signature})")
+                continue
+            have = _native.func_type_names(ty)
+            want = (sig.params_flat, sig.results_flat)
+            if have != want:
+                problems.append(
+                    f"core export {core!r}: expected the canonical ABI's "
+                    f"{_show(want)} for {export.signature}, found {_show(have)}"
+                )
+                continue
+            plans[name] = _Export(core, sig, export.error)
+        memory = found.get("memory")
+        if plans and not isinstance(memory, wasmtime.MemoryType):
+            problems.append("no exported memory named 'memory'")
+        realloc = found.get("cabi_realloc")
+        if realloc is not None and _native.func_type_names(realloc) != (("i32",) * 4, ("i32",)):
+            problems.append(
+                f"cabi_realloc: expected {_show((('i32',) * 4, ('i32',)))}, "
+                f"found {_show(_native.func_type_names(realloc))}"
+            )
+        if problems:
+            raise WorldMismatchError(self._world.name, problems, plugin=self._ctx.plugin)
+        return plans
+
+    def _link(self, imports: dict[tuple[str, str], Any]) -> wasmtime.Linker:
+        """A linker with WASI preview 1 and every non-WASI import the module has,
+        each checked against the world.
+
+        Raises:
+            LinkError: an import the world does not have, or with another signature.
+        """
+        plugin = self._ctx.plugin
+        linker = wasmtime.Linker(self._engine)
+        linker.define_wasi()
+        linker.allow_shadowing = True
+        problems: list[str] = []
+        unknown: list[str] = []
+        items = self._world.wit.imports
+        for (module, name), ty in imports.items():
+            if module == WASI_P1:
+                if name == "poll_oneoff":
+                    self._define(linker, module, name, ty, self._poll_oneoff())
+                continue
+            if module == ROOT_MODULE:
+                item = items.get(name)
+                func = item if isinstance(item, _wit.Function) else None
+                impls = self._host_impls.get("", {})
+                qualified = name
+            else:
+                iface = items.get(module)
+                func = iface.functions.get(name) if isinstance(iface, _wit.Interface) else None
+                impls = self._host_impls.get(module, {})
+                qualified = f"{module}#{name}"
+            if func is None:
+                unknown.append(qualified)
+                continue
+            try:
+                sig = self._signature(func)
+            except UnsupportedType as e:
+                problems.append(f"{qualified}: {e}")
+                continue
+            have = _native.func_type_names(ty)
+            want = (sig.import_params_flat, sig.import_results_flat)
+            if have != want:
+                problems.append(
+                    f"{qualified}: expected the canonical ABI's {_show(want)}, found {_show(have)}"
+                )
+                continue
+            impl = impls.get(func.name)
+            if impl is None:  # pragma: no cover - bind_imports checks every import
+                unknown.append(qualified)
+                continue
+            timed = module not in CAPABILITIES or module == HTTP
+            self._define(linker, module, name, ty, self._host_call(qualified, sig, impl, timed))
+        if unknown:
+            raise LinkError(
+                f"imports {', '.join(unknown)}, which world {self._world.name} does not import",
+                unknown,
+                plugin=plugin,
+            )
+        if problems:
+            raise LinkError("; ".join(problems), problems, plugin=plugin)
+        return linker
+
+    def _define(
+        self,
+        linker: wasmtime.Linker,
+        module: str,
+        name: str,
+        ty: Any,
+        call: Callable[[int, int], None],
+    ) -> None:
+        callback = _native.define_unchecked(linker, module=module, name=name, ty=ty, run=call)
+        self._callbacks.append(callback)
+
+    # -- imports ---------------------------------------------------------------------------
+
+    def _memory(self) -> Memory:
+        inst = self._instance
+        if inst is None:
+            raise BadValue("no live instance")
+        return Memory(inst.view, inst.realloc_call)
+
+    def _realloc_for(self, inst: _CoreInstance) -> Callable[[int, int], int] | None:
+        func = inst.realloc
+        if func is None:
+            return None
+        buf = (_native.RAW * 4)()
+        trap = self._trap
+
+        def realloc(align: int, size: int) -> int:
+            struct.pack_into("<I12xI12xI12xI12x", buf, 0, 0, 0, align, size)
+            message = _native.call(inst.context, func, buf, 4, trap)
+            if message is not None:
+                raise _GuestFailure(message)
+            return int(_U32.unpack_from(buf, 0)[0])
+
+        return realloc
+
+    def _host_call(
+        self, qualified: str, sig: Signature, impl: HostImpl, timed: bool
+    ) -> Callable[[int, int], None]:
+        """Wraps a host function as a raw unchecked one: lift the arguments from the
+        raw slots (or from memory), call ``impl``, check and lower its result.
+        Failures are recorded in the context, as on the component path."""
+        ctx = self._ctx
+        params_in = _slots_struct(sig.import_params_flat)
+        ptypes = sig.import_params_flat
+        result = sig.result
+        results_out = _slots_struct(sig.import_results_flat)
+        tuple_layout = sig.params_tuple
+
+        def run(raw: int, nraw: int) -> None:
+            if ctx.host_calls > ctx.max_host_calls:
+                raise _HostCallLimit(qualified)
+            if perf_counter() > ctx.deadline:
+                raise _HostDeadline(qualified)
+            buf = _native.raw_view(raw, nraw)
+            flat = list(params_in.unpack_from(buf, 0)) if ptypes else []
+            mem = self._memory()
+            try:
+                if sig.params_in_memory:
+                    ptr = flat[0]
+                    mem.check(ptr, tuple_layout.size, tuple_layout.align)
+                    args = tuple_layout.load(mem, ptr)
+                else:
+                    it = iter(
+                        [
+                            v & _MASK[t] if t in _MASK else v
+                            for v, t in zip(flat, ptypes, strict=True)
+                        ]
+                    )
+                    args = [p.lift(mem, it) for p in sig.params]
+            except BadValue as e:
+                raise InvalidGuestValue(
+                    f"{qualified}: the guest passed an invalid argument: {e}",
+                    plugin=ctx.plugin,
+                    function=ctx.function,
+                ) from None
+            if timed:
+                t0 = perf_counter()
+                try:
+                    value = impl(*args)
+                finally:
+                    now = perf_counter()
+                    ctx.host_time += now - t0
+                if now > ctx.deadline:
+                    raise _HostDeadline(qualified)
+            else:
+                value = impl(*args)
+            if result is None:
+                return
+            mem = self._memory()
+            try:
+                if sig.result_in_memory:
+                    retptr = flat[-1] & 0xFFFF_FFFF
+                    mem.check(retptr, result.size, result.align)
+                    result.store(mem, retptr, value)
+                else:
+                    out: list[Any] = []
+                    result.lower(mem, value, out)
+                    results_out.pack_into(_native.raw_view(raw, nraw), 0, *out)
+            except Mismatch as e:
+                raise TypeError(e.describe(f"{qualified} result")) from None
+            except BadValue as e:
+                raise InvalidGuestValue(
+                    f"{qualified}: the guest gave an invalid place for the result: {e}",
+                    plugin=ctx.plugin,
+                    function=ctx.function,
+                ) from None
+
+        def call(raw: int, nraw: int) -> None:
+            ctx.host_calls += 1
+            try:
+                run(raw, nraw)
+            except BaseException as e:
+                if ctx.failure is None:
+                    ctx.failure = (qualified, e)
+                raise
+
+        return call
+
+    def _poll_oneoff(self) -> Callable[[int, int], None]:
+        """WASI preview 1's ``poll_oneoff``, refusing clock waits as the component
+        path refuses ``subscribe-duration``: at once with :class:`DeadlineExceeded`
+        when the wait would end past the deadline, else with ``WasiRefusedError``.
+        wasmtime's own would block where no epoch can interrupt it. Waits on file
+        descriptors only get ``ENOTSUP``."""
+        ctx = self._ctx
+        qualified = f"{WASI_P1}#poll_oneoff"
+
+        def call(raw: int, nraw: int) -> None:
+            ctx.host_calls += 1
+            try:
+                buf = _native.raw_view(raw, nraw)
+                in_ptr, _out, nsubs, _nevents = struct.unpack_from("<I12xI12xI12xI12x", buf, 0)
+                mem = self._memory()
+                longest = 0
+                for i in range(min(nsubs, 64)):
+                    mem.check(in_ptr + 48 * i, 48, 8)
+                    _, tag, _clock, timeout, _, flags = _SUBSCRIPTION.unpack_from(
+                        mem.view, in_ptr + 48 * i
+                    )
+                    if tag == _EVENTTYPE_CLOCK:
+                        wait = timeout
+                        if flags & _SUBCLOCK_ABSTIME:
+                            wait = max(0, timeout - _native.monotonic_ns())
+                        longest = max(longest, wait)
+                if longest == 0 and nsubs:
+                    struct.pack_into("<I", buf, 0, _ERRNO_NOTSUP)
+                    return
+                past = perf_counter() + longest / 1e9 > ctx.deadline
+                raise _WasiWait(qualified, longest, past)
+            except BaseException as e:
+                if ctx.failure is None:
+                    ctx.failure = (qualified, e)
+                raise
+
+        return call
+
+    # -- instances -----------------------------------------------------------------------
+
+    def instantiate(self) -> tuple[_CoreInstance, int]:
+        """Creates a fresh Store and instance from the pre-linked module; returns it
+        and the fuel its start-up consumed.
+
+        Raises:
+            InstantiationError: instantiation or start-up failed.
+            LinkError: an import could not be satisfied.
+        """
+        store = wasmtime.Store(self._engine)
+        limits = self._limits
+        store.set_limits(
+            memory_size=-1 if (each := limits.memory_bytes_each) is None else each,
+            table_elements=limits.table_elements,
+            instances=limits.instances,
+            tables=limits.tables,
+            memories=limits.memories,
+        )
+        self._output.reset()
+        store.set_wasi(self._wasi(self._output.stdout, self._output.stderr))
+        store.set_fuel(self.fuel_budget)
+        store.set_epoch_deadline(self.epoch_deadline())
+        try:
+            instance = self._pre.instantiate(store)
+            inst = _CoreInstance(store, instance, [e.core_name for e in self._exports.values()])
+            inst.realloc_call = self._realloc_for(inst)
+            init = instance.exports(store).get("_initialize")
+            if isinstance(init, wasmtime.Func):
+                self._instance = inst  # host functions called by start-up code need it
+                init(store)
+        except (wasmtime.WasmtimeError, wasmtime.Trap) as e:
+            self._instance = None
+            error = self.instantiation_error(str(e))
+            raise error from error.__cause__
+        return inst, self.fuel_budget - store.get_fuel()
+
+    def start(self) -> None:
+        """Creates the first instance now, so that link and instantiation errors surface
+        at load time rather than at the first call.
+
+        Raises:
+            InstantiationError, LinkError: as :meth:`instantiate`.
+        """
+        if self._instance is None:
+            self._instance, _ = self.instantiate()
+
+    # -- calls ---------------------------------------------------------------------------
+
+    def invoke(self, name: str, args: Sequence[Any]) -> tuple[Any, bool, RawStats]:
+        """Calls export ``name``: lowers ``args``, calls, lifts the result.
+
+        Returns:
+            ``(value, is_ok, stats)``: the lifted result (``None`` without one; the
+            payload of a ``result``), whether it is not a ``result``'s ``err`` case,
+            and the stats as the fields of a :class:`CallStats` (made only when
+            someone reads them).
+
+        Raises:
+            ArgumentError: an argument does not match its WIT type (nothing ran in
+                the guest but ``cabi_realloc``; the instance is kept).
+            CallError: the guest trapped, breached a limit, or gave an invalid value
+                (:class:`InvalidGuestValue`); the instance is discarded.
+            OutputLimitExceeded: the result is larger than ``Limits.output_bytes``.
+            InstantiationError: a fresh instance was needed and could not be created.
+        """
+        start = perf_counter()
+        plan = self._exports[name]
+        sig = plan.sig
+        inst = self._instance
+        fresh = inst is None
+        inst_fuel = 0
+        if inst is None:
+            inst, inst_fuel = self.instantiate()
+            self._instance = inst
+        context = inst.context
+        budget = self.fuel_budget
+        _set_fuel(context, budget)
+        _set_epoch_deadline(context, self.ticks + self._epoch_lag())
+        self.begin(name)
+        ctx = self._ctx
+        buf = plan.buf
+        message: str | None = None
+        value: Any = None
+        is_ok = True
+        too_large: int | None = None
+        try:
+            mem = Memory(inst.view, inst.realloc_call) if plan.needs_memory else _NO_MEMORY
+            if plan.pack.size:
+                self._lower_args(name, plan, mem, args, buf)
+            trap = self._trap
+            err = _call_unchecked(
+                context, inst.funcs[plan.core_name], plan.buf_addr, plan.nslots, trap.address
+            )
+            if err or trap.ptr.value:
+                message = _native.failure(err, trap)
+            elif sig.result is not None and not self._output.breached:
+                if plan.needs_memory:
+                    mem.view = inst.view()
+                try:
+                    value = self._lift(plan, mem, buf)
+                except _OutputTooLarge as e:
+                    too_large = e.used
+                post = inst.post.get(plan.core_name)
+                if post is not None:
+                    message = _native.call(context, post, buf, plan.nslots, trap)
+        except _GuestFailure as e:
+            message = e.message
+        except BadValue as e:
+            error = self._bad_value(name, str(e), start, inst_fuel, fresh)
+            raise error from None
+        _get_fuel(context, self._fuel_addr)
+        raw = (
+            name,
+            inst_fuel + budget - self._fuel_out.value,
+            (perf_counter() - start) * 1e6,
+            ctx.host_calls,
+            ctx.denials,
+            fresh,
+            ctx.host_time * 1e6,
+        )
+        if message is not None or self._output.breached:
+            raise self.fail(name, message or "", CallStats(*raw))
+        if too_large is not None:
+            limit = self._limits.output_bytes or 0
+            error = OutputLimitExceeded(
+                f"{name} returned more than {limit} bytes (Limits.output_bytes; "
+                f"{too_large:,} bytes measured before stopping)",
+                limit="output_bytes",
+                allowed=limit,
+                used=too_large,
+                plugin=ctx.plugin,
+                function=name,
+                stats=CallStats(*raw),
+            )
+            self.audit(error)
+            raise error
+        if plan.result_is_result:
+            is_ok, value = _result_parts(value)
+        return value, is_ok, raw
+
+    def _lower_args(
+        self, name: str, plan: _Export, mem: Memory, args: Sequence[Any], buf: Any
+    ) -> None:
+        """Checks and lowers the arguments into ``buf`` (flat) or into guest memory.
+
+        Raises:
+            ArgumentError: an argument does not match its WIT type.
+        """
+        sig = plan.sig
+        params = self._world.exports[name].wit.params
+        i = 0
+        try:
+            if sig.params_in_memory:
+                tup = sig.params_tuple
+                ptr = mem.alloc(tup.align, tup.size)
+                for i, (p, off, v) in enumerate(  # noqa: B007 (i names the bad argument)
+                    zip(sig.params, tup.offsets, args, strict=True)
+                ):
+                    p.store(mem, ptr + off, v)
+                _U32.pack_into(buf, 0, ptr)
+            else:
+                flat: list[Any] = []
+                for i, (p, v) in enumerate(zip(sig.params, args, strict=True)):  # noqa: B007
+                    p.lower(mem, v, flat)
+                plan.pack.pack_into(buf, 0, *flat)
+        except Mismatch as e:
+            raise ArgumentError(
+                e.describe(f"{name}({params[i].name})"), plugin=self._ctx.plugin, function=name
+            ) from None
+
+    def _lift(self, plan: _Export, mem: Memory, buf: Any) -> Any:
+        """Lifts the result from the raw slots in ``buf`` (or from memory, measured
+        against ``Limits.output_bytes`` first).
+
+        Raises:
+            BadValue: the guest's result breaks the canonical ABI.
+            _OutputTooLarge: it is larger than ``Limits.output_bytes``.
+        """
+        sig = plan.sig
+        result = sig.result
+        assert result is not None
+        if sig.result_in_memory:
+            ptr = _U32.unpack_from(buf, 0)[0]
+            mem.check(ptr, result.size, result.align)
+            limit = self._limits.output_bytes
+            if limit is not None and result.dynamic:
+                used = result.measure(mem, ptr, limit)
+                if used > limit:
+                    raise _OutputTooLarge(used)
+            return result.load(mem, ptr)
+        limit = self._limits.output_bytes
+        if limit is not None and (result.fixed or 0) > limit:
+            raise _OutputTooLarge(result.fixed or 0)
+        flat = plan.unpack.unpack_from(buf, 0)
+        t = sig.results_flat[0]
+        return result.lift(mem, iter([flat[0] & _MASK[t] if t in _MASK else flat[0]]))
+
+    def _bad_value(
+        self, name: str, reason: str, start: float, inst_fuel: int, fresh: bool
+    ) -> CallError:
+        stats = CallStats(
+            function=name,
+            fuel_consumed=inst_fuel,
+            wall_time_us=(perf_counter() - start) * 1e6,
+            host_calls=self._ctx.host_calls,
+            denials=self._ctx.denials,
+            fresh_instance=fresh,
+            host_time_us=self._ctx.host_time * 1e6,
+        )
+        self._discard()
+        error = InvalidGuestValue(
+            f"{name} returned a value that breaks the canonical ABI: {reason}",
+            plugin=self._ctx.plugin,
+            function=name,
+            stats=stats,
+            detail=reason,
+        )
+        self.audit(error)
+        return error
+
+    def close(self) -> None:
+        """Drops the instance and the pre-linked module. Idempotent."""
+        self._discard()
+        self._pre = None  # type: ignore[assignment]
+
+    def _discard(self) -> None:
+        self._instance = None
+
+    @property
+    def current_instance(self) -> object | None:
+        inst = self._instance
+        return inst.token if inst is not None else None
+
+
+class _NoMemory(Memory):
+    """Stands in for a memory view in calls that pass only scalars."""
+
+    def __init__(self) -> None:
+        self.view = memoryview(b"")
+        self._realloc = None
+
+
+_NO_MEMORY = _NoMemory()
+
+
+class _OutputTooLarge(BadValue):
+    def __init__(self, used: int) -> None:
+        super().__init__(f"{used} bytes")
+        self.used = used
+
+
+def _result_parts(value: Any) -> tuple[bool, Any]:
+    from ._bindings import Ok
+
+    return isinstance(value, Ok), value.value
+
+
+def _show(sig: tuple[tuple[str, ...], tuple[str, ...]]) -> str:
+    params, results = sig
+    return f"(func (param {' '.join(params) or '-'}) (result {' '.join(results) or '-'}))"

@@ -1,0 +1,209 @@
+"""wasmtime's C API below wasmtime-py, for the core-module fast path.
+
+wasmtime-py wraps every call in Python frames that rebuild types and convert values
+(about 12-16 µs for a call, against 1.5 µs through ``wasmtime_func_call_unchecked``,
+``docs/performance.md``). The fast path calls the C functions it needs directly,
+through foreign-function objects of its own whose prototypes take plain integers
+for pointers: no ctypes pointer objects on the hot path.
+
+What of wasmtime-py's private API the fast path needs (its loaded library
+``wasmtime._ffi.dll``, ``Store._context``, ``Func._func``, ``Memory._memory``,
+``Trap._from_ptr``, ``WasmtimeError._from_ptr``) is reached only from here.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import time
+from collections.abc import Callable
+from typing import Any
+
+import wasmtime
+from wasmtime import _ffi
+
+__all__ = [
+    "RAW",
+    "TrapSlot",
+    "call",
+    "call_unchecked",
+    "context_of",
+    "define_unchecked",
+    "failure",
+    "func_ref",
+    "func_type_names",
+    "get_fuel",
+    "memory_ref",
+    "memory_span",
+    "memory_view",
+    "monotonic_ns",
+    "raw_view",
+    "set_epoch_deadline",
+    "set_fuel",
+]
+
+_dll = _ffi.dll
+_P = ctypes.c_void_p
+_SIZE = ctypes.c_size_t
+_U64 = ctypes.c_uint64
+
+
+def _proto(name: str, restype: Any, *argtypes: Any) -> Any:
+    return ctypes.CFUNCTYPE(restype, *argtypes)((name, _dll))
+
+
+#: One ``wasmtime_val_raw_t`` (16 bytes): the unchecked call path's value slot.
+RAW = ctypes.c_ubyte * 16
+if ctypes.sizeof(_ffi.wasmtime_val_raw_t) != ctypes.sizeof(RAW):  # pragma: no cover
+    raise ImportError(
+        f"wasmtime_val_raw_t is {ctypes.sizeof(_ffi.wasmtime_val_raw_t)} bytes in this "
+        "wasmtime-py, wasmplug's fast path expects 16"
+    )
+
+#: ``wasmtime_func_call_unchecked(context, func, slots, n, trap_out) -> error``, all
+#: pointers as addresses (the hot path calls it directly; :func:`failure` reads an
+#: error or trap it reports).
+call_unchecked = _proto("wasmtime_func_call_unchecked", _P, _P, _P, _P, _SIZE, _P)
+#: ``wasmtime_context_set_fuel(context, fuel)`` (cannot fail: fuel is configured).
+set_fuel = _proto("wasmtime_context_set_fuel", _P, _P, _U64)
+#: ``wasmtime_context_get_fuel(context, out_address)``.
+get_fuel = _proto("wasmtime_context_get_fuel", _P, _P, _P)
+#: ``wasmtime_context_set_epoch_deadline(context, ticks_from_now)``.
+set_epoch_deadline = _proto("wasmtime_context_set_epoch_deadline", None, _P, _U64)
+_memory_data = _proto("wasmtime_memory_data", _P, _P, _P)
+_memory_data_size = _proto("wasmtime_memory_data_size", _SIZE, _P, _P)
+_trap_new = _proto("wasmtime_trap_new", _P, ctypes.c_char_p, _SIZE)
+_CALLBACK = ctypes.CFUNCTYPE(_SIZE, _P, _P, _P, _SIZE)
+_NO_FINALIZER = ctypes.CFUNCTYPE(None, ctypes.c_void_p)()
+
+
+def context_of(store: wasmtime.Store) -> int:
+    """The address of a Store's ``wasmtime_context_t``."""
+    return ctypes.cast(store._context(), _P).value or 0
+
+
+class TrapSlot:
+    """Where a call's ``wasm_trap_t*`` lands (one per backend: calls are serialized)."""
+
+    __slots__ = ("address", "ptr")
+
+    def __init__(self) -> None:
+        self.ptr = _P()
+        self.address = ctypes.addressof(self.ptr)
+
+
+def func_ref(func: wasmtime.Func) -> int:
+    """The address of a Func's ``wasmtime_func_t``: valid while ``func`` is alive (the
+    caller keeps it)."""
+    return ctypes.addressof(func._func)
+
+
+def memory_ref(memory: wasmtime.Memory) -> int:
+    """The address of a Memory's ``wasmtime_memory_t``: valid while ``memory`` is
+    alive (the caller keeps it)."""
+    return ctypes.addressof(memory._memory)
+
+
+def call(context: int, func: int, buf: Any, n: int, trap: TrapSlot) -> str | None:
+    """Calls ``func`` through the unchecked path with ``n`` raw slots at ``buf``
+    (arguments in, results out). Returns ``None``, or wasmtime's message for a trap
+    or error."""
+    err = call_unchecked(context, func, ctypes.addressof(buf), n, trap.address)
+    if err or trap.ptr.value:
+        return failure(err, trap)
+    return None
+
+
+def failure(err: int | None, trap: TrapSlot) -> str:
+    """wasmtime's message for what a call reported: the error at ``err``, else the
+    trap in ``trap`` (which is cleared); both are freed."""
+    if err:
+        error = ctypes.cast(err, ctypes.POINTER(_ffi.wasmtime_error_t))
+        return str(wasmtime.WasmtimeError._from_ptr(error))
+    ptr = ctypes.cast(trap.ptr.value or 0, ctypes.POINTER(_ffi.wasm_trap_t))
+    trap.ptr.value = None
+    return str(wasmtime.Trap._from_ptr(ptr))
+
+
+def memory_span(context: int, memory: int) -> tuple[int, int]:
+    """A memory's base address and size in bytes, now."""
+    return _memory_data(context, memory) or 0, _memory_data_size(context, memory)
+
+
+_ARRAYS: dict[int, Any] = {}
+
+
+def _array(size: int) -> Any:
+    cls = _ARRAYS.get(size)
+    if cls is None:
+        cls = _ARRAYS[size] = ctypes.c_ubyte * size
+        if len(_ARRAYS) > 256:
+            _ARRAYS.pop(next(iter(_ARRAYS)))
+    return cls
+
+
+def memory_view(base: int, size: int) -> memoryview:
+    """A writable view of ``size`` bytes at ``base`` (no copy)."""
+    if not size:
+        return memoryview(bytearray())
+    return memoryview(_array(size).from_address(base)).cast("B")
+
+
+def raw_view(address: int, n: int) -> Any:
+    """A writable buffer over ``n`` raw slots at ``address``."""
+    return _array(16 * max(n, 1)).from_address(address)
+
+
+def func_type_names(ty: Any) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """A core function type as ``(params, results)`` of ``"i32"``-style names; an
+    empty pair of ``("?",)`` for something that is not a function."""
+    if not isinstance(ty, wasmtime.FuncType):
+        return (("?",), ("?",))
+    return tuple(str(p) for p in ty.params), tuple(str(r) for r in ty.results)
+
+
+def define_unchecked(
+    linker: wasmtime.Linker,
+    *,
+    module: str,
+    name: str,
+    ty: wasmtime.FuncType,
+    run: Callable[[int, int], None],
+) -> Any:
+    """Defines ``module.name`` in ``linker`` as a host function on the unchecked
+    path: ``run(address, n)`` gets the raw slots (arguments in, results out). An
+    exception from ``run`` becomes a trap (``run`` records it first). Returns the
+    callback object, which the caller keeps alive as long as the linker.
+
+    Raises:
+        wasmtime.WasmtimeError: wasmtime refused the definition.
+    """
+
+    def entry(_env: int, _caller: int, args: int, n: int) -> int:
+        try:
+            run(args or 0, n)
+            return 0
+        except BaseException as e:
+            message = f"host function failed: {type(e).__name__}: {e}".encode(errors="replace")
+            return _trap_new(message, len(message)) or 0
+
+    callback = _CALLBACK(entry)
+    m, n = module.encode(), name.encode()
+    err = _ffi.wasmtime_linker_define_func_unchecked(
+        linker.ptr(),
+        ctypes.create_string_buffer(m),
+        len(m),
+        ctypes.create_string_buffer(n),
+        len(n),
+        ty.ptr(),
+        ctypes.cast(callback, _ffi.wasmtime_func_unchecked_callback_t),
+        None,
+        _NO_FINALIZER,
+    )
+    if err:
+        raise wasmtime.WasmtimeError._from_ptr(err)
+    return callback
+
+
+def monotonic_ns() -> int:
+    """The host's monotonic clock, in ns (what WASI's monotonic clock reads)."""
+    return time.monotonic_ns()
