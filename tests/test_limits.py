@@ -346,12 +346,15 @@ def test_wasi_sleeps_are_refused_and_never_outlast_the_deadline(load: Any) -> No
 
 def test_host_call_storms_end_at_the_deadline(load: Any) -> None:
     """Quick host calls cannot keep a call alive past its deadline: every host call
-    checks it first."""
+    checks it first (or the epoch stops the guest between two of them: on the fast
+    path a host call is short enough for either to come first)."""
     plugin = load(fuel=None, deadline_ms=100, host_calls=None)
     start = time.perf_counter()
-    with pytest.raises(wasmplug.DeadlineExceeded, match="in host function wasmplug:host/log"):
+    with pytest.raises(wasmplug.DeadlineExceeded) as info:
         plugin.call("spam-log", 4_000_000_000, 1)
     assert time.perf_counter() - start < 2.0
+    assert info.value.stats is not None
+    assert info.value.stats.host_calls > 100
 
 
 # -- output, logs, stdio, and what each breach reports --------------------------------------

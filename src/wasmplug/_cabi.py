@@ -345,8 +345,12 @@ class _Span(Layout):
         return 1
 
     def measure(self, mem: Memory, ptr: int, budget: int) -> int:
-        n: int = _PAIR.unpack_from(mem.view, ptr)[1]
-        return 8 + n * self.item_size()
+        p: int
+        n: int
+        p, n = _PAIR.unpack_from(mem.view, ptr)
+        size = n * self.item_size()
+        mem.check(p, size, 1)
+        return 8 + size
 
     def put(self, mem: Memory, value: Any) -> tuple[int, int]:
         """Checks ``value``, copies it into guest memory; returns (pointer, length)."""

@@ -426,9 +426,11 @@ class CoreBackend(Sandbox):
                     args = [p.lift(mem, it) for p in sig.params]
             except BadValue as e:
                 raise InvalidGuestValue(
-                    f"{qualified}: the guest passed an invalid argument: {e}",
+                    f"{qualified}: the guest passed an invalid argument",
                     plugin=ctx.plugin,
                     function=ctx.function,
+                    detail=f"it called {qualified} with an argument that breaks the "
+                    f"canonical ABI: {e}",
                 ) from None
             if timed:
                 t0 = perf_counter()
@@ -457,9 +459,11 @@ class CoreBackend(Sandbox):
                 raise TypeError(e.describe(f"{qualified} result")) from None
             except BadValue as e:
                 raise InvalidGuestValue(
-                    f"{qualified}: the guest gave an invalid place for the result: {e}",
+                    f"{qualified}: the guest gave an invalid place for the result",
                     plugin=ctx.plugin,
                     function=ctx.function,
+                    detail=f"it called {qualified} with a return pointer that breaks the "
+                    f"canonical ABI: {e}",
                 ) from None
 
         def call(raw: int, nraw: int) -> None:
@@ -597,10 +601,12 @@ class CoreBackend(Sandbox):
         value: Any = None
         is_ok = True
         too_large: int | None = None
+        phase = "its cabi_realloc broke the canonical ABI while the host lowered the arguments"
         try:
             mem = Memory(inst.view, inst.realloc_call) if plan.needs_memory else _NO_MEMORY
             if plan.pack.size:
                 self._lower_args(name, plan, mem, args, buf)
+            phase = "it returned a value that breaks the canonical ABI"
             trap = self._trap
             err = _call_unchecked(
                 context, inst.funcs[plan.core_name], plan.buf_addr, plan.nslots, trap.address
@@ -620,7 +626,7 @@ class CoreBackend(Sandbox):
         except _GuestFailure as e:
             message = e.message
         except BadValue as e:
-            error = self._bad_value(name, str(e), start, inst_fuel, fresh)
+            error = self._bad_value(name, f"{phase}: {e}", start, inst_fuel, fresh)
             raise error from None
         _get_fuel(context, self._fuel_addr)
         raw = (
@@ -723,7 +729,7 @@ class CoreBackend(Sandbox):
         )
         self._discard()
         error = InvalidGuestValue(
-            f"{name} returned a value that breaks the canonical ABI: {reason}",
+            f"{name}: {reason}",
             plugin=self._ctx.plugin,
             function=name,
             stats=stats,

@@ -29,6 +29,7 @@ from ._exceptions import (
     HostCallsExceeded,
     HostFunctionError,
     InstantiationError,
+    InvalidGuestValue,
     LimitExceeded,
     LinkError,
     LoadError,
@@ -404,6 +405,16 @@ class Sandbox:
         limits = self._limits
         breach: tuple[type[LimitExceeded], str, str] | None = None
         used: int | None = None
+        if isinstance(cause, InvalidGuestValue):  # the guest's fault, not the host's
+            error: CallError = InvalidGuestValue(
+                f"{function}: {cause.detail}",
+                plugin=plugin,
+                function=function,
+                stats=stats,
+                detail=cause.detail,
+            )
+            self.audit(error)
+            return error
         if isinstance(cause, _TableFull):
             breach = (
                 HandleLimitExceeded,
@@ -458,7 +469,7 @@ class Sandbox:
                 )
         if breach is not None:
             cls, limit, message = breach
-            error: CallError = cls(
+            error = cls(
                 message,
                 limit=limit,
                 allowed=getattr(limits, limit) or 0,
