@@ -12,9 +12,9 @@ returned into plain Python's answer for the case (``(len, sum)``, ``bytes``, ``s
 a list of ``(rule, severity, message)``) so the harness can check it. ``prepare``
 returns ``None`` when the alternative cannot express the case.
 
-To add a column (for example wasmplug's fast path, once it exists): write one more
-subclass with a ``key``, a ``label`` and a ``prepare``, and append it to
-:func:`all_alternatives`. Nothing else in the harness changes.
+To add a column: write one more subclass with a ``key``, a ``label`` and a
+``prepare``, and append it to :func:`all_alternatives`. Nothing else in the harness
+changes.
 """
 
 from __future__ import annotations
@@ -167,12 +167,14 @@ class Wasmplug(Alternative):
     key = "wasmplug"
     short = "wasmplug"
     label = "wasmplug"
+    #: Where the plugins are: ``build/<wasm_dir>/``.
+    wasm_dir = "wasm"
 
     def __init__(self) -> None:
         import wasmplug
 
         self._wp = wasmplug
-        self.wasm = ROOT / "build" / "wasm" / "benchcalls.wasm"
+        self.wasm = ROOT / "build" / self.wasm_dir / "benchcalls.wasm"
         self.world = wasmplug.load_world(
             ROOT / "tests" / "fixtures" / "benchcalls" / "wit", "benchcalls"
         )
@@ -186,7 +188,7 @@ class Wasmplug(Alternative):
 
             spec = next(s for s in tenant_specs() if s.name == "ops-thresholds")
             self._tenant = self._wp.load(
-                ROOT / "build" / "wasm" / spec.wasm,
+                ROOT / "build" / self.wasm_dir / spec.wasm,
                 world=WORLD,
                 policy=spec.policy,
                 name=spec.name,
@@ -226,6 +228,18 @@ class Wasmplug(Alternative):
         tenant = self._ops()
         record = to_flight(flight)  # type: ignore[arg-type]
         return Prepared(lambda: tenant.call("evaluate", record), _alerts_from_records)
+
+
+class WasmplugFast(Wasmplug):
+    """wasmplug's fast path: the same sources built as core modules for
+    ``wasm32-wasip1`` (``scripts/build-wasm.sh --core``), called through wasmplug's
+    own canonical ABI over wasmtime's core API, with the same default limits, the same
+    API and the same checks as the component path."""
+
+    key = "wasmplug_fast"
+    short = "wp.fast"
+    label = "wasmplug fast path (core module)"
+    wasm_dir = "wasm-core"
 
 
 # ---------------------------------------------------------------- wasmtime.component
@@ -535,4 +549,12 @@ class Extism(Alternative):
 
 def all_alternatives() -> list[type[Alternative]]:
     """Every alternative, in table order; ``wasmplug`` is the reference column."""
-    return [Wasmplug, WasmtimeComponent, RawWasmtime, UncheckedFloor, Extism, PlainPython]
+    return [
+        Wasmplug,
+        WasmplugFast,
+        WasmtimeComponent,
+        RawWasmtime,
+        UncheckedFloor,
+        Extism,
+        PlainPython,
+    ]

@@ -241,6 +241,8 @@ _answer = struct.unpack("<I", plugin.call("add", struct.pack("<II", 1, 2)))[0]
 """,
 }
 
+_NEW_PROCESS["wasmplug_fast"] = _NEW_PROCESS["wasmplug"].replace("{component!r}", "{fast!r}")
+
 _IMPORT = {
     "wasmplug": "import wasmplug\n_answer = 3",
     "wasmtime_component": "import wasmtime.component\n_answer = 3",
@@ -306,6 +308,8 @@ call = lambda p: struct.unpack("<I", p.call("add", struct.pack("<II", 1, 2)))[0]
 }
 
 
+_DENSITY_SETUP["wasmplug_fast"] = _DENSITY_SETUP["wasmplug"].replace("{component!r}", "{fast!r}")
+
 #: At most this many live plugins per alternative in the density case: each Extism
 #: plugin reserves ~12 GiB of address space, so 10,000 would not fit in 47 bits.
 DENSITY_CAP = {"extism": 1_000}
@@ -342,6 +346,7 @@ def process_cases(alts: list[str], mode: Mode, workdir: Path) -> dict[str, Any]:
     paths = {
         "wit": str(ROOT / "tests" / "fixtures" / "benchcalls" / "wit"),
         "component": str(ROOT / "build" / "wasm" / "benchcalls.wasm"),
+        "fast": str(ROOT / "build" / "wasm-core" / "benchcalls.wasm"),
         "core": str(ROOT / "build" / "bench" / "wasm" / "raw_core.wasm"),
         "extism_wasm": str(ROOT / "build" / "bench" / "wasm" / "extism_bench.wasm"),
         "component_cache": str(workdir / "benchcalls.cwasm"),
@@ -397,7 +402,7 @@ TARGETS: list[tuple[str, str, str, str, str, str, float]] = [
         "64 KiB list<u8> in >= 5x faster than Extism",
         "blob_stats",
         "extism",
-        "wasmplug",
+        "wasmplug_fast",
         ">=",
         5.0,
     ),
@@ -405,7 +410,7 @@ TARGETS: list[tuple[str, str, str, str, str, str, float]] = [
         "blob-vs-floor",
         "64 KiB list<u8> in within 2x of the floor",
         "blob_stats",
-        "wasmplug",
+        "wasmplug_fast",
         "floor",
         "<=",
         2.0,
@@ -415,7 +420,7 @@ TARGETS: list[tuple[str, str, str, str, str, str, float]] = [
         "64 KiB bytes echo >= 5x faster than Extism",
         "echo_bytes",
         "extism",
-        "wasmplug",
+        "wasmplug_fast",
         ">=",
         5.0,
     ),
@@ -424,7 +429,7 @@ TARGETS: list[tuple[str, str, str, str, str, str, float]] = [
         "add >= 3x faster than wasmtime.component",
         "add",
         "wasmtime_component",
-        "wasmplug",
+        "wasmplug_fast",
         ">=",
         3.0,
     ),
@@ -433,18 +438,34 @@ TARGETS: list[tuple[str, str, str, str, str, str, float]] = [
         "no-op >= 3x faster than wasmtime.component",
         "noop",
         "wasmtime_component",
-        "wasmplug",
+        "wasmplug_fast",
         ">=",
         3.0,
     ),
-    ("add-vs-extism", "add >= 5x faster than Extism", "add", "extism", "wasmplug", ">=", 5.0),
-    ("noop-vs-extism", "no-op >= 5x faster than Extism", "noop", "extism", "wasmplug", ">=", 5.0),
-    ("add-vs-floor", "add within 3x of an unchecked call", "add", "wasmplug", "floor", "<=", 3.0),
+    ("add-vs-extism", "add >= 5x faster than Extism", "add", "extism", "wasmplug_fast", ">=", 5.0),
+    (
+        "noop-vs-extism",
+        "no-op >= 5x faster than Extism",
+        "noop",
+        "extism",
+        "wasmplug_fast",
+        ">=",
+        5.0,
+    ),
+    (
+        "add-vs-floor",
+        "add within 3x of an unchecked call",
+        "add",
+        "wasmplug_fast",
+        "floor",
+        "<=",
+        3.0,
+    ),
     (
         "noop-vs-floor",
         "no-op within 3x of an unchecked no-op call",
         "noop",
-        "wasmplug",
+        "wasmplug_fast",
         "floor",
         "<=",
         3.0,
@@ -454,7 +475,7 @@ TARGETS: list[tuple[str, str, str, str, str, str, float]] = [
         "evaluate(flight) >= 2x faster than Extism with JSON",
         "evaluate",
         "extism",
-        "wasmplug",
+        "wasmplug_fast",
         ">=",
         2.0,
     ),
@@ -472,7 +493,7 @@ TARGETS: list[tuple[str, str, str, str, str, str, float]] = [
         "new-process-vs-extism",
         "new process (import, load cached, first call) within 1.5x of Extism",
         "new_process",
-        "wasmplug",
+        "wasmplug_fast",
         "extism",
         "<=",
         1.5,
@@ -637,7 +658,9 @@ def run(mode: Mode, only: list[str] | None = None) -> dict[str, Any]:
         "rule_engine_check": {
             "flights": len(inputs.sample),
             "alerts": sum(len(a) for a in reference),
-            "alternatives": [k for k in live if k in ("wasmplug", "extism", "python")],
+            "alternatives": [
+                k for k in live if k in ("wasmplug", "wasmplug_fast", "extism", "python")
+            ],
         },
     }
     doc["targets"] = evaluate_targets(cases)

@@ -2,7 +2,8 @@
 # Builds what the benchmark suite (benchmarks/run.py) runs:
 #
 #   build/wasm/benchcalls.wasm, build/wasm/ops_thresholds.wasm
-#       wasmplug's components, by scripts/build-wasm.sh (wasm32-wasip2)
+#       wasmplug's components, by scripts/build-wasm.sh (wasm32-wasip2), and
+#       the same crates as core modules for the fast path (--core, wasm32-wasip1)
 #   build/bench/wasm/extism_bench.wasm
 #       the Extism plugin (benchmarks/plugins/extism-bench, extism-pdk)
 #   build/bench/wasm/raw_core.wasm
@@ -32,6 +33,7 @@ die() {
 }
 
 "$ROOT/scripts/build-wasm.sh" benchcalls ops-thresholds
+"$ROOT/scripts/build-wasm.sh" --core benchcalls ops-thresholds
 
 # shellcheck source=/dev/null
 source "$ROOT/build/toolchain.env"
