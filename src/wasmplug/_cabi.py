@@ -25,6 +25,7 @@ raises :class:`BadValue`, and no byte outside the guest's memory is ever read.
 from __future__ import annotations
 
 import enum
+import math
 import struct
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from operator import attrgetter
@@ -111,7 +112,11 @@ class Memory:
         if self._realloc is None:
             raise BadValue("the guest exports no cabi_realloc to receive a string or list")
         ptr = self._realloc(align, size)
-        self.view = view = self._refresh()
+        view = self.view
+        if ptr + size > len(view):
+            # The memory may have grown; it never moves (the engine's
+            # ``memory_may_move`` is off), so a view is refreshed only when too short.
+            self.view = view = self._refresh()
         if ptr % align or ptr + size > len(view) or ptr <= 0:
             raise BadValue(
                 f"cabi_realloc returned {ptr:#x} for {size} bytes aligned to {align}, "
@@ -596,7 +601,7 @@ class _Fields(Layout):
 
 
 class _Record(_Fields):
-    __slots__ = ("_attrs", "_cls", "_get")
+    __slots__ = ("_attrs", "_cls", "_fast_load", "_fast_store", "_get")
 
     def __init__(self, wit: _wit.TypeDef, cls: type, fields: list[tuple[str, Layout]]) -> None:
         super().__init__(wit, [f[1] for f in fields], [f".{f[0]}" for f in fields])
@@ -608,6 +613,21 @@ class _Record(_Fields):
             if n
             else (lambda v: ())
         )
+        self._fast_store: Callable[..., None] | None = None
+        self._fast_load: Callable[..., Any] | None = None
+        if n:
+            self._fast_store, self._fast_load = _compile_record(self)
+
+    def store(self, mem: Memory, ptr: int, value: Any) -> None:
+        if self._fast_store is None:
+            super().store(mem, ptr, value)
+        else:
+            self._fast_store(mem, ptr, value)
+
+    def load(self, mem: Memory, ptr: int) -> Any:
+        if self._fast_load is None:
+            return super().load(mem, ptr)
+        return self._fast_load(mem, ptr)
 
     def values(self, value: Any) -> Sequence[Any]:
         if value.__class__ is self._cls:
@@ -635,6 +655,174 @@ class _Record(_Fields):
 
     def make(self, values: list[Any]) -> Any:
         return self._cls(*values)
+
+
+_F32_MAX = struct.unpack("<f", b"\xff\xff\x7f\x7f")[0]
+
+
+def _f32_ok(v: float) -> bool:
+    """Whether a float fits in f32 without overflow (NaN and infinities do)."""
+    return math.isnan(v) or math.isinf(v) or -_F32_MAX <= v <= _F32_MAX
+
+
+def _option_value(disc: int, payload: Any) -> Any:
+    """An ``option``'s value from its discriminant and payload (checked)."""
+    if disc == 0:
+        return None
+    if disc == 1:
+        return payload
+    raise BadValue(f"discriminant {disc} of an option, which has 2 cases")
+
+
+def _compile_record(rec: _Record) -> tuple[Callable[..., None], Callable[..., Any]]:
+    """Generates a record's ``store`` and ``load`` at load time: one ``struct`` call
+    for every scalar field and every (pointer, length) pair, inline checks for the
+    scalars, calls for the rest. A value the inline checks do not accept goes to the
+    generic :meth:`_Fields.store`, which raises the precise :class:`Mismatch` (or
+    converts, e.g. an ``int`` for a ``float`` field), before anything is allocated.
+
+    The layout (CanonicalABI.md, "Storing"/"Loading" of records) is the generic one:
+    this only removes per-field Python calls.
+    """
+    env: dict[str, Any] = {
+        "CLS": rec._cls,
+        "GET": rec._get,
+        "SLOW": super(_Record, rec).store,
+        "SLOW_LOAD": super(_Record, rec).load,
+        "Mismatch": Mismatch,
+        "BadValue": BadValue,
+        "code_char": _code_char,
+        "char_code": _char_code,
+        "f32_ok": _f32_ok,
+        "opt": _option_value,
+    }
+    fmt = ["<"]
+    at = 0  # bytes covered by fmt so far
+    packed: list[str] = []  # expressions packed, in fmt order
+    unpacked: list[str] = []  # names unpacked, in fmt order
+    checks: list[str] = []
+    puts: list[str] = []
+    compound: list[tuple[int, int]] = []  # (field index, offset): stored/loaded by call
+    after_load: list[str] = []
+    n = len(rec.fields)
+    for i, (f, off) in enumerate(zip(rec.fields, rec.offsets, strict=True)):
+        code = ""
+        if isinstance(f, _Int):
+            code = f._fmt.format[-1]
+            checks.append(f"v{i}.__class__ is int and {f.lo} <= v{i} <= {f.hi}")
+            packed.append(f"v{i}")
+            unpacked.append(f"r{i}")
+            after_load.append(f"r{i}")
+        elif isinstance(f, _Float):
+            code = f._fmt.format[-1]
+            single = f" and f32_ok(v{i})" if f.size == 4 else ""
+            checks.append(f"v{i}.__class__ is float{single}")
+            packed.append(f"v{i}")
+            unpacked.append(f"r{i}")
+            after_load.append(f"r{i}")
+        elif isinstance(f, _Bool):
+            code = "B"
+            checks.append(f"(v{i} is True or v{i} is False)")
+            packed.append(f"v{i}")
+            unpacked.append(f"r{i}")
+            after_load.append(f"r{i} != 0")
+        elif isinstance(f, _Char):
+            code = "I"
+            checks.append(
+                f"v{i}.__class__ is str and len(v{i}) == 1 and not 0xD800 <= ord(v{i}) <= 0xDFFF"
+            )
+            packed.append(f"char_code(v{i})")
+            unpacked.append(f"r{i}")
+            after_load.append(f"code_char(r{i})")
+        elif (
+            isinstance(f, _Option)
+            and isinstance(inner := f.payloads[1], _Int | _Float | _Bool)
+            and f._disc_size == 1
+        ):
+            # option<scalar>: discriminant and payload in the one struct call.
+            pad = f.payload_offset - 1
+            code = (
+                "B"
+                + (f"{pad}x" if pad else "")
+                + ("B" if isinstance(inner, _Bool) else inner._fmt.format[-1])
+            )
+            if isinstance(inner, _Int):
+                check = f"v{i}.__class__ is int and {inner.lo} <= v{i} <= {inner.hi}"
+                zero = "0"
+            elif isinstance(inner, _Float):
+                single = f" and f32_ok(v{i})" if inner.size == 4 else ""
+                check = f"v{i}.__class__ is float{single}"
+                zero = "0.0"
+            else:
+                check = f"(v{i} is True or v{i} is False)"
+                zero = "False"
+            checks.append(f"(v{i} is None or ({check}))")
+            packed += [f"v{i} is not None", f"{zero} if v{i} is None else v{i}"]
+            unpacked += [f"d{i}", f"r{i}"]
+            after_load.append(
+                f"opt(d{i}, r{i} != 0)" if isinstance(inner, _Bool) else f"opt(d{i}, r{i})"
+            )
+        elif isinstance(f, _Span):
+            code = "II"
+            env[f"PUT{i}"] = f.put
+            env[f"GET{i}"] = f.get
+            puts.append(f"p{i}, n{i} = PUT{i}(mem, v{i})")
+            packed += [f"p{i}", f"n{i}"]
+            unpacked += [f"p{i}", f"n{i}"]
+            after_load.append(f"GET{i}(mem, p{i}, n{i})")
+        else:
+            compound.append((i, off))
+            env[f"STORE{i}"] = f.store
+            env[f"LOAD{i}"] = f.load
+            after_load.append(f"LOAD{i}(mem, ptr + {off})")
+            continue
+        if off > at:
+            fmt.append(f"{off - at}x")
+        fmt.append(code)
+        at = off + struct.calcsize("<" + code)
+    env["BIG"] = struct.Struct("".join(fmt))
+    vs = ", ".join(f"v{i}" for i in range(n))
+    names = rec.names
+    lines = [
+        "def store(mem, ptr, value):",
+        "    if value.__class__ is not CLS:",
+        "        return SLOW(mem, ptr, value)",
+        f"    {vs}{',' if n == 1 else ''} = GET(value)",
+    ]
+    if checks:
+        lines.append(f"    if not ({' and '.join(checks)}):")
+        lines.append("        return SLOW(mem, ptr, value)")
+    if puts or compound:
+        lines.append("    step = 0")
+        lines.append("    try:")
+        for put in puts:
+            index = int(put.split(",", 1)[0][1:])
+            lines.append(f"        step = {index}")
+            lines.append(f"        {put}")
+    if packed:
+        indent = "        " if puts or compound else "    "
+        lines.append(f"{indent}BIG.pack_into(mem.view, ptr, {', '.join(packed)})")
+    if puts or compound:
+        for i, off in compound:
+            lines.append(f"        step = {i}")
+            lines.append(f"        STORE{i}(mem, ptr + {off}, v{i})")
+        lines.append("    except Mismatch as e:")
+        lines.append("        raise e.at(NAMES[step]) from None")
+        env["NAMES"] = names
+    load_lines = ["def load(mem, ptr):"]
+    if unpacked:
+        load_lines.append(
+            f"    {', '.join(unpacked)}{',' if len(unpacked) == 1 else ''} = "
+            "BIG.unpack_from(mem.view, ptr)"
+        )
+    load_lines.append("    try:")
+    load_lines.append(f"        return CLS({', '.join(after_load)})")
+    load_lines.append("    except BadValue:")
+    load_lines.append("        return SLOW_LOAD(mem, ptr)  # again, to say where")
+    source = "\n".join(lines) + "\n\n" + "\n".join(load_lines) + "\n"
+    namespace: dict[str, Any] = {}
+    exec(compile(source, f"<wasmplug record {describe(rec.wit)}>", "exec"), env, namespace)
+    return namespace["store"], namespace["load"]
 
 
 class _Tuple(_Fields):

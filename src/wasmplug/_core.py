@@ -65,6 +65,7 @@ _SLOT = 16  # bytes per wasmtime_val_raw_t
 _PACK = {"i32": "I", "i64": "Q", "f32": "f", "f64": "d"}
 _MASK = {"i32": 0xFFFF_FFFF, "i64": 0xFFFF_FFFF_FFFF_FFFF}
 _U32 = struct.Struct("<I")
+_REALLOC_ARGS = struct.Struct("<I12xI12xI12xI12x")
 _U64 = struct.Struct("<Q")
 # poll_oneoff's subscription (48 bytes): userdata u64, tag u8, then for a clock:
 # clock id u32 at 16, timeout u64 at 24, precision at 32, flags u16 at 40.
@@ -134,6 +135,7 @@ class _CoreInstance:
         "_views",
         "context",
         "funcs",
+        "lowering",
         "memory",
         "post",
         "realloc",
@@ -166,6 +168,7 @@ class _CoreInstance:
             self.memory = _native.memory_ref(memory)
         self._views: tuple[int, int, memoryview] | None = None
         self.token = object()
+        self.lowering = Memory(self.last_view, None)
         self.realloc_call: Callable[[int, int], int] | None = None
 
     def _ref(self, func: Any) -> int:
@@ -173,16 +176,26 @@ class _CoreInstance:
         return _native.func_ref(func)
 
     def view(self) -> memoryview:
-        """The memory's current view (cached while its base and size stay put)."""
+        """The memory's current view. Cached while the memory's size stays put (one
+        foreign call to check): memories never move (the engine turns
+        ``memory_may_move`` off)."""
         if self.memory is None:
             return memoryview(b"")
-        base, size = _native.memory_span(self.context, self.memory)
+        size = _native.memory_size(self.context, self.memory)
         cached = self._views
-        if cached is not None and cached[0] == base and cached[1] == size:
+        if cached is not None and cached[1] == size:
             return cached[2]
+        base, size = _native.memory_span(self.context, self.memory)
         view = _native.memory_view(base, size)
         self._views = (base, size, view)
         return view
+
+    def last_view(self) -> memoryview:
+        """The view made last (no foreign call): valid, possibly shorter than the
+        memory if the guest grew it since (for lowering, where :meth:`Memory.alloc`
+        refreshes it when needed)."""
+        cached = self._views
+        return cached[2] if cached is not None else self.view()
 
 
 class _GuestFailure(Exception):
@@ -379,14 +392,18 @@ class CoreBackend(Sandbox):
         if func is None:
             return None
         buf = (_native.RAW * 4)()
+        address = ctypes.addressof(buf)
         trap = self._trap
+        context = inst.context
+        pack = _REALLOC_ARGS.pack_into
+        unpack = _U32.unpack_from
 
         def realloc(align: int, size: int) -> int:
-            struct.pack_into("<I12xI12xI12xI12x", buf, 0, 0, 0, align, size)
-            message = _native.call(inst.context, func, buf, 4, trap)
-            if message is not None:
-                raise _GuestFailure(message)
-            return int(_U32.unpack_from(buf, 0)[0])
+            pack(buf, 0, 0, 0, align, size)
+            err = _call_unchecked(context, func, address, 4, trap.address)
+            if err or trap.ptr.value:
+                raise _GuestFailure(_native.failure(err, trap))
+            return int(unpack(buf, 0)[0])
 
         return realloc
 
@@ -542,6 +559,7 @@ class CoreBackend(Sandbox):
             instance = self._pre.instantiate(store)
             inst = _CoreInstance(store, instance, [e.core_name for e in self._exports.values()])
             inst.realloc_call = self._realloc_for(inst)
+            inst.lowering = Memory(inst.view, inst.realloc_call)
             init = instance.exports(store).get("_initialize")
             if isinstance(init, wasmtime.Func):
                 self._instance = inst  # host functions called by start-up code need it
@@ -603,7 +621,11 @@ class CoreBackend(Sandbox):
         too_large: int | None = None
         phase = "its cabi_realloc broke the canonical ABI while the host lowered the arguments"
         try:
-            mem = Memory(inst.view, inst.realloc_call) if plan.needs_memory else _NO_MEMORY
+            if plan.needs_memory:
+                mem = inst.lowering
+                mem.view = inst.last_view()
+            else:
+                mem = _NO_MEMORY
             if plan.pack.size:
                 self._lower_args(name, plan, mem, args, buf)
             phase = "it returned a value that breaks the canonical ABI"

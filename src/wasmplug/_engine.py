@@ -25,6 +25,9 @@ __all__ = ["Engine"]
 logger = logging.getLogger("wasmplug")
 
 _WASM_MAGIC = b"\0asm"
+#: Names the engine configuration in compile-cache paths: code compiled under another
+#: configuration cannot be loaded (change it with the configuration).
+_CONFIG_TAG = "fuel-epoch-fixedmem"
 # Bytes 4..8 of a binary: version and layer (component-model binary format,
 # Binary.md in WebAssembly/component-model): a core module has version 1, layer 0;
 # a component has layer 1.
@@ -88,6 +91,10 @@ class Engine:
         config.consume_fuel = True
         config.epoch_interruption = True
         config.wasm_component_model = True
+        # Linear memories never move when they grow (wasmtime reserves the whole
+        # 32-bit range up front by default, so growth is not limited by this): the
+        # fast path keeps views of guest memory across guest calls that may grow it.
+        config.memory_may_move = False
         self._wasmtime = wasmtime.Engine(config)
         self.epoch_tick_ms = float(epoch_tick_ms)
         self.audit = audit
@@ -178,7 +185,7 @@ class Engine:
         if self.cache_dir is None:
             return None
         suffix = ".core.cwasm" if core else ".cwasm"
-        return self.cache_dir / f"wasmtime-{wasmtime_version()}" / f"{sha256}{suffix}"
+        return self.cache_dir / f"wasmtime-{wasmtime_version()}-{_CONFIG_TAG}" / f"{sha256}{suffix}"
 
     def _load_cached(
         self, sha256: str, core: bool

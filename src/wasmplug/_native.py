@@ -33,6 +33,7 @@ __all__ = [
     "func_type_names",
     "get_fuel",
     "memory_ref",
+    "memory_size",
     "memory_span",
     "memory_view",
     "monotonic_ns",
@@ -122,6 +123,11 @@ def failure(err: int | None, trap: TrapSlot) -> str:
     ptr = ctypes.cast(trap.ptr.value or 0, ctypes.POINTER(_ffi.wasm_trap_t))
     trap.ptr.value = None
     return str(wasmtime.Trap._from_ptr(ptr))
+
+
+def memory_size(context: int, memory: int) -> int:
+    """A memory's size in bytes, now."""
+    return int(_memory_data_size(context, memory))
 
 
 def memory_span(context: int, memory: int) -> tuple[int, int]:
