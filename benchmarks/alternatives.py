@@ -161,8 +161,8 @@ class Wasmplug(Alternative):
     component), with its default limits enforced on every call (fuel, epoch deadline,
     memory). ``evaluate`` goes to the rule engine's ops-thresholds tenant loaded as
     ``examples/rule-engine/run.py`` loads it (its policy, the airport directory). A
-    fresh instance is ``load`` + call + ``close``: wasmplug has no cheaper way to get
-    a fresh sandbox today."""
+    fresh instance is a call of a plugin whose policy sets ``instance_per_call``: a
+    new instance (pre-linked) for every call, dropped after it."""
 
     key = "wasmplug"
     short = "wasmplug"
@@ -212,14 +212,13 @@ class Wasmplug(Alternative):
         if case == "evaluate":
             return self.prepare_flight(inputs.flight, inputs)
         if case == "fresh_instance":
-            wasm_bytes = self.wasm.read_bytes()
-            world, load = self.world, self._wp.load
-
-            def fresh() -> Any:
-                with load(wasm_bytes, world=world, name="fresh") as plugin:
-                    return plugin.call("add", a, b)
-
-            return Prepared(fresh)
+            fresh = self._wp.load(
+                self.wasm,
+                world=self.world,
+                name="fresh",
+                policy=self._wp.Policy(instance_per_call=True),
+            )
+            return Prepared(lambda: fresh.call("add", a, b))
         return None
 
     def prepare_flight(self, flight: Mapping[str, Any], inputs: Inputs) -> Prepared | None:

@@ -582,3 +582,31 @@ def test_an_engine_wide_audit_callback(plugin_dir: Path, world: wasmplug.World) 
         assert own == ["denial:log", "denial:log"]
     finally:
         engine.close()
+
+
+def test_instance_per_call(plugin_dir: Path, world: wasmplug.World, engine: Any) -> None:
+    """Policy.instance_per_call runs every call on a new instance: guest state never
+    survives a call (``bump`` counts in guest memory); without it, it does."""
+    per_call = wasmplug.load(
+        plugin_dir / "hostile.wasm",
+        world=world,
+        engine=engine,
+        policy=wasmplug.Policy(instance_per_call=True),
+    )
+    assert [per_call.call("bump") for _ in range(3)] == [1, 1, 1]
+    assert per_call.last_call is not None
+    assert per_call.last_call.fresh_instance is True
+    reused = wasmplug.load(plugin_dir / "hostile.wasm", world=world, engine=engine)
+    assert [reused.call("bump") for _ in range(3)] == [1, 2, 3]
+    assert reused.last_call is not None
+    assert reused.last_call.fresh_instance is False
+
+
+def test_instance_per_call_in_policy_dicts() -> None:
+    """The option round-trips through the dict form and is type-checked there."""
+    policy = wasmplug.Policy(instance_per_call=True)
+    assert wasmplug.Policy.from_dict(policy.to_dict()) == policy
+    with pytest.raises(wasmplug.PolicyError, match="policy.instance_per_call: expected true or"):
+        wasmplug.Policy.from_dict({"instance_per_call": "yes"})
+    with pytest.raises(wasmplug.PolicyError, match="must be a bool"):
+        wasmplug.Policy(instance_per_call=1)  # type: ignore[arg-type]

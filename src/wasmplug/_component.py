@@ -730,8 +730,18 @@ class ComponentBackend(Sandbox):
         epoch_tick_ms: float,
         epoch_lag: Callable[[], int],
         determinism: Determinism | None = None,
+        instance_per_call: bool = False,
     ) -> None:
-        super().__init__(limits=limits, ctx=ctx, epoch_tick_ms=epoch_tick_ms, epoch_lag=epoch_lag)
+        super().__init__(
+            limits=limits,
+            ctx=ctx,
+            epoch_tick_ms=epoch_tick_ms,
+            epoch_lag=epoch_lag,
+            instance_per_call=instance_per_call,
+        )
+        # With instance_per_call, the instance a call used (its results' resources
+        # belong to it until they are lifted; it is dropped at the next call).
+        self._spent = False
         self._engine = engine
         self._determinism = determinism
         self._seeded = Seeded(determinism.seed) if determinism is not None else None
@@ -1044,6 +1054,9 @@ class ComponentBackend(Sandbox):
             InstantiationError: a fresh instance was needed and could not be created.
         """
         start = perf_counter()
+        if self._spent:
+            self._discard()
+            self._spent = False
         fresh = self._instance is None
         inst_fuel = 0
         if self._instance is None:
@@ -1077,6 +1090,7 @@ class ComponentBackend(Sandbox):
         )
         if err or output.breached:
             raise self.fail(name, _wasmtime_message(err) if err else "", stats)
+        self._spent = self.per_call
         if not has_result:
             return None, stats
         return _string_at(self._results_addr, VAL_SIZE), stats

@@ -95,6 +95,7 @@ class _Export:
         "buf_addr",
         "core_name",
         "error",
+        "has_post",
         "needs_memory",
         "nslots",
         "pack",
@@ -107,6 +108,7 @@ class _Export:
     def __init__(self, core_name: str, sig: Signature, error: Any) -> None:
         self.core_name = core_name
         self.post_name = f"cabi_post_{core_name}"
+        self.has_post = False
         self.sig = sig
         self.error = error
         self.nslots = max(len(sig.params_flat), len(sig.results_flat), 1)
@@ -137,43 +139,32 @@ class _CoreInstance:
         "funcs",
         "lowering",
         "memory",
-        "post",
         "realloc",
         "realloc_call",
         "store",
         "token",
     )
 
-    def __init__(
-        self, store: wasmtime.Store, instance: wasmtime.Instance, names: list[str]
-    ) -> None:
+    def __init__(self, store: wasmtime.Store, instance: _native.Instance) -> None:
         self.store = store
-        self.context = _native.context_of(store)
-        exports = instance.exports(store)
-        # The wasmtime objects whose structs the addresses below point into.
-        self._keep: list[Any] = []
+        self.context = instance.context
+        self._keep = instance  # owns the structs the addresses below point into
+        # Functions are looked up on first use (a fresh instance per call uses one).
         self.funcs: dict[str, int] = {}
-        self.post: dict[str, int] = {}
-        for name in names:
-            self.funcs[name] = self._ref(exports[name])
-            post = exports.get(f"cabi_post_{name}")
-            if isinstance(post, wasmtime.Func):
-                self.post[name] = self._ref(post)
-        realloc = exports.get("cabi_realloc")
-        self.realloc = self._ref(realloc) if isinstance(realloc, wasmtime.Func) else None
-        memory = exports.get("memory")
-        self.memory: int | None = None
-        if isinstance(memory, wasmtime.Memory):
-            self._keep.append(memory)
-            self.memory = _native.memory_ref(memory)
+        self.realloc = instance.export("cabi_realloc", "func")
+        self.memory = instance.export("memory", "memory")
         self._views: tuple[int, int, memoryview] | None = None
         self.token = object()
         self.lowering = Memory(self.last_view, None)
         self.realloc_call: Callable[[int, int], int] | None = None
 
-    def _ref(self, func: Any) -> int:
-        self._keep.append(func)
-        return _native.func_ref(func)
+    def func(self, name: str) -> int:
+        """The address of exported function ``name`` (checked at load to exist)."""
+        func = self._keep.export(name, "func")
+        if func is None:  # pragma: no cover - the module's exports were checked at load
+            raise BadValue(f"the instance has no exported function {name!r}")
+        self.funcs[name] = func
+        return func
 
     def view(self) -> memoryview:
         """The memory's current view. Cached while the memory's size stays put (one
@@ -236,8 +227,15 @@ class CoreBackend(Sandbox):
         ],
         epoch_tick_ms: float,
         epoch_lag: Callable[[], int],
+        instance_per_call: bool = False,
     ) -> None:
-        super().__init__(limits=limits, ctx=ctx, epoch_tick_ms=epoch_tick_ms, epoch_lag=epoch_lag)
+        super().__init__(
+            limits=limits,
+            ctx=ctx,
+            epoch_tick_ms=epoch_tick_ms,
+            epoch_lag=epoch_lag,
+            instance_per_call=instance_per_call,
+        )
         self._engine = engine
         self._module = module
         self._world = world
@@ -249,6 +247,11 @@ class CoreBackend(Sandbox):
         self._fuel_addr = ctypes.addressof(self._fuel_out)
         self._trap = _native.TrapSlot()
         self._exports = self._check_exports()
+        names = {e.name for e in module.exports}
+        self._has_init = "_initialize" in names
+        for plan in self._exports.values():
+            plan.has_post = plan.post_name in names
+        self._no_args = (_native.RAW * 1)()
         imports = {(i.module, i.name or ""): i.type for i in module.imports}
         self.imports: tuple[str, ...] = tuple(
             dict.fromkeys(m for m, _ in imports if m not in (WASI_P1, ROOT_MODULE))
@@ -553,22 +556,25 @@ class CoreBackend(Sandbox):
         )
         self._output.reset()
         store.set_wasi(self._wasi(self._output.stdout, self._output.stderr))
-        store.set_fuel(self.fuel_budget)
-        store.set_epoch_deadline(self.epoch_deadline())
-        try:
-            instance = self._pre.instantiate(store)
-            inst = _CoreInstance(store, instance, [e.core_name for e in self._exports.values()])
+        context = _native.context_of(store)
+        _set_fuel(context, self.fuel_budget)
+        _set_epoch_deadline(context, self.epoch_deadline())
+        instance = _native.instantiate(self._pre, context, self._trap)
+        message = instance if isinstance(instance, str) else None
+        if isinstance(instance, _native.Instance):
+            inst = _CoreInstance(store, instance)
             inst.realloc_call = self._realloc_for(inst)
             inst.lowering = Memory(inst.view, inst.realloc_call)
-            init = instance.exports(store).get("_initialize")
-            if isinstance(init, wasmtime.Func):
+            init = instance.export("_initialize", "func") if self._has_init else None
+            if init is not None:
                 self._instance = inst  # host functions called by start-up code need it
-                init(store)
-        except (wasmtime.WasmtimeError, wasmtime.Trap) as e:
-            self._instance = None
-            error = self.instantiation_error(str(e))
+                message = _native.call(context, init, self._no_args, 1, self._trap)
+                self._instance = None
+        if message is not None:
+            error = self.instantiation_error(message)
             raise error from error.__cause__
-        return inst, self.fuel_budget - store.get_fuel()
+        _get_fuel(context, self._fuel_addr)
+        return inst, self.fuel_budget - self._fuel_out.value
 
     def start(self) -> None:
         """Creates the first instance now, so that link and instantiation errors surface
@@ -630,9 +636,8 @@ class CoreBackend(Sandbox):
                 self._lower_args(name, plan, mem, args, buf)
             phase = "it returned a value that breaks the canonical ABI"
             trap = self._trap
-            err = _call_unchecked(
-                context, inst.funcs[plan.core_name], plan.buf_addr, plan.nslots, trap.address
-            )
+            func = inst.funcs.get(plan.core_name) or inst.func(plan.core_name)
+            err = _call_unchecked(context, func, plan.buf_addr, plan.nslots, trap.address)
             if err or trap.ptr.value:
                 message = _native.failure(err, trap)
             elif sig.result is not None and not self._output.breached:
@@ -642,8 +647,8 @@ class CoreBackend(Sandbox):
                     value = self._lift(plan, mem, buf)
                 except _OutputTooLarge as e:
                     too_large = e.used
-                post = inst.post.get(plan.core_name)
-                if post is not None:
+                if plan.has_post:
+                    post = inst.funcs.get(plan.post_name) or inst.func(plan.post_name)
                     message = _native.call(context, post, buf, plan.nslots, trap)
         except _GuestFailure as e:
             message = e.message
@@ -651,6 +656,8 @@ class CoreBackend(Sandbox):
             error = self._bad_value(name, f"{phase}: {e}", start, inst_fuel, fresh)
             raise error from None
         _get_fuel(context, self._fuel_addr)
+        if self.per_call:
+            self._instance = None
         raw = (
             name,
             inst_fuel + budget - self._fuel_out.value,

@@ -23,6 +23,7 @@ from wasmtime import _ffi
 
 __all__ = [
     "RAW",
+    "Instance",
     "TrapSlot",
     "call",
     "call_unchecked",
@@ -32,6 +33,7 @@ __all__ = [
     "func_ref",
     "func_type_names",
     "get_fuel",
+    "instantiate",
     "memory_ref",
     "memory_size",
     "memory_span",
@@ -73,6 +75,11 @@ set_epoch_deadline = _proto("wasmtime_context_set_epoch_deadline", None, _P, _U6
 _memory_data = _proto("wasmtime_memory_data", _P, _P, _P)
 _memory_data_size = _proto("wasmtime_memory_data_size", _SIZE, _P, _P)
 _trap_new = _proto("wasmtime_trap_new", _P, ctypes.c_char_p, _SIZE)
+_pre_instantiate = _proto("wasmtime_instance_pre_instantiate", _P, _P, _P, _P, _P)
+_export_get = _proto("wasmtime_instance_export_get", ctypes.c_bool, _P, _P, _P, _SIZE, _P)
+_EXTERN_OF = _ffi.wasmtime_extern_t.of.offset
+_EXTERN_FUNC = _ffi.WASMTIME_EXTERN_FUNC.value
+_EXTERN_MEMORY = _ffi.WASMTIME_EXTERN_MEMORY.value
 _CALLBACK = ctypes.CFUNCTYPE(_SIZE, _P, _P, _P, _SIZE)
 _NO_FINALIZER = ctypes.CFUNCTYPE(None, ctypes.c_void_p)()
 
@@ -90,6 +97,49 @@ class TrapSlot:
     def __init__(self) -> None:
         self.ptr = _P()
         self.address = ctypes.addressof(self.ptr)
+
+
+class Instance:
+    """A core instance made by :func:`instantiate`, with what it exports looked up by
+    name (the structs live here, so their addresses stay valid while it does)."""
+
+    __slots__ = ("_externs", "_struct", "context")
+
+    def __init__(self, context: int) -> None:
+        self.context = context
+        self._struct = _ffi.wasmtime_instance_t()
+        self._externs: list[Any] = []
+
+    def export(self, name: str, kind: str) -> int | None:
+        """The address of export ``name``'s ``wasmtime_func_t`` (``kind`` ``"func"``)
+        or ``wasmtime_memory_t`` (``"memory"``), or ``None`` if there is no such
+        export of that kind."""
+        item = _ffi.wasmtime_extern_t()
+        encoded = name.encode()
+        found = _export_get(
+            self.context,
+            ctypes.addressof(self._struct),
+            encoded,
+            len(encoded),
+            ctypes.addressof(item),
+        )
+        want = _EXTERN_FUNC if kind == "func" else _EXTERN_MEMORY
+        found_kind: int = item.kind  # type: ignore[assignment]  # ctypes reads an int
+        if not found or found_kind != want:
+            return None
+        self._externs.append(item)
+        return int(ctypes.addressof(item) + _EXTERN_OF)
+
+
+def instantiate(pre: wasmtime.InstancePre, context: int, trap: TrapSlot) -> Instance | str:
+    """Instantiates a pre-linked module in a Store (by its context); returns the
+    instance, or wasmtime's message when instantiation or a start function failed."""
+    instance = Instance(context)
+    pre_address = ctypes.cast(pre.ptr(), _P).value
+    err = _pre_instantiate(pre_address, context, ctypes.addressof(instance._struct), trap.address)
+    if err or trap.ptr.value:
+        return failure(err, trap)
+    return instance
 
 
 def func_ref(func: wasmtime.Func) -> int:

@@ -616,6 +616,7 @@ def load(
             wasi=_wasi_factory(name, grants),
             epoch_tick_ms=engine.epoch_tick_ms,
             epoch_lag=engine.epoch_clock.lag,
+            instance_per_call=policy.instance_per_call,
         )
     else:
         backend = ComponentBackend(
@@ -629,6 +630,7 @@ def load(
             epoch_tick_ms=engine.epoch_tick_ms,
             epoch_lag=engine.epoch_clock.lag,
             determinism=policy.determinism,
+            instance_per_call=policy.instance_per_call,
         )
     ungranted = tuple(
         i for i in _host.HOST_INTERFACES if i in backend.imports and not _host.is_granted(i, grants)

@@ -513,12 +513,24 @@ class Policy:
         determinism: Fixed clocks and seeded randomness (:class:`Determinism`);
             ``None`` (default) gives the guest the host's real clocks and the
             operating system's randomness.
+        instance_per_call: Run every call on a new instance, dropped after the call:
+            nothing a call leaves in guest memory (or in guest resources) reaches the
+            next one. For untrusted tenants; each call then pays an instantiation
+            (tens of µs on the fast path, see ``docs/performance.md``), counted in
+            its stats (``fresh_instance`` is always true). Default ``False``: an
+            instance serves calls until one fails.
     """
 
     grants: Grants = attrs.field(factory=Grants)
     limits: Limits = attrs.field(factory=Limits)
     mode: str = attrs.field(default="permissive", validator=_check_mode)
     determinism: Determinism | None = attrs.field(default=None)
+    instance_per_call: bool = attrs.field(default=False)
+
+    @instance_per_call.validator
+    def _check_per_call(self, _: attrs.Attribute[bool], value: object) -> None:
+        if not isinstance(value, bool):
+            raise PolicyError(f"Policy.instance_per_call must be a bool, found {value!r}")
 
     @determinism.validator
     def _check_determinism(self, _: attrs.Attribute[Determinism | None], value: object) -> None:
@@ -541,6 +553,7 @@ class Policy:
             "limits": attrs.asdict(self.limits),
             "mode": self.mode,
             "determinism": attrs.asdict(self.determinism) if self.determinism else None,
+            "instance_per_call": self.instance_per_call,
         }
 
     @classmethod
@@ -711,7 +724,7 @@ def policy_from_mapping(
         PolicyError: a key is unknown, a value has the wrong type or is invalid.
     """
     data = _table(data, where)
-    _no_unknown(data, ("grants", "limits", "mode", "determinism"), where)
+    _no_unknown(data, ("grants", "limits", "mode", "determinism", "instance_per_call"), where)
     grants_in = _table(data.get("grants") or {}, f"{where}.grants")
     _no_unknown(grants_in, GRANT_FIELDS, f"{where}.grants")
     limits_in = _table(data.get("limits") or {}, f"{where}.limits")
@@ -737,9 +750,16 @@ def policy_from_mapping(
             for key, value in table.items()
         }
         determinism = Determinism(**numbers)
+    per_call = data.get("instance_per_call", False)
+    if not isinstance(per_call, bool):
+        raise _fail(f"{where}.instance_per_call", "true or false", per_call)
     try:
         return Policy(
-            grants=Grants(**grants), limits=Limits(**limits), mode=mode, determinism=determinism
+            grants=Grants(**grants),
+            limits=Limits(**limits),
+            mode=mode,
+            determinism=determinism,
+            instance_per_call=per_call,
         )
     except PolicyError as e:
         raise PolicyError(f"{where}: {e}") from None

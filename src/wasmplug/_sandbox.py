@@ -253,8 +253,11 @@ class Sandbox:
         ctx: HostContext,
         epoch_tick_ms: float,
         epoch_lag: Callable[[], int],
+        instance_per_call: bool = False,
     ) -> None:
         self._limits = limits
+        #: ``Policy.instance_per_call``: every call on a new instance.
+        self.per_call = instance_per_call
         self._ctx = ctx
         self._epoch_lag = epoch_lag
         self._output = _Output(math.inf if limits.stdio_bytes is None else limits.stdio_bytes)
