@@ -30,7 +30,7 @@ from typing import Any
 
 import wasmtime
 
-from . import _native, _wit
+from . import _cabi, _native, _wit
 from ._cabi import BadValue, Layout, Memory, Signature, layout_of
 from ._codec import Mismatch, UnsupportedType
 from ._exceptions import (
@@ -101,6 +101,8 @@ class _Export:
         "pack",
         "post_name",
         "result_is_result",
+        "scalar_lower",
+        "scalar_result",
         "sig",
         "unpack",
     )
@@ -127,6 +129,74 @@ class _Export:
         self.result_is_result = isinstance(
             _wit.unalias(sig.result.wit) if sig.result else None, _wit.ResultType
         )
+        self.scalar_lower = _scalar_lowering(sig)
+        self.scalar_result = _scalar_result(sig)
+
+
+def _scalar_code(layout: Layout) -> tuple[str, str] | None:
+    """For a parameter passed as one flat scalar: its ``struct`` code in a raw slot
+    and the inline check of ``{v}``; ``None`` for other types."""
+    if isinstance(layout, _cabi._Int):
+        wide = layout.size == 8
+        code = ("q" if wide else "i") if layout._signed else ("Q" if wide else "I")
+        return code, f"{{v}}.__class__ is int and {layout.lo} <= {{v}} <= {layout.hi}"
+    if isinstance(layout, _cabi._Float) and layout.size == 8:
+        return "d", "{v}.__class__ is float"
+    if isinstance(layout, _cabi._Bool):
+        return "I", "({v} is True or {v} is False)"
+    return None
+
+
+def _scalar_lowering(sig: Signature) -> Callable[[Any, Sequence[Any]], bool] | None:
+    """Generates, for a function whose parameters are all integers, ``f64`` or
+    ``bool``, one function that checks them inline and packs them into the raw slots
+    with one ``struct`` call; it returns ``False`` (having written nothing) for a value
+    the inline checks do not accept, which then takes the generic path and its
+    precise error. ``None`` for other signatures."""
+    if sig.params_in_memory or not sig.params:
+        return None
+    codes = [_scalar_code(p) for p in sig.params]
+    if any(c is None for c in codes):
+        return None
+    n = len(codes)
+    fmt = "<" + "".join(f"{c[0]}{_SLOT - struct.calcsize(c[0])}x" for c in codes if c)
+    names = [f"v{i}" for i in range(n)]
+    checks = " and ".join(c[1].format(v=v) for c, v in zip(codes, names, strict=True) if c)
+    source = (
+        "def lower(buf, args):\n"
+        f"    {', '.join(names)}{',' if n == 1 else ''} = args\n"
+        f"    if not ({checks}):\n"
+        "        return False\n"
+        f"    PACK(buf, 0, {', '.join(names)})\n"
+        "    return True\n"
+    )
+    namespace: dict[str, Any] = {}
+    exec(
+        compile(source, "<wasmplug scalar lowering>", "exec"),
+        {"PACK": struct.Struct(fmt).pack_into},
+        namespace,
+    )
+    return namespace["lower"]  # type: ignore[no-any-return]
+
+
+def _scalar_result(sig: Signature) -> Callable[..., Any] | None:
+    """For a result that is one 32- or 64-bit integer or a float, its reader from
+    the raw slots (one ``struct`` call); ``None`` for other results."""
+    result = sig.result
+    code = None
+    if isinstance(result, _cabi._Int) and result.size >= 4:
+        wide = result.size == 8
+        code = ("q" if wide else "i") if result._signed else ("Q" if wide else "I")
+    elif isinstance(result, _cabi._Float):
+        code = "f" if result.size == 4 else "d"
+    if code is None:
+        return None
+    unpack = struct.Struct("<" + code).unpack_from
+
+    def read(buf: Any) -> Any:
+        return unpack(buf, 0)[0]
+
+    return read
 
 
 class _CoreInstance:
@@ -252,6 +322,8 @@ class CoreBackend(Sandbox):
         for plan in self._exports.values():
             plan.has_post = plan.post_name in names
         self._no_args = (_native.RAW * 1)()
+        # Every scalar result (at most 8 bytes) fits in Limits.output_bytes.
+        self._fixed_fits = limits.output_bytes is None or limits.output_bytes >= 8
         imports = {(i.module, i.name or ""): i.type for i in module.imports}
         self.imports: tuple[str, ...] = tuple(
             dict.fromkeys(m for m, _ in imports if m not in (WASI_P1, ROOT_MODULE))
@@ -632,14 +704,18 @@ class CoreBackend(Sandbox):
                 mem.view = inst.last_view()
             else:
                 mem = _NO_MEMORY
-            if plan.pack.size:
-                self._lower_args(name, plan, mem, args, buf)
+            scalar = plan.scalar_lower
+            if scalar is None or not scalar(buf, args):
+                if plan.pack.size:
+                    self._lower_args(name, plan, mem, args, buf)
             phase = "it returned a value that breaks the canonical ABI"
             trap = self._trap
             func = inst.funcs.get(plan.core_name) or inst.func(plan.core_name)
             err = _call_unchecked(context, func, plan.buf_addr, plan.nslots, trap.address)
             if err or trap.ptr.value:
                 message = _native.failure(err, trap)
+            elif plan.scalar_result is not None and self._fixed_fits and not self._output.breached:
+                value = plan.scalar_result(buf)
             elif sig.result is not None and not self._output.breached:
                 if plan.needs_memory:
                     mem.view = inst.view()
