@@ -9,6 +9,7 @@ suite's (``python -m benchmarks``, case ``new_process`` and ``import_time``).
 from __future__ import annotations
 
 import json
+import pickle
 import subprocess
 import sys
 from pathlib import Path
@@ -102,6 +103,48 @@ print(json.dumps({
         "wrong_module": [],
         "httpx": False,
     }
+
+
+def test_names_resolve_once_under_concurrent_first_use() -> None:
+    """Eight threads of a fresh process looking up every public name at once, each in
+    its own order, all get the very same objects, each reporting ``wasmplug`` as its
+    module: a class is never made twice or seen half-imported."""
+    code = """
+import json, random, threading
+import wasmplug
+names = list(wasmplug.__all__)
+seen = [None] * 8
+barrier = threading.Barrier(8)
+def run(i):
+    order = names[:]
+    random.Random(i).shuffle(order)
+    barrier.wait()
+    seen[i] = {n: id(getattr(wasmplug, n)) for n in order}
+threads = [threading.Thread(target=run, args=(i,)) for i in range(8)]
+for t in threads: t.start()
+for t in threads: t.join()
+print(json.dumps({
+    "same": all(s == seen[0] for s in seen) and len(seen[0]) == len(names),
+    "wrong_module": [
+        n for n in names
+        if (isinstance(getattr(wasmplug, n), type) or callable(getattr(wasmplug, n)))
+        and getattr(wasmplug, n).__module__ != "wasmplug"
+    ],
+}))
+"""
+    assert json.loads(_run(code).stdout) == {"same": True, "wrong_module": []}
+
+
+def test_a_pickled_policy_loads_in_a_fresh_process() -> None:
+    """A pickle names ``wasmplug.Policy``; a process that has not imported wasmplug
+    unpickles it through the lazy lookup, equal to the original."""
+    policy = wasmplug.Policy(limits=wasmplug.Limits(fuel=5, memory_bytes=1 << 20))
+    code = f"""
+import pickle, sys
+p = pickle.loads({pickle.dumps(policy)!r})
+print(type(p).__module__, type(p).__qualname__, p.limits.fuel, p.limits.memory_bytes)
+"""
+    assert _run(code).stdout.split() == ["wasmplug", "Policy", "5", str(1 << 20)]
 
 
 def test_public_names_and_lazy_table_agree() -> None:
