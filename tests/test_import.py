@@ -9,6 +9,7 @@ suite's (``python -m benchmarks``, case ``new_process`` and ``import_time``).
 from __future__ import annotations
 
 import json
+import os
 import pickle
 import subprocess
 import sys
@@ -212,3 +213,24 @@ def test_wasmtime_version_matches_the_distribution_metadata() -> None:
 
     assert _version.wasmtime_version() == importlib.metadata.version("wasmtime")
     assert _version._from_dist_info() in (None, importlib.metadata.version("wasmtime"))
+
+
+def test_parser_identity_follows_the_module_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The WIT result cache's name for the parser module changes when the module file
+    is rewritten (other size or modification time), without reading the file."""
+    from wasmplug._wit import _official
+
+    module = tmp_path / "wit.wasm"
+    module.write_bytes(b"\0asm-one")
+    monkeypatch.setattr(_official, "_MODULE_PATH", module)
+    monkeypatch.setattr(_official, "_loaded", _official._Loaded())
+    first = _official.parser_identity()
+    assert first == _official.parser_identity()
+    module.write_bytes(b"\0asm-other")
+    os.utime(module, ns=(1, 1))
+    monkeypatch.setattr(_official, "_loaded", _official._Loaded())
+    second = _official.parser_identity()
+    assert second != first
+    assert second.startswith(f"{wasmplug.__version__}:")
