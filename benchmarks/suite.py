@@ -316,8 +316,15 @@ DENSITY_CAP = {"extism": 1_000}
 
 
 def _python_env(cache: Path) -> dict[str, str]:
+    """The start-up cases' environment: wasmplug's caches in ``cache``, and bytecode
+    cached for every alternative alike (in ``cache/pycache``, written by the warm-up
+    run), whatever ``PYTHONDONTWRITEBYTECODE`` says: without it wasmplug's own
+    modules, imported from the source tree, would be compiled in every timed run
+    while the alternatives' installed packages load from their ``__pycache__``."""
     env = dict(os.environ)
     env["XDG_CACHE_HOME"] = str(cache)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    env["PYTHONPYCACHEPREFIX"] = str(cache / "pycache")
     return env
 
 

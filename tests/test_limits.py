@@ -606,7 +606,7 @@ def test_instance_per_call_in_policy_dicts() -> None:
     """The option round-trips through the dict form and is type-checked there."""
     policy = wasmplug.Policy(instance_per_call=True)
     assert wasmplug.Policy.from_dict(policy.to_dict()) == policy
-    with pytest.raises(wasmplug.PolicyError, match="policy.instance_per_call: expected true or"):
+    with pytest.raises(wasmplug.PolicyError, match=r"policy\.instance_per_call: expected true or"):
         wasmplug.Policy.from_dict({"instance_per_call": "yes"})
     with pytest.raises(wasmplug.PolicyError, match="must be a bool"):
         wasmplug.Policy(instance_per_call=1)  # type: ignore[arg-type]

@@ -16,64 +16,70 @@ calls them with typed Python values::
         print(plugin.last_call.fuel_consumed)
 """
 
-from typing import TYPE_CHECKING, Any
-
-from ._audit import AuditEvent
-from ._bindings import Err, Ok, TypeNamespace
-from ._engine import Engine
-from ._exceptions import (
-    ArgumentError,
-    CallError,
-    CapabilityError,
-    DeadlineExceeded,
-    FuelExhausted,
-    GuestError,
-    HandleLimitExceeded,
-    HostCallsExceeded,
-    HostFunctionError,
-    InstantiationError,
-    IntegrityError,
-    InvalidGuestValue,
-    InvalidWasmError,
-    KvQuotaExceeded,
-    LimitExceeded,
-    LinkError,
-    LoadError,
-    LogLimitExceeded,
-    ManifestError,
-    MemoryLimitExceeded,
-    OutputLimitExceeded,
-    PluginClosedError,
-    PolicyError,
-    ReentrantCallError,
-    StaleHandleError,
-    StdioLimitExceeded,
-    Trap,
-    WasiRefusedError,
-    WasmplugError,
-    WitError,
-    WorldMismatchError,
-)
-from ._inspect import PluginInfo, inspect
-from ._kv import KvNamespace, KvStore, MemoryKvStore
-from ._manifest import CapabilityReport, Denial, Manifest, Need, NeedItem
-from ._plugin import Plugin, load
-from ._policy import (
-    Determinism,
-    FrozenMap,
-    Grants,
-    HttpGrant,
-    HttpRule,
-    KvGrant,
-    Limits,
-    Policy,
-    Preopen,
-)
-from ._policyfile import load_policies
-from ._resources import ResourceHandle
-from ._stats import CallStats
 from ._version import __version__ as __version__
-from ._world import ExportFunc, PreparedCall, World, load_world
+
+# ``typing.TYPE_CHECKING`` without importing ``typing`` (a few milliseconds): type
+# checkers treat any constant of this name as true.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    # What type checkers and IDEs see: the public names, statically. At run time each
+    # is imported on first access instead (``__getattr__`` below).
+    from ._audit import AuditEvent
+    from ._bindgen import generate_bindings
+    from ._bindings import Err, Ok, TypeNamespace
+    from ._engine import Engine
+    from ._exceptions import (
+        ArgumentError,
+        CallError,
+        CapabilityError,
+        DeadlineExceeded,
+        FuelExhausted,
+        GuestError,
+        HandleLimitExceeded,
+        HostCallsExceeded,
+        HostFunctionError,
+        InstantiationError,
+        IntegrityError,
+        InvalidGuestValue,
+        InvalidWasmError,
+        KvQuotaExceeded,
+        LimitExceeded,
+        LinkError,
+        LoadError,
+        LogLimitExceeded,
+        ManifestError,
+        MemoryLimitExceeded,
+        OutputLimitExceeded,
+        PluginClosedError,
+        PolicyError,
+        ReentrantCallError,
+        StaleHandleError,
+        StdioLimitExceeded,
+        Trap,
+        WasiRefusedError,
+        WasmplugError,
+        WitError,
+        WorldMismatchError,
+    )
+    from ._inspect import PluginInfo, inspect
+    from ._kv import KvNamespace, KvStore, MemoryKvStore
+    from ._manifest import CapabilityReport, Denial, Manifest, Need, NeedItem
+    from ._plugin import Plugin, load
+    from ._policy import (
+        Determinism,
+        FrozenMap,
+        Grants,
+        HttpGrant,
+        HttpRule,
+        KvGrant,
+        Limits,
+        Policy,
+        Preopen,
+    )
+    from ._policyfile import load_policies
+    from ._resources import ResourceHandle
+    from ._stats import CallStats
+    from ._world import ExportFunc, PreparedCall, World, load_world
 
 __all__ = [
     "ArgumentError",
@@ -143,31 +149,124 @@ __all__ = [
     "load_world",
 ]
 
+#: Where each public name is defined, by private module. ``import wasmplug`` imports
+#: none of them: a name's module is imported the first time the name is looked up
+#: (PEP 562), so a host pays only for what it uses (``wasmtime``, ``attrs`` and the
+#: WIT front end load with the first plugin or world, the bindings generator and the
+#: policy-file reader only when used).
+_SOURCES: dict[str, tuple[str, ...]] = {
+    "_audit": ("AuditEvent",),
+    "_bindgen": ("generate_bindings",),
+    "_bindings": ("Err", "Ok", "TypeNamespace"),
+    "_engine": ("Engine",),
+    "_exceptions": (
+        "ArgumentError",
+        "CallError",
+        "CapabilityError",
+        "DeadlineExceeded",
+        "FuelExhausted",
+        "GuestError",
+        "HandleLimitExceeded",
+        "HostCallsExceeded",
+        "HostFunctionError",
+        "InstantiationError",
+        "IntegrityError",
+        "InvalidGuestValue",
+        "InvalidWasmError",
+        "KvQuotaExceeded",
+        "LimitExceeded",
+        "LinkError",
+        "LoadError",
+        "LogLimitExceeded",
+        "ManifestError",
+        "MemoryLimitExceeded",
+        "OutputLimitExceeded",
+        "PluginClosedError",
+        "PolicyError",
+        "ReentrantCallError",
+        "StaleHandleError",
+        "StdioLimitExceeded",
+        "Trap",
+        "WasiRefusedError",
+        "WasmplugError",
+        "WitError",
+        "WorldMismatchError",
+    ),
+    "_inspect": ("PluginInfo", "inspect"),
+    "_kv": ("KvNamespace", "KvStore", "MemoryKvStore"),
+    "_manifest": ("CapabilityReport", "Denial", "Manifest", "Need", "NeedItem"),
+    "_plugin": ("Plugin", "load"),
+    "_policy": (
+        "Determinism",
+        "FrozenMap",
+        "Grants",
+        "HttpGrant",
+        "HttpRule",
+        "KvGrant",
+        "Limits",
+        "Policy",
+        "Preopen",
+    ),
+    "_policyfile": ("load_policies",),
+    "_resources": ("ResourceHandle",),
+    "_stats": ("CallStats",),
+    "_world": ("ExportFunc", "PreparedCall", "World", "load_world"),
+}
+_SOURCE_OF = {name: module for module, names in _SOURCES.items() for name in names}
+#: Private submodules reachable as attributes (``wasmplug._engine``), as when
+#: ``import wasmplug`` imported them all.
+_SUBMODULES = frozenset(
+    ("_codec", "_component", "_cli", "_diskcache", "_host", "_http", "_version", "_wit")
+) | frozenset(_SOURCES)
 
-if TYPE_CHECKING:
-    from ._bindgen import generate_bindings
+
+if not TYPE_CHECKING:
+    # Hidden from type checkers: they see the names imported above with their types,
+    # and flag any other attribute (a module-level ``__getattr__`` would make every
+    # misspelt name an ``object`` to them).
+
+    def __getattr__(name: str) -> object:
+        """Looks up a public name the first time it is used: imports its private module,
+        then publishes every public name of the modules imported so far (see
+        :func:`_publish`). Later lookups find the name in the module's globals and never
+        come here.
+
+        Raises:
+            AttributeError: ``name`` is neither a public name nor a submodule.
+        """
+        source = _SOURCE_OF.get(name)
+        if source is None and name not in _SUBMODULES:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        import importlib
+
+        module = importlib.import_module(f"{__name__}.{source or name}")
+        _publish()
+        return module if source is None else getattr(module, name)
 
 
-def __getattr__(name: str) -> Any:
-    """Imports the bindings generator on first use: hosts that only load plugins never
-    pay for it at ``import wasmplug``."""
-    if name == "generate_bindings":
-        from ._bindgen import generate_bindings
-
-        generate_bindings.__module__ = __name__
-        globals()[name] = generate_bindings
-        return generate_bindings
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+def __dir__() -> list[str]:
+    """The module's attributes, lazily imported public names included."""
+    return sorted(set(globals()) | set(__all__))
 
 
 def _publish() -> None:
-    """Makes every public class and function report ``wasmplug`` as its module, so
-    tracebacks, reprs and docs show ``wasmplug.Plugin``, not a private module; pickle
-    finds them there too."""
-    for name in __all__:
-        obj = globals().get(name)  # None for the lazily imported generate_bindings
-        if isinstance(obj, type) or callable(obj):
-            obj.__module__ = __name__
+    """Binds the public names of every private module imported so far into this
+    namespace and makes each public class and function report ``wasmplug`` as its
+    module, so tracebacks, reprs and docs show ``wasmplug.Plugin``, not a private
+    module; pickle finds them there too. Importing one module imports those it
+    depends on (loading a plugin imports the exceptions it may raise), so a name is
+    published before a host can meet it."""
+    import sys
 
-
-_publish()
+    namespace = globals()
+    for source, names in _SOURCES.items():
+        module = sys.modules.get(f"{__name__}.{source}")
+        if module is None or names[0] in namespace:
+            continue
+        objects = [getattr(module, name, None) for name in names]
+        if any(obj is None for obj in objects):
+            continue  # still being imported (by another thread): published later
+        for name, obj in zip(names, objects, strict=True):
+            if isinstance(obj, type) or callable(obj):
+                obj.__module__ = __name__
+            namespace[name] = obj

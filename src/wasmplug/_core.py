@@ -705,9 +705,8 @@ class CoreBackend(Sandbox):
             else:
                 mem = _NO_MEMORY
             scalar = plan.scalar_lower
-            if scalar is None or not scalar(buf, args):
-                if plan.pack.size:
-                    self._lower_args(name, plan, mem, args, buf)
+            if (scalar is None or not scalar(buf, args)) and plan.pack.size:
+                self._lower_args(name, plan, mem, args, buf)
             phase = "it returned a value that breaks the canonical ABI"
             trap = self._trap
             func = inst.funcs.get(plan.core_name) or inst.func(plan.core_name)

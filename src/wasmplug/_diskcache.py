@@ -20,7 +20,6 @@ import contextlib
 import logging
 import os
 import stat
-import tempfile
 from pathlib import Path
 
 __all__ = ["cache_root", "prune", "read_trusted", "touch", "write_atomically"]
@@ -104,6 +103,8 @@ def write_atomically(path: Path, data: bytes) -> None:
     """Writes a cache entry: into a temporary file beside it, then renamed, so a reader
     never sees half an entry. Failures (a read-only or untrusted cache directory) are
     logged, never raised: the cache is an optimization."""
+    import tempfile  # only when writing: a process served from the cache never needs it
+
     try:
         _private_dirs(path.parent)
         why = _directory_problem(path.parent)

@@ -10,10 +10,11 @@ Two caches keep this cheap:
 
 * the module compiled by Cranelift, serialized to
   ``$XDG_CACHE_HOME/wasmplug/wasmtime-<version>/wit-parser-<sha256>.cwasm``;
-* parse results, as JSON, keyed by a sha256 over the module's hash and every input
-  file's relative path and bytes: on disk in ``$XDG_CACHE_HOME/wasmplug/wit/`` and in a
-  bounded in-memory LRU. A process that loads WIT it has seen before never
-  instantiates the parser.
+* parse results, as JSON, keyed by a sha256 over the module's identity
+  (:func:`parser_identity`) and every input file's relative path and bytes: on disk in
+  ``$XDG_CACHE_HOME/wasmplug/wit/`` and in a bounded in-memory LRU. A process that
+  loads WIT it has seen before never reads, compiles or instantiates the parser
+  module.
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ import logging
 import os
 import re
 import struct
-import tempfile
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -34,7 +34,7 @@ import wasmtime
 
 from .._diskcache import cache_root, prune, read_trusted, touch, write_atomically
 from .._exceptions import WitError
-from .._version import wasmtime_version
+from .._version import __version__, wasmtime_version
 from ._json import resolve_from_json
 from ._model import Resolve, World
 
@@ -102,6 +102,7 @@ class _Loaded:
     engine: wasmtime.Engine | None = None
     module: wasmtime.Module | None = None
     sha256: str | None = None
+    identity: str | None = None
 
 
 _lock = threading.Lock()
@@ -110,10 +111,26 @@ _results: OrderedDict[str, str] = OrderedDict()
 
 
 def module_sha256() -> str:
-    """The sha256 of the shipped parser module, lowercase hex."""
+    """The sha256 of the shipped parser module, lowercase hex (reads the module)."""
     if _loaded.sha256 is None:
         _loaded.sha256 = hashlib.sha256(_MODULE_PATH.read_bytes()).hexdigest()
     return _loaded.sha256
+
+
+def parser_identity() -> str:
+    """What names the shipped parser module in the result cache's keys: wasmplug's
+    version with the module file's size and modification time (nanoseconds), the
+    way Python's own bytecode cache names a source file (PEP 552). Rebuilding or
+    reinstalling the module changes it. Unlike :func:`module_sha256` it does not
+    read the 1.4 MB module, so a process whose WIT is cached never opens it.
+
+    Raises:
+        OSError: the module file is missing (a broken installation).
+    """
+    if _loaded.identity is None:
+        st = os.stat(_MODULE_PATH)
+        _loaded.identity = f"{__version__}:{st.st_size}:{st.st_mtime_ns}"
+    return _loaded.identity
 
 
 def clear_memory_cache() -> None:
@@ -260,7 +277,7 @@ def _remember(key: str, text: str, *, disk: bool = True) -> None:
 
 def _key(what: str, files: Sequence[tuple[str, bytes]]) -> str:
     h = hashlib.sha256()
-    h.update(f"{module_sha256()}\0{what}\0".encode())
+    h.update(f"{parser_identity()}\0{what}\0".encode())
     for rel, data in files:
         h.update(f"{rel}\0{len(data)}\0".encode())
         h.update(data)
@@ -295,6 +312,8 @@ def _parse(files: list[tuple[str, bytes]], guest: str, names: dict[str, str]) ->
     text = _cached(key)
     if text is not None:
         return text
+    import tempfile  # only on a cache miss: it costs milliseconds to import
+
     with tempfile.TemporaryDirectory(prefix="wasmplug-wit-") as tmp:
         for rel, data in files:
             dest = Path(tmp, rel)
@@ -458,7 +477,7 @@ def custom_sections(
     import json
 
     digest = sha256 or hashlib.sha256(wasm).hexdigest()
-    key = hashlib.sha256(f"{module_sha256()}\0sections\0{name}\0{digest}".encode()).hexdigest()
+    key = hashlib.sha256(f"{parser_identity()}\0sections\0{name}\0{digest}".encode()).hexdigest()
     text = _cached(key)
     if text is None:
         text = _run("custom_sections", name.encode() + b"\0" + wasm, None)
