@@ -13,7 +13,12 @@ afterwards:
 The attacks are the Rust plugin ``tests/fixtures/attacks`` (one attack per export),
 the ``hostile`` fixture's resource bombs, and WAT components in ``tests/wat/`` for
 what Rust cannot express (start functions, many memories, raw table growth). They use
-only the public API, so a second backend joins by loading through it.
+only the public API, and run on both backends: the components on the component path,
+and on the fast path the same Rust sources built as core modules and the core module
+inside each WAT component (:func:`core_twin`). Where the backends differ the attack
+says so: WASI preview 1's ``poll_oneoff`` instead of WASI 0.2's subscriptions,
+:class:`~wasmplug.InvalidGuestValue` from wasmplug's own lifting instead of
+wasmtime's trap. Only ``many-core-instances`` is the component path's alone.
 """
 
 from __future__ import annotations
@@ -66,6 +71,16 @@ class Lab:
     tmp: Path
     loaded: list[wasmplug.Plugin] = attrs.field(factory=list)
 
+    @property
+    def core(self) -> bool:
+        """Whether the attack plugins are core modules (the fast path, WASI preview 1)
+        rather than components."""
+        return self.wasm_dir.name == "wasm-core"
+
+    def wasi_wait(self, component_function: str) -> str:
+        """The WASI function a clock wait goes through on this backend."""
+        return "wasi_snapshot_preview1#poll_oneoff" if self.core else component_function
+
     def load(
         self,
         source: str,
@@ -102,8 +117,11 @@ class Lab:
         )
 
     def wat(self, stem: str, world: str = "answer", **limits: Any) -> wasmplug.Plugin:
-        """Loads ``tests/wat/<stem>.wat`` (the text format, turned into a binary here)."""
-        binary = bytes(wasmtime.wat2wasm((WAT / f"{stem}.wat").read_text()))
+        """Loads ``tests/wat/<stem>.wat`` (the text format, turned into a binary here):
+        the component, or on the fast path the core module it wraps (``$m``), which
+        exports the same canonical-ABI names (see :func:`core_twin`)."""
+        text = (WAT / f"{stem}.wat").read_text()
+        binary = bytes(wasmtime.wat2wasm(core_twin(text) if self.core else text))
         plugin = wasmplug.load(
             binary,
             world=wasmplug.load_world(WAT / "wit", world),
@@ -127,10 +145,29 @@ class Lab:
         return data
 
 
+def core_twin(component: str) -> str:
+    """The core module ``$m`` of a WAT component, as a module of its own with the
+    ``component-type`` section the fast path asks for (its content is not read: the
+    host's WIT is the contract)."""
+    start = component.index("(core module $m")
+    depth = 0
+    for end in range(start, len(component)):
+        depth += {"(": 1, ")": -1}.get(component[end], 0)
+        if depth == 0:
+            break
+    body = component[start + len("(core module $m") : end]
+    return f'(module {body} (@custom "component-type:wat" ""))'
+
+
 ATTACKS_WORLD = fixture_world("attacks")
 HOSTILE_WORLD = fixture_world("hostile")
 Attack = Callable[[Lab], None]
 ATTACKS: dict[str, Attack] = {}
+
+
+#: Attacks that exist only for components: a core module is one instance.
+COMPONENT_ONLY = frozenset({"many-core-instances"})
+BACKENDS = ("component", "core-module")
 
 
 def attack(fn: Attack) -> Attack:
@@ -232,7 +269,7 @@ def attack_wasi_sleep_within_the_deadline(lab: Lab) -> None:
     with pytest.raises(wasmplug.WasiRefusedError) as info:
         plugin.call("nap", 5)
     assert type(info.value) is wasmplug.WasiRefusedError
-    assert info.value.wasi_function.endswith("#subscribe-duration")
+    assert info.value.wasi_function.endswith(lab.wasi_wait("#subscribe-duration"))
 
 
 @attack
@@ -241,7 +278,7 @@ def attack_wasi_poll_past_the_deadline(lab: Lab) -> None:
     start = time.perf_counter()
     e = breach(wasmplug.DeadlineExceeded, "deadline_ms", lambda: plugin.call("poll-clock", 3_000))
     assert time.perf_counter() - start < 1.0
-    assert "#subscribe-duration), past its deadline (1000 ms)" in str(e)
+    assert f"{lab.wasi_wait('#subscribe-duration')}), past its deadline (1000 ms)" in str(e)
     assert plugin.call("clock-reads") >= 1  # reading the clock is fine
 
 
@@ -249,7 +286,7 @@ def attack_wasi_poll_past_the_deadline(lab: Lab) -> None:
 def attack_wasi_wait_until_an_instant(lab: Lab) -> None:
     plugin = lab.attacks()
     e = breach(wasmplug.DeadlineExceeded, "deadline_ms", lambda: plugin.call("wait-until", 60_000))
-    assert "#subscribe-instant), past its deadline" in str(e)
+    assert f"{lab.wasi_wait('#subscribe-instant')}), past its deadline" in str(e)
 
 
 @attack
@@ -402,8 +439,13 @@ def attack_giant_list_of_strings(lab: Lab) -> None:
 @attack
 def attack_output_past_wasmtime_copy_budget(lab: Lab) -> None:
     """Without an output limit, wasmtime's own copy budget (about 2.7 million list
-    elements per call) stops a huge list: the same typed breach, amount unknown."""
+    elements per call) stops a huge list: the same typed breach, amount unknown. (The
+    fast path copies bytes in one piece and has no such budget: the guest's memory
+    limit bounds what it can return.)"""
     plugin = lab.hostile(output_bytes=None)
+    if lab.core:
+        assert plugin.call("big-bytes", 3 << 20) == b"\x07" * (3 << 20)
+        return
     e = breach(
         wasmplug.OutputLimitExceeded, "output_bytes", lambda: plugin.call("big-bytes", 3 << 20)
     )
@@ -475,11 +517,13 @@ def attack_stderr_flood_forwarded_to_logs(lab: Lab) -> None:
 
 def forged(lab: Lab, function: str, *args: object) -> str:
     """Calls a function of the ``forged`` plugin, which must trap while its result (or
-    argument) crosses the boundary; returns the trap's message. The next call runs."""
+    argument) crosses the boundary (wasmtime's Trap on the component path,
+    InvalidGuestValue from wasmplug's own lifting on the fast path); returns the
+    message. The next call runs."""
     plugin = lab.wat("forged", world="forged")
     with pytest.raises(wasmplug.Trap) as info:
         plugin.call(function, *args)
-    assert type(info.value) is wasmplug.Trap
+    assert type(info.value) is (wasmplug.InvalidGuestValue if lab.core else wasmplug.Trap)
     assert plugin.call("answer") == 42
     assert plugin.last_call is not None
     assert plugin.last_call.fresh_instance is True
@@ -488,27 +532,32 @@ def forged(lab: Lab, function: str, *args: object) -> str:
 
 @attack
 def attack_result_string_not_utf8(lab: Lab) -> None:
-    assert "invalid utf-8" in forged(lab, "bad-string")
+    message = forged(lab, "bad-string")
+    assert ("not valid UTF-8" if lab.core else "invalid utf-8") in message
 
 
 @attack
 def attack_result_list_longer_than_memory(lab: Lab) -> None:
-    assert "list pointer/length out of bounds of memory" in forged(lab, "huge-list")
+    message = forged(lab, "huge-list")
+    assert ("reach past the end" if lab.core else "list pointer/length out of bounds") in message
 
 
 @attack
 def attack_result_enum_case_out_of_range(lab: Lab) -> None:
-    assert "discriminant 7 out of range" in forged(lab, "bad-enum")
+    message = forged(lab, "bad-enum")
+    assert ("discriminant 7 of enum" if lab.core else "discriminant 7 out of range") in message
 
 
 @attack
 def attack_result_char_is_a_surrogate(lab: Lab) -> None:
-    assert "out of range for `char`" in forged(lab, "bad-char")
+    message = forged(lab, "bad-char")
+    assert ("not a Unicode scalar" if lab.core else "out of range for `char`") in message
 
 
 @attack
 def attack_realloc_points_outside_memory(lab: Lab) -> None:
-    assert "realloc return: beyond end of memory" in forged(lab, "take-string", "hello")
+    message = forged(lab, "take-string", "hello")
+    assert ("cabi_realloc returned" if lab.core else "realloc return: beyond end") in message
 
 
 # -- files and environment -----------------------------------------------------------
@@ -586,7 +635,9 @@ def attack_ungranted_capabilities(lab: Lab) -> None:
 
 @attack
 def attack_unprovided_import(lab: Lab) -> None:
-    with pytest.raises(wasmplug.LinkError, match=r"imports acme:admin/secrets@1\.0\.0") as info:
+    # The component names the interface; its core module (the fast path) the module.
+    name = r"secrets#read" if lab.core else r"acme:admin/secrets@1\.0\.0"
+    with pytest.raises(wasmplug.LinkError, match=rf"imports {name}") as info:
         lab.wat("unprovided-import")
     assert type(info.value) is wasmplug.LinkError
     assert info.value.plugin == "unprovided-import"
@@ -636,22 +687,34 @@ def attack_host_call_storm(lab: Lab) -> None:
     assert e.stats.host_calls == 10_001
 
 
+def bad_host_argument(lab: Lab, export: str, component: str, core: str) -> None:
+    """The guest hands a host function an argument that breaks the canonical ABI:
+    wasmtime traps on the component path, the fast path raises InvalidGuestValue
+    (a Trap) before the host function runs."""
+    plugin = lab.attacks(wasmplug.Grants(log=True))
+    if not lab.core:
+        trap(lambda: plugin.call(export), component)
+        return
+    with pytest.raises(wasmplug.InvalidGuestValue) as info:
+        plugin.call(export)
+    assert info.value.plugin == "attacker"
+    assert core in str(info.value)
+    assert "wasmplug:host/log@0.1.0#log" in str(info.value)
+
+
 @attack
 def attack_invalid_utf8_to_host_function(lab: Lab) -> None:
-    plugin = lab.attacks(wasmplug.Grants(log=True))
-    trap(lambda: plugin.call("bad-utf8-to-host"), "invalid utf-8")
+    bad_host_argument(lab, "bad-utf8-to-host", "invalid utf-8", "not valid UTF-8")
 
 
 @attack
 def attack_out_of_bounds_pointer_to_host_function(lab: Lab) -> None:
-    plugin = lab.attacks(wasmplug.Grants(log=True))
-    trap(lambda: plugin.call("oob-pointer-to-host"), "out of bounds of memory")
+    bad_host_argument(lab, "oob-pointer-to-host", "out of bounds of memory", "reach past the end")
 
 
 @attack
 def attack_out_of_bounds_length_to_host_function(lab: Lab) -> None:
-    plugin = lab.attacks(wasmplug.Grants(log=True))
-    trap(lambda: plugin.call("oob-length-to-host"), "out of bounds of memory")
+    bad_host_argument(lab, "oob-length-to-host", "out of bounds of memory", "reach past the end")
 
 
 @attack
@@ -732,10 +795,19 @@ def test_the_suite_is_complete() -> None:
     assert len(ATTACKS) >= 47
 
 
-@pytest.mark.parametrize("name", sorted(ATTACKS))
+@pytest.mark.parametrize(
+    ("backend", "name"),
+    [
+        (backend, name)
+        for backend in BACKENDS
+        for name in sorted(ATTACKS)
+        if not (backend == "core-module" and name in COMPONENT_ONLY)
+    ],
+)
 def test_attack_is_contained(  # noqa: PLR0917 - pytest fixtures
+    backend: str,
     name: str,
-    wasm_dir: Path,
+    request: pytest.FixtureRequest,
     engine: wasmplug.Engine,
     neighbour: Neighbour,
     tmp_path: Path,
@@ -744,10 +816,11 @@ def test_attack_is_contained(  # noqa: PLR0917 - pytest fixtures
     """Runs the attack twice: the first run may set up what the host keeps for good
     (wasmtime's runtime threads and memory images), the second must leave the host's
     threads and file descriptors as the first left them."""
+    plugin_dir = request.getfixturevalue("wasm_dir" if backend == "component" else "core_dir")
     seen: list[tuple[int, int]] = []
     for run in range(2):
         neighbour.check()
-        lab = Lab(wasm_dir, engine, tmp_path / f"run{run}")
+        lab = Lab(plugin_dir, engine, tmp_path / f"run{run}")
         with caplog.at_level(logging.INFO, logger="wasmplug"):
             try:
                 ATTACKS[name](lab)

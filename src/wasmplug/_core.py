@@ -371,8 +371,10 @@ class CoreBackend(Sandbox):
                 continue
             plans[name] = _Export(core, sig, export.error)
         memory = found.get("memory")
-        if plans and not isinstance(memory, wasmtime.MemoryType):
-            problems.append("no exported memory named 'memory'")
+        if any(p.needs_memory for p in plans.values()) and not isinstance(
+            memory, wasmtime.MemoryType
+        ):
+            problems.append("no exported memory named 'memory' (strings and lists need it)")
         realloc = found.get("cabi_realloc")
         if realloc is not None and _native.func_type_names(realloc) != (("i32",) * 4, ("i32",)):
             problems.append(
