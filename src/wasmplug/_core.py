@@ -22,6 +22,7 @@ determinism option (``Policy.determinism``), which needs the component path.
 
 from __future__ import annotations
 
+import copy
 import ctypes
 import struct
 from collections.abc import Callable, Sequence
@@ -131,6 +132,14 @@ class _Export:
         )
         self.scalar_lower = _scalar_lowering(sig)
         self.scalar_result = _scalar_result(sig)
+
+    def for_plugin(self) -> _Export:
+        """A copy with raw slots of its own (plans are shared by the plugins of one
+        module and world; slots are not: plugins run calls concurrently)."""
+        plan = copy.copy(self)
+        plan.buf = (_native.RAW * self.nslots)()
+        plan.buf_addr = ctypes.addressof(plan.buf)
+        return plan
 
 
 def _scalar_code(layout: Layout) -> tuple[str, str] | None:
@@ -311,20 +320,30 @@ class CoreBackend(Sandbox):
         self._world = world
         self._wasi = wasi
         self._host_impls = host_impls
-        self._layouts: dict[int, Layout] = {}
+        # Layouts are the world's (records compile code once per world), kept on it.
+        self._layouts: dict[int, Layout] = world._core_layouts
         self._instance: _CoreInstance | None = None
         self._fuel_out = ctypes.c_uint64()
         self._fuel_addr = ctypes.addressof(self._fuel_out)
         self._trap = _native.TrapSlot()
-        self._exports = self._check_exports()
-        names = {e.name for e in module.exports}
+        # What checking the module against the world found depends on the two only:
+        # done once per compiled module and world (keyed by the module itself,
+        # weakly). Each plugin copies the plans and gives them their own slots.
+        checked: tuple[dict[str, _Export], set[str], dict[tuple[str, str], Any]] | None
+        checked = world._checked.get(module)
+        if checked is None:
+            plans = self._check_exports()
+            names = {e.name for e in module.exports}
+            for plan in plans.values():
+                plan.has_post = plan.post_name in names
+            imports = {(i.module, i.name or ""): i.type for i in module.imports}
+            checked = world._checked[module] = (plans, names, imports)
+        shared, names, imports = checked
+        self._exports = {name: plan.for_plugin() for name, plan in shared.items()}
         self._has_init = "_initialize" in names
-        for plan in self._exports.values():
-            plan.has_post = plan.post_name in names
         self._no_args = (_native.RAW * 1)()
         # Every scalar result (at most 8 bytes) fits in Limits.output_bytes.
         self._fixed_fits = limits.output_bytes is None or limits.output_bytes >= 8
-        imports = {(i.module, i.name or ""): i.type for i in module.imports}
         self.imports: tuple[str, ...] = tuple(
             dict.fromkeys(m for m, _ in imports if m not in (WASI_P1, ROOT_MODULE))
         )

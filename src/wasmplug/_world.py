@@ -154,6 +154,9 @@ class World:
         # so that loading the same component again is cheap. Weak: an entry lives as
         # long as its compiled component.
         self._checked: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
+        # The fast path's canonical-ABI layouts of this world's types (by ``id`` of
+        # their definition; a record's compiles code, once per world).
+        self._core_layouts: dict[int, Any] = {}
         # Resources the plugin exports: id of the TypeDef -> handle class.
         self._guest_resources: dict[int, type[ResourceHandle]] = {}
         #: Resources the host defines (in imported interfaces), in order: the index
