@@ -6,6 +6,7 @@ import collections
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import TracebackType
@@ -23,6 +24,7 @@ from ._exceptions import (
     ArgumentError,
     CallError,
     IntegrityError,
+    PluginBusy,
     PluginClosedError,
     PolicyError,
     ReentrantCallError,
@@ -32,6 +34,7 @@ from ._kv import KvNamespace, KvStore, MemoryKvStore
 from ._manifest import CapabilityReport, Manifest, compare, enforce, read_manifest
 from ._policy import Grants, KvGrant, Policy
 from ._resources import ResourceHandle
+from ._stack import StackGuard
 from ._stats import CallStats
 from ._world import PreparedCall, World
 
@@ -47,8 +50,14 @@ class Plugin:
 
     Create one with :func:`load`. Calls are serialized per plugin (one lock), so a
     plugin can be shared between threads; the GIL is released while guest code runs.
-    A call that traps or breaches a limit raises a :class:`~wasmplug.CallError` and the
-    next call runs on a fresh instance.
+    A caller waits at most ``Limits.queue_ms`` for a call of another thread to end
+    (:class:`~wasmplug.PluginBusy`). A call that traps or breaches a limit raises a
+    :class:`~wasmplug.CallError` and the next call runs on a fresh instance.
+
+    A call runs on the calling thread when it has enough native stack left for the
+    guest (:attr:`Engine.native_stack_bytes <wasmplug.Engine.native_stack_bytes>`),
+    else on a worker thread of the engine while the caller waits; host functions the
+    guest calls then run on that worker (see "Native stack" in ``docs/security.md``).
 
     Use it as a context manager, or call :meth:`close`, to release the instance.
 
@@ -85,6 +94,9 @@ class Plugin:
     _audit: Auditor
     _lock: threading.Lock
     _caller: int | None
+    _running: str
+    _queue_s: float
+    _stack: StackGuard
     _pending: collections.deque[tuple[Any, object]]
 
     def __init__(self) -> None:
@@ -102,6 +114,7 @@ class Plugin:
         ungranted: tuple[str, ...],
         kv: KvNamespace,
         capabilities: CapabilityReport,
+        stack: StackGuard,
     ) -> Plugin:
         self = cls.__new__(cls)
         self.name = name
@@ -117,7 +130,11 @@ class Plugin:
         self._backend = backend
         self._audit = backend.auditor
         self._lock = threading.Lock()
-        self._caller = None  # the thread inside a call, to detect re-entry
+        self._caller = None  # the thread running the guest, to detect re-entry
+        self._running = ""  # the export running, for PluginBusy's message
+        queue_ms = policy.limits.queue_ms
+        self._queue_s = -1.0 if queue_ms is None else queue_ms / 1000.0  # -1: no bound
+        self._stack = stack
         self._pending = collections.deque()
         return self
 
@@ -187,6 +204,8 @@ class Plugin:
                 plugin, or belongs to an instance that was replaced (nothing ran).
             ReentrantCallError: called from one of this plugin's own host functions
                 during a call of this plugin.
+            PluginBusy: the plugin ran another call for longer than
+                ``Limits.queue_ms`` while this one waited (nothing ran).
         """
         return self.call_prepared(self.world.prepare(function, *args, plugin=self.name))
 
@@ -206,7 +225,7 @@ class Plugin:
             ArgumentError: ``prepared`` was made for another world.
             GuestError, FuelExhausted, DeadlineExceeded, MemoryLimitExceeded, Trap,
             HostFunctionError, InstantiationError, PluginClosedError,
-            ReentrantCallError: as :meth:`call`.
+            ReentrantCallError, PluginBusy: as :meth:`call`.
         """
         function = prepared.function
         if self._caller == threading.get_ident():
@@ -225,7 +244,10 @@ class Plugin:
             )
         export = prepared.export
         handles = prepared._handles
-        with self._lock:
+        lock = self._lock
+        if not lock.acquire(blocking=False):
+            self._wait_for_turn(function)
+        try:
             backend = self._backend
             if backend is None:
                 raise PluginClosedError(f"{function}: the plugin is closed", plugin=self.name)
@@ -233,14 +255,16 @@ class Plugin:
                 self._drop_pending(backend)
             if handles:
                 self._check_handles(function, handles, backend)
-            self._caller = threading.get_ident()
+            self._running = function
             try:
-                raw, stats = backend.call(function, prepared._address, prepared._count)
+                raw, stats = self._stack.run(
+                    self._enter, backend, function, prepared._address, prepared._count
+                )
             except BaseException as e:
                 self.last_call = getattr(e, "stats", None) or self.last_call
                 raise
             finally:
-                self._caller = None
+                self._running = ""
                 for handle, moved in handles:
                     if moved and handle._native is not None:  # the guest owns it now
                         backend.free(handle._native)
@@ -263,9 +287,48 @@ class Plugin:
                 return result.lift(raw, 0)
             else:
                 is_ok, value = result.lift_parts(raw, 0)
+        finally:
+            lock.release()
         if not is_ok:
             raise export.error(value, plugin=self.name, function=function)
         return value
+
+    def _enter(
+        self, backend: ComponentBackend, function: str, address: int, count: int
+    ) -> tuple[bytes | None, CallStats]:
+        """Runs the guest, on whichever thread :class:`StackGuard` chose: that thread
+        is the one a host function calling back into this plugin runs on."""
+        self._caller = threading.get_ident()
+        try:
+            return backend.call(function, address, count)
+        finally:
+            self._caller = None
+
+    def _wait_for_turn(self, function: str) -> None:
+        """Waits for the call lock, held by another call, for up to ``Limits.queue_ms``
+        (or without bound when it is ``None``).
+
+        Raises:
+            PluginBusy: the wait timed out (audited as a breach of ``queue_ms``); the
+                lock is not held.
+        """
+        if self._queue_s < 0:
+            self._lock.acquire()
+            return
+        start = time.monotonic()
+        if self._lock.acquire(timeout=self._queue_s):
+            return
+        error = PluginBusy(
+            waited_ms=round((time.monotonic() - start) * 1000),
+            allowed=self.policy.limits.queue_ms or 0,
+            busy_with=self._running,
+            plugin=self.name,
+            function=function,
+        )
+        backend = self._backend
+        if backend is not None:
+            backend.audit(error)
+        raise error
 
     def _check_handles(
         self,
@@ -330,7 +393,8 @@ class Plugin:
             if backend is None:
                 ComponentBackend.free(native)
                 return
-            backend.release(native, handle._instance, f"[resource-drop]{name}")
+            instance = handle._instance
+            self._stack.run(backend.release, native, instance, f"[resource-drop]{name}")
 
     def _release_later(self, native: Any, instance: object) -> None:
         """Queues a native handle of a garbage-collected open handle; it is dropped at
@@ -344,7 +408,7 @@ class Plugin:
         while self._pending:
             native, instance = self._pending.popleft()
             try:
-                backend.release(native, instance, "[resource-drop]")
+                self._stack.run(backend.release, native, instance, "[resource-drop]")
             except CallError as e:
                 logger.warning(
                     "plugin %r: dropping a collected resource handle failed: %s",
@@ -557,7 +621,8 @@ def load(
             ", ".join(ungranted),
             ", ".join(_host.GRANT_OF[i] for i in ungranted),
         )
-    backend.start()
+    stack = engine._stack_guard
+    stack.run(backend.start)  # start-up code runs guest code too
     return Plugin._create(
         name=name,
         world=world,
@@ -571,6 +636,7 @@ def load(
             quota_bytes=(grants.kv or KvGrant()).quota_bytes,
         ),
         capabilities=report,
+        stack=stack,
     )
 
 
