@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextvars
 import ctypes
 import functools
+import itertools
 import logging
 import sys
 import threading
@@ -170,6 +171,7 @@ def stack_left() -> int | None:
 # previous size is restored at once (a thread another thread starts in that moment
 # gets the workers' size, which is larger than the default, never smaller).
 _SPAWN_LOCK = threading.Lock()
+_worker_numbers = itertools.count(1)  # thread-safe under the GIL (a C iterator)
 
 
 class _Job:
@@ -260,7 +262,6 @@ class StackGuard:
         self.offloads = 0
         self._lock = threading.Lock()
         self._idle: list[_Worker] = []
-        self._started = 0
 
     def run(self, fn: Callable[..., T], *args: Any) -> T:
         """Calls ``fn(*args)`` on the calling thread when it has at least :attr:`need` bytes
@@ -291,10 +292,7 @@ class StackGuard:
         return result
 
     def _start_worker(self) -> _Worker:
-        with self._lock:
-            self._started += 1
-            name = f"wasmplug-stack-{self._started}"
-        worker = _Worker(self, name)
+        worker = _Worker(self, f"wasmplug-stack-{next(_worker_numbers)}")
         with _SPAWN_LOCK:
             previous = threading.stack_size(self.worker_stack)
             try:
