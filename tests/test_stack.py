@@ -112,6 +112,22 @@ def test_stack_left_measures_the_calling_thread() -> None:
     assert 400 << 10 < left < 512 << 10
 
 
+def test_the_fast_probe_agrees_with_the_reference() -> None:
+    """The per-call probe (libc's memset as dl_iterate_phdr's callback, low 32 bits)
+    is in use here and finds the same stack position as the Python-callback probe,
+    on the main thread and on a small thread."""
+    assert _stack._FAST
+    assert _stack._STACK_LEFT is _stack._stack_left_fast
+
+    def both() -> tuple[int | None, int | None]:
+        return _stack._stack_left_fast(), _stack._stack_left_slow()
+
+    for fast, slow in (both(), on_thread(both, stack_size=300 << 10)):
+        assert fast is not None
+        assert slow is not None
+        assert abs(fast - slow) < 4096
+
+
 def test_the_engine_states_its_wasm_stack() -> None:
     """The engine sets wasmtime's max_wasm_stack explicitly, and a call needs it plus
     the host margin; nonsense is refused."""
@@ -217,6 +233,20 @@ def test_reentry_is_detected_on_the_worker(wasm_dir: Path, engine: wasmplug.Engi
     assert engine.stack_offloads == 1  # the nested call to `other` ran on the worker
     plugin.close()
     other.close()
+
+
+def test_where_the_stack_cannot_be_measured_calls_use_a_worker(
+    wasm_dir: Path, engine: wasmplug.Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a platform where the room left is unknown, every call takes the safe route
+    (a worker thread), with the same result."""
+    inventory = Recorder()
+    plugin = load_hostfns(wasm_dir, engine, inventory)
+    monkeypatch.setattr(_stack, "_STACK_LEFT", _stack._stack_left_unknown)
+    assert plugin.call("call-ping") == 42
+    assert engine.stack_offloads == 1
+    assert inventory.threads[0].startswith("wasmplug-stack-")
+    plugin.close()
 
 
 def test_the_wasm_stack_and_the_check_are_tied() -> None:
