@@ -248,12 +248,16 @@ _worker_numbers = itertools.count(1)  # thread-safe under the GIL (a C iterator)
 
 
 class _Job:
+    """One call handed to a worker. ``done`` is a lock held until the call is over
+    (a bare lock: the cheapest hand-over between two threads in CPython)."""
+
     __slots__ = ("context", "done", "error", "fn", "result")
 
     def __init__(self, fn: Callable[[], Any]) -> None:
         self.fn = fn  # no arguments: the caller binds them (functools.partial)
         self.context = contextvars.copy_context()
-        self.done = threading.Event()
+        self.done = threading.Lock()
+        self.done.acquire()
         self.result: Any = None
         self.error: BaseException | None = None
 
@@ -263,7 +267,7 @@ class _Job:
         except BaseException as e:  # handed to the waiting caller, who re-raises it
             self.error = e
         finally:
-            self.done.set()
+            self.done.release()
 
     def wait(self) -> Any:
         """Waits for the worker; re-raises what the call raised. An interrupt (Ctrl-C)
@@ -272,7 +276,7 @@ class _Job:
         interrupted: BaseException | None = None
         while True:
             try:
-                self.done.wait()
+                self.done.acquire()
                 break
             except BaseException as e:
                 interrupted = interrupted or e
@@ -286,29 +290,28 @@ class _Job:
 
 class _Worker:
     """One worker thread: runs the jobs handed to it, one at a time, and exits after
-    :data:`WORKER_IDLE_S` seconds without one."""
+    :data:`WORKER_IDLE_S` seconds without one. It is handed a job only after the
+    guard took it off its idle list, so it never has more than one."""
 
     def __init__(self, guard: StackGuard, name: str) -> None:
         self._guard = guard
-        self._jobs: list[_Job] = []
-        self._wake = threading.Condition(threading.Lock())
+        self._job: _Job | None = None
+        self._ready = threading.Lock()  # released when a job is handed over
+        self._ready.acquire()
         self.thread = threading.Thread(target=self._loop, name=name, daemon=True)
 
     def give(self, job: _Job) -> None:
-        with self._wake:
-            self._jobs.append(job)
-            self._wake.notify()
+        self._job = job
+        self._ready.release()
 
     def _loop(self) -> None:
         while True:
-            with self._wake:
-                if not self._jobs:
-                    self._wake.wait(WORKER_IDLE_S)
-                if not self._jobs:
-                    if self._guard._retire(self):
-                        return
-                    continue  # handed a job just now: it is on its way
-                job = self._jobs.pop()
+            if not self._ready.acquire(timeout=WORKER_IDLE_S):
+                if self._guard._retire(self):
+                    return
+                self._ready.acquire()  # a caller took it meanwhile: its job is coming
+            job, self._job = self._job, None
+            assert job is not None
             job.run()
             del job
             self._guard._idle_again(self)
