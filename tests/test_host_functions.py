@@ -406,3 +406,40 @@ def test_queue_ms_zero_never_waits_and_none_waits_for_good(load: Any) -> None:
     holder.join(30)
     waiter.join(30)
     assert (held, waited) == ([42], [7])
+
+
+def test_two_plugins_calling_each_other_end_in_plugin_busy_not_a_deadlock(load: Any) -> None:
+    """A's host function calls B while B's calls A, from two threads: each waits for
+    the other's lock. The wait for A (queue_ms 200) gives up first with PluginBusy
+    inside B's host function, so B's call fails with HostFunctionError caused by it;
+    that frees B, and A's call (queue_ms 10 s) completes. Both work afterwards."""
+    both_inside = threading.Barrier(2, timeout=30)
+    plugins: dict[str, wasmplug.Plugin] = {}
+
+    def calling(other: str) -> Callable[[], int]:
+        def ping() -> int:
+            both_inside.wait()
+            return int(plugins[other].call("pong"))
+
+        return ping
+
+    for name, other, queue_ms in (("a", "b", 200), ("b", "a", 10_000)):
+        inventory = Inventory({})
+        inventory.ping = calling(other)  # type: ignore[method-assign]
+        plugins[name] = load(
+            {"inventory": inventory, "now-ms": lambda: 0},
+            limits=wasmplug.Limits(deadline_ms=None, queue_ms=queue_ms),
+            name=name,
+        )
+    first, first_out = start_call(plugins["a"], "call-ping")
+    second, second_out = start_call(plugins["b"], "call-ping")
+    first.join(30)
+    second.join(30)
+    assert first_out == [8]
+    (e,) = second_out
+    assert isinstance(e, wasmplug.HostFunctionError)
+    assert e.plugin == "b"
+    cause = e.__cause__
+    assert isinstance(cause, wasmplug.PluginBusy)
+    assert (cause.plugin, cause.function, cause.busy_with) == ("a", "pong", "call-ping")
+    assert (plugins["a"].call("pong"), plugins["b"].call("pong")) == (7, 7)

@@ -548,8 +548,10 @@ def load(
             away (``own<counter>`` parameter) leaves the table and is not closed.
             Nothing is shared with other plugins.
         audit: Called with an :class:`AuditEvent` for every denial and every breached
-            limit of this plugin, synchronously, on the calling thread, while the
-            plugin's call lock is held (so it must not call this plugin). An
+            limit of this plugin, synchronously, on the thread running the call (the
+            caller's, or the stack worker's when the call runs on one), while the
+            plugin's call lock is held (so it must not call this plugin); for
+            :class:`PluginBusy`, on the waiting caller's thread without the lock. An
             exception it raises is logged and never changes the call's outcome.
             Default: the engine's (``Engine(audit=...)``), if any.
 
@@ -572,6 +574,10 @@ def load(
         PolicyError: a preopened host directory does not exist.
         InstantiationError: the first instance cannot be created (for example its
             initial memory exceeds ``Limits.memory_bytes``).
+
+    Start-up code runs on the calling thread, or on a worker thread of the engine
+    when the calling thread has too little native stack left
+    (:attr:`Engine.native_stack_bytes`).
     """
     if isinstance(source, bytes | bytearray | memoryview):
         wasm = bytes(source)
