@@ -11,7 +11,11 @@ runs in a child process (``tests/test_hostile.py``).
 from __future__ import annotations
 
 import contextvars
+import os
+import signal
 import threading
+import time
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -247,6 +251,67 @@ def test_where_the_stack_cannot_be_measured_calls_use_a_worker(
     assert engine.stack_offloads == 1
     assert inventory.threads[0].startswith("wasmplug-stack-")
     plugin.close()
+
+
+def test_reentry_is_detected_across_workers(
+    wasm_dir: Path, engine: wasmplug.Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When every call takes a worker (as where the stack cannot be measured), a chain
+    of calls spreads over several workers: A runs on one, the host function it calls
+    calls B, which runs on another, whose host function calls A again. That is still
+    re-entry (ReentrantCallError at once), not a wait for A's lock."""
+    monkeypatch.setattr(_stack, "_STACK_LEFT", _stack._stack_left_unknown)
+    plugins: dict[str, wasmplug.Plugin] = {}
+    caught: list[wasmplug.ReentrantCallError] = []
+
+    def a_ping() -> int:
+        return int(plugins["b"].call("call-ping"))
+
+    def b_ping() -> int:
+        try:
+            plugins["a"].call("pong")
+        except wasmplug.ReentrantCallError as e:
+            caught.append(e)
+        return 1
+
+    a = Recorder(a_ping)
+    b = Recorder(b_ping)
+    plugins["a"] = load_hostfns(wasm_dir, engine, a, name="a")
+    plugins["b"] = load_hostfns(wasm_dir, engine, b, name="b")
+    assert plugins["a"].call("call-ping") == 3  # b's call-ping (1 + 1), plus 1
+    assert len(caught) == 1
+    assert caught[0].plugin == "a"
+    assert a.threads[0] != b.threads[0]
+    assert all(name.startswith("wasmplug-stack-") for name in a.threads + b.threads)
+    for plugin in plugins.values():
+        plugin.close()
+
+
+def test_workers_are_forgotten_in_a_forked_child(monkeypatch: pytest.MonkeyPatch) -> None:
+    """After fork() the child has none of the parent's worker threads: an offloaded
+    call there starts a new worker instead of waiting for a thread that is not
+    there."""
+    monkeypatch.setattr(_stack, "_STACK_LEFT", _stack._stack_left_unknown)
+    guard = _stack.StackGuard(512 << 10)
+    assert guard.run(threading.current_thread) is not threading.current_thread()
+    assert guard._idle  # a worker waits for the next call
+    with warnings.catch_warnings():  # Python 3.12+ warns about fork() with threads
+        warnings.simplefilter("ignore", DeprecationWarning)
+        pid = os.fork()
+    if pid == 0:  # the child: exit 0 if the call came back
+        ok = guard.run(lambda: 6 * 7) == 42
+        os._exit(0 if ok else 1)
+    deadline = time.monotonic() + 30
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            pytest.fail("the forked child hung on a worker it does not have")
+        time.sleep(0.01)
+    assert os.waitstatus_to_exitcode(status) == 0
 
 
 def test_the_wasm_stack_and_the_check_are_tied() -> None:

@@ -34,7 +34,7 @@ from ._kv import KvNamespace, KvStore, MemoryKvStore
 from ._manifest import CapabilityReport, Manifest, compare, enforce, read_manifest
 from ._policy import Grants, KvGrant, Policy
 from ._resources import ResourceHandle
-from ._stack import StackGuard
+from ._stack import StackGuard, call_chain
 from ._stats import CallStats
 from ._world import PreparedCall, World
 
@@ -130,10 +130,11 @@ class Plugin:
         self._backend = backend
         self._audit = backend.auditor
         self._lock = threading.Lock()
-        self._caller = None  # the thread running the guest, to detect re-entry
+        self._caller = None  # the call chain running the guest, to detect re-entry
         self._running = ""  # the export running, for PluginBusy's message
         queue_ms = policy.limits.queue_ms
-        self._queue_s = -1.0 if queue_ms is None else queue_ms / 1000.0  # -1: no bound
+        # -1: no bound (Lock.acquire's timeout); at most what a lock accepts
+        self._queue_s = -1.0 if queue_ms is None else min(queue_ms / 1000, threading.TIMEOUT_MAX)
         self._stack = stack
         self._pending = collections.deque()
         return self
@@ -228,7 +229,7 @@ class Plugin:
             ReentrantCallError, PluginBusy: as :meth:`call`.
         """
         function = prepared.function
-        if self._caller == threading.get_ident():
+        if self._caller == call_chain():
             raise ReentrantCallError(
                 f"{function}: called from a host function while this plugin is running "
                 "a call; a plugin runs one call at a time",
@@ -296,9 +297,11 @@ class Plugin:
     def _enter(
         self, backend: ComponentBackend, function: str, address: int, count: int
     ) -> tuple[bytes | None, CallStats]:
-        """Runs the guest, on whichever thread :class:`StackGuard` chose: that thread
-        is the one a host function calling back into this plugin runs on."""
-        self._caller = threading.get_ident()
+        """Runs the guest, on whichever thread :class:`StackGuard` chose. ``_caller``
+        records the call chain (:func:`call_chain`: the thread, or the thread a stack
+        worker runs the call for), which a host function calling back into this
+        plugin shares, on any thread of the chain."""
+        self._caller = call_chain()
         try:
             return backend.call(function, address, count)
         finally:
@@ -378,7 +381,7 @@ class Plugin:
             ReentrantCallError: called from a host function during a call.
         """
         name = type(handle).__wit_type__.name
-        if self._caller == threading.get_ident():
+        if self._caller == call_chain():
             raise ReentrantCallError(
                 f"closing a {name} handle from a host function while this plugin is running a call",
                 plugin=self.name,

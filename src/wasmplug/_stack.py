@@ -22,12 +22,14 @@ import ctypes
 import functools
 import itertools
 import logging
+import os
 import sys
 import threading
+import weakref
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-__all__ = ["HOST_STACK_MARGIN", "WORKER_STACK_MIN", "StackGuard", "stack_left"]
+__all__ = ["HOST_STACK_MARGIN", "WORKER_STACK_MIN", "StackGuard", "call_chain", "stack_left"]
 
 logger = logging.getLogger("wasmplug")
 
@@ -165,9 +167,11 @@ _PROBE, _FAST = _make_probe()
 class _ThreadStack(threading.local):
     """Per thread, from its first call on: ``bounds``, its stack as ``(low, high,
     base)`` (``base``: ``low`` with its low 32 bits cleared), or ``None`` when
-    unknown. Unset until measured."""
+    unknown. Unset until measured. On a worker running a call: ``chain``, the
+    :func:`call_chain` of the thread that handed the call over (0 otherwise)."""
 
     bounds: tuple[int, int, int] | None
+    chain: int = 0
 
 
 _thread_stack = _ThreadStack()
@@ -224,6 +228,14 @@ def _stack_left_unknown() -> int | None:
     return None
 
 
+def call_chain() -> int:
+    """Identifies the chain of nested calls the calling thread is part of: the
+    thread's own ``threading.get_ident()``, but on a worker running a call for another
+    thread, that thread's chain. Re-entry checks compare it, so a host function on a
+    worker calling back into a plugin its caller's thread is inside is still seen."""
+    return _thread_stack.chain or threading.get_ident()
+
+
 def stack_left() -> int | None:
     """Bytes of native stack left below the calling point on the calling thread, or
     ``None`` when it cannot be measured (not Linux, or an address outside the
@@ -251,10 +263,11 @@ class _Job:
     """One call handed to a worker. ``done`` is a lock held until the call is over
     (a bare lock: the cheapest hand-over between two threads in CPython)."""
 
-    __slots__ = ("context", "done", "error", "fn", "result")
+    __slots__ = ("chain", "context", "done", "error", "fn", "result")
 
     def __init__(self, fn: Callable[[], Any]) -> None:
         self.fn = fn  # no arguments: the caller binds them (functools.partial)
+        self.chain = call_chain()
         self.context = contextvars.copy_context()
         self.done = threading.Lock()
         self.done.acquire()
@@ -262,11 +275,13 @@ class _Job:
         self.error: BaseException | None = None
 
     def run(self) -> None:
+        _thread_stack.chain = self.chain
         try:
             self.result = self.context.run(self.fn)
         except BaseException as e:  # handed to the waiting caller, who re-raises it
             self.error = e
         finally:
+            _thread_stack.chain = 0
             self.done.release()
 
     def wait(self) -> Any:
@@ -338,6 +353,7 @@ class StackGuard:
         self.offloads = 0
         self._lock = threading.Lock()
         self._idle: list[_Worker] = []
+        _guards.add(self)
 
     def run(self, fn: Callable[..., T], *args: Any) -> T:
         """Calls ``fn(*args)`` on the calling thread when it has at least :attr:`need` bytes
@@ -389,3 +405,20 @@ class StackGuard:
                 self._idle.remove(worker)
                 return True
             return False
+
+
+_guards: weakref.WeakSet[StackGuard] = weakref.WeakSet()
+
+
+def _forget_workers() -> None:
+    """In a child process after ``fork()``: the workers' threads did not come along
+    (only the forking thread does), and a lock may have been held by one of them."""
+    global _SPAWN_LOCK  # noqa: PLW0603 - replaced in the child only
+    _SPAWN_LOCK = threading.Lock()
+    for guard in list(_guards):
+        guard._lock = threading.Lock()
+        guard._idle = []
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_workers)
