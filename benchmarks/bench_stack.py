@@ -7,7 +7,7 @@ measured in turn, round after round, so that machine noise hits them alike:
   there is room, the call runs inline);
 - *unchecked*: the same call with the check replaced by a plain call (what a call
   cost before it);
-- *worker*: the same call from a thread with a 256 KiB stack, which the check sends
+- *worker*: the same call from a thread with a 160 KiB stack, which the check sends
   to a worker thread;
 - *probe*: ``wasmplug._stack.stack_left()`` alone.
 
@@ -42,9 +42,9 @@ def mean_us(fn: Callable[[], Any], n: int) -> float:
 
 
 def on_small_thread(fn: Callable[[], float]) -> float:
-    """Runs ``fn`` on a new thread with a 256 KiB stack and returns its result."""
+    """Runs ``fn`` on a new thread with a 160 KiB stack and returns its result."""
     out: list[float] = []
-    previous = threading.stack_size(256 << 10)
+    previous = threading.stack_size(160 << 10)
     try:
         thread = threading.Thread(target=lambda: out.append(fn()))
         thread.start()
