@@ -7,6 +7,7 @@ interface and a world-level function ``now-ms``, and exports functions that call
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -300,3 +301,145 @@ def test_host_functions_count_against_the_deadline(load: Any) -> None:
     assert info.value.stats is not None
     assert info.value.stats.host_time_us >= 150_000
     assert plugin.call("pong") == 7
+
+
+class Blocking(Inventory):
+    """``ping`` blocks until ``release`` is set, after telling ``entered``."""
+
+    def __init__(self) -> None:
+        super().__init__({})
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def ping(self) -> int:
+        self.entered.set()
+        assert self.release.wait(30)
+        return 41
+
+
+def start_call(plugin: wasmplug.Plugin, function: str) -> tuple[threading.Thread, list[Any]]:
+    """Calls ``function`` on a thread of its own; the outcome lands in the list."""
+    outcome: list[Any] = []
+
+    def run() -> None:
+        try:
+            outcome.append(plugin.call(function))
+        except BaseException as e:
+            outcome.append(e)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread, outcome
+
+
+def test_a_caller_behind_a_stuck_call_gets_plugin_busy(load: Any) -> None:
+    """While a call is held in a blocking host function, a second caller waits
+    Limits.queue_ms and gets PluginBusy naming the plugin, both functions, the wait
+    and the limit; nothing of it ran (last_call unchanged) and it is audited. The
+    held call then finishes normally and later calls work."""
+    inventory = Blocking()
+    plugin = load(
+        {"inventory": inventory, "now-ms": lambda: 0},
+        limits=wasmplug.Limits(deadline_ms=None, queue_ms=200),
+        name="busy",
+    )
+    assert plugin.call("pong") == 7
+    before = plugin.last_call
+    holder, held = start_call(plugin, "call-ping")
+    assert inventory.entered.wait(30)
+    start = time.perf_counter()
+    with pytest.raises(wasmplug.PluginBusy) as info:
+        plugin.call("now")
+    waited = time.perf_counter() - start
+    e = info.value
+    assert 0.15 <= waited < 10
+    assert (e.plugin, e.function, e.limit, e.allowed) == ("busy", "now", "queue_ms", 200)
+    assert e.used is not None
+    assert 150 <= e.used < 10_000
+    assert e.busy_with == "call-ping"
+    assert e.stats is None
+    assert "now waited" in str(e)
+    assert "busy with a call of call-ping" in str(e)
+    assert "Limits.queue_ms = 200" in str(e)
+    assert plugin.last_call is before
+    assert plugin.audit_counts == {"breach:queue_ms": 1}
+    inventory.release.set()
+    holder.join(30)
+    assert held == [42]
+    assert plugin.call("now") == 0
+    assert plugin.last_call is not None
+    assert plugin.last_call.fresh_instance is False
+
+
+def test_queue_ms_zero_never_waits_and_none_waits_for_good(load: Any) -> None:
+    """queue_ms=0 refuses at once while the plugin is busy; queue_ms=None waits as
+    long as the call ahead takes."""
+    inventory = Blocking()
+    eager = load(
+        {"inventory": inventory, "now-ms": lambda: 0},
+        limits=wasmplug.Limits(deadline_ms=None, queue_ms=0),
+        name="eager",
+    )
+    holder, held = start_call(eager, "call-ping")
+    assert inventory.entered.wait(30)
+    start = time.perf_counter()
+    with pytest.raises(wasmplug.PluginBusy) as info:
+        eager.call("pong")
+    assert time.perf_counter() - start < 5
+    assert info.value.allowed == 0
+    inventory.release.set()
+    holder.join(30)
+    assert held == [42]
+
+    inventory = Blocking()
+    patient = load(
+        {"inventory": inventory, "now-ms": lambda: 0},
+        limits=wasmplug.Limits(deadline_ms=None, queue_ms=None),
+        name="patient",
+    )
+    holder, held = start_call(patient, "call-ping")
+    assert inventory.entered.wait(30)
+    waiter, waited = start_call(patient, "pong")
+    waiter.join(0.5)
+    assert waiter.is_alive()  # still waiting, past any short bound
+    inventory.release.set()
+    holder.join(30)
+    waiter.join(30)
+    assert (held, waited) == ([42], [7])
+
+
+def test_two_plugins_calling_each_other_end_in_plugin_busy_not_a_deadlock(load: Any) -> None:
+    """A's host function calls B while B's calls A, from two threads: each waits for
+    the other's lock. The wait for A (queue_ms 200) gives up first with PluginBusy
+    inside B's host function, so B's call fails with HostFunctionError caused by it;
+    that frees B, and A's call (queue_ms 10 s) completes. Both work afterwards."""
+    both_inside = threading.Barrier(2, timeout=30)
+    plugins: dict[str, wasmplug.Plugin] = {}
+
+    def calling(other: str) -> Callable[[], int]:
+        def ping() -> int:
+            both_inside.wait()
+            return int(plugins[other].call("pong"))
+
+        return ping
+
+    for name, other, queue_ms in (("a", "b", 200), ("b", "a", 10_000)):
+        inventory = Inventory({})
+        inventory.ping = calling(other)  # type: ignore[method-assign]
+        plugins[name] = load(
+            {"inventory": inventory, "now-ms": lambda: 0},
+            limits=wasmplug.Limits(deadline_ms=None, queue_ms=queue_ms),
+            name=name,
+        )
+    first, first_out = start_call(plugins["a"], "call-ping")
+    second, second_out = start_call(plugins["b"], "call-ping")
+    first.join(30)
+    second.join(30)
+    assert first_out == [8]
+    (e,) = second_out
+    assert isinstance(e, wasmplug.HostFunctionError)
+    assert e.plugin == "b"
+    cause = e.__cause__
+    assert isinstance(cause, wasmplug.PluginBusy)
+    assert (cause.plugin, cause.function, cause.busy_with) == ("a", "pong", "call-ping")
+    assert (plugins["a"].call("pong"), plugins["b"].call("pong")) == (7, 7)

@@ -304,10 +304,13 @@ def test_limits_validation() -> None:
         {"tables": None},
         {"table_elements": -1},
         {"host_calls": 0},
+        {"queue_ms": -1},
+        {"queue_ms": 0.5},
     ):
         with pytest.raises(wasmplug.PolicyError):
             wasmplug.Limits(**bad)
     assert wasmplug.Limits(fuel=None).fuel is None
+    assert (wasmplug.Limits(queue_ms=0).queue_ms, wasmplug.Limits().queue_ms) == (0, 10_000)
 
 
 def test_large_output_is_lifted_whole(load: Any) -> None:
@@ -559,6 +562,28 @@ def test_new_limits_in_policy_dicts() -> None:
     for bad in ({"output_bytes": 0}, {"log_records": -1}, {"stdio_bytes": 1.5}):
         with pytest.raises(wasmplug.PolicyError):
             wasmplug.Limits(**bad)
+
+
+def test_queue_ms_in_policy_dicts_and_files(tmp_path: Path) -> None:
+    """Limits.queue_ms goes through the dict form and policy files like the other
+    limits: an int of milliseconds (0 allowed), null for no bound; other values are
+    refused naming the key."""
+    policy = wasmplug.Policy.from_dict({"limits": {"queue_ms": 250}})
+    assert policy.limits.queue_ms == 250
+    assert wasmplug.Policy.from_dict(policy.to_dict()) == policy
+    assert wasmplug.Policy.from_dict({"limits": {"queue_ms": None}}).limits.queue_ms is None
+    for bad in ("soon", 1.5, -1, True):
+        with pytest.raises(wasmplug.PolicyError, match=r"queue_ms"):
+            wasmplug.Policy.from_dict({"limits": {"queue_ms": bad}})
+    path = tmp_path / "policies.toml"
+    path.write_text(
+        "[defaults]\nlimits = { queue_ms = 0 }\n"
+        "[plugins.a]\n"
+        "[plugins.b]\nlimits = { queue_ms = 5000 }\n",
+        encoding="utf-8",
+    )
+    policies = wasmplug.load_policies(path)
+    assert (policies["a"].limits.queue_ms, policies["b"].limits.queue_ms) == (0, 5_000)
 
 
 def test_an_engine_wide_audit_callback(plugin_dir: Path, world: wasmplug.World) -> None:

@@ -352,6 +352,7 @@ def test_public_api_is_pinned() -> None:
         "Ok",
         "OutputLimitExceeded",
         "Plugin",
+        "PluginBusy",
         "PluginClosedError",
         "PluginInfo",
         "Policy",
@@ -391,7 +392,12 @@ def test_exception_tree() -> None:
     assert issubclass(wasmplug.PolicyError, ValueError)
     assert issubclass(wasmplug.WitError, ValueError)
     assert issubclass(wasmplug.PluginClosedError, RuntimeError)
-    for limit in (wasmplug.FuelExhausted, wasmplug.DeadlineExceeded, wasmplug.MemoryLimitExceeded):
+    for limit in (
+        wasmplug.FuelExhausted,
+        wasmplug.DeadlineExceeded,
+        wasmplug.MemoryLimitExceeded,
+        wasmplug.PluginBusy,
+    ):
         assert issubclass(limit, wasmplug.LimitExceeded)
         assert issubclass(limit, wasmplug.CallError)
     assert not issubclass(wasmplug.GuestError, wasmplug.CallError)

@@ -11,6 +11,7 @@ counted per plugin (:attr:`wasmplug.Plugin.audit_counts`), logged on the
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -75,22 +76,25 @@ AuditCallback = Callable[[AuditEvent], object]
 class Auditor:
     """One plugin's audit trail: counts and the optional callback.
 
-    Thread-safety: events are recorded under the plugin's call lock (a call runs one
-    at a time per plugin), so the counter needs no lock of its own.
+    Thread-safety: most events are recorded under the plugin's call lock (a call runs
+    one at a time per plugin), but a :class:`~wasmplug.PluginBusy` is recorded by the
+    waiting caller without it, so the counter has a lock of its own.
     """
 
-    __slots__ = ("callback", "counts", "plugin")
+    __slots__ = ("_lock", "callback", "counts", "plugin")
 
     def __init__(self, plugin: str, callback: AuditCallback | None = None) -> None:
         self.plugin = plugin
         self.callback = callback
         self.counts: Counter[str] = Counter()
+        self._lock = threading.Lock()
 
     def record(self, event: AuditEvent) -> None:
         """Counts ``event`` and offers it to the callback. A callback that raises is
         logged (``wasmplug.policy``, ERROR, with the traceback) and otherwise
         ignored: it never changes the call's outcome."""
-        self.counts[event.key] += 1
+        with self._lock:
+            self.counts[event.key] += 1
         callback = self.callback
         if callback is None:
             return
@@ -106,4 +110,5 @@ class Auditor:
 
     def snapshot(self) -> Mapping[str, int]:
         """A copy of the counts, keyed ``"<kind>:<name>"``."""
-        return dict(self.counts)
+        with self._lock:
+            return dict(self.counts)

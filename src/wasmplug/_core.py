@@ -237,6 +237,12 @@ class _CoreInstance:
         self.lowering = Memory(self.last_view, None)
         self.realloc_call: Callable[[int, int], int] | None = None
 
+    def release(self) -> None:
+        """Breaks the instance's reference cycle (its lowering view refers back to it),
+        so that its Store, and the files WASI opened for it, go as soon as it does."""
+        self.lowering = _NO_MEMORY
+        self._views = None
+
     def func(self, name: str) -> int:
         """The address of exported function ``name`` (checked at load to exist)."""
         func = self._keep.export(name, "func")
@@ -753,7 +759,7 @@ class CoreBackend(Sandbox):
             raise error from None
         _get_fuel(context, self._fuel_addr)
         if self.per_call:
-            self._instance = None
+            self._discard()
         raw = (
             name,
             inst_fuel + budget - self._fuel_out.value,
@@ -869,6 +875,9 @@ class CoreBackend(Sandbox):
         self._pre = None  # type: ignore[assignment]
 
     def _discard(self) -> None:
+        inst = self._instance
+        if inst is not None:
+            inst.release()
         self._instance = None
 
     @property

@@ -18,6 +18,7 @@ import wasmtime.component
 from ._audit import AuditCallback
 from ._diskcache import cache_root, read_trusted, write_atomically
 from ._exceptions import InvalidWasmError, PolicyError
+from ._stack import HOST_STACK_MARGIN, StackGuard
 from ._version import wasmtime_version
 
 __all__ = ["Engine"]
@@ -33,6 +34,10 @@ _CONFIG_TAG = "fuel-epoch-fixedmem"
 # a component has layer 1.
 _CORE_MODULE_HEADER = b"\x01\x00\x00\x00"
 
+#: wasmtime's own default ``max_wasm_stack`` (``Config::max_wasm_stack``), set
+#: explicitly so that the native-stack check and the engine agree on it.
+DEFAULT_MAX_WASM_STACK = 512 << 10
+
 
 class Engine:
     """A wasmtime engine configured for sandboxing, shared by many plugins.
@@ -43,6 +48,12 @@ class Engine:
     components are cached in memory by sha256 and, when ``cache_dir`` is set, on disk
     keyed by sha256 and wasmtime version, so loading the same plugin again costs a
     deserialization (about 1 ms) instead of a compilation.
+
+    Calls never overflow the host's native stack: before entering wasm, a call checks
+    that its thread has ``max_wasm_stack_bytes`` plus a margin for host frames
+    (:data:`~wasmplug._stack.HOST_STACK_MARGIN`, 256 KiB) of native stack left, and
+    otherwise runs on one of the engine's worker threads, which have 8 MiB stacks
+    (see "Native stack" in ``docs/security.md``).
 
     Most hosts use one engine per process: :meth:`default` returns a shared one.
 
@@ -65,9 +76,21 @@ class Engine:
             :class:`~wasmplug.AuditEvent` for each denial and breach. Also the
             attribute ``audit``, which may be changed; a plugin keeps the callback it
             was loaded with.
+        max_wasm_stack_bytes: Native stack guest code may use per call, in bytes
+            (wasmtime's ``Config.max_wasm_stack``; default 512 KiB, wasmtime's own
+            default). Deeper recursion traps (:class:`~wasmplug.Trap`, "call stack
+            exhausted"). A call needs this plus 256 KiB of native stack left on its
+            thread to run there; a larger value sends more calls from small-stack
+            threads to worker threads. At least 64 KiB.
+
+    Attributes:
+        max_wasm_stack_bytes: As given.
+        native_stack_bytes: Native stack, in bytes, a call must find left on the
+            calling thread to run on it: ``max_wasm_stack_bytes`` + 256 KiB.
 
     Raises:
-        PolicyError: ``epoch_tick_ms`` or ``max_cached_components`` is not positive.
+        PolicyError: ``epoch_tick_ms`` or ``max_cached_components`` is not positive,
+            or ``max_wasm_stack_bytes`` is not an int of at least 64 KiB.
     """
 
     _default: ClassVar[Engine | None] = None
@@ -80,6 +103,7 @@ class Engine:
         cache_dir: str | os.PathLike[str] | None = "auto",
         max_cached_components: int = 256,
         audit: AuditCallback | None = None,
+        max_wasm_stack_bytes: int = DEFAULT_MAX_WASM_STACK,
     ) -> None:
         if not epoch_tick_ms > 0:
             raise PolicyError(f"epoch_tick_ms must be > 0, found {epoch_tick_ms!r}")
@@ -87,7 +111,17 @@ class Engine:
             raise PolicyError(
                 f"max_cached_components must be an int > 0, found {max_cached_components!r}"
             )
+        if (
+            not isinstance(max_wasm_stack_bytes, int)
+            or isinstance(max_wasm_stack_bytes, bool)
+            or max_wasm_stack_bytes < 64 << 10
+        ):
+            raise PolicyError(
+                "max_wasm_stack_bytes must be an int >= 65536 (64 KiB), "
+                f"found {max_wasm_stack_bytes!r}"
+            )
         config = wasmtime.Config()
+        config.max_wasm_stack = max_wasm_stack_bytes
         config.consume_fuel = True
         config.epoch_interruption = True
         config.wasm_component_model = True
@@ -98,6 +132,9 @@ class Engine:
         self._wasmtime = wasmtime.Engine(config)
         self.epoch_tick_ms = float(epoch_tick_ms)
         self.audit = audit
+        self.max_wasm_stack_bytes = max_wasm_stack_bytes
+        self.native_stack_bytes = max_wasm_stack_bytes + HOST_STACK_MARGIN
+        self._stack_guard = StackGuard(max_wasm_stack_bytes)
         self.cache_dir: Path | None = (
             cache_root() if cache_dir == "auto" else Path(cache_dir) if cache_dir else None
         )
@@ -129,6 +166,14 @@ class Engine:
     def wasmtime_engine(self) -> wasmtime.Engine:
         """The underlying ``wasmtime.Engine``."""
         return self._wasmtime
+
+    @property
+    def stack_offloads(self) -> int:
+        """How many entries into wasm (calls, instantiations, guest destructors) of
+        this engine's plugins ran on a worker thread so far, because the calling
+        thread had less than :attr:`native_stack_bytes` of native stack left (or it
+        could not be measured on this platform)."""
+        return self._stack_guard.offloads
 
     def close(self) -> None:
         """Stops the epoch ticker. Plugins of this engine can no longer time out

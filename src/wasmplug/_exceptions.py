@@ -24,6 +24,7 @@ error value (:class:`GuestError`)::
     ├── CallError                          a call into the plugin did not return
     │   ├── Trap                           the guest trapped (panic, unreachable, stack overflow)
     │   ├── HostFunctionError              a host function raised or returned a wrong value
+    │   ├── WasiRefusedError               a WASI function wasmplug refuses to serve
     │   └── LimitExceeded                  a limit of the policy was breached
     │       ├── FuelExhausted
     │       ├── DeadlineExceeded
@@ -32,7 +33,8 @@ error value (:class:`GuestError`)::
     │       ├── HostCallsExceeded
     │       ├── OutputLimitExceeded
     │       ├── LogLimitExceeded
-    │       └── StdioLimitExceeded
+    │       ├── StdioLimitExceeded
+    │       └── PluginBusy                 a caller waited queue_ms behind another call
     └── GuestError                         the guest returned the `err` case of a `result`
 
 Exceptions that resemble a builtin also subclass it, so ``except TypeError`` catches a
@@ -69,6 +71,7 @@ __all__ = [
     "ManifestError",
     "MemoryLimitExceeded",
     "OutputLimitExceeded",
+    "PluginBusy",
     "PluginClosedError",
     "PolicyError",
     "ReentrantCallError",
@@ -591,6 +594,45 @@ class StdioLimitExceeded(LimitExceeded):
     host's logs, and the call raises this whatever the guest did next. The plugin
     continues on a fresh instance.
     """
+
+
+class PluginBusy(LimitExceeded):
+    """Raised when a call waited ``Limits.queue_ms`` for the plugin, busy with another
+    call, without getting its turn.
+
+    A plugin runs one call at a time; callers from other threads wait for it. Nothing
+    of this call ran: no instance was touched, ``Plugin.last_call`` is unchanged and
+    ``stats`` is ``None``. The call that held the plugin goes on, unaffected; later
+    calls work as soon as it ends. ``limit`` is ``"queue_ms"``, ``allowed`` the
+    limit and ``used`` how long the call waited, in milliseconds.
+
+    Attributes:
+        busy_with: The export that was running when the wait ended, or ``""`` when
+            it had just ended.
+    """
+
+    busy_with: str
+
+    def __init__(
+        self,
+        *,
+        waited_ms: int,
+        allowed: int,
+        busy_with: str = "",
+        plugin: str | None = None,
+        function: str = "",
+    ) -> None:
+        running = f"a call of {busy_with}" if busy_with else "another call"
+        super().__init__(
+            f"{function} waited {waited_ms:,} ms for the plugin, busy with {running}, "
+            f"and gave up (Limits.queue_ms = {allowed:,}); nothing ran",
+            limit="queue_ms",
+            allowed=allowed,
+            used=waited_ms,
+            plugin=plugin,
+            function=function,
+        )
+        self.busy_with = busy_with
 
 
 class GuestError(WasmplugError):

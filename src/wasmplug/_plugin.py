@@ -6,6 +6,7 @@ import collections
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import TracebackType
@@ -25,6 +26,7 @@ from ._exceptions import (
     CallError,
     IntegrityError,
     LinkError,
+    PluginBusy,
     PluginClosedError,
     PolicyError,
     ReentrantCallError,
@@ -34,6 +36,7 @@ from ._kv import KvNamespace, KvStore, MemoryKvStore
 from ._manifest import CapabilityReport, Manifest, compare, enforce, read_manifest
 from ._policy import Grants, KvGrant, Policy
 from ._resources import ResourceHandle
+from ._stack import StackGuard, call_chain
 from ._stats import CallStats
 from ._world import PreparedCall, World
 
@@ -49,8 +52,14 @@ class Plugin:
 
     Create one with :func:`load`. Calls are serialized per plugin (one lock), so a
     plugin can be shared between threads; the GIL is released while guest code runs.
-    A call that traps or breaches a limit raises a :class:`~wasmplug.CallError` and the
-    next call runs on a fresh instance.
+    A caller waits at most ``Limits.queue_ms`` for a call of another thread to end
+    (:class:`~wasmplug.PluginBusy`). A call that traps or breaches a limit raises a
+    :class:`~wasmplug.CallError` and the next call runs on a fresh instance.
+
+    A call runs on the calling thread when it has enough native stack left for the
+    guest (:attr:`Engine.native_stack_bytes <wasmplug.Engine.native_stack_bytes>`),
+    else on a worker thread of the engine while the caller waits; host functions the
+    guest calls then run on that worker (see "Native stack" in ``docs/security.md``).
 
     Use it as a context manager, or call :meth:`close`, to release the instance.
 
@@ -91,6 +100,9 @@ class Plugin:
     _audit: Auditor
     _lock: threading.Lock
     _caller: int | None
+    _running: str
+    _queue_s: float
+    _stack: StackGuard
     _pending: collections.deque[tuple[Any, object]]
 
     def __init__(self) -> None:
@@ -108,6 +120,7 @@ class Plugin:
         ungranted: tuple[str, ...],
         kv: KvNamespace,
         capabilities: CapabilityReport,
+        stack: StackGuard,
     ) -> Plugin:
         self = cls.__new__(cls)
         self.name = name
@@ -125,7 +138,12 @@ class Plugin:
         self.kind = "core-module" if self._fast else "component"
         self._audit = backend.auditor
         self._lock = threading.Lock()
-        self._caller = None  # the thread inside a call, to detect re-entry
+        self._caller = None  # the call chain running the guest, to detect re-entry
+        self._running = ""  # the export running, for PluginBusy's message
+        queue_ms = policy.limits.queue_ms
+        # -1: no bound (Lock.acquire's timeout); at most what a lock accepts
+        self._queue_s = -1.0 if queue_ms is None else min(queue_ms / 1000, threading.TIMEOUT_MAX)
+        self._stack = stack
         self._pending = collections.deque()
         return self
 
@@ -204,6 +222,8 @@ class Plugin:
                 plugin, or belongs to an instance that was replaced (nothing ran).
             ReentrantCallError: called from one of this plugin's own host functions
                 during a call of this plugin.
+            PluginBusy: the plugin ran another call for longer than
+                ``Limits.queue_ms`` while this one waited (nothing ran).
         """
         if self._fast:
             return self._invoke(function, args)
@@ -211,7 +231,7 @@ class Plugin:
 
     def _invoke(self, function: str, args: tuple[Any, ...]) -> Any:
         """A call on the core-module fast path (the backend lowers and lifts)."""
-        if self._caller == threading.get_ident():
+        if self._caller == call_chain():
             raise ReentrantCallError(
                 f"{function}: called from a host function while this plugin is running "
                 "a call; a plugin runs one call at a time",
@@ -231,23 +251,38 @@ class Plugin:
                 plugin=self.name,
                 function=function,
             )
-        with self._lock:
+        lock = self._lock
+        if not lock.acquire(blocking=False):
+            self._wait_for_turn(function)
+        try:
             backend = self._backend
             if backend is None:
                 raise PluginClosedError(f"{function}: the plugin is closed", plugin=self.name)
             assert isinstance(backend, CoreBackend)
-            self._caller = threading.get_ident()
+            self._running = function
             try:
-                value, is_ok, stats = backend.invoke(function, args)
+                value, is_ok, stats = self._stack.run(self._enter_core, backend, function, args)
             except BaseException as e:
                 self._last = getattr(e, "stats", None) or self._last
                 raise
             finally:
-                self._caller = None
+                self._running = ""
             self._last = stats
+        finally:
+            lock.release()
         if not is_ok:
             raise export.error(value, plugin=self.name, function=function)
         return value
+
+    def _enter_core(
+        self, backend: CoreBackend, function: str, args: tuple[Any, ...]
+    ) -> tuple[Any, bool, tuple[Any, ...]]:
+        """:meth:`_enter` for the fast path: the backend lowers, calls and lifts."""
+        self._caller = call_chain()
+        try:
+            return backend.invoke(function, args)
+        finally:
+            self._caller = None
 
     def call_prepared(self, prepared: PreparedCall) -> Any:
         """Calls an export with arguments already lowered by :meth:`World.prepare`.
@@ -265,10 +300,10 @@ class Plugin:
             ArgumentError: ``prepared`` was made for another world.
             GuestError, FuelExhausted, DeadlineExceeded, MemoryLimitExceeded, Trap,
             HostFunctionError, InstantiationError, PluginClosedError,
-            ReentrantCallError: as :meth:`call`.
+            ReentrantCallError, PluginBusy: as :meth:`call`.
         """
         function = prepared.function
-        if self._caller == threading.get_ident():
+        if self._caller == call_chain():
             raise ReentrantCallError(
                 f"{function}: called from a host function while this plugin is running "
                 "a call; a plugin runs one call at a time",
@@ -286,7 +321,10 @@ class Plugin:
             return self._invoke(function, prepared._args)
         export = prepared.export
         handles = prepared._handles
-        with self._lock:
+        lock = self._lock
+        if not lock.acquire(blocking=False):
+            self._wait_for_turn(function)
+        try:
             backend = self._backend
             if backend is None:
                 raise PluginClosedError(f"{function}: the plugin is closed", plugin=self.name)
@@ -295,14 +333,16 @@ class Plugin:
                 self._drop_pending(backend)
             if handles:
                 self._check_handles(function, handles, backend)
-            self._caller = threading.get_ident()
+            self._running = function
             try:
-                raw, stats = backend.call(function, prepared._address, prepared._count)
+                raw, stats = self._stack.run(
+                    self._enter, backend, function, prepared._address, prepared._count
+                )
             except BaseException as e:
                 self._last = getattr(e, "stats", None) or self._last
                 raise
             finally:
-                self._caller = None
+                self._running = ""
                 for handle, moved in handles:
                     if moved and handle._native is not None:  # the guest owns it now
                         backend.free(handle._native)
@@ -325,9 +365,50 @@ class Plugin:
                 return result.lift(raw, 0)
             else:
                 is_ok, value = result.lift_parts(raw, 0)
+        finally:
+            lock.release()
         if not is_ok:
             raise export.error(value, plugin=self.name, function=function)
         return value
+
+    def _enter(
+        self, backend: ComponentBackend, function: str, address: int, count: int
+    ) -> tuple[bytes | None, CallStats]:
+        """Runs the guest, on whichever thread :class:`StackGuard` chose. ``_caller``
+        records the call chain (:func:`call_chain`: the thread, or the thread a stack
+        worker runs the call for), which a host function calling back into this
+        plugin shares, on any thread of the chain."""
+        self._caller = call_chain()
+        try:
+            return backend.call(function, address, count)
+        finally:
+            self._caller = None
+
+    def _wait_for_turn(self, function: str) -> None:
+        """Waits for the call lock, held by another call, for up to ``Limits.queue_ms``
+        (or without bound when it is ``None``).
+
+        Raises:
+            PluginBusy: the wait timed out (audited as a breach of ``queue_ms``); the
+                lock is not held.
+        """
+        if self._queue_s < 0:
+            self._lock.acquire()
+            return
+        start = time.monotonic()
+        if self._lock.acquire(timeout=self._queue_s):
+            return
+        error = PluginBusy(
+            waited_ms=round((time.monotonic() - start) * 1000),
+            allowed=self.policy.limits.queue_ms or 0,
+            busy_with=self._running,
+            plugin=self.name,
+            function=function,
+        )
+        backend = self._backend
+        if backend is not None:
+            backend.audit(error)
+        raise error
 
     def _check_handles(
         self,
@@ -377,7 +458,7 @@ class Plugin:
             ReentrantCallError: called from a host function during a call.
         """
         name = type(handle).__wit_type__.name
-        if self._caller == threading.get_ident():
+        if self._caller == call_chain():
             raise ReentrantCallError(
                 f"closing a {name} handle from a host function while this plugin is running a call",
                 plugin=self.name,
@@ -392,7 +473,8 @@ class Plugin:
             if not isinstance(backend, ComponentBackend):
                 ComponentBackend.free(native)
                 return
-            backend.release(native, handle._instance, f"[resource-drop]{name}")
+            instance = handle._instance
+            self._stack.run(backend.release, native, instance, f"[resource-drop]{name}")
 
     def _release_later(self, native: Any, instance: object) -> None:
         """Queues a native handle of a garbage-collected open handle; it is dropped at
@@ -406,7 +488,7 @@ class Plugin:
         while self._pending:
             native, instance = self._pending.popleft()
             try:
-                backend.release(native, instance, "[resource-drop]")
+                self._stack.run(backend.release, native, instance, "[resource-drop]")
             except CallError as e:
                 logger.warning(
                     "plugin %r: dropping a collected resource handle failed: %s",
@@ -546,8 +628,10 @@ def load(
             away (``own<counter>`` parameter) leaves the table and is not closed.
             Nothing is shared with other plugins.
         audit: Called with an :class:`AuditEvent` for every denial and every breached
-            limit of this plugin, synchronously, on the calling thread, while the
-            plugin's call lock is held (so it must not call this plugin). An
+            limit of this plugin, synchronously, on the thread running the call (the
+            caller's, or the stack worker's when the call runs on one), while the
+            plugin's call lock is held (so it must not call this plugin); for
+            :class:`PluginBusy`, on the waiting caller's thread without the lock. An
             exception it raises is logged and never changes the call's outcome.
             Default: the engine's (``Engine(audit=...)``), if any.
 
@@ -570,6 +654,10 @@ def load(
         PolicyError: a preopened host directory does not exist.
         InstantiationError: the first instance cannot be created (for example its
             initial memory exceeds ``Limits.memory_bytes``).
+
+    Start-up code runs on the calling thread, or on a worker thread of the engine
+    when the calling thread has too little native stack left
+    (:attr:`Engine.native_stack_bytes`).
     """
     if isinstance(source, bytes | bytearray | memoryview):
         wasm = bytes(source)
@@ -642,7 +730,8 @@ def load(
             ", ".join(ungranted),
             ", ".join(_host.GRANT_OF[i] for i in ungranted),
         )
-    backend.start()
+    stack = engine._stack_guard
+    stack.run(backend.start)  # start-up code runs guest code too
     return Plugin._create(
         name=name,
         world=world,
@@ -656,6 +745,7 @@ def load(
             quota_bytes=(grants.kv or KvGrant()).quota_bytes,
         ),
         capabilities=report,
+        stack=stack,
     )
 
 

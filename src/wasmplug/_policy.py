@@ -355,6 +355,16 @@ def _positive(name: str) -> Any:
     return check
 
 
+def _wait(name: str) -> Any:
+    def check(_: Any, __: attrs.Attribute[Any], value: Any) -> None:
+        if value is None:
+            return
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise PolicyError(f"Limits.{name} must be an int >= 0 or None, found {value!r}")
+
+    return check
+
+
 def _count(name: str) -> Any:
     def check(_: Any, __: attrs.Attribute[Any], value: Any) -> None:
         if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
@@ -424,6 +434,13 @@ class Limits:
         stdio_bytes: Bytes one call may write to WASI stdout and stderr together
             (counted whether or not ``Grants.stdio`` forwards them to the host's
             logs). Default 1 MiB. Breach: :class:`~wasmplug.StdioLimitExceeded`.
+        queue_ms: Longest time, in milliseconds, a call waits for the plugin while it
+            runs another call (a plugin runs one call at a time; waiting callers are
+            not served first come, first served). ``0`` never waits; ``None`` waits
+            without bound. Default 10,000 ms: ten calls that each run to the default
+            deadline. It does not follow ``deadline_ms``: a host that raises the
+            deadline and shares a plugin between threads raises this too. Breach:
+            :class:`~wasmplug.PluginBusy`, and nothing of the call runs.
     """
 
     fuel: int | None = attrs.field(default=1_000_000_000, validator=_positive("fuel"))
@@ -439,6 +456,7 @@ class Limits:
     log_records: int | None = attrs.field(default=1_000, validator=_positive("log_records"))
     log_bytes: int | None = attrs.field(default=1 << 20, validator=_positive("log_bytes"))
     stdio_bytes: int | None = attrs.field(default=1 << 20, validator=_positive("stdio_bytes"))
+    queue_ms: int | None = attrs.field(default=10_000, validator=_wait("queue_ms"))
 
     @property
     def memory_bytes_each(self) -> int | None:
@@ -704,6 +722,7 @@ _OPTIONAL_LIMITS = (
     "log_records",
     "log_bytes",
     "stdio_bytes",
+    "queue_ms",
 )
 
 
