@@ -10,7 +10,10 @@ core values (else in memory, behind one pointer), its result flat when it needs 
 most :data:`MAX_FLAT_RESULTS` (else in memory). Strings and lists live in memory the
 guest allocates with its ``cabi_realloc``.
 
-One :class:`Layout` per WIT type is built when a plugin is loaded (from the same
+The checks of scalar values are the component path's own (``check_int``,
+``check_float``, ``char_code`` in :mod:`wasmplug._codec`), so both paths accept and
+refuse the same values with the same messages. One :class:`Layout` per WIT type is
+built when a plugin is loaded (from the same
 Python classes the component path uses: :class:`~wasmplug._bindings.TypeNamespace`),
 so both backends map the same WIT value to the same Python value.
 
@@ -33,7 +36,7 @@ from typing import Any
 
 from . import _wit
 from ._bindings import Err, Ok, TypeNamespace, describe, field_name
-from ._codec import Mismatch, UnsupportedType
+from ._codec import Mismatch, UnsupportedType, char_code, check_float, check_int
 
 __all__ = [
     "MAX_FLAT_PARAMS",
@@ -222,11 +225,7 @@ class _Int(Layout):
         self._expected = f"int in [{self.lo}, {self.hi}] ({describe(wit)})"
 
     def _check(self, value: Any) -> int:
-        if value.__class__ is not int and (not isinstance(value, int) or isinstance(value, bool)):
-            raise Mismatch(self._expected, value)
-        if not self.lo <= value <= self.hi:
-            raise Mismatch(self._expected, value)
-        return int(value)
+        return check_int(value, self.lo, self.hi, self._expected)
 
     def store(self, mem: Memory, ptr: int, value: Any) -> None:
         self._fmt.pack_into(mem.view, ptr, self._check(value))
@@ -276,19 +275,7 @@ class _Float(Layout):
         self._fmt = struct.Struct("<f" if single else "<d")
 
     def _check(self, value: Any) -> float:
-        if value.__class__ is not float:
-            if not isinstance(value, int | float) or isinstance(value, bool):
-                raise Mismatch(f"float ({describe(self.wit)})", value)
-            try:
-                value = float(value)
-            except OverflowError:  # an int beyond any float, e.g. 10**400
-                raise Mismatch(f"a number within {describe(self.wit)} range", value) from None
-        if self.size == 4:
-            try:
-                self._fmt.pack(value)
-            except (OverflowError, struct.error):
-                raise Mismatch("float within f32 range", value) from None
-        return float(value)
+        return check_float(value, self.wit, self.size == 4)
 
     def store(self, mem: Memory, ptr: int, value: Any) -> None:
         self._fmt.pack_into(mem.view, ptr, self._check(value))
@@ -301,15 +288,6 @@ class _Float(Layout):
 
     def lift(self, mem: Memory, flat: Iterator[Any]) -> Any:
         return float(next(flat))
-
-
-def _char_code(value: Any) -> int:
-    if not isinstance(value, str) or len(value) != 1:
-        raise Mismatch("str of length 1 (char)", value)
-    code = ord(value)
-    if 0xD800 <= code <= 0xDFFF:
-        raise Mismatch("a Unicode scalar value (char), not a surrogate", value)
-    return code
 
 
 def _code_char(code: int) -> str:
@@ -325,13 +303,13 @@ class _Char(Layout):
         super().__init__(wit, 4, 4, ("i32",), 4)
 
     def store(self, mem: Memory, ptr: int, value: Any) -> None:
-        _U32.pack_into(mem.view, ptr, _char_code(value))
+        _U32.pack_into(mem.view, ptr, char_code(value))
 
     def load(self, mem: Memory, ptr: int) -> Any:
         return _code_char(_U32.unpack_from(mem.view, ptr)[0])
 
     def lower(self, mem: Memory, value: Any, out: list[Any]) -> None:
-        out.append(_char_code(value))
+        out.append(char_code(value))
 
     def lift(self, mem: Memory, flat: Iterator[Any]) -> Any:
         return _code_char(next(flat) & 0xFFFF_FFFF)
@@ -692,7 +670,7 @@ def _compile_record(rec: _Record) -> tuple[Callable[..., None], Callable[..., An
         "Mismatch": Mismatch,
         "BadValue": BadValue,
         "code_char": _code_char,
-        "char_code": _char_code,
+        "char_code": char_code,
         "f32_ok": _f32_ok,
         "opt": _option_value,
     }

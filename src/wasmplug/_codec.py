@@ -46,6 +46,9 @@ __all__ = [
     "HostHandleCodec",
     "Mismatch",
     "build_codec",
+    "char_code",
+    "check_float",
+    "check_int",
     "handle_scope",
 ]
 
@@ -107,6 +110,59 @@ class Mismatch(Exception):
         """The message: ``root`` and the path, what was expected, what was found."""
         where = root + "".join(self.path)
         return f"{where}: expected {self.expected}, found {self.found}"
+
+
+def check_int(value: Any, lo: int, hi: int, expected: str) -> int:
+    """``value`` as an int of ``[lo, hi]`` (never a bool), for every backend.
+
+    Raises:
+        Mismatch: it is not (``expected`` says what was).
+    """
+    if value.__class__ is not int and (not isinstance(value, int) or isinstance(value, bool)):
+        raise Mismatch(expected, value)
+    if not lo <= value <= hi:
+        raise Mismatch(expected, value)
+    return int(value)
+
+
+def check_float(value: Any, wit: _wit.WitType, single: bool) -> float:
+    """``value`` as a float of ``f32``/``f64`` range (ints accepted, bools not), for
+    every backend.
+
+    Raises:
+        Mismatch: it is not a number, or beyond the type's range.
+    """
+    if value.__class__ is not float:
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            raise Mismatch(f"float ({describe(wit)})", value)
+        try:
+            value = float(value)
+        except OverflowError:  # an int beyond any float, e.g. 10**400
+            raise Mismatch(f"a number within {describe(wit)} range", value) from None
+    if single:
+        try:
+            _F32.pack(value)
+        except (OverflowError, struct.error):
+            raise Mismatch("float within f32 range", value) from None
+    return float(value)
+
+
+def char_code(value: Any) -> int:
+    """The code point of a one-character ``str`` that is a Unicode scalar value, for
+    every backend.
+
+    Raises:
+        Mismatch: it is not.
+    """
+    if not isinstance(value, str) or len(value) != 1:
+        raise Mismatch("str of length 1 (char)", value)
+    code = ord(value)
+    if 0xD800 <= code <= 0xDFFF:
+        raise Mismatch("a Unicode scalar value (char), not a surrogate", value)
+    return code
+
+
+_F32 = struct.Struct("<f")
 
 
 class Arena:
@@ -228,10 +284,7 @@ class _Int(Codec):
         self._expected = f"int in [{self.lo}, {self.hi}] ({describe(wit)})"
 
     def lower(self, arena: Arena, slot: int, value: Any) -> None:
-        if value.__class__ is not int and (not isinstance(value, int) or isinstance(value, bool)):
-            raise Mismatch(self._expected, value)
-        if not self.lo <= value <= self.hi:
-            raise Mismatch(self._expected, value)
+        check_int(value, self.lo, self.hi, self._expected)
         self._fmt.pack_into(arena.buf, slot, self.kind, value)
 
     def lift(self, raw: bytes, off: int) -> Any:
@@ -265,17 +318,7 @@ class _Float(Codec):
         self._fmt = struct.Struct(f"<B{OF - 1}x{'f' if single else 'd'}")
 
     def lower(self, arena: Arena, slot: int, value: Any) -> None:
-        if value.__class__ is not float:
-            if not isinstance(value, int | float) or isinstance(value, bool):
-                raise Mismatch(f"float ({describe(self.wit)})", value)
-            try:
-                value = float(value)
-            except OverflowError:  # an int beyond any float, e.g. 10**400
-                raise Mismatch(f"a number within {describe(self.wit)} range", value) from None
-        try:
-            self._fmt.pack_into(arena.buf, slot, self.kind, value)
-        except (OverflowError, struct.error):
-            raise Mismatch("float within f32 range", value) from None
+        self._fmt.pack_into(arena.buf, slot, self.kind, check_float(value, self.wit, self._single))
 
     def lift(self, raw: bytes, off: int) -> Any:
         return self._fmt.unpack_from(raw, off)[1]
@@ -290,12 +333,7 @@ class _Char(Codec):
         super().__init__(wit, 4)
 
     def lower(self, arena: Arena, slot: int, value: Any) -> None:
-        if not isinstance(value, str) or len(value) != 1:
-            raise Mismatch("str of length 1 (char)", value)
-        code = ord(value)
-        if 0xD800 <= code <= 0xDFFF:
-            raise Mismatch("a Unicode scalar value (char), not a surrogate", value)
-        self._fmt.pack_into(arena.buf, slot, K_CHAR, code)
+        self._fmt.pack_into(arena.buf, slot, K_CHAR, char_code(value))
 
     def lift(self, raw: bytes, off: int) -> Any:
         return chr(self._fmt.unpack_from(raw, off)[1])

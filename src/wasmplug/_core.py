@@ -371,28 +371,50 @@ class CoreBackend(Sandbox):
         )
         return Signature(params, result)
 
+    def _checked_signature(
+        self,
+        func: _wit.Function,
+        ty: Any,
+        what: str,
+        problems: list[str],
+        *,
+        imported: bool = False,
+    ) -> Signature | None:
+        """The canonical-ABI signature of ``func`` if the core function type ``ty`` is
+        the one it gives (as an export, or as an import with ``imported``); else
+        ``None``, with the problem appended to ``problems``."""
+        try:
+            sig = self._signature(func)
+        except UnsupportedType as e:
+            problems.append(f"{what}: {e}")
+            return None
+        want = (
+            (sig.import_params_flat, sig.import_results_flat)
+            if imported
+            else (sig.params_flat, sig.results_flat)
+        )
+        have = _native.func_type_names(ty)
+        if have != want:
+            problems.append(
+                f"{what}: expected the canonical ABI's {_show(want)}, found {_show(have)}"
+            )
+            return None
+        return sig
+
     def _check_exports(self) -> dict[str, _Export]:
         found = {e.name: e.type for e in self._module.exports}
         problems: list[str] = []
         plans: dict[str, _Export] = {}
         for name, export in self._world.exports.items():
             core = name if export.interface is None else f"{export.interface}#{export.wit.name}"
-            try:
-                sig = self._signature(export.wit)
-            except UnsupportedType as e:
-                problems.append(f"export {name}: {e}")
-                continue
             ty = found.get(core)
             if ty is None:
                 problems.append(f"missing core export {core!r} (for {export.signature})")
                 continue
-            have = _native.func_type_names(ty)
-            want = (sig.params_flat, sig.results_flat)
-            if have != want:
-                problems.append(
-                    f"core export {core!r}: expected the canonical ABI's "
-                    f"{_show(want)} for {export.signature}, found {_show(have)}"
-                )
+            sig = self._checked_signature(
+                export.wit, ty, f"core export {core!r} ({export.signature})", problems
+            )
+            if sig is None:
                 continue
             plans[name] = _Export(core, sig, export.error)
         memory = found.get("memory")
@@ -442,17 +464,8 @@ class CoreBackend(Sandbox):
             if func is None:
                 unknown.append(qualified)
                 continue
-            try:
-                sig = self._signature(func)
-            except UnsupportedType as e:
-                problems.append(f"{qualified}: {e}")
-                continue
-            have = _native.func_type_names(ty)
-            want = (sig.import_params_flat, sig.import_results_flat)
-            if have != want:
-                problems.append(
-                    f"{qualified}: expected the canonical ABI's {_show(want)}, found {_show(have)}"
-                )
+            sig = self._checked_signature(func, ty, qualified, problems, imported=True)
+            if sig is None:
                 continue
             impl = impls.get(func.name)
             if impl is None:  # pragma: no cover - bind_imports checks every import

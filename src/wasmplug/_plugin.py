@@ -686,6 +686,17 @@ def load(
     ctx.audit.callback = audit if audit is not None else engine.audit
     host_impls = _host.bind_imports(world, imports, ctx)
     backend: ComponentBackend | CoreBackend
+    common: dict[str, Any] = {
+        "engine": engine.wasmtime_engine,
+        "world": world,
+        "limits": policy.limits,
+        "ctx": ctx,
+        "host_impls": host_impls,
+        "wasi": _wasi_factory(name, grants),
+        "epoch_tick_ms": engine.epoch_tick_ms,
+        "epoch_lag": engine.epoch_clock.lag,
+        "instance_per_call": policy.instance_per_call,
+    }
     if isinstance(compiled, wasmtime.Module):
         if policy.determinism is not None:
             raise LinkError(
@@ -694,32 +705,9 @@ def load(
                 [],
                 plugin=name,
             )
-        backend = CoreBackend(
-            engine=engine.wasmtime_engine,
-            module=compiled,
-            world=world,
-            limits=policy.limits,
-            ctx=ctx,
-            host_impls=host_impls,
-            wasi=_wasi_factory(name, grants),
-            epoch_tick_ms=engine.epoch_tick_ms,
-            epoch_lag=engine.epoch_clock.lag,
-            instance_per_call=policy.instance_per_call,
-        )
+        backend = CoreBackend(module=compiled, **common)
     else:
-        backend = ComponentBackend(
-            engine=engine.wasmtime_engine,
-            component=compiled,
-            world=world,
-            limits=policy.limits,
-            ctx=ctx,
-            host_impls=host_impls,
-            wasi=_wasi_factory(name, grants),
-            epoch_tick_ms=engine.epoch_tick_ms,
-            epoch_lag=engine.epoch_clock.lag,
-            determinism=policy.determinism,
-            instance_per_call=policy.instance_per_call,
-        )
+        backend = ComponentBackend(component=compiled, determinism=policy.determinism, **common)
     ungranted = tuple(
         i for i in _host.HOST_INTERFACES if i in backend.imports and not _host.is_granted(i, grants)
     )
