@@ -990,23 +990,10 @@ class ComponentBackend(Sandbox):
             InstantiationError: instantiation failed (memory limit, start-up trap).
             LinkError: an import could not be satisfied.
         """
-        store = wasmtime.Store(self._engine)
-        limits = self._limits
-        store.set_limits(
-            memory_size=-1 if (each := limits.memory_bytes_each) is None else each,
-            table_elements=limits.table_elements,
-            instances=limits.instances,
-            tables=limits.tables,
-            memories=limits.memories,
-        )
-        # Start-up code's writes count from zero too (the call resets the count again).
-        self._output.reset()
-        store.set_wasi(self._wasi(self._output.stdout, self._output.stderr))
-        store.set_fuel(self.fuel_budget)
         if self._seeded is not None:
             self._seeded.reset()
-        self._resources.table = table = _HostTable(limits.resource_handles)
-        store.set_epoch_deadline(self.epoch_deadline())
+        self._resources.table = table = _HostTable(self._limits.resource_handles)
+        store = self.new_store(self._engine, self._wasi)
         try:
             instance = self._linker.instantiate(store, self._component)
         except wasmtime.WasmtimeError as e:

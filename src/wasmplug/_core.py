@@ -657,20 +657,8 @@ class CoreBackend(Sandbox):
             InstantiationError: instantiation or start-up failed.
             LinkError: an import could not be satisfied.
         """
-        store = wasmtime.Store(self._engine)
-        limits = self._limits
-        store.set_limits(
-            memory_size=-1 if (each := limits.memory_bytes_each) is None else each,
-            table_elements=limits.table_elements,
-            instances=limits.instances,
-            tables=limits.tables,
-            memories=limits.memories,
-        )
-        self._output.reset()
-        store.set_wasi(self._wasi(self._output.stdout, self._output.stderr))
+        store = self.new_store(self._engine, self._wasi)
         context = _native.context_of(store)
-        _set_fuel(context, self.fuel_budget)
-        _set_epoch_deadline(context, self.epoch_deadline())
         instance = _native.instantiate(self._pre, context, self._trap)
         message = instance if isinstance(instance, str) else None
         if isinstance(instance, _native.Instance):

@@ -20,6 +20,8 @@ import re
 from collections.abc import Callable
 from time import perf_counter
 
+import wasmtime
+
 from ._audit import AuditEvent, Auditor, excerpt
 from ._exceptions import (
     CallError,
@@ -271,6 +273,32 @@ class Sandbox:
         else:
             # The first tick may come at once, so one more than the deadline needs.
             self.ticks = math.ceil(limits.deadline_ms / epoch_tick_ms) + 1
+
+    def new_store(
+        self,
+        engine: wasmtime.Engine,
+        wasi: Callable[
+            [Callable[[bytes], int | None], Callable[[bytes], int | None]], wasmtime.WasiConfig
+        ],
+    ) -> wasmtime.Store:
+        """A Store for a new instance under the plugin's limits: memory, tables and
+        instances capped, WASI configured by ``wasi`` (given the stdio counters: start-up
+        code's writes count from zero too), fuel and the epoch deadline set for
+        start-up code."""
+        store = wasmtime.Store(engine)
+        limits = self._limits
+        store.set_limits(
+            memory_size=-1 if (each := limits.memory_bytes_each) is None else each,
+            table_elements=limits.table_elements,
+            instances=limits.instances,
+            tables=limits.tables,
+            memories=limits.memories,
+        )
+        self._output.reset()
+        store.set_wasi(wasi(self._output.stdout, self._output.stderr))
+        store.set_fuel(self.fuel_budget)
+        store.set_epoch_deadline(self.epoch_deadline())
+        return store
 
     def epoch_deadline(self) -> int:
         """The epoch deadline to set on a Store right before entering wasm: the
