@@ -357,6 +357,7 @@ def test_public_api_is_pinned() -> None:
         "PluginInfo",
         "Policy",
         "PolicyError",
+        "Pool",
         "Preopen",
         "PreparedCall",
         "ReentrantCallError",
@@ -374,6 +375,7 @@ def test_public_api_is_pinned() -> None:
         "inspect",
         "load",
         "load_policies",
+        "load_pool",
         "load_world",
     ]
     assert wasmplug.__all__ == sorted(wasmplug.__all__)

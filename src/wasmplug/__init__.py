@@ -78,6 +78,7 @@ if TYPE_CHECKING:
         Preopen,
     )
     from ._policyfile import load_policies
+    from ._pool import Pool, load_pool
     from ._resources import ResourceHandle
     from ._stats import CallStats
     from ._world import ExportFunc, PreparedCall, World, load_world
@@ -131,6 +132,7 @@ __all__ = [
     "PluginInfo",
     "Policy",
     "PolicyError",
+    "Pool",
     "Preopen",
     "PreparedCall",
     "ReentrantCallError",
@@ -148,6 +150,7 @@ __all__ = [
     "inspect",
     "load",
     "load_policies",
+    "load_pool",
     "load_world",
 ]
 
@@ -199,6 +202,7 @@ _SOURCES: dict[str, tuple[str, ...]] = {
     "_kv": ("KvNamespace", "KvStore", "MemoryKvStore"),
     "_manifest": ("CapabilityReport", "Denial", "Manifest", "Need", "NeedItem"),
     "_plugin": ("Plugin", "load"),
+    "_pool": ("Pool", "load_pool"),
     "_policy": (
         "Determinism",
         "FrozenMap",
