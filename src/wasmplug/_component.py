@@ -923,11 +923,11 @@ class ComponentBackend:
             [Callable[[bytes], int | None], Callable[[bytes], int | None]], wasmtime.WasiConfig
         ],
         epoch_tick_ms: float,
-        epoch_lag: Callable[[], int],
+        epoch_deadline: Callable[[int], int],
         determinism: Determinism | None = None,
     ) -> None:
         self._engine = engine
-        self._epoch_lag = epoch_lag
+        self._epoch_deadline = epoch_deadline
         self._determinism = determinism
         self._seeded = Seeded(determinism.seed) if determinism is not None else None
         self._host_impls = host_impls
@@ -1204,7 +1204,7 @@ class ComponentBackend:
         if self._seeded is not None:
             self._seeded.reset()
         self._resources.table = table = _HostTable(limits.resource_handles)
-        store.set_epoch_deadline(self._ticks + self._epoch_lag())
+        store.set_epoch_deadline(self._epoch_deadline(self._ticks))
         try:
             instance = self._linker.instantiate(store, self._component)
         except wasmtime.WasmtimeError as e:
@@ -1284,7 +1284,7 @@ class ComponentBackend:
         context = inst.context
         budget = self._fuel_budget
         _set_fuel(context, budget)
-        _set_epoch_deadline(context, self._ticks + self._epoch_lag())
+        _set_epoch_deadline(context, self._epoch_deadline(self._ticks))
         ctx = self._ctx
         ctx.host_calls = 0
         ctx.denials = 0
@@ -1572,7 +1572,7 @@ class ComponentBackend:
             context = inst.context
             ctx = self._ctx
             _set_fuel(context, self._fuel_budget)
-            _set_epoch_deadline(context, self._ticks + self._epoch_lag())
+            _set_epoch_deadline(context, self._epoch_deadline(self._ticks))
             ctx.failure = None
             ctx.deadline = perf_counter() + self._deadline_s
             self._output.reset()
