@@ -67,19 +67,23 @@ def test_ticker_parks_until_a_deadline_is_requested(
     clock = engine.epoch_clock
     assert clock.parked
     time.sleep(0.05)
-    assert clock.parked and clock.ticks == 0 and clock.parks == 0
+    assert clock.parked
+    assert clock.ticks == 0
+    assert clock.parks == 0
     plugin = hostile(deadline_ms=50)  # instantiation runs under the deadline too
     assert wait_for(lambda: clock.parked)
     idle_ticks, parks = clock.ticks, clock.parks
     time.sleep(0.1)
-    assert clock.ticks == idle_ticks and clock.lag() == 0  # parked: no epochs, none owed
+    assert clock.ticks == idle_ticks
+    assert clock.lag() == 0
     assert plugin.call("bump") == 1
     assert wait_for(lambda: clock.ticks > idle_ticks)  # woken by the call's deadline
     assert wait_for(lambda: clock.parked and clock.parks > parks)  # parked again after it
     ticks = clock.ticks
     assert ticks >= idle_ticks + 50  # it ran at least until the 50 ms deadline passed
     time.sleep(0.1)
-    assert clock.parked and clock.ticks == ticks
+    assert clock.parked
+    assert clock.ticks == ticks
 
 
 def test_no_deadline_does_not_wake_the_ticker(engine: wasmplug.Engine) -> None:
@@ -88,7 +92,8 @@ def test_no_deadline_does_not_wake_the_ticker(engine: wasmplug.Engine) -> None:
     clock = engine.epoch_clock
     assert clock.deadline(UNBOUNDED_TICKS) == UNBOUNDED_TICKS
     time.sleep(0.05)
-    assert clock.parked and clock.ticks == 0
+    assert clock.parked
+    assert clock.ticks == 0
 
 
 def test_parked_ticker_wakes_and_stops_an_endless_loop(
@@ -184,7 +189,8 @@ def test_clock_unit_without_ticker() -> None:
     """An EpochClock nobody ticks: a deadline request leaves it unparked, returns the
     requested epochs (nothing owed right after waking), and stop() is idempotent."""
     clock = EpochClock(0.001)
-    assert clock.parked and clock.lag() == 0
+    assert clock.parked
+    assert clock.lag() == 0
     assert clock.deadline(100) in (100, 101)
     assert not clock.parked
     clock.stop()
