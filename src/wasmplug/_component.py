@@ -728,7 +728,7 @@ class ComponentBackend(Sandbox):
             [Callable[[bytes], int | None], Callable[[bytes], int | None]], wasmtime.WasiConfig
         ],
         epoch_tick_ms: float,
-        epoch_lag: Callable[[], int],
+        epoch_deadline: Callable[[int], int],
         determinism: Determinism | None = None,
         instance_per_call: bool = False,
     ) -> None:
@@ -736,7 +736,7 @@ class ComponentBackend(Sandbox):
             limits=limits,
             ctx=ctx,
             epoch_tick_ms=epoch_tick_ms,
-            epoch_lag=epoch_lag,
+            epoch_deadline=epoch_deadline,
             instance_per_call=instance_per_call,
         )
         # With instance_per_call, the instance a call used (its results' resources

@@ -311,14 +311,14 @@ class CoreBackend(Sandbox):
             [Callable[[bytes], int | None], Callable[[bytes], int | None]], wasmtime.WasiConfig
         ],
         epoch_tick_ms: float,
-        epoch_lag: Callable[[], int],
+        epoch_deadline: Callable[[int], int],
         instance_per_call: bool = False,
     ) -> None:
         super().__init__(
             limits=limits,
             ctx=ctx,
             epoch_tick_ms=epoch_tick_ms,
-            epoch_lag=epoch_lag,
+            epoch_deadline=epoch_deadline,
             instance_per_call=instance_per_call,
         )
         self._engine = engine
@@ -717,7 +717,7 @@ class CoreBackend(Sandbox):
         context = inst.context
         budget = self.fuel_budget
         _set_fuel(context, budget)
-        _set_epoch_deadline(context, self.ticks + self._epoch_lag())
+        _set_epoch_deadline(context, self._deadline_of(self.ticks))
         self.begin(name)
         ctx = self._ctx
         buf = plan.buf

@@ -37,14 +37,23 @@ _CORE_MODULE_HEADER = b"\x01\x00\x00\x00"
 #: wasmtime's own default ``max_wasm_stack`` (``Config::max_wasm_stack``), set
 #: explicitly so that the native-stack check and the engine agree on it.
 DEFAULT_MAX_WASM_STACK = 512 << 10
+#: An epoch deadline this large means "no deadline" (about 146,000 years of 1 ms
+#: epochs); :meth:`EpochClock.deadline` passes it through without waking the ticker.
+UNBOUNDED_TICKS = 1 << 62
+# The running ticker wakes every twentieth of the shortest pending deadline, at most
+# every 10 ms and at least every epoch.
+_STEP_FRACTION = 20
+_MAX_STEP_S = 0.010
 
 
 class Engine:
     """A wasmtime engine configured for sandboxing, shared by many plugins.
 
     Fuel metering and epoch interruption are always on. A daemon thread advances the
-    epoch every ``epoch_tick_ms`` of wall-clock time while the engine is open (a late
-    wake-up adds the epochs it missed), which is what enforces deadlines. Compiled
+    epoch, one per ``epoch_tick_ms`` of wall-clock time, while some call's deadline is
+    pending (a late wake-up adds the epochs it missed), which is what enforces
+    deadlines; when no deadline is pending it parks and costs nothing
+    (:class:`EpochClock`, the attribute ``epoch_clock``). Compiled
     components are cached in memory by sha256 and, when ``cache_dir`` is set, on disk
     keyed by sha256 and wasmtime version, so loading the same plugin again costs a
     deserialization (about 1 ms) instead of a compilation.
@@ -59,7 +68,9 @@ class Engine:
 
     Args:
         epoch_tick_ms: Deadline granularity in milliseconds (default 1). A deadline of
-            ``d`` ms fires after ``d`` to ``d + epoch_tick_ms`` ms of guest execution.
+            ``d`` ms fires after ``d`` to ``d + max(epoch_tick_ms, min(d / 20, 10))``
+            ms of guest execution (the ticker wakes every twentieth of the shortest
+            pending deadline, at most every 10 ms), plus the ticker's wake-up latency.
         cache_dir: Directory for compiled components. The default ``"auto"`` uses
             ``$XDG_CACHE_HOME/wasmplug`` (``~/.cache/wasmplug``); ``None`` disables the
             disk cache. Compiled code in it is loaded without re-validation
@@ -143,16 +154,15 @@ class Engine:
         )
         self._max_components = max_cached_components
         self._lock = threading.Lock()
-        self._stop = threading.Event()
         self.epoch_clock = EpochClock(epoch_tick_ms / 1000.0)
         self._ticker = threading.Thread(
             target=_tick,
-            args=(weakref.ref(self), self._stop, self.epoch_clock),
+            args=(weakref.ref(self), self.epoch_clock),
             name="wasmplug-epoch",
             daemon=True,
         )
         self._ticker.start()
-        self._finalizer = weakref.finalize(self, self._stop.set)
+        self._finalizer = weakref.finalize(self, self.epoch_clock.stop)
 
     @classmethod
     def default(cls) -> Engine:
@@ -176,9 +186,9 @@ class Engine:
         return self._stack_guard.offloads
 
     def close(self) -> None:
-        """Stops the epoch ticker. Plugins of this engine can no longer time out
+        """Stops the epoch ticker thread. Plugins of this engine can no longer time out
         correctly afterwards; idempotent."""
-        self._stop.set()
+        self.epoch_clock.stop()
 
     def compile(
         self, wasm: bytes, *, sha256: str, plugin: str | None
@@ -258,46 +268,171 @@ class Engine:
 
 
 class EpochClock:
-    """Where the epoch ticker stands against wall-clock time.
+    """The engine's deadline clock: epochs of wall-clock time, counted only while a
+    deadline is pending.
+
+    Each call tells the clock its deadline (:meth:`deadline`), which returns the
+    relative epoch deadline to give wasmtime. The ticker thread advances the epoch
+    while some requested deadline is still ahead, and parks (waits, costing nothing)
+    once the epoch has passed them all; the next :meth:`deadline` wakes it. While it
+    runs, epochs are wall-clock time: a late wake-up adds every epoch it missed, and a
+    deadline set while the ticker owes epochs adds them, so it is neither shortened
+    nor stretched. While parked nothing is owed: waking restarts the count at the
+    epoch reached, so a long idle time never has to be paid back.
+
+    The ticker wakes once every ``step`` epochs, where ``step`` is a twentieth of the
+    shortest deadline requested since it last parked, at least 1 epoch and at most
+    10 ms: a guest is stopped at the first wake-up after its deadline, so a deadline
+    of ``d`` ms is late by at most ``max(epoch_tick_ms, min(d / 20, 10))`` ms plus
+    the wake-up's own latency, and a long deadline costs the calling threads one GIL
+    hand-over per step instead of one per epoch.
 
     Attributes:
         interval: Seconds per epoch.
-        start: ``time.monotonic()`` when the ticker started.
         ticks: Epochs added so far (only the ticker thread writes it).
+        parks: How many times the ticker has parked (a counter for tests and
+            monitoring).
     """
 
-    __slots__ = ("interval", "start", "ticks")
+    __slots__ = (
+        "_horizon",
+        "_lock",
+        "_max_step",
+        "_origin",
+        "_parked",
+        "_step",
+        "_stopped",
+        "_wake",
+        "interval",
+        "parks",
+        "ticks",
+    )
 
     def __init__(self, interval: float) -> None:
         self.interval = interval
-        self.start = time.monotonic()
         self.ticks = 0
+        self.parks = 0
+        # (monotonic seconds, epoch) from which wall-clock epochs are counted.
+        self._origin = (time.monotonic(), 0)
+        # The ticker keeps running until the epoch reaches this.
+        self._horizon = 0
+        self._max_step = max(1, int(_MAX_STEP_S / interval))
+        self._step = self._max_step
+        self._parked = True
+        self._stopped = False
+        self._wake = threading.Event()
+        self._lock = threading.Lock()
+
+    @property
+    def parked(self) -> bool:
+        """True while the ticker waits for a deadline to be requested (no deadline is
+        pending, or the engine is closed)."""
+        return self._parked
+
+    @property
+    def step(self) -> int:
+        """Epochs between two wake-ups of the running ticker."""
+        return self._step
 
     def lag(self) -> int:
-        """Epochs the ticker owes right now (it is waiting for the GIL or a wake-up).
-        A deadline set now must add them, or it would fire early when they are paid."""
-        return max(0, int((time.monotonic() - self.start) / self.interval) - self.ticks)
+        """Epochs the running ticker owes right now (it is waiting for the GIL or its
+        next wake-up); 0 while it is parked."""
+        if self._parked:
+            return 0
+        t0, k0 = self._origin
+        return max(0, k0 + int((time.monotonic() - t0) / self.interval) - self.ticks)
+
+    def deadline(self, ticks: int) -> int:
+        """Requests a deadline ``ticks`` epochs from now and returns the epoch
+        deadline to set on the store (``Store.set_epoch_deadline``, relative to the
+        engine's current epoch): ``ticks`` plus the epochs the ticker owes. Wakes the
+        ticker if it is parked.
+
+        Args:
+            ticks: The deadline in epochs; :data:`UNBOUNDED_TICKS` or more means none
+                (returned as is, and the ticker is not woken).
+
+        Returns:
+            The relative epoch deadline, in epochs.
+        """
+        if ticks >= UNBOUNDED_TICKS:
+            return ticks
+        if self._parked:
+            self._unpark()
+        t0, k0 = self._origin
+        now = self.ticks
+        lag = k0 + int((time.monotonic() - t0) / self.interval) - now
+        relative = ticks + lag if lag > 0 else ticks
+        end = now + relative + 1
+        if end > self._horizon:
+            # With slack, so that a stream of calls takes the lock once per quarter
+            # deadline, not once per call.
+            with self._lock:
+                if end > self._horizon:
+                    self._horizon = end + (ticks >> 2)
+        # The ticker writes _parked and then reads _horizon; this reads _parked after
+        # writing _horizon, so either it sees the new horizon or this sees it parked.
+        if self._parked:
+            self._unpark()
+        step = ticks // _STEP_FRACTION
+        step = 1 if step < 1 else self._max_step if step > self._max_step else step
+        if step < self._step:
+            self._step = step
+            self._wake.set()  # it may be asleep for a longer step
+        return relative
+
+    def _unpark(self) -> None:
+        with self._lock:
+            if self._parked:
+                # Nothing was owed while parked: count from the epoch reached, now.
+                self._origin = (time.monotonic(), self.ticks)
+                self._step = self._max_step
+                self._parked = False
+                self._wake.set()
+
+    def stop(self) -> None:
+        """Stops the ticker thread for good (it returns at its next wake-up, at once
+        if parked); idempotent."""
+        self._stopped = True
+        self._wake.set()
 
 
-def _tick(engine_ref: weakref.ref[Engine], stop: threading.Event, clock: EpochClock) -> None:
-    """The epoch ticker: one epoch per ``clock.interval`` of wall-clock time.
+def _tick(engine_ref: weakref.ref[Engine], clock: EpochClock) -> None:
+    """The ticker thread's loop (see :class:`EpochClock`).
 
     A wake-up can come late (the thread waits for the GIL while other threads run
     Python, or the machine is loaded); the ticker then adds every epoch it missed, so
     that a deadline of ``n`` epochs means ``n`` intervals of time, not ``n``
-    wake-ups. A guest is stopped at the first wake-up after its deadline.
+    wake-ups.
     """
-    interval, start = clock.interval, clock.start
-    while not stop.wait(max(0.0, start + (clock.ticks + 1) * interval - time.monotonic())):
+    interval, wake = clock.interval, clock._wake
+    while True:
+        wake.clear()
+        if clock._stopped:
+            return
+        if clock._parked:
+            wake.wait()
+            continue
         engine = engine_ref()
         if engine is None:
             return
-        due = int((time.monotonic() - start) / interval)
-        increment = engine._wasmtime.increment_epoch
-        while clock.ticks < due:
-            increment()
-            clock.ticks += 1
-        del engine, increment
+        t0, k0 = clock._origin
+        due = k0 + int((time.monotonic() - t0) / interval)
+        if clock.ticks < due:
+            increment = engine._wasmtime.increment_epoch
+            while clock.ticks < due:
+                increment()
+                clock.ticks += 1
+            del increment
+        del engine
+        if clock.ticks >= clock._horizon:
+            clock._parked = True
+            if clock.ticks >= clock._horizon:
+                clock.parks += 1
+                continue  # parked: waits at the top of the loop
+            with clock._lock:  # a deadline was requested meanwhile
+                clock._parked = False
+        wake.wait(max(0.0, t0 + (clock.ticks - k0 + clock._step) * interval - time.monotonic()))
 
 
 def _first_line(text: str) -> str:

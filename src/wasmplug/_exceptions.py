@@ -538,7 +538,8 @@ class DeadlineExceeded(LimitExceeded):
     """Raised when a call ran past its wall-clock deadline (``Limits.deadline_ms``).
 
     Enforced by wasmtime epoch interruption; the granularity is the engine's epoch
-    tick (:attr:`wasmplug.Engine.epoch_tick_ms`).
+    tick (:attr:`wasmplug.Engine.epoch_tick_ms`), or a twentieth of the shortest
+    pending deadline if that is longer, up to 10 ms (see :class:`wasmplug.Engine`).
     """
 
 

@@ -694,7 +694,7 @@ def load(
         "host_impls": host_impls,
         "wasi": _wasi_factory(name, grants),
         "epoch_tick_ms": engine.epoch_tick_ms,
-        "epoch_lag": engine.epoch_clock.lag,
+        "epoch_deadline": engine.epoch_clock.deadline,
         "instance_per_call": policy.instance_per_call,
     }
     if isinstance(compiled, wasmtime.Module):

@@ -23,6 +23,7 @@ from time import perf_counter
 import wasmtime
 
 from ._audit import AuditEvent, Auditor, excerpt
+from ._engine import UNBOUNDED_TICKS
 from ._exceptions import (
     CallError,
     DeadlineExceeded,
@@ -52,7 +53,8 @@ _logger = logging.getLogger("wasmplug")
 
 # A budget so large that it means "no fuel limit" (wasmtime needs some amount set).
 UNLIMITED_FUEL = 1 << 62
-UNLIMITED_TICKS = 1 << 62
+# An epoch deadline meaning none: the engine's, which the ticker never waits for.
+UNLIMITED_TICKS = UNBOUNDED_TICKS
 STDERR_TAIL = 4096
 #: wasmtime's message when a call copies more values between guest and host than its
 #: host-call fuel allows (not configurable through the C API).
@@ -254,14 +256,16 @@ class Sandbox:
         limits: Limits,
         ctx: HostContext,
         epoch_tick_ms: float,
-        epoch_lag: Callable[[], int],
+        epoch_deadline: Callable[[int], int],
         instance_per_call: bool = False,
     ) -> None:
         self._limits = limits
         #: ``Policy.instance_per_call``: every call on a new instance.
         self.per_call = instance_per_call
         self._ctx = ctx
-        self._epoch_lag = epoch_lag
+        # The engine's EpochClock.deadline: the epoch deadline to set for a number of
+        # ticks (it adds the epochs the ticker owes and wakes a parked ticker).
+        self._deadline_of = epoch_deadline
         self._output = _Output(math.inf if limits.stdio_bytes is None else limits.stdio_bytes)
         self.fuel_budget = limits.fuel if limits.fuel is not None else UNLIMITED_FUEL
         self._deadline_s = math.inf if limits.deadline_ms is None else limits.deadline_ms / 1000
@@ -303,7 +307,7 @@ class Sandbox:
     def epoch_deadline(self) -> int:
         """The epoch deadline to set on a Store right before entering wasm: the
         call's ticks plus the epochs the ticker owes now."""
-        return self.ticks + self._epoch_lag()
+        return self._deadline_of(self.ticks)
 
     def begin(self, function: str) -> None:
         """Resets the host context's per-call counters for a call of ``function`` and
