@@ -635,3 +635,23 @@ def test_instance_per_call_in_policy_dicts() -> None:
         wasmplug.Policy.from_dict({"instance_per_call": "yes"})
     with pytest.raises(wasmplug.PolicyError, match="must be a bool"):
         wasmplug.Policy(instance_per_call=1)  # type: ignore[arg-type]
+
+
+def test_stats_report_linear_memory_on_the_fast_path(load: Any) -> None:
+    """CallStats.memory_bytes is the linear memory's size after the call (its peak:
+    memories never shrink) on the fast path, and unknown (None) on the component
+    path."""
+    plugin = load(memory_bytes=64 << 20)
+    plugin.call("bump")
+    before = plugin.last_call
+    assert before is not None
+    if plugin.kind == "component":
+        assert before.memory_bytes is None
+        return
+    assert before.memory_bytes is not None
+    assert before.memory_bytes % 65_536 == 0
+    assert plugin.call("grow", 8) == 8
+    after = plugin.last_call
+    assert after is not None
+    assert after.memory_bytes is not None
+    assert after.memory_bytes >= before.memory_bytes + (8 << 20)

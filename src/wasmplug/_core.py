@@ -61,7 +61,7 @@ _set_fuel = _native.set_fuel
 _get_fuel = _native.get_fuel
 _set_epoch_deadline = _native.set_epoch_deadline
 #: A call's :class:`CallStats` fields, in order.
-RawStats = tuple[str, int, float, int, int, bool, float]
+RawStats = tuple[str, int, float, int, int, bool, float, int | None]
 _SLOT = 16  # bytes per wasmtime_val_raw_t
 _PACK = {"i32": "I", "i64": "Q", "f32": "f", "f64": "d"}
 _MASK = {"i32": 0xFFFF_FFFF, "i64": 0xFFFF_FFFF_FFFF_FFFF}
@@ -759,8 +759,6 @@ class CoreBackend(Sandbox):
             error = self._bad_value(name, f"{phase}: {e}", start, inst_fuel, fresh)
             raise error from None
         _get_fuel(context, self._fuel_addr)
-        if self.per_call:
-            self._discard()
         raw = (
             name,
             inst_fuel + budget - self._fuel_out.value,
@@ -769,7 +767,10 @@ class CoreBackend(Sandbox):
             ctx.denials,
             fresh,
             ctx.host_time * 1e6,
+            _native.memory_size(context, inst.memory) if inst.memory is not None else None,
         )
+        if self.per_call:
+            self._discard()
         if message is not None or self._output.breached:
             raise self.fail(name, message or "", CallStats(*raw))
         if too_large is not None:

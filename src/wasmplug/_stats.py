@@ -29,6 +29,10 @@ class CallStats:
         host_time_us: Microseconds spent inside the host's own host functions (the
             ``imports`` given to :func:`~wasmplug.load`; capabilities are not timed),
             part of ``wall_time_us`` and of the call's deadline.
+        memory_bytes: The size of the guest's linear memory when the call returned,
+            in bytes: its peak so far, as a linear memory never shrinks. Measured on
+            the core-module fast path; ``None`` on the component path, whose memory
+            wasmtime's component API does not show.
     """
 
     function: str
@@ -38,3 +42,4 @@ class CallStats:
     denials: int = 0
     fresh_instance: bool = False
     host_time_us: float = 0.0
+    memory_bytes: int | None = None
