@@ -46,10 +46,11 @@ from ._host import CAPABILITIES, HTTP, HostContext, HostImpl, defined_resources
 from ._policy import Determinism, Limits
 from ._sandbox import (
     Sandbox,
-    _HostCallLimit,
-    _HostDeadline,
     _TableFull,
     _WasiWait,
+    check_host_call,
+    host_call_entry,
+    run_host_function,
 )
 from ._stats import CallStats
 from ._world import World, has_handle
@@ -457,53 +458,26 @@ def _host_call(
     handle scope of the calling instance.
     """
 
-    def run(args: int, nargs: int, results: int) -> None:
-        if ctx.host_calls > ctx.max_host_calls:
-            raise _HostCallLimit(qualified)
-        if perf_counter() > ctx.deadline:  # a storm of quick host calls ends here
-            raise _HostDeadline(qualified)
+    def run(context: Any, args: int, nargs: int, results: int) -> None:
+        check_host_call(ctx, qualified)
         raw = ctypes.string_at(args, nargs * VAL_SIZE) if nargs else b""
         values = [codec.lift(raw, i * VAL_SIZE) for i, codec in enumerate(params)]
-        if timed:
-            t0 = perf_counter()
-            try:
-                value = impl(*values)
-            finally:
-                now = perf_counter()
-                ctx.host_time += now - t0
-            if now > ctx.deadline:
-                raise _HostDeadline(qualified)
-        else:
-            value = impl(*values)
+        value = run_host_function(ctx, qualified, impl, values, timed=timed)
         if result is not None:
             try:
                 _lower_result(result, value, results)
             except Mismatch as e:
                 raise TypeError(e.describe(f"{qualified} result")) from None
 
-    def call(context: Any, args: int, nargs: int, results: int) -> None:
-        ctx.host_calls += 1
-        try:
-            run(args, nargs, results)
-        except BaseException as e:
-            if ctx.failure is None:
-                ctx.failure = (qualified, e)
-            raise
-
-    def call_with_handles(context: Any, args: int, nargs: int, results: int) -> None:
-        ctx.host_calls += 1
+    def run_with_handles(context: Any, args: int, nargs: int, results: int) -> None:
         scope = _Scope(resources, context)
         try:
             with handle_scope(scope):
-                run(args, nargs, results)
-        except BaseException as e:
-            if ctx.failure is None:
-                ctx.failure = (qualified, e)
-            raise
+                run(context, args, nargs, results)
         finally:
             scope.close()
 
-    return call_with_handles if handles else call
+    return host_call_entry(ctx, qualified, run_with_handles if handles else run)
 
 
 #: The prefix of the WASI interface whose waits wasmplug serves itself.

@@ -44,18 +44,23 @@ from ._exceptions import (
 )
 from ._host import CAPABILITIES, HTTP, HostContext, HostImpl
 from ._policy import Limits
-from ._sandbox import Sandbox, _HostCallLimit, _HostDeadline, _WasiWait
+from ._sandbox import (
+    Sandbox,
+    _WasiWait,
+    check_host_call,
+    host_call_entry,
+    run_host_function,
+)
 from ._stats import CallStats
 from ._world import World
 
-__all__ = ["CoreBackend", "is_core_module"]
+__all__ = ["CoreBackend"]
 
 #: WASI preview 1's module name.
 WASI_P1 = "wasi_snapshot_preview1"
 #: The module name of world-level imported functions.
 ROOT_MODULE = "$root"
 
-_CORE_HEADER = b"\0asm\x01\x00\x00\x00"
 _call_unchecked = _native.call_unchecked
 _set_fuel = _native.set_fuel
 _get_fuel = _native.get_fuel
@@ -66,19 +71,14 @@ _SLOT = 16  # bytes per wasmtime_val_raw_t
 _PACK = {"i32": "I", "i64": "Q", "f32": "f", "f64": "d"}
 _MASK = {"i32": 0xFFFF_FFFF, "i64": 0xFFFF_FFFF_FFFF_FFFF}
 _U32 = struct.Struct("<I")
-_REALLOC_ARGS = struct.Struct("<I12xI12xI12xI12x")
-_U64 = struct.Struct("<Q")
+#: Four i32 raw slots (cabi_realloc's arguments, poll_oneoff's).
+_FOUR_I32 = struct.Struct("<I12xI12xI12xI12x")
 # poll_oneoff's subscription (48 bytes): userdata u64, tag u8, then for a clock:
 # clock id u32 at 16, timeout u64 at 24, precision at 32, flags u16 at 40.
 _SUBSCRIPTION = struct.Struct("<QB7xI4xQQH6x")
 _EVENTTYPE_CLOCK = 0
 _SUBCLOCK_ABSTIME = 1
 _ERRNO_NOTSUP = 58
-
-
-def is_core_module(wasm: bytes) -> bool:
-    """Whether ``wasm`` starts like a core module (version 1) rather than a component."""
-    return wasm[:8] == _CORE_HEADER
 
 
 def _slots_struct(types: Sequence[str]) -> struct.Struct:
@@ -127,9 +127,7 @@ class _Export:
         )
         self.pack = _slots_struct(sig.params_flat)
         self.unpack = _slots_struct(sig.results_flat)
-        self.result_is_result = isinstance(
-            _wit.unalias(sig.result.wit) if sig.result else None, _wit.ResultType
-        )
+        self.result_is_result = isinstance(sig.result, _cabi._Result)
         self.scalar_lower = _scalar_lowering(sig)
         self.scalar_result = _scalar_result(sig)
 
@@ -510,7 +508,7 @@ class CoreBackend(Sandbox):
         address = ctypes.addressof(buf)
         trap = self._trap
         context = inst.context
-        pack = _REALLOC_ARGS.pack_into
+        pack = _FOUR_I32.pack_into
         unpack = _U32.unpack_from
 
         def realloc(align: int, size: int) -> int:
@@ -536,10 +534,7 @@ class CoreBackend(Sandbox):
         tuple_layout = sig.params_tuple
 
         def run(raw: int, nraw: int) -> None:
-            if ctx.host_calls > ctx.max_host_calls:
-                raise _HostCallLimit(qualified)
-            if perf_counter() > ctx.deadline:
-                raise _HostDeadline(qualified)
+            check_host_call(ctx, qualified)
             buf = _native.raw_view(raw, nraw)
             flat = list(params_in.unpack_from(buf, 0)) if ptypes else []
             mem = self._memory()
@@ -549,12 +544,7 @@ class CoreBackend(Sandbox):
                     mem.check(ptr, tuple_layout.size, tuple_layout.align)
                     args = tuple_layout.load(mem, ptr)
                 else:
-                    it = iter(
-                        [
-                            v & _MASK[t] if t in _MASK else v
-                            for v, t in zip(flat, ptypes, strict=True)
-                        ]
-                    )
+                    it = iter(_unsigned(flat, ptypes))
                     args = [p.lift(mem, it) for p in sig.params]
             except BadValue as e:
                 raise InvalidGuestValue(
@@ -564,20 +554,10 @@ class CoreBackend(Sandbox):
                     detail=f"it called {qualified} with an argument that breaks the "
                     f"canonical ABI: {e}",
                 ) from None
-            if timed:
-                t0 = perf_counter()
-                try:
-                    value = impl(*args)
-                finally:
-                    now = perf_counter()
-                    ctx.host_time += now - t0
-                if now > ctx.deadline:
-                    raise _HostDeadline(qualified)
-            else:
-                value = impl(*args)
+            value = run_host_function(ctx, qualified, impl, args, timed=timed)
             if result is None:
                 return
-            mem = self._memory()
+            mem = self._memory()  # a fresh view: the guest may have grown its memory
             try:
                 if sig.result_in_memory:
                     retptr = flat[-1] & 0xFFFF_FFFF
@@ -586,7 +566,7 @@ class CoreBackend(Sandbox):
                 else:
                     out: list[Any] = []
                     result.lower(mem, value, out)
-                    results_out.pack_into(_native.raw_view(raw, nraw), 0, *out)
+                    results_out.pack_into(buf, 0, *out)
             except Mismatch as e:
                 raise TypeError(e.describe(f"{qualified} result")) from None
             except BadValue as e:
@@ -598,16 +578,7 @@ class CoreBackend(Sandbox):
                     f"canonical ABI: {e}",
                 ) from None
 
-        def call(raw: int, nraw: int) -> None:
-            ctx.host_calls += 1
-            try:
-                run(raw, nraw)
-            except BaseException as e:
-                if ctx.failure is None:
-                    ctx.failure = (qualified, e)
-                raise
-
-        return call
+        return host_call_entry(ctx, qualified, run)
 
     def _poll_oneoff(self) -> Callable[[int, int], None]:
         """WASI preview 1's ``poll_oneoff``, refusing clock waits as the component
@@ -618,34 +589,28 @@ class CoreBackend(Sandbox):
         ctx = self._ctx
         qualified = f"{WASI_P1}#poll_oneoff"
 
-        def call(raw: int, nraw: int) -> None:
-            ctx.host_calls += 1
-            try:
-                buf = _native.raw_view(raw, nraw)
-                in_ptr, _out, nsubs, _nevents = struct.unpack_from("<I12xI12xI12xI12x", buf, 0)
-                mem = self._memory()
-                longest = 0
-                for i in range(min(nsubs, 64)):
-                    mem.check(in_ptr + 48 * i, 48, 8)
-                    _, tag, _clock, timeout, _, flags = _SUBSCRIPTION.unpack_from(
-                        mem.view, in_ptr + 48 * i
-                    )
-                    if tag == _EVENTTYPE_CLOCK:
-                        wait = timeout
-                        if flags & _SUBCLOCK_ABSTIME:
-                            wait = max(0, timeout - _native.monotonic_ns())
-                        longest = max(longest, wait)
-                if longest == 0 and nsubs:
-                    struct.pack_into("<I", buf, 0, _ERRNO_NOTSUP)
-                    return
-                past = perf_counter() + longest / 1e9 > ctx.deadline
-                raise _WasiWait(qualified, longest, past)
-            except BaseException as e:
-                if ctx.failure is None:
-                    ctx.failure = (qualified, e)
-                raise
+        def run(raw: int, nraw: int) -> None:
+            buf = _native.raw_view(raw, nraw)
+            in_ptr, _out, nsubs, _nevents = _FOUR_I32.unpack_from(buf, 0)
+            mem = self._memory()
+            longest = 0
+            for i in range(min(nsubs, 64)):
+                mem.check(in_ptr + 48 * i, 48, 8)
+                _, tag, _clock, timeout, _, flags = _SUBSCRIPTION.unpack_from(
+                    mem.view, in_ptr + 48 * i
+                )
+                if tag == _EVENTTYPE_CLOCK:
+                    wait = timeout
+                    if flags & _SUBCLOCK_ABSTIME:
+                        wait = max(0, timeout - _native.monotonic_ns())
+                    longest = max(longest, wait)
+            if longest == 0 and nsubs:
+                _U32.pack_into(buf, 0, _ERRNO_NOTSUP)
+                return
+            past = perf_counter() + longest / 1e9 > ctx.deadline
+            raise _WasiWait(qualified, longest, past)
 
-        return call
+        return host_call_entry(ctx, qualified, run)
 
     # -- instances -----------------------------------------------------------------------
 
@@ -788,7 +753,7 @@ class CoreBackend(Sandbox):
             self.audit(error)
             raise error
         if plan.result_is_result:
-            is_ok, value = _result_parts(value)
+            is_ok, value = sig.result.parts(value)  # type: ignore[union-attr]
         return value, is_ok, raw
 
     def _lower_args(
@@ -845,8 +810,7 @@ class CoreBackend(Sandbox):
         if limit is not None and (result.fixed or 0) > limit:
             raise _OutputTooLarge(result.fixed or 0)
         flat = plan.unpack.unpack_from(buf, 0)
-        t = sig.results_flat[0]
-        return result.lift(mem, iter([flat[0] & _MASK[t] if t in _MASK else flat[0]]))
+        return result.lift(mem, iter(_unsigned(flat, sig.results_flat)))
 
     def _bad_value(
         self, name: str, reason: str, start: float, inst_fuel: int, fresh: bool
@@ -905,10 +869,10 @@ class _OutputTooLarge(BadValue):
         self.used = used
 
 
-def _result_parts(value: Any) -> tuple[bool, Any]:
-    from ._bindings import Ok
-
-    return isinstance(value, Ok), value.value
+def _unsigned(values: Sequence[Any], types: Sequence[str]) -> list[Any]:
+    """Raw slot values read as their flat types, integers as unsigned (floats as
+    they are): what the layouts' ``lift`` expects."""
+    return [v & _MASK[t] if t in _MASK else v for v, t in zip(values, types, strict=True)]
 
 
 def _show(sig: tuple[tuple[str, ...], tuple[str, ...]]) -> str:

@@ -17,8 +17,9 @@ import errno
 import logging
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from time import perf_counter
+from typing import Any
 
 import wasmtime
 
@@ -144,6 +145,62 @@ class _WasiWait(Exception):
         super().__init__(function)
         self.wait_ns = wait_ns
         self.past_deadline = past_deadline
+
+
+def host_call_entry(
+    ctx: HostContext, qualified: str, run: Callable[..., None]
+) -> Callable[..., None]:
+    """Wraps the body of a raw host function (either backend's calling convention:
+    ``run`` takes the same arguments): it counts as a host call, and a failure is
+    recorded in ``ctx.failure`` (the first one of the call) before it propagates, so
+    that the backend raises the right exception once wasm has unwound."""
+
+    def call(*args: Any) -> None:
+        ctx.host_calls += 1
+        try:
+            run(*args)
+        except BaseException as e:
+            if ctx.failure is None:
+                ctx.failure = (qualified, e)
+            raise
+
+    return call
+
+
+def check_host_call(ctx: HostContext, qualified: str) -> None:
+    """What every host call checks before it does anything: ``Limits.host_calls``
+    and the call's deadline (so a storm of quick host calls ends at it).
+
+    Raises:
+        _HostCallLimit, _HostDeadline: past either.
+    """
+    if ctx.host_calls > ctx.max_host_calls:
+        raise _HostCallLimit(qualified)
+    if perf_counter() > ctx.deadline:
+        raise _HostDeadline(qualified)
+
+
+def run_host_function(
+    ctx: HostContext, qualified: str, impl: Callable[..., Any], args: Sequence[Any], *, timed: bool
+) -> Any:
+    """Runs a host function's Python implementation for the guest. With ``timed``
+    (the host's own functions and HTTP, not the quick capabilities) its time is added
+    to ``ctx.host_time``, and a deadline that passed while it ran fails the call.
+
+    Raises:
+        _HostDeadline: as above; whatever ``impl`` raises.
+    """
+    if not timed:
+        return impl(*args)
+    t0 = perf_counter()
+    try:
+        value = impl(*args)
+    finally:
+        now = perf_counter()
+        ctx.host_time += now - t0
+    if now > ctx.deadline:
+        raise _HostDeadline(qualified)
+    return value
 
 
 def classify_failure(
