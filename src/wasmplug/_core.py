@@ -680,8 +680,7 @@ class CoreBackend(Sandbox):
             inst, inst_fuel = self.instantiate()
             self._instance = inst
         context = inst.context
-        budget = self.fuel_budget
-        _set_fuel(context, budget)
+        _set_fuel(context, self.fuel_budget)
         _set_epoch_deadline(context, self._deadline_of(self.ticks))
         self.begin(name)
         ctx = self._ctx
@@ -721,19 +720,10 @@ class CoreBackend(Sandbox):
         except _GuestFailure as e:
             message = e.message
         except BadValue as e:
-            error = self._bad_value(name, f"{phase}: {e}", start, inst_fuel, fresh)
+            raw = self._stats(name, inst, start, inst_fuel, fresh)
+            error = self._bad_value(name, f"{phase}: {e}", CallStats(*raw))
             raise error from None
-        _get_fuel(context, self._fuel_addr)
-        raw = (
-            name,
-            inst_fuel + budget - self._fuel_out.value,
-            (perf_counter() - start) * 1e6,
-            ctx.host_calls,
-            ctx.denials,
-            fresh,
-            ctx.host_time * 1e6,
-            _native.memory_size(context, inst.memory) if inst.memory is not None else None,
-        )
+        raw = self._stats(name, inst, start, inst_fuel, fresh)
         if self.per_call:
             self._discard()
         if message is not None or self._output.breached:
@@ -812,18 +802,25 @@ class CoreBackend(Sandbox):
         flat = plan.unpack.unpack_from(buf, 0)
         return result.lift(mem, iter(_unsigned(flat, sig.results_flat)))
 
-    def _bad_value(
-        self, name: str, reason: str, start: float, inst_fuel: int, fresh: bool
-    ) -> CallError:
-        stats = CallStats(
-            function=name,
-            fuel_consumed=inst_fuel,
-            wall_time_us=(perf_counter() - start) * 1e6,
-            host_calls=self._ctx.host_calls,
-            denials=self._ctx.denials,
-            fresh_instance=fresh,
-            host_time_us=self._ctx.host_time * 1e6,
+    def _stats(
+        self, name: str, inst: _CoreInstance, start: float, inst_fuel: int, fresh: bool
+    ) -> RawStats:
+        """The fields of the :class:`CallStats` of a call that started at ``start``
+        (``perf_counter``) with the fuel budget set, on ``inst``."""
+        ctx = self._ctx
+        _get_fuel(inst.context, self._fuel_addr)
+        return (
+            name,
+            inst_fuel + self.fuel_budget - self._fuel_out.value,
+            (perf_counter() - start) * 1e6,
+            ctx.host_calls,
+            ctx.denials,
+            fresh,
+            ctx.host_time * 1e6,
+            _native.memory_size(inst.context, inst.memory) if inst.memory is not None else None,
         )
+
+    def _bad_value(self, name: str, reason: str, stats: CallStats) -> CallError:
         self._discard()
         error = InvalidGuestValue(
             f"{name}: {reason}",

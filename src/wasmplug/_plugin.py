@@ -231,26 +231,8 @@ class Plugin:
 
     def _invoke(self, function: str, args: tuple[Any, ...]) -> Any:
         """A call on the core-module fast path (the backend lowers and lifts)."""
-        if self._caller == call_chain():
-            raise ReentrantCallError(
-                f"{function}: called from a host function while this plugin is running "
-                "a call; a plugin runs one call at a time",
-                plugin=self.name,
-                function=function,
-            )
-        export = self.world.exports.get(function)
-        if export is None:
-            raise ArgumentError(
-                f"no export named {function!r}; exports: {', '.join(sorted(self.world.exports))}",
-                plugin=self.name,
-                function=function,
-            )
-        if len(args) != len(export.wit.params):
-            raise ArgumentError(
-                f"{export.signature} takes {len(export.wit.params)} argument(s), {len(args)} given",
-                plugin=self.name,
-                function=function,
-            )
+        self._refuse_reentry(function)
+        export = self.world.export(function, len(args), plugin=self.name)
         lock = self._lock
         if not lock.acquire(blocking=False):
             self._wait_for_turn(function)
@@ -273,6 +255,17 @@ class Plugin:
         if not is_ok:
             raise export.error(value, plugin=self.name, function=function)
         return value
+
+    def _refuse_reentry(self, function: str) -> None:
+        """Raises :class:`ReentrantCallError` when called from this plugin's own call
+        chain (a host function calling back into the plugin running it)."""
+        if self._caller == call_chain():
+            raise ReentrantCallError(
+                f"{function}: called from a host function while this plugin is running "
+                "a call; a plugin runs one call at a time",
+                plugin=self.name,
+                function=function,
+            )
 
     def _enter_core(
         self, backend: CoreBackend, function: str, args: tuple[Any, ...]
@@ -303,13 +296,7 @@ class Plugin:
             ReentrantCallError, PluginBusy: as :meth:`call`.
         """
         function = prepared.function
-        if self._caller == call_chain():
-            raise ReentrantCallError(
-                f"{function}: called from a host function while this plugin is running "
-                "a call; a plugin runs one call at a time",
-                plugin=self.name,
-                function=function,
-            )
+        self._refuse_reentry(function)
         if prepared.world is not self.world:
             raise ArgumentError(
                 f"{function}: prepared for world {prepared.world.name} "

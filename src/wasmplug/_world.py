@@ -306,20 +306,8 @@ class World:
                 wrong, or an argument does not match its WIT type.
             StaleHandleError: a resource handle argument is closed.
         """
-        export = self.exports.get(function)
-        if export is None:
-            raise ArgumentError(
-                f"no export named {function!r}; exports: {', '.join(sorted(self.exports))}",
-                plugin=plugin,
-                function=function,
-            )
+        export = self.export(function, len(args), plugin=plugin)
         params = export._params
-        if len(args) != len(params):
-            raise ArgumentError(
-                f"{export.signature} takes {len(params)} argument(s), {len(args)} given",
-                plugin=plugin,
-                function=function,
-            )
         arena = Arena()
         slots = arena.alloc(len(params) * VAL_SIZE)
         for i, ((pname, codec), value) in enumerate(zip(params, args, strict=True)):
@@ -331,6 +319,29 @@ class World:
                 ) from None
         arena.finalize()
         return PreparedCall(self, export, arena, slots, args)
+
+    def export(self, function: str, nargs: int, *, plugin: str | None = None) -> ExportFunc:
+        """The export called ``function``, checked to take ``nargs`` arguments.
+
+        Raises:
+            ArgumentError: there is no such export, or it takes another number of
+                arguments.
+        """
+        export = self.exports.get(function)
+        if export is None:
+            raise ArgumentError(
+                f"no export named {function!r}; exports: {', '.join(sorted(self.exports))}",
+                plugin=plugin,
+                function=function,
+            )
+        expected = len(export.wit.params)
+        if nargs != expected:
+            raise ArgumentError(
+                f"{export.signature} takes {expected} argument(s), {nargs} given",
+                plugin=plugin,
+                function=function,
+            )
+        return export
 
     def _codec(self, t: _wit.WitType) -> Codec:
         """Returns the (memoized) codec for a WIT type of this world.
