@@ -7,7 +7,7 @@ through foreign-function objects of its own whose prototypes take plain integers
 for pointers: no ctypes pointer objects on the hot path.
 
 What of wasmtime-py's private API the fast path needs (its loaded library
-``wasmtime._ffi.dll``, ``Store._context``, ``Func._func``, ``Memory._memory``,
+``wasmtime._ffi.dll`` and its struct types, ``Store._context``,
 ``Trap._from_ptr``, ``WasmtimeError._from_ptr``) is reached only from here.
 """
 
@@ -30,11 +30,9 @@ __all__ = [
     "context_of",
     "define_unchecked",
     "failure",
-    "func_ref",
     "func_type_names",
     "get_fuel",
     "instantiate",
-    "memory_ref",
     "memory_size",
     "memory_span",
     "memory_view",
@@ -140,18 +138,6 @@ def instantiate(pre: wasmtime.InstancePre, context: int, trap: TrapSlot) -> Inst
     if err or trap.ptr.value:
         return failure(err, trap)
     return instance
-
-
-def func_ref(func: wasmtime.Func) -> int:
-    """The address of a Func's ``wasmtime_func_t``: valid while ``func`` is alive (the
-    caller keeps it)."""
-    return ctypes.addressof(func._func)
-
-
-def memory_ref(memory: wasmtime.Memory) -> int:
-    """The address of a Memory's ``wasmtime_memory_t``: valid while ``memory`` is
-    alive (the caller keeps it)."""
-    return ctypes.addressof(memory._memory)
 
 
 def call(context: int, func: int, buf: Any, n: int, trap: TrapSlot) -> str | None:
