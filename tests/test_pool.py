@@ -42,6 +42,7 @@ def test_threads_share_a_pool(plugin_dir: Path, world: wasmplug.World, engine: A
     with wasmplug.load_pool(
         plugin_dir / "hostile.wasm", world=world, engine=engine, size=4
     ) as pool:
+        assert pool.name == "hostile"  # the file's stem, as load() names it
         results: list[int] = []
         lock = threading.Lock()
 

@@ -8,6 +8,7 @@ import queue
 import time
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
@@ -143,7 +144,7 @@ class Pool:
 
 
 def load_pool(
-    source: str | os.PathLike[str] | bytes,
+    source: str | os.PathLike[str] | bytes | bytearray | memoryview,
     *,
     world: World,
     size: int,
@@ -177,8 +178,11 @@ def load_pool(
     if not isinstance(size, int) or isinstance(size, bool) or size < 1:
         raise PolicyError(f"Pool size must be an int >= 1, found {size!r}")
     policy = policy if policy is not None else Policy()
-    if not isinstance(source, bytes | str | os.PathLike):
-        source = bytes(source)
+    if isinstance(source, str | os.PathLike):
+        # Read (and hashed by load) once, not once per instance.
+        path = Path(source)
+        name = name or path.stem
+        source = path.read_bytes()
     store = kv_store if kv_store is not None else MemoryKvStore()
     plugins = [
         load(
