@@ -140,13 +140,19 @@ class _Export:
         return plan
 
 
+def _slot_code(layout: _cabi._Int) -> str:
+    """The ``struct`` code of an integer in a raw slot: its flat type's width (i32 or
+    i64), signed as the WIT type is."""
+    wide = layout.size == 8
+    return ("q" if wide else "i") if layout._signed else ("Q" if wide else "I")
+
+
 def _scalar_code(layout: Layout) -> tuple[str, str] | None:
     """For a parameter passed as one flat scalar: its ``struct`` code in a raw slot
     and the inline check of ``{v}``; ``None`` for other types."""
     if isinstance(layout, _cabi._Int):
-        wide = layout.size == 8
-        code = ("q" if wide else "i") if layout._signed else ("Q" if wide else "I")
-        return code, f"{{v}}.__class__ is int and {layout.lo} <= {{v}} <= {layout.hi}"
+        check = f"{{v}}.__class__ is int and {layout.lo} <= {{v}} <= {layout.hi}"
+        return _slot_code(layout), check
     if isinstance(layout, _cabi._Float) and layout.size == 8:
         return "d", "{v}.__class__ is float"
     if isinstance(layout, _cabi._Bool):
@@ -192,8 +198,7 @@ def _scalar_result(sig: Signature) -> Callable[..., Any] | None:
     result = sig.result
     code = None
     if isinstance(result, _cabi._Int) and result.size >= 4:
-        wide = result.size == 8
-        code = ("q" if wide else "i") if result._signed else ("Q" if wide else "I")
+        code = _slot_code(result)
     elif isinstance(result, _cabi._Float):
         code = "f" if result.size == 4 else "d"
     if code is None:
