@@ -31,6 +31,7 @@ import subprocess
 import sys
 import threading
 import time
+import traceback
 from collections.abc import Callable, Iterator
 from functools import partial
 from pathlib import Path
@@ -220,6 +221,43 @@ def trap(call: Callable[[], object], cause: str) -> wasmplug.Trap:
     return e
 
 
+def join_contained(threads: list[threading.Thread], engine: wasmplug.Engine) -> None:
+    """Joins threads that run attacker calls, each of which must end by its deadline.
+
+    A thread still alive after :data:`CONTAINED_WITHIN_S` means a guest was not stopped:
+    the test fails with the epoch clock's state and the thread's stack, after ending
+    every guest of the engine (its epoch is advanced past any deadline) so the run can
+    go on instead of hanging."""
+    give_up = time.monotonic() + CONTAINED_WITHIN_S
+    for t in threads:
+        t.join(max(0.0, give_up - time.monotonic()))
+    stuck = [t for t in threads if t.is_alive()]
+    if not stuck:
+        return
+    clock = engine.epoch_clock
+    state = (
+        f"epoch clock: parked={clock.parked} ticks={clock.ticks} lag={clock.lag()} "
+        f"step={clock.step} parks={clock.parks}"
+    )
+    frames = sys._current_frames()
+    stacks = "\n".join(
+        "".join(traceback.format_stack(frames[t.ident])) for t in stuck if t.ident in frames
+    )
+    rescue = time.monotonic() + 30
+    while any(t.is_alive() for t in stuck) and time.monotonic() < rescue:
+        for _ in range(10_000):
+            engine.wasmtime_engine.increment_epoch()
+    pytest.fail(
+        f"{len(stuck)} attacker call(s) still running after {CONTAINED_WITHIN_S} s; "
+        f"{state}\n{stacks}"
+    )
+
+
+#: Seconds within which every attacker call on a thread must have ended (deadlines in
+#: the suite are 1 s at most; this is generous for a loaded machine).
+CONTAINED_WITHIN_S = 30.0
+
+
 # -- CPU, stack and memory ----------------------------------------------------------------
 
 
@@ -279,16 +317,22 @@ def attack_stuck_call_holds_up_the_next_caller(lab: Lab) -> None:
         except wasmplug.WasmplugError as e:
             spun.append(e)
 
-    spinner = threading.Thread(target=spin)
+    spinner = threading.Thread(target=spin, daemon=True)
     spinner.start()
     busy: wasmplug.PluginBusy | None = None
-    while busy is None and spinner.is_alive():  # until the spinner holds the plugin
+    give_up = time.monotonic() + CONTAINED_WITHIN_S
+    # Until the spinner holds the plugin. Between two calls that got the plugin this
+    # thread leaves it free for a moment: a lock is not fair, and a thread calling in
+    # a tight loop could keep it from the spinner for all of the spinner's queue_ms.
+    while busy is None and spinner.is_alive() and time.monotonic() < give_up:
         try:
             plugin.call("bump")
         except wasmplug.PluginBusy as e:
             busy = e
-    spinner.join()
-    assert busy is not None
+        else:
+            time.sleep(0.002)
+    join_contained([spinner], lab.engine)
+    assert busy is not None, f"never busy: the spinner ended with {spun!r}"
     assert type(busy) is wasmplug.PluginBusy
     assert (busy.plugin, busy.function, busy.limit, busy.allowed) == (
         "attacker",
@@ -383,12 +427,11 @@ def attack_host_call_storms_from_eight_threads(lab: Lab) -> None:
         except BaseException as e:
             errors.append(e)
 
-    threads = [threading.Thread(target=storm, args=(p,)) for p in plugins]
+    threads = [threading.Thread(target=storm, args=(p,), daemon=True) for p in plugins]
     start = time.perf_counter()
     for t in threads:
         t.start()
-    for t in threads:
-        t.join()
+    join_contained(threads, lab.engine)
     assert time.perf_counter() - start < 5.0
     assert len(errors) == 8
     assert all(type(e) is wasmplug.DeadlineExceeded for e in errors), errors
