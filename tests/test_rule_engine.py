@@ -13,9 +13,10 @@ import importlib.util
 import io
 import sys
 import zipfile
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import cbor2
 import pytest
@@ -353,6 +354,96 @@ def test_alerts_identical_without_hostile(
     assert beside.records == alone.records
     assert beside.digest == alone.digest
     assert not alone.breaches
+
+
+# -- (2b) the batched mode: same answers, fewer calls, contained breaches ------------
+
+#: Flights per ``evaluate-batch`` call in the batched tests: a batch of the slice holds
+#: one of mallory's attacks about one time in three.
+BATCH = 128
+
+
+@pytest.fixture(scope="module")
+def batched(tenants_dir: Path, flights: list[flightdata.FlightRow]) -> engine.Report:
+    """The slice through all four tenants in batches of :data:`BATCH` flights."""
+    return engine.run(
+        flights, engine.tenant_specs(), wasm_dir=tenants_dir, collect_alerts=True, batch=BATCH
+    )
+
+
+@pytest.mark.parametrize("name", WELL_BEHAVED)
+def test_batched_alerts_equal_per_flight_and_reference(
+    name: str,
+    batched: engine.Report,
+    with_hostile: engine.Report,
+    flights: list[flightdata.FlightRow],
+) -> None:
+    """Through ``evaluate-batch`` each well-behaved tenant raises the alerts it raises
+    flight by flight and the reference raises (same digest), in one call per batch
+    and without a breach."""
+    report = batched.tenants[name]
+    assert report.records == reference_records(name, flights)
+    assert report.digest == with_hostile.tenants[name].digest
+    assert report.calls == -(-len(flights) // BATCH)
+    assert not report.breaches
+    assert not report.batch_breaches
+
+
+def test_batched_hostile_retries_flight_by_flight(
+    batched: engine.Report, with_hostile: engine.Report, flights: list[flightdata.FlightRow]
+) -> None:
+    """A batch holding one of mallory's attacks breaches as a whole; its flights are
+    retried one by one, so the per-flight breaches are exactly those of the per-flight
+    run (each attack flight costs only itself) and every other flight of the batch is
+    answered."""
+    report = batched.tenants[HOSTILE]
+    attacks = attack_counts(flights)
+    batches = [flights[i : i + BATCH] for i in range(0, len(flights), BATCH)]
+    attacked = [c for c in batches if any(f["flight"] % 1000 in (7, 8, 9) for f in c)]
+    hit = len(attacked)
+    assert hit > 0
+    assert sum(report.batch_breaches.values()) == hit
+
+    # An endless loop ends at the fuel limit or, on a loaded machine, at the deadline.
+    def kinds(breaches: Counter[str]) -> dict[str, int]:
+        return {
+            "loop": breaches["fuel"] + breaches["deadline"],
+            **{k: breaches[k] for k in ("memory", "trap")},
+        }
+
+    assert kinds(report.breaches) == kinds(with_hostile.tenants[HOSTILE].breaches)
+    assert sum(report.breaches.values()) == sum(with_hostile.tenants[HOSTILE].breaches.values())
+    assert sum(report.breaches.values()) == attacks[7] + attacks[8] + attacks[9]
+    retried = sum(len(chunk) for chunk in attacked)
+    assert report.calls == len(batches) + retried
+    assert report.alerts_by_rule["escape"] == 0
+
+
+def test_batch_answers_must_match_the_flights(
+    tenants_dir: Path, flights: list[flightdata.FlightRow], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A tenant whose ``evaluate-batch`` answers a batch with one list too few is not
+    trusted for it: the batch counts as a ``contract`` breach and its flights are
+    retried one by one, so the alerts are still the reference's."""
+    call = engine._Stream._call
+
+    def one_short(*args: Any) -> object:
+        answers = cast("list[Any]", call(*args))
+        return answers[:-1] if args[1] == "evaluate-batch" else answers
+
+    monkeypatch.setattr(engine._Stream, "_call", staticmethod(one_short))
+    some = flights[:1_000]
+    spec = [s for s in engine.tenant_specs(include_hostile=False) if s.name == "ops-thresholds"]
+    report = engine.run(some, spec, wasm_dir=tenants_dir, collect_alerts=True, batch=300)
+    tenant = report.tenants["ops-thresholds"]
+    assert tenant.batch_breaches == {"contract": 4}
+    assert tenant.records == reference_records("ops-thresholds", some)
+    assert tenant.calls == 4 + len(some)
+
+
+def test_batch_must_be_positive(tenants_dir: Path) -> None:
+    with pytest.raises(ValueError, match="batch must be at least 1"):
+        engine.run([], engine.tenant_specs(), wasm_dir=tenants_dir, batch=0)
 
 
 # -- (3) containment of the hostile tenant --------------------------------------------

@@ -12,7 +12,7 @@ Usage (from the repository root)::
 
     bash scripts/build-wasm.sh ops-thresholds route-watch night-owl mallory
     python examples/rule-engine/run.py [--limit N] [--without-hostile] [--wasm-dir build/wasm]
-                                       [--verify]
+                                       [--batch N] [--verify]
 
 The functions here are importable: :func:`tenant_specs` describes the tenants and their
 policies, :func:`run` streams flights through them and returns a :class:`Report`.
@@ -183,16 +183,23 @@ class TenantReport:
         rules: The rules the tenant described in ``setup``.
         setup_error: Why ``setup`` failed (the tenant then evaluated nothing), or
             ``None``.
-        calls: ``evaluate`` calls made, breached ones included.
+        calls: ``evaluate`` and ``evaluate-batch`` calls made, breached ones and
+            retries included.
         alerts: Alerts returned.
         alerts_by_rule: Alerts returned, per rule.
         denials: Capability requests the host denied, over all calls.
-        breaches: Calls that breached a limit or trapped, per kind (``BREACH_KINDS``).
+        breaches: Flights whose ``evaluate`` call breached a limit or trapped, per kind
+            (``BREACH_KINDS``): the same in both modes, as a breached batch is retried
+            flight by flight.
+        batch_breaches: ``evaluate-batch`` calls that breached a limit or trapped, per
+            kind, or returned a number of answers other than one per flight
+            (``contract``); their flights were then retried one by one. Batched runs
+            only.
         fuel_total: Fuel consumed over all calls that reported it.
         fuel_calls: How many calls reported their fuel.
         latencies_us: Each call's latency as the host saw it (the call, host functions
-            and result conversion; the flight is converted once for all tenants),
-            microseconds.
+            and result conversion; on the component path the flights are converted once
+            for all tenants), microseconds. A batch is one call.
         log_records: Log records the plugin emitted, per level name.
         records: Every alert with its flight's index, when the run collected them.
         capabilities: The load-time comparison of the tenant's manifest with its
@@ -207,6 +214,7 @@ class TenantReport:
     alerts_by_rule: Counter[str] = field(default_factory=Counter)
     denials: int = 0
     breaches: Counter[str] = field(default_factory=Counter)
+    batch_breaches: Counter[str] = field(default_factory=Counter)
     fuel_total: int = 0
     fuel_calls: int = 0
     latencies_us: list[float] = field(default_factory=list)
@@ -340,31 +348,47 @@ def run(
     wasm_dir: Path = DEFAULT_WASM_DIR,
     airports: AirportDirectory | None = None,
     collect_alerts: bool = False,
+    batch: int = 1,
 ) -> Report:
     """Streams ``flights`` through every tenant and reports what happened.
 
     Sets ``AWS_SECRET_ACCESS_KEY`` in this process's environment first (a canary: no
-    plugin may ever see it). Loads each tenant's component under its policy and calls
-    ``setup``; a tenant whose ``setup`` fails is reported and skipped. Then calls
-    ``evaluate`` for each flight on each tenant, in order; each flight is checked
-    against the WIT types and converted once (:meth:`wasmplug.World.prepare` on the
-    generated module's ``WORLD``) and that one prepared call goes to every tenant. A
-    call that traps or breaches a limit is counted in :attr:`TenantReport.breaches` and
-    the run goes on: the library gives the tenant's next call a fresh instance.
+    plugin may ever see it). Loads each tenant's plugin (a component, or a core module
+    for the fast path: whatever ``wasm_dir`` holds) under its policy and calls
+    ``setup``; a tenant whose ``setup`` fails is reported and skipped.
+
+    Then, with ``batch`` 1, calls ``evaluate`` for each flight on each tenant, in
+    order. With ``batch`` N > 1, calls ``evaluate-batch`` with up to N flights at a
+    time: fewer, larger calls, each under one call's limits (choose N so that a
+    batch's fuel stays within the policy's; the example's tenants use at most about
+    15,000 fuel units per flight). A batch that traps or breaches a limit is counted
+    in :attr:`TenantReport.batch_breaches` and its flights are retried one by one with
+    ``evaluate`` (each breach again on a fresh instance), so one bad flight costs only
+    itself and both modes give the same alerts and per-flight breaches.
+
+    On the component path the arguments of each call are checked and converted once
+    for every tenant (:meth:`wasmplug.World.prepare` on the generated module's
+    ``WORLD``); the fast path lowers them straight into each tenant's memory. A call
+    that traps or breaches a limit is counted in :attr:`TenantReport.breaches` and the
+    run goes on: the library gives the tenant's next call a fresh instance.
 
     Args:
         flights: The flights, as :func:`flightdata.iter_flights` yields them.
         tenants: The tenants, e.g. :func:`tenant_specs`.
-        wasm_dir: Where the built components are.
+        wasm_dir: Where the built plugins are.
         airports: The airport directory every tenant is given; default the data
             set's.
         collect_alerts: Keep every alert in :attr:`TenantReport.records`.
+        batch: Flights per call; 1 (the default) calls ``evaluate`` per flight.
 
     Raises:
-        FileNotFoundError: A tenant's component has not been built.
+        ValueError: ``batch`` is less than 1.
+        FileNotFoundError: A tenant's plugin has not been built.
         wasmplug.WasmplugError: A plugin failed to load, or a call failed in a way that
             is not a breach (a bug in the host or the example).
     """
+    if batch < 1:
+        raise ValueError(f"batch must be at least 1 flight per call, not {batch}")
     os.environ[_CANARY[0]] = _CANARY[1]
     if airports is None:
         airports = AirportDirectory()
@@ -398,33 +422,103 @@ def run(
             active.append((tenant, report))
         result.load_time_s = time.perf_counter() - started
 
-        clock = time.perf_counter_ns
+        stream = _Stream(active)
         started = time.perf_counter()
-        for index, row in enumerate(flights):
-            # Checked and converted once, then sent to every tenant.
-            flight = WORLD.prepare("evaluate", to_flight(row))
-            for tenant, report in active:
-                report.calls += 1
-                before = clock()
-                try:
-                    alerts = _evaluate_prepared(tenant, flight)
-                except wasmplug.CallError as error:
-                    report.latencies_us.append((clock() - before) / 1000)
-                    report.breaches[_breach_kind(error)] += 1
-                    _account(report, error.stats)
-                    continue
-                report.latencies_us.append((clock() - before) / 1000)
-                _account(report, tenant.last_call)
-                report._add_alerts(index, alerts)
-            result.flights += 1
-            result.calls += len(active)
+        if batch == 1:
+            for index, row in enumerate(flights):
+                stream.one(index, to_flight(row))
+                result.calls += len(active)
+                result.flights += 1
+        else:
+            chunk: list[Flight] = []
+            first = 0
+            for index, row in enumerate(flights):
+                chunk.append(to_flight(row))
+                if len(chunk) == batch:
+                    result.calls += stream.many(first, chunk)
+                    result.flights += len(chunk)
+                    first, chunk = index + 1, []
+            if chunk:
+                result.calls += stream.many(first, chunk)
+                result.flights += len(chunk)
         result.wall_time_s = time.perf_counter() - started
     return result
 
 
-def _evaluate_prepared(tenant: Tenant, flight: wasmplug.PreparedCall) -> list[Alert]:
-    """``tenant.evaluate`` with a flight prepared once for every tenant."""
-    return cast("list[Alert]", tenant.plugin.call_prepared(flight))
+class _Stream:
+    """Sends flights to the active tenants and records what comes back.
+
+    A call goes through :meth:`wasmplug.Plugin.call_prepared` with arguments prepared
+    once for every component tenant, or through :meth:`wasmplug.Plugin.call` for a
+    core module (the fast path lowers into the guest's memory itself)."""
+
+    def __init__(self, active: Sequence[tuple[Tenant, TenantReport]]) -> None:
+        self._active = active
+        self._components = any(t.plugin.kind == "component" for t, _ in active)
+
+    def _prepare(self, function: str, arg: object) -> wasmplug.PreparedCall | None:
+        return WORLD.prepare(function, arg) if self._components else None
+
+    @staticmethod
+    def _call(
+        tenant: Tenant, function: str, arg: object, prepared: wasmplug.PreparedCall | None
+    ) -> object:
+        plugin = tenant.plugin
+        if prepared is not None and plugin.kind == "component":
+            return plugin.call_prepared(prepared)
+        return plugin.call(function, arg)
+
+    def one(self, index: int, flight: Flight, only: TenantReport | None = None) -> None:
+        """``evaluate(flight)`` on every tenant (or only the one ``only`` reports on)."""
+        prepared = self._prepare("evaluate", flight) if only is None else None
+        for tenant, report in self._active:
+            if only is not None and report is not only:
+                continue
+            report.calls += 1
+            before = time.perf_counter_ns()
+            try:
+                alerts = cast("list[Alert]", self._call(tenant, "evaluate", flight, prepared))
+            except wasmplug.CallError as error:
+                report.latencies_us.append((time.perf_counter_ns() - before) / 1000)
+                report.breaches[_breach_kind(error)] += 1
+                _account(report, error.stats)
+                continue
+            report.latencies_us.append((time.perf_counter_ns() - before) / 1000)
+            _account(report, tenant.last_call)
+            report._add_alerts(index, alerts)
+
+    def many(self, first: int, flights: list[Flight]) -> int:
+        """``evaluate-batch(flights)`` on every tenant, the first flight having index
+        ``first``; a breached batch is retried flight by flight. Returns the calls
+        made."""
+        prepared = self._prepare("evaluate-batch", flights)
+        calls = 0
+        for tenant, report in self._active:
+            report.calls += 1
+            calls += 1
+            before = time.perf_counter_ns()
+            try:
+                answers = cast(
+                    "list[list[Alert]]", self._call(tenant, "evaluate-batch", flights, prepared)
+                )
+                failure = None if len(answers) == len(flights) else "contract"
+            except wasmplug.CallError as error:
+                failure = _breach_kind(error)
+                _account(report, error.stats)
+            else:
+                _account(report, tenant.last_call)
+            report.latencies_us.append((time.perf_counter_ns() - before) / 1000)
+            if failure is not None:
+                # A breach, or answers that do not match the flights one to one (a
+                # broken tenant): retry flight by flight.
+                report.batch_breaches[failure] += 1
+                for offset, flight in enumerate(flights):
+                    self.one(first + offset, flight, only=report)
+                calls += len(flights)
+                continue
+            for offset, alerts in enumerate(answers):
+                report._add_alerts(first + offset, alerts)
+        return calls
 
 
 def _fmt(value: float, digits: int = 0) -> str:
@@ -461,6 +555,9 @@ def format_report(report: Report) -> str:
             rules = ", ".join(f"{rule} {n:,}" for rule, n in sorted(t.alerts_by_rule.items()))
             logs = ", ".join(f"{level.lower()} {n:,}" for level, n in sorted(t.log_records.items()))
             lines.append(f"{t.name}: {rules or 'no alerts'}; log records: {logs or 'none'}")
+            if t.batch_breaches:
+                retried = ", ".join(f"{k} {n:,}" for k, n in sorted(t.batch_breaches.items()))
+                lines.append(f"  batches retried flight by flight: {retried}")
     lines.append("")
     lines.append(
         f"flights {report.flights:,}   calls {report.calls:,}   "
@@ -485,7 +582,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--wasm-dir",
         type=Path,
         default=DEFAULT_WASM_DIR,
-        help="where the built tenant components are (default: build/wasm)",
+        help="where the built tenants are (default: build/wasm, the components; "
+        "build/wasm-core holds the core modules for the fast path)",
+    )
+    parser.add_argument(
+        "--batch",
+        type=int,
+        default=1,
+        metavar="N",
+        help="send N flights per call through evaluate-batch (default 1: evaluate per "
+        "flight); a breached batch is retried flight by flight",
     )
     parser.add_argument(
         "--verify",
@@ -496,6 +602,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.limit is not None and args.limit < 0:
         parser.error("--limit must be >= 0")
+    if args.batch < 1:
+        parser.error("--batch must be >= 1")
     # Plugin records are counted at every level but only warnings and worse are shown;
     # the host's one-line-per-denial warnings are left out (the table counts them).
     console = logging.StreamHandler()
@@ -507,6 +615,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             iter_flights(args.limit),
             tenant_specs(include_hostile=not args.without_hostile),
             wasm_dir=args.wasm_dir,
+            batch=args.batch,
         )
     except (MissingDataError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)

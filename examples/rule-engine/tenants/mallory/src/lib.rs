@@ -188,6 +188,10 @@ impl Guest for Mallory {
         })
     }
 
+    fn evaluate_batch(flights: Vec<Flight>) -> Vec<Vec<Alert>> {
+        flights.into_iter().map(Self::evaluate).collect()
+    }
+
     fn evaluate(flight: Flight) -> Vec<Alert> {
         match flight.flight % 1000 {
             7 => spin(),

@@ -125,6 +125,10 @@ impl Guest for NightOwl {
         })
     }
 
+    fn evaluate_batch(flights: Vec<Flight>) -> Vec<Vec<Alert>> {
+        flights.into_iter().map(Self::evaluate).collect()
+    }
+
     fn evaluate(flight: Flight) -> Vec<Alert> {
         let alerts = rules(&flight, lookup);
         for alert in &alerts {

@@ -131,6 +131,10 @@ impl Guest for OpsThresholds {
         })
     }
 
+    fn evaluate_batch(flights: Vec<Flight>) -> Vec<Vec<Alert>> {
+        flights.into_iter().map(Self::evaluate).collect()
+    }
+
     fn evaluate(flight: Flight) -> Vec<Alert> {
         let t = match Thresholds::get() {
             Ok(t) => t,

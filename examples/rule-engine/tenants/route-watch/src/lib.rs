@@ -136,6 +136,10 @@ impl Guest for RouteWatch {
         })
     }
 
+    fn evaluate_batch(flights: Vec<Flight>) -> Vec<Vec<Alert>> {
+        flights.into_iter().map(Self::evaluate).collect()
+    }
+
     fn evaluate(flight: Flight) -> Vec<Alert> {
         let outcome = match flight.dep_delay {
             Some(dep_delay) => departed(&format!("{}-{}", flight.origin, flight.dest), dep_delay),
