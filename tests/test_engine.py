@@ -195,3 +195,78 @@ def test_clock_unit_without_ticker() -> None:
     assert not clock.parked
     clock.stop()
     clock.stop()
+
+
+# -- the memory reservation ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("bad", [0, 1000, 65536 + 1, -65536, True, 1.5])
+def test_memory_reservation_must_be_whole_pages(bad: object) -> None:
+    with pytest.raises(wasmplug.PolicyError, match="memory_reservation_bytes must be"):
+        wasmplug.Engine(cache_dir=None, memory_reservation_bytes=bad)  # type: ignore[arg-type]
+
+
+def address_space() -> int:
+    """The process's virtual memory size, bytes (``VmSize`` of ``/proc/self/status``)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmSize:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError("no VmSize in /proc/self/status")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/status")
+def test_a_smaller_reservation_holds_the_limits_and_saves_address_space(
+    plugin_dir: Path,
+) -> None:
+    """Under a 16 MiB reservation a plugin still runs, and its memory bomb still ends
+    as the breach of its 8 MiB limit; each live instance reserves far less address
+    space than under wasmtime's default of 4 GiB; a limit the reservation cannot hold
+    is refused at load, naming the plugin."""
+    world = fixture_world("hostile")
+    small = wasmplug.Engine(cache_dir=None, memory_reservation_bytes=16 << 20)
+    default = wasmplug.Engine(cache_dir=None)
+    limits = wasmplug.Limits(memory_bytes=8 << 20)
+
+    def load_many(engine: wasmplug.Engine, n: int) -> tuple[list[wasmplug.Plugin], int]:
+        before = address_space()
+        plugins = [
+            wasmplug.load(
+                plugin_dir / "hostile.wasm",
+                world=world,
+                policy=wasmplug.Policy(limits=limits),
+                engine=engine,
+                name=f"tenant-{i}",
+            )
+            for i in range(n)
+        ]
+        for p in plugins:
+            assert p.call("bump") == 1  # a live instance
+        return plugins, (address_space() - before) // n
+
+    try:
+        plugins, per_small = load_many(small, 20)
+        e = plugins[0]
+        with pytest.raises(wasmplug.MemoryLimitExceeded) as info:
+            e.call("grow", 0)
+        assert info.value.allowed == 8 << 20
+        assert e.call("bump") == 1  # a fresh instance after the breach
+        for p in plugins:
+            p.close()
+        plugins, per_default = load_many(default, 20)
+        for p in plugins:
+            p.close()
+        assert per_default >= 4 << 30
+        assert per_small < 256 << 20, per_small
+        for memory_bytes in (None, 32 << 20):
+            with pytest.raises(wasmplug.PolicyError, match="memory_reservation_bytes") as refused:
+                wasmplug.load(
+                    plugin_dir / "hostile.wasm",
+                    world=world,
+                    policy=wasmplug.Policy(limits=wasmplug.Limits(memory_bytes=memory_bytes)),
+                    engine=small,
+                    name="too-big",
+                )
+            assert refused.value.plugin == "too-big"
+    finally:
+        small.close()
+        default.close()

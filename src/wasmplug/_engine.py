@@ -29,6 +29,7 @@ _WASM_MAGIC = b"\0asm"
 #: Names the engine configuration in compile-cache paths: code compiled under another
 #: configuration cannot be loaded (change it with the configuration).
 _CONFIG_TAG = "fuel-epoch-fixedmem"
+_WASM_PAGE = 64 << 10
 # Bytes 4..8 of a binary: version and layer (component-model binary format,
 # Binary.md in WebAssembly/component-model): a core module has version 1, layer 0;
 # a component has layer 1.
@@ -93,15 +94,28 @@ class Engine:
             exhausted"). A call needs this plus 256 KiB of native stack left on its
             thread to run there; a larger value sends more calls from small-stack
             threads to worker threads. At least 64 KiB.
+        memory_reservation_bytes: Virtual address space reserved for each linear
+            memory, in bytes (wasmtime's ``Config.memory_reservation``), or ``None``
+            for wasmtime's default: 4 GiB on 64-bit hosts, which lets any 32-bit
+            memory grow in place and spares the compiled code its bounds checks. A
+            memory never moves (the fast path keeps views of it), so it cannot grow
+            past this: loading a plugin whose ``Limits.memory_bytes`` is larger, or
+            unbounded, raises :class:`~wasmplug.PolicyError`. Lower it to fit more
+            live instances in the address space (x86-64 user space is 128 TiB: about
+            30,000 memories at the default; see "Density" in
+            ``docs/performance.md``); guest memory accesses then cost an explicit
+            bounds check. A multiple of 64 KiB (one wasm page), at least 64 KiB.
 
     Attributes:
         max_wasm_stack_bytes: As given.
         native_stack_bytes: Native stack, in bytes, a call must find left on the
             calling thread to run on it: ``max_wasm_stack_bytes`` + 256 KiB.
+        memory_reservation_bytes: As given.
 
     Raises:
         PolicyError: ``epoch_tick_ms`` or ``max_cached_components`` is not positive,
-            or ``max_wasm_stack_bytes`` is not an int of at least 64 KiB.
+            ``max_wasm_stack_bytes`` is not an int of at least 64 KiB, or
+            ``memory_reservation_bytes`` is not a positive multiple of 64 KiB.
     """
 
     _default: ClassVar[Engine | None] = None
@@ -115,6 +129,7 @@ class Engine:
         max_cached_components: int = 256,
         audit: AuditCallback | None = None,
         max_wasm_stack_bytes: int = DEFAULT_MAX_WASM_STACK,
+        memory_reservation_bytes: int | None = None,
     ) -> None:
         if not epoch_tick_ms > 0:
             raise PolicyError(f"epoch_tick_ms must be > 0, found {epoch_tick_ms!r}")
@@ -131,8 +146,22 @@ class Engine:
                 "max_wasm_stack_bytes must be an int >= 65536 (64 KiB), "
                 f"found {max_wasm_stack_bytes!r}"
             )
+        if memory_reservation_bytes is not None and (
+            not isinstance(memory_reservation_bytes, int)
+            or isinstance(memory_reservation_bytes, bool)
+            or memory_reservation_bytes < _WASM_PAGE
+            or memory_reservation_bytes % _WASM_PAGE
+        ):
+            raise PolicyError(
+                "memory_reservation_bytes must be a positive multiple of 65536 (one wasm "
+                f"page), found {memory_reservation_bytes!r}"
+            )
         config = wasmtime.Config()
         config.max_wasm_stack = max_wasm_stack_bytes
+        if memory_reservation_bytes is not None:
+            config.memory_reservation = memory_reservation_bytes
+            # Growth past the reservation would need the memory to move: never.
+            config.memory_reservation_for_growth = 0
         config.consume_fuel = True
         config.epoch_interruption = True
         config.wasm_component_model = True
@@ -145,6 +174,11 @@ class Engine:
         self.audit = audit
         self.max_wasm_stack_bytes = max_wasm_stack_bytes
         self.native_stack_bytes = max_wasm_stack_bytes + HOST_STACK_MARGIN
+        self.memory_reservation_bytes = memory_reservation_bytes
+        # Compiled code depends on the reservation (bounds checks): cached apart.
+        self._config_tag = _CONFIG_TAG + (
+            "" if memory_reservation_bytes is None else f"-res{memory_reservation_bytes}"
+        )
         self._stack_guard = StackGuard(max_wasm_stack_bytes)
         self.cache_dir: Path | None = (
             cache_root() if cache_dir == "auto" else Path(cache_dir) if cache_dir else None
@@ -240,7 +274,8 @@ class Engine:
         if self.cache_dir is None:
             return None
         suffix = ".core.cwasm" if core else ".cwasm"
-        return self.cache_dir / f"wasmtime-{wasmtime_version()}-{_CONFIG_TAG}" / f"{sha256}{suffix}"
+        tag = self._config_tag
+        return self.cache_dir / f"wasmtime-{wasmtime_version()}-{tag}" / f"{sha256}{suffix}"
 
     def _load_cached(
         self, sha256: str, core: bool

@@ -659,6 +659,7 @@ def load(
         raise IntegrityError(expected=sha256.lower(), found=digest, plugin=name)
     policy = policy if policy is not None else Policy()
     engine = engine or Engine.default()
+    _check_reservation(engine, policy, name)
     compiled = engine.compile(wasm, sha256=digest, plugin=name)
     grants = policy.grants
     report = compare(read_manifest(wasm, sha256=digest, plugin=name), grants, plugin=name)
@@ -741,3 +742,21 @@ def _host_error_cases(world: World) -> dict[str, type]:
                     for case, cls in world.types.variant_info(target).cases.items():
                         cases[f"http.{case}"] = cls
     return cases
+
+
+def _check_reservation(engine: Engine, policy: Policy, plugin: str) -> None:
+    """Raises :class:`PolicyError` when the engine's memory reservation cannot hold
+    what ``Limits.memory_bytes`` allows (a memory never moves, so it cannot grow past
+    its reservation)."""
+    reserved = engine.memory_reservation_bytes
+    if reserved is None:
+        return
+    allowed = policy.limits.memory_bytes
+    if allowed is None or allowed > reserved:
+        found = "no limit" if allowed is None else f"{allowed:,} bytes"
+        raise PolicyError(
+            f"Limits.memory_bytes must be at most the engine's memory_reservation_bytes "
+            f"({reserved:,} bytes: a linear memory cannot grow past its reservation), "
+            f"found {found}",
+            plugin=plugin,
+        )
