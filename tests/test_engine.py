@@ -228,6 +228,7 @@ def test_a_smaller_reservation_holds_the_limits_and_saves_address_space(
     limits = wasmplug.Limits(memory_bytes=8 << 20)
 
     def load_many(engine: wasmplug.Engine, n: int) -> tuple[list[wasmplug.Plugin], int]:
+        gc.collect()
         before = address_space()
         plugins = [
             wasmplug.load(
@@ -255,7 +256,9 @@ def test_a_smaller_reservation_holds_the_limits_and_saves_address_space(
         plugins, per_default = load_many(default, 20)
         for p in plugins:
             p.close()
-        assert per_default >= 4 << 30
+        # 4 GiB and 16 MiB reserved per memory (plus guard pages); the process's other
+        # mappings come and go meanwhile (freed plugins, the allocator), hence margins.
+        assert per_default > 2 << 30, per_default
         assert per_small < 256 << 20, per_small
         for memory_bytes in (None, 32 << 20):
             with pytest.raises(wasmplug.PolicyError, match="memory_reservation_bytes") as refused:

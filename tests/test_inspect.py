@@ -45,7 +45,7 @@ def test_inspect_the_rule_engine_tenants(wasm_dir: Path) -> None:
     """Every tenant of the example exports the rule-engine world's two functions."""
     for name in ("night_owl", "ops_thresholds", "route_watch"):
         info = wasmplug.inspect((wasm_dir / f"{name}.wasm").read_bytes())
-        assert info.exports == ("setup", "evaluate"), name
+        assert info.exports == ("setup", "evaluate", "evaluate-batch"), name
 
 
 def test_inspect_a_core_module_with_a_component_type_section(core_module: Path) -> None:

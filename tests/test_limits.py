@@ -353,15 +353,14 @@ def test_wasi_sleeps_are_refused_and_never_outlast_the_deadline(load: Any) -> No
 
 def test_host_call_storms_end_at_the_deadline(load: Any) -> None:
     """Quick host calls cannot keep a call alive past its deadline: every host call
-    checks it first. (On the fast path a host call is short enough that the epoch
-    may also stop the guest between two of them: either ends the storm.)"""
+    checks it first, and the epoch stops the guest between two of them (which one
+    fires first varies: either ends the storm, as a DeadlineExceeded)."""
     plugin = load(fuel=None, deadline_ms=100, host_calls=None)
     start = time.perf_counter()
     with pytest.raises(wasmplug.DeadlineExceeded) as info:
         plugin.call("spam-log", 4_000_000_000, 1)
     assert time.perf_counter() - start < 2.0
-    if plugin.kind == "component":
-        assert "in host function wasmplug:host/log" in str(info.value)
+    assert info.value.limit == "deadline_ms"
     assert info.value.stats is not None
     # The storm ran (how far depends on how much CPU the machine gave it in 100 ms).
     assert info.value.stats.host_calls >= 1

@@ -312,6 +312,7 @@ def test_public_api_is_pinned() -> None:
         "ArgumentError",
         "AuditEvent",
         "CallError",
+        "CallInterrupted",
         "CallStats",
         "CapabilityError",
         "CapabilityReport",

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import threading
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -131,3 +132,78 @@ def test_closed_pool(plugin_dir: Path, world: wasmplug.World, engine: Any) -> No
     pool.close()
     with pytest.raises(wasmplug.PluginClosedError, match="the pool is closed"):
         pool.call("bump")
+
+
+# -- stopping a running call ---------------------------------------------------------------
+
+
+def test_interrupt_stops_a_running_call(
+    plugin_dir: Path, world: wasmplug.World, engine: Any
+) -> None:
+    """Plugin.interrupt() from another thread stops an endless guest loop that has
+    neither a fuel limit nor a deadline: the call raises CallInterrupted (no breach
+    audited), and the next call runs on a fresh instance."""
+    policy = wasmplug.Policy(limits=wasmplug.Limits(fuel=None, deadline_ms=None))
+    plugin = wasmplug.load(
+        plugin_dir / "hostile.wasm", world=world, policy=policy, engine=engine, name="spinner"
+    )
+    try:
+        assert plugin.call("bump") == 1
+        assert plugin.call("bump") == 2
+        outcome: list[BaseException] = []
+
+        def spin() -> None:
+            try:
+                plugin.call("spin")
+            except BaseException as e:
+                outcome.append(e)
+
+        spinner = threading.Thread(target=spin, daemon=True)
+        spinner.start()
+        time.sleep(0.3)
+        assert spinner.is_alive()  # nothing else would ever stop it
+        asked = time.monotonic()
+        plugin.interrupt()
+        spinner.join(timeout=10)
+        stopped_after = time.monotonic() - asked
+        assert not spinner.is_alive()
+        assert stopped_after < 2.0, stopped_after
+        assert len(outcome) == 1
+        e = outcome[0]
+        assert type(e) is wasmplug.CallInterrupted
+        assert (e.plugin, e.function) == ("spinner", "spin")
+        assert e.stats is not None
+        assert plugin.audit_counts == {}
+        assert plugin.call("bump") == 1  # a fresh instance
+        plugin.interrupt()  # nothing running: no effect on the next call
+        assert plugin.call("bump") == 2
+    finally:
+        plugin.close()
+
+
+def test_cancelling_acall_stops_the_guest(
+    plugin_dir: Path, world: wasmplug.World, engine: Any
+) -> None:
+    """Cancelling the task awaiting Pool.acall stops the guest: the pool's only
+    instance and worker serve the next call soon after, though the cancelled call
+    had no deadline."""
+    policy = wasmplug.Policy(limits=wasmplug.Limits(fuel=None, deadline_ms=None))
+
+    async def scenario(pool: wasmplug.Pool) -> float:
+        task = asyncio.create_task(pool.acall("spin"))
+        await asyncio.sleep(0.3)
+        assert not task.done()
+        asked = time.monotonic()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert await asyncio.wait_for(pool.acall("bump"), timeout=10) == 1
+        return time.monotonic() - asked
+
+    with wasmplug.load_pool(
+        plugin_dir / "hostile.wasm", world=world, policy=policy, engine=engine, size=1
+    ) as pool:
+        served_after = asyncio.run(scenario(pool))
+        assert served_after < 2.0, served_after
+        assert pool.plugins[0].last_call is not None
+        assert pool.plugins[0].last_call.fresh_instance

@@ -138,7 +138,7 @@ def test_rule_engine_tenant_world() -> None:
     world = resolve.world("tenant")
     assert resolve.world("wasmplug-examples:rule-engine/tenant@0.1.0") is world
     assert resolve.world() is world
-    assert list(world.exports) == ["setup", "evaluate"]
+    assert list(world.exports) == ["setup", "evaluate", "evaluate-batch"]
     assert all(isinstance(item, Function) for item in world.exports.values())
     assert set(world.imports) == {
         "wasmplug:host/types@0.1.0",
@@ -164,6 +164,10 @@ def test_rule_engine_tenant_world() -> None:
     assert fields["weather"].type == OptionType(types.types["weather"])
     assert fields["dep-delay"].docs == "Departure delay in minutes (negative: early)."
     assert evaluate.result == ListType(types.types["alert"])
+    batch = function(world.exports["evaluate-batch"])
+    assert [p.name for p in batch.params] == ["flights"]
+    assert batch.params[0].type == ListType(types.types["flight"])
+    assert batch.result == ListType(ListType(types.types["alert"]))
     setup = function(world.exports["setup"])
     assert setup.result == ResultType(types.types["tenant-info"], types.types["setup-error"])
     bad_config = typedef(types.types["setup-error"]).kind

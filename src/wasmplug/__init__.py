@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from ._exceptions import (
         ArgumentError,
         CallError,
+        CallInterrupted,
         CapabilityError,
         DeadlineExceeded,
         FuelExhausted,
@@ -87,6 +88,7 @@ __all__ = [
     "ArgumentError",
     "AuditEvent",
     "CallError",
+    "CallInterrupted",
     "CallStats",
     "CapabilityError",
     "CapabilityReport",
@@ -167,6 +169,7 @@ _SOURCES: dict[str, tuple[str, ...]] = {
     "_exceptions": (
         "ArgumentError",
         "CallError",
+        "CallInterrupted",
         "CapabilityError",
         "DeadlineExceeded",
         "FuelExhausted",

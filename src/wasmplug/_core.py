@@ -45,6 +45,7 @@ from ._exceptions import (
 from ._host import CAPABILITIES, HTTP, HostContext, HostImpl
 from ._policy import Limits
 from ._sandbox import (
+    GuestFailure,
     Sandbox,
     _WasiWait,
     check_host_call,
@@ -275,15 +276,6 @@ class _CoreInstance:
         refreshes it when needed)."""
         cached = self._views
         return cached[2] if cached is not None else self.view()
-
-
-class _GuestFailure(Exception):
-    """A guest call made while lowering or lifting (``cabi_realloc``, a post-return)
-    failed; ``message`` is wasmtime's."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
 
 
 class CoreBackend(Sandbox):
@@ -520,7 +512,7 @@ class CoreBackend(Sandbox):
             pack(buf, 0, 0, 0, align, size)
             err = _call_unchecked(context, func, address, 4, trap.address)
             if err or trap.ptr.value:
-                raise _GuestFailure(_native.failure(err, trap))
+                raise GuestFailure(_native.failure(err, trap))
             return int(unpack(buf, 0)[0])
 
         return realloc
@@ -686,7 +678,7 @@ class CoreBackend(Sandbox):
             self._instance = inst
         context = inst.context
         _set_fuel(context, self.fuel_budget)
-        _set_epoch_deadline(context, self._deadline_of(self.ticks))
+        _set_epoch_deadline(context, self._deadline_of(self.slice_ticks))
         self.begin(name)
         ctx = self._ctx
         buf = plan.buf
@@ -722,7 +714,7 @@ class CoreBackend(Sandbox):
                 if plan.has_post:
                     post = inst.funcs.get(plan.post_name) or inst.func(plan.post_name)
                     message = _native.call(context, post, buf, plan.nslots, trap)
-        except _GuestFailure as e:
+        except GuestFailure as e:
             message = e.message
         except BadValue as e:
             raw = self._stats(name, inst, start, inst_fuel, fresh)

@@ -380,6 +380,18 @@ class CallError(WasmplugError):
         self.detail = detail
 
 
+class CallInterrupted(CallError):
+    """Raised when a running call was stopped on request: by
+    :meth:`Plugin.interrupt <wasmplug.Plugin.interrupt>`, or by cancelling the task
+    awaiting :meth:`Pool.acall <wasmplug.Pool.acall>`.
+
+    The guest is stopped at the end of its current slice of execution (within 50 ms
+    of guest time, plus one epoch tick), through the same epoch mechanism as
+    deadlines. Like after a breach, the instance is discarded and the plugin's next
+    call runs on a fresh one. Not audited: nothing was breached.
+    """
+
+
 class Trap(CallError):
     """Raised when the guest traps: a Rust panic, ``unreachable``, a stack overflow, an
     out-of-bounds access, or an exception escaping a host function.

@@ -29,6 +29,7 @@ __all__ = [
     "call_unchecked",
     "context_of",
     "define_unchecked",
+    "epoch_callback",
     "failure",
     "func_type_names",
     "get_fuel",
@@ -38,6 +39,7 @@ __all__ = [
     "memory_view",
     "monotonic_ns",
     "raw_view",
+    "set_epoch_callback",
     "set_epoch_deadline",
     "set_fuel",
 ]
@@ -80,6 +82,47 @@ _EXTERN_FUNC = _ffi.WASMTIME_EXTERN_FUNC.value
 _EXTERN_MEMORY = _ffi.WASMTIME_EXTERN_MEMORY.value
 _CALLBACK = ctypes.CFUNCTYPE(_SIZE, _P, _P, _P, _SIZE)
 _NO_FINALIZER = ctypes.CFUNCTYPE(None, ctypes.c_void_p)()
+# wasmtime_store_epoch_deadline_callback's callback: (context, env, *delta, *kind) ->
+# wasmtime_error_t* (NULL: go on for *delta more epochs).
+_EPOCH_CALLBACK = ctypes.CFUNCTYPE(
+    _SIZE, _P, _P, ctypes.POINTER(ctypes.c_uint64), ctypes.POINTER(ctypes.c_uint8)
+)
+_store_epoch_callback = _proto(
+    "wasmtime_store_epoch_deadline_callback", None, _P, _EPOCH_CALLBACK, _P, _P
+)
+_error_new = _proto("wasmtime_error_new", _P, ctypes.c_char_p)
+#: ``wasmtime_update_deadline_kind_t``: keep running (not yield: no async here).
+_UPDATE_DEADLINE_CONTINUE = 0
+
+
+def epoch_callback(decide: Callable[[], int | str]) -> Any:
+    """Wraps ``decide`` as an epoch-deadline callback for :func:`set_epoch_callback`:
+    wasmtime calls it, on the thread running the guest, when a Store's epoch deadline
+    is reached. It returns the epochs to run on for (the new deadline, that many
+    epochs from now), or a message: the guest is stopped and the call fails with that
+    message. An exception in ``decide`` stops the guest too.
+
+    Returns:
+        The ctypes callback: keep it referenced for as long as any Store using it.
+    """
+
+    def callback(context: int, env: int, delta: Any, kind: Any) -> int:
+        try:
+            verdict = decide()
+        except BaseException as e:  # nothing may unwind into wasmtime
+            verdict = f"wasmplug: the epoch-deadline check failed: {e!r}"
+        if isinstance(verdict, str):
+            return int(_error_new(verdict.encode()) or 0)
+        delta[0] = verdict
+        kind[0] = _UPDATE_DEADLINE_CONTINUE
+        return 0
+
+    return _EPOCH_CALLBACK(callback)
+
+
+def set_epoch_callback(store: wasmtime.Store, callback: Any) -> None:
+    """Installs a callback made by :func:`epoch_callback` on a Store."""
+    _store_epoch_callback(ctypes.cast(store.ptr(), _P).value, callback, None, None)
 
 
 def context_of(store: wasmtime.Store) -> int:

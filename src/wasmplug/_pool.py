@@ -69,23 +69,19 @@ class Pool:
             ArgumentError, GuestError, CallError...: as :meth:`Plugin.call
                 <wasmplug.Plugin.call>`.
         """
-        if self._closed:
-            raise PluginClosedError(f"{function}: the pool is closed", plugin=self.name)
-        plugin = self._take(function)
-        try:
-            return plugin.call(function, *args)
-        finally:
-            self._idle.put(plugin)
+        return self._call_on(function, args, [])
 
     async def acall(self, function: str, *args: Any) -> Any:
         """:meth:`call` off the event loop, on one of ``size`` worker threads (so at
         most ``size`` calls of this pool run at once, the rest wait their turn).
 
-        Cancelling the awaiting task does not stop a call already running in the
-        guest: it ends at its own deadline (``Limits.deadline_ms``) or sooner, and its
-        result is dropped. A call still waiting for a worker does not run.
+        Cancelling the awaiting task stops a call already running in the guest
+        (:meth:`Plugin.interrupt <wasmplug.Plugin.interrupt>`: within 50 ms of guest
+        time), so its worker and instance are free again soon; that instance is
+        replaced by a fresh one. A call still waiting for a worker does not run.
 
         Raises:
+            asyncio.CancelledError: the awaiting task was cancelled.
             As :meth:`call`.
         """
         if self._closed:
@@ -95,10 +91,26 @@ class Pool:
                 max_workers=self.size, thread_name_prefix=f"wasmplug-pool-{self.name}"
             )
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self._call_args, function, args)
+        running: list[Plugin] = []  # the instance the call runs on, once it has one
+        future = loop.run_in_executor(self._executor, self._call_on, function, args, running)
+        try:
+            return await future
+        except asyncio.CancelledError:
+            for plugin in running:
+                plugin.interrupt()
+            raise
 
-    def _call_args(self, function: str, args: tuple[Any, ...]) -> Any:
-        return self.call(function, *args)
+    def _call_on(self, function: str, args: tuple[Any, ...], running: list[Plugin]) -> Any:
+        """:meth:`call`, telling ``running`` which instance runs it."""
+        if self._closed:
+            raise PluginClosedError(f"{function}: the pool is closed", plugin=self.name)
+        plugin = self._take(function)
+        running.append(plugin)
+        try:
+            return plugin.call(function, *args)
+        finally:
+            running.clear()
+            self._idle.put(plugin)
 
     def _take(self, function: str) -> Plugin:
         try:
@@ -118,9 +130,13 @@ class Pool:
             ) from None
 
     def close(self) -> None:
-        """Closes every instance (waiting for running calls) and the worker threads.
-        Idempotent."""
+        """Closes every instance and the worker threads; idempotent. Calls running at
+        that moment are stopped (:meth:`Plugin.interrupt
+        <wasmplug.Plugin.interrupt>`: they raise :class:`~wasmplug.CallInterrupted`),
+        calls still waiting for a worker do not run."""
         self._closed = True
+        for plugin in self._plugins:
+            plugin.interrupt()
         if self._executor is not None:
             self._executor.shutdown(wait=True, cancel_futures=True)
             self._executor = None

@@ -23,10 +23,12 @@ from typing import Any
 
 import wasmtime
 
+from . import _native
 from ._audit import AuditEvent, Auditor, excerpt
 from ._engine import UNBOUNDED_TICKS
 from ._exceptions import (
     CallError,
+    CallInterrupted,
     DeadlineExceeded,
     FuelExhausted,
     HandleLimitExceeded,
@@ -56,6 +58,13 @@ _logger = logging.getLogger("wasmplug")
 UNLIMITED_FUEL = 1 << 62
 # An epoch deadline meaning none: the engine's, which the ticker never waits for.
 UNLIMITED_TICKS = UNBOUNDED_TICKS
+#: Milliseconds of guest execution between two checks of a running call (its Store's
+#: epoch-deadline callback): how soon :meth:`Sandbox.interrupt` takes effect. A call
+#: shorter than this is never checked.
+SLICE_MS = 50.0
+#: The messages the epoch-deadline callback stops a guest with.
+INTERRUPTED = "wasmplug: the call was interrupted"
+DEADLINE_REACHED = "wasmplug: the call reached its deadline"
 STDERR_TAIL = 4096
 #: wasmtime's message when a call copies more values between guest and host than its
 #: host-call fuel allows (not configurable through the C API).
@@ -234,7 +243,15 @@ def classify_failure(
             stats=stats,
             detail=detail,
         )
-    if "wasm trap: interrupt" in detail:
+    if INTERRUPTED in detail:
+        return CallInterrupted(
+            f"{function} was interrupted (Plugin.interrupt, or its awaiting task was cancelled)",
+            plugin=plugin,
+            function=function,
+            stats=stats,
+            detail=detail,
+        )
+    if DEADLINE_REACHED in detail or "wasm trap: interrupt" in detail:
         return DeadlineExceeded(
             f"{function} ran past its deadline ({limits.deadline_ms} ms)",
             limit="deadline_ms",
@@ -296,6 +313,16 @@ def _panic_message(stderr: str) -> str:
     return ""
 
 
+class GuestFailure(Exception):
+    """A guest call the host made while lowering or lifting (``cabi_realloc``, a
+    post-return) failed; ``message`` is wasmtime's. Inside a host function it is the
+    guest's failure, classified like any other (a breach, an interruption, a trap)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
 class Sandbox:
     """What every backend enforces the same way, from the plugin's limits and host
     context.
@@ -334,6 +361,14 @@ class Sandbox:
         else:
             # The first tick may come at once, so one more than the deadline needs.
             self.ticks = math.ceil(limits.deadline_ms / epoch_tick_ms) + 1
+        self._tick_s = epoch_tick_ms / 1000
+        # A call runs one slice of epochs at a time: at the end of each the Store's
+        # epoch-deadline callback (_on_epoch_deadline) stops it if it was interrupted
+        # or its deadline passed, and otherwise gives it the next slice.
+        self._slice = math.ceil(SLICE_MS / epoch_tick_ms)
+        self.slice_ticks = min(self.ticks, self._slice)
+        self._interrupted = False
+        self._epoch_check: Any = None
 
     def new_store(
         self,
@@ -358,13 +393,39 @@ class Sandbox:
         self._output.reset()
         store.set_wasi(wasi(self._output.stdout, self._output.stderr))
         store.set_fuel(self.fuel_budget)
+        if self._epoch_check is None:
+            self._epoch_check = _native.epoch_callback(self._on_epoch_deadline)
+        _native.set_epoch_callback(store, self._epoch_check)
+        # Start-up code runs under the call's deadline, from now.
+        self._interrupted = False
+        self._ctx.deadline = perf_counter() + self._deadline_s
         store.set_epoch_deadline(self.epoch_deadline())
         return store
 
     def epoch_deadline(self) -> int:
         """The epoch deadline to set on a Store right before entering wasm: the
-        call's ticks plus the epochs the ticker owes now."""
-        return self._deadline_of(self.ticks)
+        first slice of the call's ticks plus the epochs the ticker owes now."""
+        return self._deadline_of(self.slice_ticks)
+
+    def interrupt(self) -> None:
+        """Stops the guest code running now at the end of its current slice of epochs
+        (within :data:`SLICE_MS`, plus a tick): the call fails with
+        :class:`CallInterrupted`. Callable from any thread; does nothing to a call
+        that starts later."""
+        self._interrupted = True
+
+    def _on_epoch_deadline(self) -> int | str:
+        """The Stores' epoch-deadline callback (on the guest's thread, at the end of a
+        slice): the epochs of the next slice, or the message that stops the guest."""
+        if self._interrupted:
+            return INTERRUPTED
+        left = self._ctx.deadline - perf_counter()
+        if left <= 0:
+            return DEADLINE_REACHED
+        ticks = (
+            self._slice if left == math.inf else min(math.ceil(left / self._tick_s), self._slice)
+        )
+        return self._deadline_of(ticks)
 
     def begin(self, function: str) -> None:
         """Resets the host context's per-call counters for a call of ``function`` and
@@ -377,6 +438,7 @@ class Sandbox:
         ctx.log_bytes = 0
         ctx.failure = None
         ctx.function = function
+        self._interrupted = False
         ctx.deadline = perf_counter() + self._deadline_s
         self._output.reset()
 
@@ -497,6 +559,15 @@ class Sandbox:
         limits = self._limits
         breach: tuple[type[LimitExceeded], str, str] | None = None
         used: int | None = None
+        if isinstance(cause, GuestFailure):  # cabi_realloc ran out of fuel, time...
+            return classify_failure(
+                cause.message,
+                plugin=plugin,
+                function=function,
+                limits=limits,
+                stats=stats,
+                stderr=self._output.tail.decode(errors="replace"),
+            )
         if isinstance(cause, InvalidGuestValue):  # the guest's fault, not the host's
             error: CallError = InvalidGuestValue(
                 f"{function}: {cause.detail}",
