@@ -20,7 +20,8 @@ JOIN_TIMEOUT_S = 10.0
 
 class Handler(http.server.BaseHTTPRequestHandler):
     """Routes: ``/echo`` (method, headers and body back as text), ``/big/<n>`` (n bytes),
-    ``/gzip`` (a gzip body whatever was asked), ``/redirect?to=<url>`` (302),
+    ``/flood/<n>`` (n bytes, no declared length), ``/gzip`` (a gzip body whatever
+    was asked), ``/redirect?to=<url>`` (302),
     ``/see-other`` (303 to /echo), ``/loop`` (302 to itself), ``/slow/<s>`` (answers
     after s seconds), ``/trickle`` (64 bytes every 0.1 s for a minute, no length).
 
@@ -69,6 +70,18 @@ class Handler(http.server.BaseHTTPRequestHandler):
         elif path.startswith("/slow/"):
             if not closing.wait(float(path[6:])):
                 self._reply(200, b"late")
+        elif path.startswith("/flood/"):  # n bytes with no declared length
+            self.send_response(200)
+            self.send_header("Connection", "close")
+            self.end_headers()
+            left = int(path[7:])
+            try:
+                while left > 0 and not closing.is_set():
+                    chunk = min(left, 1 << 16)
+                    self.wfile.write(b"f" * chunk)
+                    left -= chunk
+            except OSError:
+                pass
         elif path == "/trickle":
             self.send_response(200)
             self.send_header("Connection", "close")  # no length: read until close
