@@ -222,22 +222,29 @@ def _getaddrinfo(plugin: str, host: str, port: int, end: float) -> list[str]:
     done = threading.Event()
     answer: list[Any] = []
 
+    def release() -> None:
+        with _resolving_lock:
+            left = _resolving[plugin] - 1
+            if left:
+                _resolving[plugin] = left
+            else:
+                del _resolving[plugin]
+
     def work() -> None:
         try:
             answer.append(socket.getaddrinfo(host, port, type=socket.SOCK_STREAM))
         except BaseException as e:  # handed to the waiting request
             answer.append(e)
         finally:
-            with _resolving_lock:
-                left = _resolving[plugin] - 1
-                if left:
-                    _resolving[plugin] = left
-                else:
-                    del _resolving[plugin]
+            release()
             done.set()
 
     # A daemon thread: one the resolver holds must not keep the host from exiting.
-    threading.Thread(target=work, name="wasmplug-resolve", daemon=True).start()
+    try:
+        threading.Thread(target=work, name="wasmplug-resolve", daemon=True).start()
+    except RuntimeError as e:  # the host cannot start another thread
+        release()
+        raise _Refused("connection", f"cannot resolve {_quote(host)}: {e}") from None
     if not done.wait(max(0.0, end - time.perf_counter())):
         raise _Refused("timeout", f"the request's time ran out resolving {_quote(host)}")
     result = answer[0]
