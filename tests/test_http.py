@@ -9,106 +9,24 @@ both the host and a well-behaved plugin beside the hostile one working."""
 from __future__ import annotations
 
 import gzip
-import http.server
 import logging
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import pytest
+import trustme
 
 import wasmplug
 from conftest import fixture_world
-from wasmplug import HttpGrant, HttpRule
+from http_servers import Handler, Server
+from wasmplug import HttpGrant, HttpRule, _http
 
 # -- servers --------------------------------------------------------------------------
-
-
-class _Handler(http.server.BaseHTTPRequestHandler):
-    """Routes: ``/echo`` (method, headers and body back as text), ``/big/<n>`` (n bytes),
-    ``/gzip`` (a gzip body whatever was asked), ``/redirect?to=<url>`` (302),
-    ``/see-other`` (303 to /echo), ``/loop`` (302 to itself), ``/slow/<s>`` (answers
-    after s seconds), ``/trickle`` (64 bytes every 0.1 s for a minute, no length)."""
-
-    protocol_version = "HTTP/1.1"
-    received: ClassVar[list[tuple[str, str]]] = []
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-    def _reply(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
-        self.send_response(status)
-        for k, v in (headers or {}).items():
-            self.send_header(k, v)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def _handle(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
-        self.received.append((self.command, self.path))
-        path, _, query = self.path.partition("?")
-        if path == "/echo":
-            lines = [f"{self.command} {self.path}", f"host={self.headers['Host']}"]
-            lines += [f"x-test={v}" for v in self.headers.get_all("X-Test") or []]
-            lines.append(f"body={body.decode()}")
-            self._reply(200, "\n".join(lines).encode(), {"X-Reply": "yes"})
-        elif path.startswith("/big/"):
-            self._reply(200, b"x" * int(path[5:]))
-        elif path == "/gzip":  # compressed whatever the client asked for
-            asked = self.headers.get("Accept-Encoding", "")
-            packed = gzip.compress(b"z" * 1_000_000)
-            self._reply(200, packed, {"Content-Encoding": "gzip", "X-Asked": asked})
-        elif path == "/redirect":
-            self._reply(302, b"", {"Location": query.removeprefix("to=")})
-        elif path == "/see-other":
-            self._reply(303, b"", {"Location": "/echo"})
-        elif path == "/loop":
-            self._reply(302, b"", {"Location": "/loop"})
-        elif path.startswith("/slow/"):
-            time.sleep(float(path[6:]))
-            self._reply(200, b"late")
-        elif path == "/trickle":
-            self.send_response(200)
-            self.send_header("Connection", "close")  # no length: read until close
-            self.end_headers()
-            try:
-                for _ in range(600):
-                    self.wfile.write(b"." * 64)
-                    self.wfile.flush()
-                    time.sleep(0.1)
-            except OSError:
-                pass
-        else:
-            self._reply(404, b"no such route")
-
-    do_GET = do_POST = do_PUT = do_DELETE = _handle
-
-    def do_HEAD(self) -> None:
-        """Headers only, declaring a body far larger than any cap here."""
-        self.send_response(200)
-        self.send_header("Content-Length", str(10**9))
-        self.end_headers()
-
-
-class Server:
-    def __init__(self) -> None:
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-        self.httpd.daemon_threads = True
-        self.port = self.httpd.server_address[1]
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-
-    def url(self, path: str, host: str = "127.0.0.1") -> str:
-        return f"http://{host}:{self.port}{path}"
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
 
 
 @pytest.fixture(scope="module")
@@ -135,7 +53,7 @@ def world() -> wasmplug.World:
 
 
 @pytest.fixture
-def load(wasm_dir: Path, world: wasmplug.World, engine: wasmplug.Engine) -> Any:
+def load(plugin_dir: Path, world: wasmplug.World, engine: wasmplug.Engine) -> Any:
     def load(
         http: HttpGrant | None, *, name: str = "fetcher", deadline_ms: int | None = 1_000
     ) -> wasmplug.Plugin:
@@ -144,7 +62,7 @@ def load(wasm_dir: Path, world: wasmplug.World, engine: wasmplug.Engine) -> Any:
             limits=wasmplug.Limits(deadline_ms=deadline_ms),
         )
         return wasmplug.load(
-            wasm_dir / "http.wasm", world=world, policy=policy, engine=engine, name=name
+            plugin_dir / "http.wasm", world=world, policy=policy, engine=engine, name=name
         )
 
     return load
@@ -262,13 +180,13 @@ def test_unlisted_host_is_denied_naming_what_to_grant(
 ) -> None:
     plugin = load(local(server))
     neighbour = load(local(server), name="neighbour")
-    before = len(_Handler.received)
+    before = len(Handler.received)
     with caplog.at_level(logging.WARNING, logger="wasmplug.policy"):
         message = refused(plugin, server.url("/echo", host="localhost"), "denied")
     assert "'localhost'" in message
     assert "not in the allow-list" in message
     assert f"HttpRule(host='localhost', scheme='http', port={server.port}" in message
-    assert len(_Handler.received) == before  # nothing was sent
+    assert len(Handler.received) == before  # nothing was sent
     assert any("fetcher" in r.getMessage() for r in caplog.records)
     still_fine(plugin, neighbour)
     assert fetch(neighbour, server.url("/big/1"))[2] == b"x"
@@ -290,12 +208,12 @@ def test_each_rule_field_is_checked(
     """A request outside a rule in any one field is denied, the message naming the field
     and the rule that would allow it; nothing reaches the server."""
     plugin = load(HttpGrant(allow=[make_rule(server.port)], allow_private=True))
-    before = len(_Handler.received)
+    before = len(Handler.received)
     message = refused(plugin, server.url("/echo"), "denied", method)
     assert why in message
     assert f"HttpRule(host='127.0.0.1', scheme='http', port={server.port}, " in message
     assert f"methods=('{method}',))" in message
-    assert len(_Handler.received) == before
+    assert len(Handler.received) == before
     still_fine(plugin)
 
 
@@ -310,11 +228,11 @@ def test_name_resolving_to_loopback_is_denied_without_the_grant(load: Any, serve
     network."""
     grant = HttpGrant(allow=[HttpRule(host="localhost", scheme="http", port=server.port)])
     plugin = load(grant)
-    before = len(_Handler.received)
+    before = len(Handler.received)
     message = refused(plugin, server.url("/echo", host="localhost"), "denied")
     assert "resolves to 127.0.0.1, a loopback address" in message
     assert "allow_private=True" in message
-    assert len(_Handler.received) == before
+    assert len(Handler.received) == before
     # Literal addresses are checked the same way.
     literal = HttpGrant(allow=[HttpRule(host="127.0.0.1", scheme="http", port=server.port)])
     message = refused(load(literal), server.url("/echo"), "denied")
@@ -324,21 +242,21 @@ def test_name_resolving_to_loopback_is_denied_without_the_grant(load: Any, serve
 
 def test_redirect_off_the_list_is_denied(load: Any, server: Server, other: Server) -> None:
     plugin = load(local(server))
-    before = len(_Handler.received)
+    before = len(Handler.received)
     message = refused(plugin, server.url(f"/redirect?to={other.url('/echo')}"), "denied")
     assert f"port {other.port} is not allowed" in message
     # The redirect was fetched; its target never was.
-    assert _Handler.received[before:] == [("GET", f"/redirect?to={other.url('/echo')}")]
+    assert Handler.received[before:] == [("GET", f"/redirect?to={other.url('/echo')}")]
     still_fine(plugin)
 
 
 def test_too_many_redirects_are_denied(load: Any, server: Server) -> None:
     plugin = load(local(server, max_redirects=3))
-    before = len(_Handler.received)
+    before = len(Handler.received)
     message = refused(plugin, server.url("/loop"), "denied")
     assert "more than 3 redirects" in message
     assert "max_redirects" in message
-    assert len(_Handler.received) - before == 4
+    assert len(Handler.received) - before == 4
 
 
 @pytest.mark.parametrize(
@@ -426,6 +344,154 @@ def test_slow_server_past_the_deadline_fails_the_call(load: Any, server: Server)
     assert fetch(neighbour, server.url("/big/3"))[2] == b"xxx"
 
 
+# -- resolution: every address checked, the checked one pinned, bounded in time ------------
+
+
+class FakeResolver:
+    """Stands in for the host's resolver (``socket.getaddrinfo``) for names under
+    ``.test``: ``answers`` maps a name to the addresses it resolves to, one list per
+    resolution (the last repeated), or to ``None`` for a resolver that does not answer
+    until :attr:`release` is set. Any other name (and every IP literal, which
+    ``socket.create_connection`` passes through ``getaddrinfo`` too) goes to the real
+    resolver. ``asked`` counts the resolutions of each fake name."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.real = socket.getaddrinfo
+        self.answers: dict[str, list[list[str]] | None] = {}
+        self.asked: dict[str, int] = {}
+        self.release = threading.Event()
+        monkeypatch.setattr(socket, "getaddrinfo", self)
+
+    def __call__(self, host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
+        if not (isinstance(host, str) and host.endswith(".test")):
+            return self.real(host, port, *args, **kwargs)
+        self.asked[host] = self.asked.get(host, 0) + 1
+        answers = self.answers[host]
+        if answers is None:
+            self.release.wait(30)
+            raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+        addresses = answers[min(self.asked[host], len(answers)) - 1]
+        return [
+            (
+                socket.AF_INET6 if ":" in a else socket.AF_INET,
+                socket.SOCK_STREAM,
+                6,
+                "",
+                (a, int(port), 0, 0) if ":" in a else (a, int(port)),
+            )
+            for a in addresses
+        ]
+
+
+@pytest.fixture
+def resolver(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeResolver]:
+    fake = FakeResolver(monkeypatch)
+    yield fake
+    fake.release.set()  # a resolution still waiting ends now
+
+
+def named(server: Server, host: str, **kwargs: Any) -> HttpGrant:
+    """A grant for ``server`` under the name ``host``, loopback allowed or not."""
+    return HttpGrant(
+        allow=[HttpRule(host=host, scheme=server.scheme, port=server.port)],
+        **{"allow_private": True, **kwargs},
+    )
+
+
+def test_every_resolved_address_is_checked(
+    load: Any, server: Server, resolver: FakeResolver
+) -> None:
+    """A name with one public and one internal address is refused whatever their
+    order: the host checks every address, not just the one it would connect to."""
+    resolver.answers["mixed.test"] = [["93.184.216.34", "127.0.0.1"]]
+    resolver.answers["metadata.test"] = [["169.254.169.254", "93.184.216.34"]]
+    resolver.answers["private6.test"] = [["2606:2800:220:1::1", "fd00::1"]]
+    before = len(Handler.received)
+    for host, address, kind in [
+        ("mixed.test", "127.0.0.1", "a loopback address"),
+        ("metadata.test", "169.254.169.254", "a link-local address"),
+        ("private6.test", "fd00::1", "a private address"),
+    ]:
+        plugin = load(named(server, host, allow_private=False))
+        message = refused(plugin, server.url("/echo", host=host), "denied")
+        assert f"'{host}' resolves to {address}, {kind}" in message
+        assert resolver.asked[host] == 1
+    assert len(Handler.received) == before
+
+
+def test_the_checked_address_is_pinned(load: Any, server: Server, resolver: FakeResolver) -> None:
+    """The name is resolved once per request and the connection goes to the address
+    that was checked, the name kept in the Host header: a resolver that answers
+    differently the second time (a DNS rebinding attack) is never asked again."""
+    resolver.answers["rebind.test"] = [["127.0.0.1"], ["10.255.255.1"]]
+    plugin = load(named(server, "rebind.test"))
+    status, _, body = fetch(plugin, server.url("/echo", host="rebind.test"))
+    assert status == 200
+    assert body.decode().splitlines()[1] == f"host=rebind.test:{server.port}"
+    assert resolver.asked["rebind.test"] == 1
+    # The next request resolves afresh, and its checks see the new answer.
+    message = refused(
+        load(named(server, "rebind.test", allow_private=False)),
+        server.url("/echo", host="rebind.test"),
+        "denied",
+    )
+    assert "resolves to 10.255.255.1, a private address" in message
+
+
+def test_the_next_checked_address_when_one_refuses(
+    load: Any, server: Server, resolver: FakeResolver
+) -> None:
+    """When connecting to the first address fails, the host tries the next one it
+    checked (never an address it did not check); when all fail, each is named."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))  # bound, never listening: connections are refused
+        dead = s.getsockname()[0]
+        resolver.answers["two.test"] = [["::1", "127.0.0.1"]]
+        plugin = load(named(server, "two.test"))
+        assert fetch(plugin, server.url("/big/2", host="two.test"))[2] == b"xx"
+        port = s.getsockname()[1]
+        resolver.answers["none.test"] = [["::1", dead]]
+        grant = HttpGrant(
+            allow=[HttpRule(host="none.test", scheme="http", port=port)], allow_private=True
+        )
+        message = refused(load(grant), f"http://none.test:{port}/", "connection")
+    assert "(address ::1): ConnectError" in message
+    assert f"(address {dead}): ConnectError" in message
+
+
+def test_a_slow_resolver_is_bounded_by_the_deadline(
+    load: Any, server: Server, other: Server, resolver: FakeResolver
+) -> None:
+    """A resolver that never answers holds the request no longer than its time: the
+    grant's timeout is a typed ``timeout``, the call's deadline DeadlineExceeded
+    naming the host function. Each plugin may leave only a few resolutions waiting
+    (they hold a thread each until the resolver gives up); one more is refused at
+    once, and another plugin still resolves."""
+    resolver.answers["slow.test"] = None
+    plugin = load(named(server, "slow.test", timeout_ms=100), deadline_ms=5_000)
+    t0 = time.perf_counter()
+    message = refused(plugin, server.url("/echo", host="slow.test"), "timeout")
+    assert "ran out resolving 'slow.test'" in message
+    assert time.perf_counter() - t0 < 2.0
+    # Both plugins are named "fetcher": the first resolution still waits, so three
+    # more fill the plugin's share.
+    strict = load(named(server, "slow.test"), deadline_ms=300)
+    for _ in range(_http.MAX_RESOLVING_PER_PLUGIN - 1):
+        t0 = time.perf_counter()
+        with pytest.raises(wasmplug.DeadlineExceeded) as info:
+            fetch(strict, server.url("/echo", host="slow.test"))
+        assert time.perf_counter() - t0 < 2.0
+        assert "wasmplug:host/http@0.1.0#send" in str(info.value)
+    message = refused(strict, server.url("/echo", host="slow.test"), "connection")
+    assert "4 earlier resolutions of this plugin are still waiting" in message
+    still_fine(plugin, strict)
+    neighbour = load(local(other), name="neighbour")
+    assert fetch(neighbour, other.url("/big/1"))[2] == b"x"
+    resolver.answers["fast.test"] = [["127.0.0.1"]]
+    other_name = load(named(server, "fast.test"), name="n2")
+    assert fetch(other_name, server.url("/big/1", "fast.test"))[2] == b"x"
+
+
 def test_connection_failure_is_typed(load: Any, server: Server) -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -435,6 +501,80 @@ def test_connection_failure_is_typed(load: Any, server: Server) -> None:
         )
         message = refused(load(grant), f"http://127.0.0.1:{port}/", "connection")
     assert "ConnectError" in message
+
+
+# -- https -----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def ca() -> trustme.CA:
+    return trustme.CA()
+
+
+@pytest.fixture(scope="module")
+def tls_server(ca: trustme.CA) -> Iterator[Server]:
+    """HTTPS on 127.0.0.1 with a certificate for ``localhost`` and ``api.test`` (not
+    for the address itself) from the test CA."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("localhost", "api.test").configure_cert(context)
+    s = Server(tls=context)
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def ca_file(ca: trustme.CA, tmp_path: Path) -> Path:
+    path = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(path))
+    return path
+
+
+def test_https_verifies_against_the_grants_ca_file(
+    load: Any, tls_server: Server, ca_file: Path, resolver: FakeResolver
+) -> None:
+    """With the test CA as ``HttpGrant.ca_file`` the request succeeds; the connection
+    goes to the checked address while the certificate is verified against the name
+    (the certificate does not cover 127.0.0.1), which is also the TLS server name."""
+    plugin = load(named(tls_server, "localhost", ca_file=ca_file))
+    status, _, body = fetch(plugin, tls_server.url("/echo", host="localhost"))
+    assert (status, body.decode().splitlines()[1]) == (200, f"host=localhost:{tls_server.port}")
+    resolver.answers["api.test"] = [["127.0.0.1"]]
+    plugin = load(named(tls_server, "api.test", ca_file=str(ca_file)))
+    status, _, body = fetch(plugin, tls_server.url("/echo", host="api.test"))
+    assert (status, body.decode().splitlines()[1]) == (200, f"host=api.test:{tls_server.port}")
+    assert resolver.asked["api.test"] == 1
+
+
+@pytest.mark.parametrize(
+    ("host", "use_ca", "why"),
+    [
+        ("localhost", False, "certificate verify failed: unable to get local issuer"),
+        ("127.0.0.1", True, "certificate verify failed: IP address mismatch"),
+    ],
+    ids=["unknown-issuer", "name-mismatch"],
+)
+def test_a_bad_certificate_is_a_typed_error(  # noqa: PLR0917 - pytest fixtures
+    load: Any, tls_server: Server, ca_file: Path, host: str, use_ca: bool, why: str
+) -> None:
+    """A certificate from an issuer the grant does not trust (the default trust store
+    here), or one that does not name the host, fails the request with ``connection``
+    before anything is sent; the plugin goes on."""
+    plugin = load(named(tls_server, host, ca_file=ca_file if use_ca else None))
+    before = len(Handler.received)
+    message = refused(plugin, tls_server.url("/echo", host=host), "connection")
+    assert why in message
+    assert "ConnectError" in message
+    assert len(Handler.received) == before
+    still_fine(plugin)
+
+
+def test_an_unreadable_ca_file_is_a_typed_error(
+    load: Any, tls_server: Server, tmp_path: Path
+) -> None:
+    missing = tmp_path / "missing.pem"
+    plugin = load(named(tls_server, "localhost", ca_file=missing))
+    message = refused(plugin, tls_server.url("/echo", host="localhost"), "connection")
+    assert f"cannot load HttpGrant.ca_file {str(missing)!r}: FileNotFoundError" in message
 
 
 # -- policy -----------------------------------------------------------------------------
@@ -450,6 +590,7 @@ def test_http_grant_round_trips_through_dicts() -> None:
                 ],
                 allow_private=True,
                 max_response_bytes=99,
+                ca_file=Path("/etc/wasmplug/ca.pem"),
             )
         )
     )
@@ -460,6 +601,7 @@ def test_http_grant_round_trips_through_dicts() -> None:
         "port": None,
         "methods": ["GET", "POST"],
     }
+    assert data["grants"]["http"]["ca_file"] == "/etc/wasmplug/ca.pem"
     assert wasmplug.Policy.from_dict(data) == policy
 
 

@@ -6,16 +6,19 @@ A request goes through these steps, each refusing with a typed ``http-error``:
    no header the host sets itself, body within ``max_request_bytes``).
 2. Match it against :attr:`HttpGrant.allow <wasmplug.HttpGrant.allow>` (scheme, host
    with ``*.`` wildcards, port, method).
-3. Resolve the host name here (``getaddrinfo``) and check *every* address against the
-   refused ranges (loopback, private, link-local ... unless ``allow_private``).
-4. Connect to the checked address itself, with the name kept in the ``Host`` header
-   and as the TLS server name, so a second resolution cannot rebind the name.
+3. Resolve the host name here (``getaddrinfo`` on a worker thread, waited for no
+   longer than the request's time) and check *every* address against the refused
+   ranges (loopback, private, link-local ... unless ``allow_private``).
+4. Connect to a checked address itself (the next checked one when connecting
+   fails), with the name kept in the ``Host`` header and as the TLS server name and
+   the name the certificate is verified against, so a second resolution cannot
+   rebind the name.
 5. Stream the response, stopping at ``max_response_bytes``; follow redirects here,
    each hop going through steps 2-4 again.
 
-The whole request, redirects included, gets ``min(timeout_ms, time left before the
-call's deadline)``; the read timeout is shortened before every read so that no
-request outlives it. ``httpx`` is imported on the first request.
+The whole request, redirects and resolution included, gets ``min(timeout_ms, time
+left before the call's deadline)``; the read timeout is shortened before every read
+so that no request outlives it. ``httpx`` is imported on the first request.
 """
 
 from __future__ import annotations
@@ -47,19 +50,46 @@ _HOST_SET = frozenset(
 _TOKEN = frozenset("!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
 
 
+#: Resolutions waiting for the host's resolver, in the process and per plugin name.
+#: A resolution the request stopped waiting for keeps its worker thread until the
+#: resolver answers or gives up (``getaddrinfo`` cannot be cancelled): these bound the
+#: threads a slow resolver can hold, and keep one plugin from holding them all.
+MAX_RESOLVING = 32
+MAX_RESOLVING_PER_PLUGIN = 4
+_resolving_lock = threading.Lock()
+_resolving: dict[str, int] = {}
+
+
 @functools.cache
-def _get_client() -> httpx.Client:
-    """The process's shared client: no redirects, no proxies or netrc from the
-    environment (a proxy would bypass the address checks)."""
+def _get_client(ca_file: str | None) -> httpx.Client:
+    """The process's client for one trust setting: no redirects, no proxies or netrc
+    from the environment (a proxy would bypass the address checks), certificates
+    verified against ``ca_file`` or the default trust store."""
+    import ssl
+
     import httpx
 
+    verify: ssl.SSLContext | bool = True
+    if ca_file is not None:
+        verify = ssl.create_default_context(cafile=ca_file)
     # No keep-alive: every request connects afresh to the address just checked, and
     # the deadline watchdog owns that connection's socket.
     return httpx.Client(
         follow_redirects=False,
         trust_env=False,
+        verify=verify,
         limits=httpx.Limits(max_keepalive_connections=0),
     )
+
+
+def _client(grant: HttpGrant) -> httpx.Client:
+    try:
+        return _get_client(grant.ca_file)
+    except OSError as e:  # ssl.SSLError is an OSError too
+        raise _Refused(
+            "connection",
+            f"cannot load HttpGrant.ca_file {grant.ca_file!r}: {type(e).__name__}: {e}",
+        ) from None
 
 
 class _Refused(Exception):
@@ -74,7 +104,7 @@ class _Refused(Exception):
 class _Target:
     """A checked URL: its parts and the address to connect to."""
 
-    __slots__ = ("address", "host", "port", "rest", "scheme", "url")
+    __slots__ = ("addresses", "host", "port", "rest", "scheme", "url")
 
     def __init__(self, url: str, scheme: str, host: str, port: int, rest: str) -> None:
         self.url = url
@@ -82,7 +112,8 @@ class _Target:
         self.host = host
         self.port = port
         self.rest = rest
-        self.address = ""
+        #: The checked addresses, in the resolver's order: the only ones connected to.
+        self.addresses: list[str] = []
 
 
 def _quote(text: str) -> str:
@@ -168,16 +199,70 @@ def _address_refusal(address: str, allow_private: bool) -> str | None:
     return f"{kind}; grant HttpGrant(allow_private=True) to allow it"
 
 
-def _resolve(grant: HttpGrant, target: _Target) -> None:
-    """Resolves the host and checks every address; sets ``target.address``."""
+def _getaddrinfo(plugin: str, host: str, port: int, end: float) -> list[str]:
+    """The addresses ``host`` resolves to, asked of the host's resolver on a worker
+    thread and waited for until ``end`` (a ``perf_counter`` value) at most.
+
+    Raises:
+        _Refused: ``timeout`` when the resolver has not answered by ``end``;
+            ``connection`` when it failed, or when :data:`MAX_RESOLVING` (or, for this
+            plugin, :data:`MAX_RESOLVING_PER_PLUGIN`) resolutions are still pending.
+    """
+    with _resolving_lock:
+        mine = _resolving.get(plugin, 0)
+        if mine >= MAX_RESOLVING_PER_PLUGIN or sum(_resolving.values()) >= MAX_RESOLVING:
+            pending = mine if mine >= MAX_RESOLVING_PER_PLUGIN else sum(_resolving.values())
+            whose = "of this plugin " if mine >= MAX_RESOLVING_PER_PLUGIN else ""
+            raise _Refused(
+                "connection",
+                f"cannot resolve {_quote(host)}: {pending} earlier resolutions {whose}"
+                "are still waiting for the host's resolver",
+            )
+        _resolving[plugin] = mine + 1
+    done = threading.Event()
+    answer: list[Any] = []
+
+    def release() -> None:
+        with _resolving_lock:
+            left = _resolving[plugin] - 1
+            if left:
+                _resolving[plugin] = left
+            else:
+                del _resolving[plugin]
+
+    def work() -> None:
+        try:
+            answer.append(socket.getaddrinfo(host, port, type=socket.SOCK_STREAM))
+        except BaseException as e:  # handed to the waiting request
+            answer.append(e)
+        finally:
+            release()
+            done.set()
+
+    # A daemon thread: one the resolver holds must not keep the host from exiting.
+    try:
+        threading.Thread(target=work, name="wasmplug-resolve", daemon=True).start()
+    except RuntimeError as e:  # the host cannot start another thread
+        release()
+        raise _Refused("connection", f"cannot resolve {_quote(host)}: {e}") from None
+    if not done.wait(max(0.0, end - time.perf_counter())):
+        raise _Refused("timeout", f"the request's time ran out resolving {_quote(host)}")
+    result = answer[0]
+    if isinstance(result, (OSError, UnicodeError)):
+        raise _Refused("connection", f"cannot resolve {_quote(host)}: {result}")
+    if isinstance(result, BaseException):
+        raise result
+    return list(dict.fromkeys(str(info[4][0]) for info in result))
+
+
+def _resolve(plugin: str, grant: HttpGrant, target: _Target, end: float) -> None:
+    """Resolves the host (by ``end``) and checks every address; sets
+    ``target.addresses`` only when all of them may be connected to."""
+    target.addresses = []
     if _is_ip(target.host):
         addresses = [target.host]
     else:
-        try:
-            infos = socket.getaddrinfo(target.host, target.port, type=socket.SOCK_STREAM)
-        except (OSError, UnicodeError) as e:
-            raise _Refused("connection", f"cannot resolve {_quote(target.host)}: {e}") from None
-        addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
+        addresses = _getaddrinfo(plugin, target.host, target.port, end)
         if not addresses:
             raise _Refused("connection", f"{_quote(target.host)} resolves to no address")
     for address in addresses:
@@ -188,7 +273,7 @@ def _resolve(grant: HttpGrant, target: _Target) -> None:
                 f"{_quote(target.host)} resolves to {address}, {why}",
                 denial=True,
             )
-    target.address = addresses[0]
+    target.addresses = addresses
 
 
 def _check_headers(headers: list[tuple[str, str]]) -> None:
@@ -202,21 +287,31 @@ def _check_headers(headers: list[tuple[str, str]]) -> None:
             raise _Refused("invalid", f"header {_quote(name)} is set by the host")
 
 
+class _ConnectFailed(Exception):
+    """Connecting to one address (TCP or the TLS handshake) failed: nothing was sent."""
+
+
 def _one(
     grant: HttpGrant,
     target: _Target,
+    address: str,
     *,
     method: str,
     headers: list[tuple[str, str]],
     body: bytes,
     end: float,
 ) -> tuple[int, list[tuple[str, str]], bytes, str | None]:
-    """Sends one request to ``target.address``; returns status, headers, body and the
-    ``Location`` of a redirect (else ``None``)."""
+    """Sends one request to ``address`` (one of ``target.addresses``); returns
+    status, headers, body and the ``Location`` of a redirect (else ``None``).
+
+    Raises:
+        _ConnectFailed: Connecting to ``address`` failed before its time ran out.
+        _Refused: Any other failure.
+    """
     import httpx
 
-    client = _get_client()
-    literal = f"[{target.address}]" if ":" in target.address else target.address
+    client = _client(grant)
+    literal = f"[{address}]" if ":" in address else address
     default = 443 if target.scheme == "https" else 80
     host_header = target.host if target.port == default else f"{target.host}:{target.port}"
     if ":" in target.host and not target.host.startswith("["):
@@ -281,6 +376,13 @@ def _one(
             response.close()
     except httpx.TimeoutException:
         raise _Refused("timeout", "the request's time ran out") from None
+    except httpx.ConnectError as e:
+        if time.perf_counter() >= end:
+            raise _Refused("timeout", "the request's time ran out") from None
+        raise _ConnectFailed(
+            f"{target.scheme}://{_quote(target.host)[1:-1]}:{target.port} "
+            f"(address {address}): {type(e).__name__}: {e}"
+        ) from None
     except httpx.HTTPError as e:
         if time.perf_counter() >= end:
             raise _Refused("timeout", "the request's time ran out") from None
@@ -318,6 +420,28 @@ def send(ctx: HostContext, req: Any) -> Ok[Any] | Err[Any]:
         return ctx.error(f"http.{e.case}", f"http: {e}")
 
 
+def _send_checked(
+    grant: HttpGrant,
+    target: _Target,
+    *,
+    method: str,
+    headers: list[tuple[str, str]],
+    body: bytes,
+    end: float,
+) -> tuple[int, list[tuple[str, str]], bytes, str | None]:
+    """Sends the request to the first of ``target.addresses`` that accepts a
+    connection (every one of them was checked); see :func:`_one`."""
+    failures: list[str] = []
+    for address in target.addresses:
+        try:
+            return _one(grant, target, address, method=method, headers=headers, body=body, end=end)
+        except _ConnectFailed as e:
+            failures.append(str(e))
+    shown = "; ".join(failures[:3])
+    more = f"; and {len(failures) - 3} more addresses" if len(failures) > 3 else ""
+    raise _Refused("connection", shown + more)
+
+
 def _send(ctx: HostContext, grant: HttpGrant, req: Any, method: str) -> dict[str, Any]:
     if not method or not set(method) <= _TOKEN:
         raise _Refused("invalid", f"bad method {_quote(method)}")
@@ -337,8 +461,8 @@ def _send(ctx: HostContext, grant: HttpGrant, req: Any, method: str) -> dict[str
     redirects = 0
     while True:
         _check_rules(grant, target, method)
-        _resolve(grant, target)
-        status, out_headers, data, location = _one(
+        _resolve(ctx.plugin, grant, target, end)
+        status, out_headers, data, location = _send_checked(
             grant, target, method=method, headers=headers, body=body, end=end
         )
         if location is None:

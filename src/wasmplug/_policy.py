@@ -263,6 +263,15 @@ class HttpGrant:
             :class:`~wasmplug.DeadlineExceeded` when the call's deadline passed).
         max_redirects: Redirects followed per request, each checked against
             :attr:`allow` and the address ranges. Default 5. One more is denied.
+        ca_file: A PEM file of CA certificates that ``https`` servers' certificates
+            are verified against, instead of the default trust store (``certifi``'s
+            bundle); a ``Path`` is accepted and kept as text. Read on the first
+            request that needs it (a file that cannot be read fails that request
+            with ``http-error.connection``). Certificate verification, host name
+            included, is always on: there is no setting to turn it off.
+
+    .. versionchanged:: Unreleased
+        ``ca_file`` added.
     """
 
     allow: tuple[HttpRule, ...] = attrs.field(default=(), converter=_rules)
@@ -271,6 +280,7 @@ class HttpGrant:
     max_response_bytes: int = attrs.field(default=4 << 20, validator=_nonneg("max_response_bytes"))
     timeout_ms: int = attrs.field(default=10_000, validator=_nonneg("timeout_ms"))
     max_redirects: int = attrs.field(default=5, validator=_nonneg("max_redirects"))
+    ca_file: str | None = attrs.field(default=None, converter=attrs.converters.optional(_path_text))
 
     @allow.validator
     def _check_allow(
