@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import os
@@ -10,7 +11,7 @@ import time
 import weakref
 from collections import OrderedDict
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, Protocol
 
 import wasmtime
 import wasmtime.component
@@ -45,6 +46,15 @@ UNBOUNDED_TICKS = 1 << 62
 # every 10 ms and at least every epoch.
 _STEP_FRACTION = 20
 _MAX_STEP_S = 0.010
+
+
+class Evictable(Protocol):
+    """What :meth:`Engine.used` evicts: a plugin that can drop its live instance."""
+
+    def evict(self) -> bool:
+        """Drops the live instance unless a call is running; returns whether it did
+        (or there was none to drop)."""
+        ...
 
 
 class Engine:
@@ -115,7 +125,8 @@ class Engine:
     Raises:
         PolicyError: ``epoch_tick_ms`` or ``max_cached_components`` is not positive,
             ``max_wasm_stack_bytes`` is not an int of at least 64 KiB, or
-            ``memory_reservation_bytes`` is not a positive multiple of 64 KiB.
+            ``memory_reservation_bytes`` is not a positive multiple of 64 KiB, or
+            ``max_live_instances`` is not a positive int.
     """
 
     _default: ClassVar[Engine | None] = None
@@ -130,6 +141,7 @@ class Engine:
         audit: AuditCallback | None = None,
         max_wasm_stack_bytes: int = DEFAULT_MAX_WASM_STACK,
         memory_reservation_bytes: int | None = None,
+        max_live_instances: int | None = None,
     ) -> None:
         if not epoch_tick_ms > 0:
             raise PolicyError(f"epoch_tick_ms must be > 0, found {epoch_tick_ms!r}")
@@ -155,6 +167,14 @@ class Engine:
             raise PolicyError(
                 "memory_reservation_bytes must be a positive multiple of 65536 (one wasm "
                 f"page), found {memory_reservation_bytes!r}"
+            )
+        if max_live_instances is not None and (
+            not isinstance(max_live_instances, int)
+            or isinstance(max_live_instances, bool)
+            or max_live_instances < 1
+        ):
+            raise PolicyError(
+                f"max_live_instances must be an int >= 1 or None, found {max_live_instances!r}"
             )
         config = wasmtime.Config()
         config.max_wasm_stack = max_wasm_stack_bytes
@@ -187,6 +207,10 @@ class Engine:
             OrderedDict()
         )
         self._max_components = max_cached_components
+        self.max_live_instances = max_live_instances
+        # Plugins that may hold a live instance, least recently used first.
+        self._live: OrderedDict[int, weakref.ref[Evictable]] = OrderedDict()
+        self._live_lock = threading.Lock()
         self._lock = threading.Lock()
         self.epoch_clock = EpochClock(epoch_tick_ms / 1000.0)
         self._ticker = threading.Thread(
@@ -218,6 +242,38 @@ class Engine:
         thread had less than :attr:`native_stack_bytes` of native stack left (or it
         could not be measured on this platform)."""
         return self._stack_guard.offloads
+
+    def used(self, plugin: Evictable) -> None:
+        """Records that ``plugin`` just used its instance (a call, or the first
+        instance at load) and, past :attr:`max_live_instances`, drops the instances
+        of the plugins least recently used. Called by the plugin; a no-op without a
+        bound."""
+        limit = self.max_live_instances
+        if limit is None:
+            return
+        key = id(plugin)
+        with self._live_lock:
+            live = self._live
+            if key in live:
+                live.move_to_end(key)
+            else:
+                live[key] = weakref.ref(plugin, functools.partial(self._forget, key))
+            excess = len(live) - limit
+            if excess <= 0:
+                return
+            candidates = [ref for k, ref in live.items() if k != key][: excess + 8]
+        for ref in candidates:
+            if excess <= 0:
+                break
+            other = ref()
+            if other is not None and other.evict():
+                excess -= 1
+                with self._live_lock:
+                    self._live.pop(id(other), None)
+
+    def _forget(self, key: int, _: object = None) -> None:
+        with self._live_lock:
+            self._live.pop(key, None)
 
     def close(self) -> None:
         """Stops the epoch ticker thread. Plugins of this engine can no longer time out
