@@ -273,3 +273,41 @@ def test_a_smaller_reservation_holds_the_limits_and_saves_address_space(
     finally:
         small.close()
         default.close()
+
+
+# -- live instances bounded by the engine's LRU -------------------------------------------
+
+
+@pytest.mark.parametrize("bad", [0, -1, True, 2.0])
+def test_max_live_instances_must_be_positive(bad: object) -> None:
+    with pytest.raises(wasmplug.PolicyError, match="max_live_instances must be"):
+        wasmplug.Engine(cache_dir=None, max_live_instances=bad)  # type: ignore[arg-type]
+
+
+def test_least_recently_used_instances_are_dropped(plugin_dir: Path) -> None:
+    """With room for 3 live instances, 5 tenants keep working: the 3 used last keep
+    their guest memory (``bump`` counts on), the others get a fresh instance at their
+    next call (the count starts over), and the memory comes back when they are used."""
+    engine = wasmplug.Engine(cache_dir=None, max_live_instances=3)
+    world = fixture_world("hostile")
+    try:
+        tenants = [
+            wasmplug.load(plugin_dir / "hostile.wasm", world=world, engine=engine, name=f"t{i}")
+            for i in range(5)
+        ]
+        assert [t.call("bump") for t in tenants] == [1, 1, 1, 1, 1]
+        # t2, t3, t4 were used last: live; t0 and t1 lost their instances.
+        assert [t.call("bump") for t in tenants[2:]] == [2, 2, 2]
+        assert tenants[4].last_call is not None
+        assert not tenants[4].last_call.fresh_instance
+        assert tenants[0].call("bump") == 1
+        assert tenants[0].last_call is not None
+        assert tenants[0].last_call.fresh_instance
+        # Using t0 evicted the least recently used of t2..t4: t2.
+        assert tenants[3].call("bump") == 3
+        assert tenants[4].call("bump") == 3
+        assert tenants[2].call("bump") == 1
+        for t in tenants:
+            t.close()
+    finally:
+        engine.close()
