@@ -739,6 +739,23 @@ def test_unrelated_world_is_unaffected() -> None:
     assert list(plain.types) == []
 
 
+def test_fast_path_refuses_resources(core_dir: Path, engine: wasmplug.Engine) -> None:
+    """The core module built from the same sources loads only as a component would:
+    the fast path refuses a world whose exports pass resources, naming each one (host
+    resources passed into exports and factory-made ones included)."""
+    with pytest.raises(wasmplug.WorldMismatchError) as info:
+        wasmplug.load(
+            core_dir / "resources.wasm",
+            world=WORLD,
+            engine=engine,
+            imports={"host-store": HostStore()},
+        )
+    message = str(info.value)
+    assert "the core-module fast path does not pass resources yet" in message
+    for call_name in ("text.[constructor]buffer", "text.words", "ledger.peek", "ledger.bump"):
+        assert f"({call_name}: func(" in message
+
+
 def test_resource_handles_limit_is_validated() -> None:
     """``Limits.resource_handles`` is a positive int, kept by the policy's dict form."""
     with pytest.raises(wasmplug.PolicyError):
