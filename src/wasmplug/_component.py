@@ -1172,6 +1172,7 @@ class ComponentBackend(Sandbox):
         """Drops the current instance: every resource handle into it becomes stale and
         every host resource it held is closed."""
         self._instance = None
+        self._early = None
         _close_quietly(self._resources.table.drain(), self._ctx.plugin)
 
     @property
