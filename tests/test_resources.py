@@ -527,6 +527,25 @@ def test_host_resource_given_to_an_export(load: Callable[..., wasmplug.Plugin]) 
     assert made.closed == 1
 
 
+def test_several_host_resources_in_one_call(load: Callable[..., wasmplug.Plugin]) -> None:
+    """Unlike host functions, an export takes several lent host objects (even one
+    object lent twice) and lists of given ones (each closed when the guest drops it);
+    an object given (own) and passed again in the same call is an ArgumentError, and
+    nothing stays in the table."""
+    plugin = load(limits=wasmplug.Limits(resource_handles=3))
+    a, b = HostCounter(2), HostCounter(3)
+    assert plugin.call("ledger.sum", a, b) == 5
+    assert plugin.call("ledger.sum", a, a) == 4
+    assert plugin.call("ledger.total", [a, b, HostCounter(4)]) == 9
+    assert [c.closed for c in HostCounter.made] == [1, 1, 1]
+    assert plugin.call("ledger.total", []) == 0
+    again = HostCounter(5)
+    with pytest.raises(wasmplug.ArgumentError, match=r"ledger\.total\(cs\)\[1\]: .* passed once"):
+        plugin.call("ledger.total", [again, again])
+    assert again.closed == 0
+    assert plugin.call("ledger.total", [again, HostCounter(1), HostCounter(1)]) == 7
+
+
 def test_host_resource_given_and_kept_by_the_guest(load: Callable[..., wasmplug.Plugin]) -> None:
     """A host object the guest keeps across calls stays open while the guest holds it
     and is closed when the guest drops it, or when the plugin closes."""

@@ -418,8 +418,8 @@ class _Scope:
         self.owner = owner
         self.arguments = arguments
         self._keep: list[Any] = []
-        # With ``arguments``: (table, rep, lent) per host object lowered.
-        self._added: list[tuple[_HostTable, int, bool]] = []
+        # With ``arguments``: (table, rep, object, lent) per host object lowered.
+        self._added: list[tuple[_HostTable, int, Any, bool]] = []
         # With ``arguments``: the lowered arguments (the arena owns their memory),
         # their address, and the guest resource handles among them.
         self.arena: Arena | None = None
@@ -455,9 +455,17 @@ class _Scope:
             raise Mismatch(f"a {expected} (host resource {codec.resource.name})", value)
         table = self.resources.table
         lent = self.arguments and codec.borrow
+        if self.arguments:
+            for _, _, other, other_lent in self._added:
+                if other is value and not (lent and other_lent):
+                    raise Mismatch(
+                        f"a {cls.__name__} passed once (an object given to the plugin, "
+                        f"own<{codec.resource.name}>, cannot be passed again in the same call)",
+                        value,
+                    )
         rep = table.add(codec.type_id, value, lent=lent)
         if self.arguments:
-            self._added.append((table, rep, lent))
+            self._added.append((table, rep, value, lent))
         host = ffi.wasmtime_component_resource_host_new(not codec.borrow, rep, codec.type_id)
         native = _ANY_P()
         try:
@@ -479,7 +487,7 @@ class _Scope:
         for native in self._keep:
             ffi.wasmtime_component_resource_any_delete(native)
         self._keep.clear()
-        for table, rep, lent in self._added:
+        for table, rep, _, lent in self._added:
             if lent:
                 table.forget(rep)
         self._added.clear()
@@ -488,7 +496,7 @@ class _Scope:
     def abort(self) -> None:
         """Forgets every host object lowered (the call did not happen), then
         :meth:`close`."""
-        for table, rep, _ in self._added:
+        for table, rep, _, _ in self._added:
             table.forget(rep)
         self._added.clear()
         self.close()

@@ -298,13 +298,13 @@ _WIT_JSON = (
     '"id":0}},"interface-1":{"interface":{"id":1}},"interface-2":{"interface":{"id":2'
     '}},"interface-3":{"interface":{"id":3}},"interface-4":{"interface":{"id":4}}},"ex'
     'ports":{"count-with-host":{"function":{"name":"count-with-host","kind":"freestandi'
-    'ng","params":[{"name":"start","type":"u32"},{"name":"ns","type":33}],"result'
+    'ng","params":[{"name":"start","type":"u32"},{"name":"ns","type":34}],"result'
     '":"u32","docs":{"contents":"Creates a host counter at `start`, adds each of `ns`, retu'
     'rns the value;\\nthe counter is dropped before returning."}}},"keep-counter":{"function":'
     '{"name":"keep-counter","kind":"freestanding","params":[{"name":"start","type":'
     '"u32"}],"docs":{"contents":"Creates a host counter and keeps it in guest memory across '
     'calls."}}},"bump-kept":{"function":{"name":"bump-kept","kind":"freestanding","pa'
-    'rams":[{"name":"n","type":"u32"}],"result":34,"docs":{"contents":"Adds `n` to '
+    'rams":[{"name":"n","type":"u32"}],"result":35,"docs":{"contents":"Adds `n` to '
     'the kept counter; `none` when there is none."}}},"drop-kept":{"function":{"name":"drop'
     '-kept","kind":"freestanding","params":[],"result":"bool","docs":{"contents":"D'
     'rops the kept counter; returns whether there was one."}}},"hold-counters":{"function":{"'
@@ -371,28 +371,28 @@ _WIT_JSON = (
     "e host, each hop checked again. Request and\\nresponse bodies are capped in bytes, and no requ"
     'est outlives the call."},"package":0},{"name":"host-store","types":{"counter":22},'
     '"functions":{"[constructor]counter":{"name":"[constructor]counter","kind":{"constru'
-    'ctor":22},"params":[{"name":"start","type":"u32"}],"result":35,"docs":{"conten'
+    'ctor":22},"params":[{"name":"start","type":"u32"}],"result":36,"docs":{"conten'
     'ts":"A counter starting at `start`."}},"[method]counter.add":{"name":"[method]counter.'
     'add","kind":{"method":22},"params":[{"name":"self","type":23},{"name":"n","t'
     'ype":"u32"}],"result":"u32","docs":{"contents":"Adds `n`; returns the new value."'
     '}},"[method]counter.value":{"name":"[method]counter.value","kind":{"method":22},"pa'
     'rams":[{"name":"self","type":23}],"result":"u32","docs":{"contents":"The curre'
     'nt value."}},"[static]counter.doubled":{"name":"[static]counter.doubled","kind":{"st'
-    'atic":22},"params":[{"name":"c","type":23}],"result":35,"docs":{"contents":"A '
+    'atic":22},"params":[{"name":"c","type":23}],"result":36,"docs":{"contents":"A '
     'new counter starting at twice the value of `c`."}},"describe":{"name":"describe","kind'
     '":"freestanding","params":[{"name":"c","type":23}],"result":"string","docs":{'
     '"contents":"Describes a counter the guest lends to the host."}},"absorb":{"name":"abs'
-    'orb","kind":"freestanding","params":[{"name":"c","type":35}],"result":"u32",'
+    'orb","kind":"freestanding","params":[{"name":"c","type":36}],"result":"u32",'
     '"docs":{"contents":"Takes a counter from the guest; returns its value."}},"pair-sum":{'
     '"name":"pair-sum","kind":"freestanding","params":[{"name":"a","type":23},{"na'
     'me":"b","type":23}],"result":"u32","docs":{"contents":"The sum of two counters\' '
     "values. (wasmtime 50 traps before calling the host:\\nit cannot lend two host handles to one h"
     'ost function.)"}},"copy-of":{"name":"copy-of","kind":"freestanding","params":[{"'
-    'name":"c","type":23}],"result":35,"docs":{"contents":"A new counter at the value o'
+    'name":"c","type":23}],"result":36,"docs":{"contents":"A new counter at the value o'
     'f `c`."}}},"docs":{"contents":"A resource the host implements in Python."},"package":'
     '1},{"name":"text","types":{"buffer":24,"cursor":25},"functions":{"[constructor]bu'
     'ffer":{"name":"[constructor]buffer","kind":{"constructor":24},"params":[{"name":'
-    '"initial","type":"string"}],"result":36,"docs":{"contents":"A buffer holding `ini'
+    '"initial","type":"string"}],"result":37,"docs":{"contents":"A buffer holding `ini'
     'tial`."}},"[method]buffer.append":{"name":"[method]buffer.append","kind":{"method":'
     '24},"params":[{"name":"self","type":26},{"name":"more","type":"string"}],"doc'
     's":{"contents":"Appends `more`."}},"[method]buffer.read":{"name":"[method]buffer.rea'
@@ -401,13 +401,13 @@ _WIT_JSON = (
     'fer.len","kind":{"method":24},"params":[{"name":"self","type":26}],"result":"u'
     '32","docs":{"contents":"Its length in bytes."}},"[static]buffer.concat":{"name":"['
     'static]buffer.concat","kind":{"static":24},"params":[{"name":"a","type":26},{"na'
-    'me":"b","type":26}],"result":36,"docs":{"contents":"A new buffer holding `a` then '
+    'me":"b","type":26}],"result":37,"docs":{"contents":"A new buffer holding `a` then '
     '`b`."}},"measure":{"name":"measure","kind":"freestanding","params":[{"name":"b'
     '","type":26}],"result":"u32","docs":{"contents":"The length of a buffer the host p'
     'asses in."}},"consume":{"name":"consume","kind":"freestanding","params":[{"name'
-    '":"b","type":36}],"result":"string","docs":{"contents":"Takes ownership of a buf'
+    '":"b","type":37}],"result":"string","docs":{"contents":"Takes ownership of a buf'
     'fer and returns its text (the buffer is dropped)."}},"consume-lending":{"name":"consume-'
-    'lending","kind":"freestanding","params":[{"name":"a","type":36},{"name":"b",'
+    'lending","kind":"freestanding","params":[{"name":"a","type":37},{"name":"b",'
     '"type":26}],"result":"string","docs":{"contents":"Takes `a`, lends `b`; returns the'
     'ir texts joined by `+`."}},"live":{"name":"live","kind":"freestanding","params":['
     '],"result":"u32","docs":{"contents":"How many buffers are alive in the plugin (not ye'
@@ -417,7 +417,7 @@ _WIT_JSON = (
     'cursor.remaining","kind":{"method":25},"params":[{"name":"self","type":27}],"res'
     'ult":"u32","docs":{"contents":"How many words are left."}},"words":{"name":"word'
     's","kind":"freestanding","params":[{"name":"text","type":"string"}],"result":'
-    '37,"docs":{"contents":"A cursor over the space-separated words of `text`."}},"live-curs'
+    '38,"docs":{"contents":"A cursor over the space-separated words of `text`."}},"live-curs'
     'ors":{"name":"live-cursors","kind":"freestanding","params":[],"result":"u32","'
     'docs":{"contents":"How many cursors are alive in the plugin (not yet dropped)."}}},"docs'
     '":{"contents":"A resource the plugin exports."},"package":1},{"name":"ledger","typ'
@@ -436,82 +436,87 @@ _WIT_JSON = (
     "\"A counter the guest makes at `start` (with the host's constructor), given\\nto the host; `no"
     'ne` when `start` is 0."}},"keep":{"name":"keep","kind":"freestanding","params":[{'
     '"name":"c","type":31}],"docs":{"contents":"Keeps a counter from the host in guest m'
-    'emory (see `bump-kept`); the one\\nkept before is dropped."}}},"docs":{"contents":"Funct'
-    "ions the plugin exports over the host's `counter`: an exported interface\\nthat uses a resourc"
-    'e of an imported one."},"package":1}],"types":[{"name":"error","kind":{"variant":'
-    '{"cases":[{"name":"denied","type":"string","docs":{"contents":"The host did not'
-    ' grant this capability, or this key, to the\\nplugin. The payload says what was denied."}},{'
-    '"name":"quota-exceeded","type":"string","docs":{"contents":"The call would exceed'
-    " a quota the host set (for example the\\nkey-value namespace's byte quota). The payload says w"
-    'hich."}},{"name":"invalid","type":"string","docs":{"contents":"The arguments wer'
-    'e rejected (for example an empty key)."}}]}},"owner":{"interface":0},"docs":{"contents'
-    '":"Why a capability call failed."}},{"name":"error","kind":{"type":0},"owner":{"'
-    'interface":1}},{"name":"level","kind":{"enum":{"cases":[{"name":"trace"},{"nam'
-    'e":"debug"},{"name":"info"},{"name":"warn"},{"name":"error"}]}},"owner":{"in'
-    'terface":1},"docs":{"contents":"Severity of a log record; maps to Python\'s logging level'
-    's."}},{"name":null,"kind":{"result":{"ok":null,"err":1}},"owner":null},{"name":'
-    '"error","kind":{"type":0},"owner":{"interface":2}},{"name":null,"kind":{"option'
-    '":"string"},"owner":null},{"name":null,"kind":{"result":{"ok":5,"err":4}},"own'
-    'er":null},{"name":null,"kind":{"list":"string"},"owner":null},{"name":null,"kind'
-    '":{"result":{"ok":7,"err":4}},"owner":null},{"name":"error","kind":{"type":0}'
-    ',"owner":{"interface":3}},{"name":null,"kind":{"list":"u8"},"owner":null},{"nam'
-    'e":null,"kind":{"option":10},"owner":null},{"name":null,"kind":{"result":{"ok":'
-    '11,"err":9}},"owner":null},{"name":null,"kind":{"result":{"ok":null,"err":9}},"'
-    'owner":null},{"name":null,"kind":{"result":{"ok":"bool","err":9}},"owner":null}'
-    ',{"name":null,"kind":{"result":{"ok":7,"err":9}},"owner":null},{"name":null,"ki'
-    'nd":{"tuple":{"types":["string","string"]}},"owner":null},{"name":"http-headers'
-    '","kind":{"list":16},"owner":{"interface":4},"docs":{"contents":"Header fields a'
-    's `(name, value)` pairs, in order; a name may repeat."}},{"name":"http-request","kind":'
-    '{"record":{"fields":[{"name":"method","type":"string","docs":{"contents":"The'
-    ' method, upper case: `GET`, `POST`, `PUT`, ..."}},{"name":"url","type":"string","doc'
-    's":{"contents":"An absolute `http://` or `https://` URL."}},{"name":"headers","type'
-    '":17,"docs":{"contents":"Extra header fields. `host`, `content-length`, `transfer-encodi'
-    'ng`,\\n`connection`, `upgrade`, `te` and `proxy-*` are set by the host and\\nrefused here."}}'
-    ',{"name":"body","type":10,"docs":{"contents":"The request body; empty for none."}}'
-    ']}},"owner":{"interface":4},"docs":{"contents":"A request to send."}},{"name":"ht'
-    'tp-response","kind":{"record":{"fields":[{"name":"status","type":"u16","docs"'
-    ':{"contents":"The status code, e.g. 200."}},{"name":"headers","type":17,"docs":{"'
-    'contents":"The response\'s header fields, names in lower case."}},{"name":"body","type'
-    '":10,"docs":{"contents":"The response body as received. The host asks for no\\ncontent-e'
-    "ncoding (`accept-encoding: identity`) unless the request\\nset `accept-encoding`, and never de"
-    'codes one."}}]}},"owner":{"interface":4},"docs":{"contents":"The final response (aft'
-    'er any redirects the host followed)."}},{"name":"http-error","kind":{"variant":{"cas'
-    'es":[{"name":"denied","type":"string","docs":{"contents":"The request (or a redi'
-    "rect it led to) is not allowed: a scheme,\\nhost, port or method outside the allow-list, an ad"
-    "dress in a\\nrefused range, too many redirects, or HTTP not granted at all.\\nThe message says"
-    ' what the host would have to grant."}},{"name":"too-large","type":"string","docs":{'
-    '"contents":"The request body, or the response (headers and body), is larger\\nthan the host'
-    ' allows; the message gives the cap in bytes."}},{"name":"timeout","type":"string","d'
-    'ocs":{"contents":"The request took longer than the host\'s timeout for it."}},{"name":"'
-    'connection","type":"string","docs":{"contents":"The name did not resolve, or connect'
-    'ing, TLS or the exchange\\nfailed (the message says which)."}},{"name":"invalid","type"'
-    ':"string","docs":{"contents":"The request is malformed: not an absolute http(s) URL, a '
-    'bad\\nmethod or header, or a header the host sets itself."}}]}},"owner":{"interface":4},'
-    '"docs":{"contents":"Why a request failed. The payload is a message for humans."}},{"nam'
-    'e":null,"kind":{"result":{"ok":19,"err":20}},"owner":null},{"name":"counter","'
-    'kind":"resource","owner":{"interface":5},"docs":{"contents":"A counter kept on the'
-    ' host."}},{"name":null,"kind":{"handle":{"borrow":22}},"owner":null},{"name":"bu'
-    'ffer","kind":"resource","owner":{"interface":6},"docs":{"contents":"A growable t'
-    'ext buffer in guest memory. Dropping one that holds exactly\\n\\"panic on drop\\" panics (a '
-    'destructor that traps, for tests)."}},{"name":"cursor","kind":"resource","owner":{'
-    '"interface":6},"docs":{"contents":"The words of a text, one at a time. It has no constr'
-    'uctor: only `words`\\nmakes one (a resource produced by a factory function)."}},{"name":nul'
-    'l,"kind":{"handle":{"borrow":24}},"owner":null},{"name":null,"kind":{"handle":{'
-    '"borrow":25}},"owner":null},{"name":null,"kind":{"option":"string"},"owner":null'
-    '},{"name":"counter","kind":{"type":22},"owner":{"interface":7}},{"name":null,"k'
-    'ind":{"handle":{"borrow":29}},"owner":null},{"name":null,"kind":{"handle":{"own'
-    '":29}},"owner":null},{"name":null,"kind":{"option":31},"owner":null},{"name":null'
-    ',"kind":{"list":"u32"},"owner":null},{"name":null,"kind":{"option":"u32"},"ow'
-    'ner":null},{"name":null,"kind":{"handle":{"own":22}},"owner":null},{"name":null,'
-    '"kind":{"handle":{"own":24}},"owner":null},{"name":null,"kind":{"handle":{"own'
-    '":25}},"owner":null}],"packages":[{"name":"wasmplug:host@0.1.0","docs":{"contents'
-    '":"Host capabilities that wasmplug offers to plugins.\\n\\nEvery capability is denied unless'
-    " the host grants it in the plugin's\\n`Policy`. A denial, a quota breach or a bad argument is "
-    'returned to the\\nguest as an `error` value: it never traps, so the guest can handle it."},"'
-    'interfaces":{"types":0,"log":1,"config":2,"kv":3,"http":4},"worlds":{"capabiliti'
-    'es":0}},{"name":"wasmplug-tests:resources@0.1.0","docs":{"contents":"Resources both '
-    'ways: one the host defines, one the plugin exports."},"interfaces":{"host-store":5,"text'
-    '":6,"ledger":7},"worlds":{"resources":1,"plain":2}}]}}'
+    'emory (see `bump-kept`); the one\\nkept before is dropped."}},"sum":{"name":"sum","kin'
+    'd":"freestanding","params":[{"name":"a","type":30},{"name":"b","type":30}],"'
+    'result":"u32","docs":{"contents":"The sum of two counters the host lends."}},"total'
+    '":{"name":"total","kind":"freestanding","params":[{"name":"cs","type":33}],"'
+    'result":"u32","docs":{"contents":"Takes counters from the host; returns the sum of the'
+    'ir values (the guest\\ndrops them all)."}}},"docs":{"contents":"Functions the plugin exp'
+    "orts over the host's `counter`: an exported interface\\nthat uses a resource of an imported on"
+    'e."},"package":1}],"types":[{"name":"error","kind":{"variant":{"cases":[{"name'
+    '":"denied","type":"string","docs":{"contents":"The host did not grant this capabil'
+    'ity, or this key, to the\\nplugin. The payload says what was denied."}},{"name":"quota-exc'
+    'eeded","type":"string","docs":{"contents":"The call would exceed a quota the host se'
+    't (for example the\\nkey-value namespace\'s byte quota). The payload says which."}},{"name":'
+    '"invalid","type":"string","docs":{"contents":"The arguments were rejected (for exam'
+    'ple an empty key)."}}]}},"owner":{"interface":0},"docs":{"contents":"Why a capabilit'
+    'y call failed."}},{"name":"error","kind":{"type":0},"owner":{"interface":1}},{"n'
+    'ame":"level","kind":{"enum":{"cases":[{"name":"trace"},{"name":"debug"},{"na'
+    'me":"info"},{"name":"warn"},{"name":"error"}]}},"owner":{"interface":1},"docs'
+    '":{"contents":"Severity of a log record; maps to Python\'s logging levels."}},{"name":nu'
+    'll,"kind":{"result":{"ok":null,"err":1}},"owner":null},{"name":"error","kind":'
+    '{"type":0},"owner":{"interface":2}},{"name":null,"kind":{"option":"string"},"ow'
+    'ner":null},{"name":null,"kind":{"result":{"ok":5,"err":4}},"owner":null},{"name'
+    '":null,"kind":{"list":"string"},"owner":null},{"name":null,"kind":{"result":{"'
+    'ok":7,"err":4}},"owner":null},{"name":"error","kind":{"type":0},"owner":{"inte'
+    'rface":3}},{"name":null,"kind":{"list":"u8"},"owner":null},{"name":null,"kind":'
+    '{"option":10},"owner":null},{"name":null,"kind":{"result":{"ok":11,"err":9}},"o'
+    'wner":null},{"name":null,"kind":{"result":{"ok":null,"err":9}},"owner":null},{"n'
+    'ame":null,"kind":{"result":{"ok":"bool","err":9}},"owner":null},{"name":null,"'
+    'kind":{"result":{"ok":7,"err":9}},"owner":null},{"name":null,"kind":{"tuple":{'
+    '"types":["string","string"]}},"owner":null},{"name":"http-headers","kind":{"lis'
+    't":16},"owner":{"interface":4},"docs":{"contents":"Header fields as `(name, value)` '
+    'pairs, in order; a name may repeat."}},{"name":"http-request","kind":{"record":{"fie'
+    'lds":[{"name":"method","type":"string","docs":{"contents":"The method, upper cas'
+    'e: `GET`, `POST`, `PUT`, ..."}},{"name":"url","type":"string","docs":{"contents":'
+    '"An absolute `http://` or `https://` URL."}},{"name":"headers","type":17,"docs":{"c'
+    'ontents":"Extra header fields. `host`, `content-length`, `transfer-encoding`,\\n`connection`'
+    ', `upgrade`, `te` and `proxy-*` are set by the host and\\nrefused here."}},{"name":"body"'
+    ',"type":10,"docs":{"contents":"The request body; empty for none."}}]}},"owner":{"in'
+    'terface":4},"docs":{"contents":"A request to send."}},{"name":"http-response","kin'
+    'd":{"record":{"fields":[{"name":"status","type":"u16","docs":{"contents":"Th'
+    'e status code, e.g. 200."}},{"name":"headers","type":17,"docs":{"contents":"The re'
+    'sponse\'s header fields, names in lower case."}},{"name":"body","type":10,"docs":{"co'
+    'ntents":"The response body as received. The host asks for no\\ncontent-encoding (`accept-enc'
+    'oding: identity`) unless the request\\nset `accept-encoding`, and never decodes one."}}]}},"'
+    'owner":{"interface":4},"docs":{"contents":"The final response (after any redirects the'
+    ' host followed)."}},{"name":"http-error","kind":{"variant":{"cases":[{"name":"de'
+    'nied","type":"string","docs":{"contents":"The request (or a redirect it led to) is n'
+    "ot allowed: a scheme,\\nhost, port or method outside the allow-list, an address in a\\nrefused"
+    " range, too many redirects, or HTTP not granted at all.\\nThe message says what the host would"
+    ' have to grant."}},{"name":"too-large","type":"string","docs":{"contents":"The r'
+    "equest body, or the response (headers and body), is larger\\nthan the host allows; the message"
+    ' gives the cap in bytes."}},{"name":"timeout","type":"string","docs":{"contents":'
+    '"The request took longer than the host\'s timeout for it."}},{"name":"connection","type'
+    '":"string","docs":{"contents":"The name did not resolve, or connecting, TLS or the exc'
+    'hange\\nfailed (the message says which)."}},{"name":"invalid","type":"string","docs'
+    '":{"contents":"The request is malformed: not an absolute http(s) URL, a bad\\nmethod or he'
+    'ader, or a header the host sets itself."}}]}},"owner":{"interface":4},"docs":{"content'
+    's":"Why a request failed. The payload is a message for humans."}},{"name":null,"kind":{'
+    '"result":{"ok":19,"err":20}},"owner":null},{"name":"counter","kind":"resource"'
+    ',"owner":{"interface":5},"docs":{"contents":"A counter kept on the host."}},{"name'
+    '":null,"kind":{"handle":{"borrow":22}},"owner":null},{"name":"buffer","kind":"'
+    'resource","owner":{"interface":6},"docs":{"contents":"A growable text buffer in gues'
+    't memory. Dropping one that holds exactly\\n\\"panic on drop\\" panics (a destructor that tr'
+    'aps, for tests)."}},{"name":"cursor","kind":"resource","owner":{"interface":6},"'
+    'docs":{"contents":"The words of a text, one at a time. It has no constructor: only `words`'
+    '\\nmakes one (a resource produced by a factory function)."}},{"name":null,"kind":{"handl'
+    'e":{"borrow":24}},"owner":null},{"name":null,"kind":{"handle":{"borrow":25}},"ow'
+    'ner":null},{"name":null,"kind":{"option":"string"},"owner":null},{"name":"counte'
+    'r","kind":{"type":22},"owner":{"interface":7}},{"name":null,"kind":{"handle":{'
+    '"borrow":29}},"owner":null},{"name":null,"kind":{"handle":{"own":29}},"owner":nu'
+    'll},{"name":null,"kind":{"option":31},"owner":null},{"name":null,"kind":{"list":'
+    '31},"owner":null},{"name":null,"kind":{"list":"u32"},"owner":null},{"name":null,'
+    '"kind":{"option":"u32"},"owner":null},{"name":null,"kind":{"handle":{"own":22}'
+    '},"owner":null},{"name":null,"kind":{"handle":{"own":24}},"owner":null},{"name":'
+    'null,"kind":{"handle":{"own":25}},"owner":null}],"packages":[{"name":"wasmplug:ho'
+    'st@0.1.0","docs":{"contents":"Host capabilities that wasmplug offers to plugins.\\n\\nEv'
+    "ery capability is denied unless the host grants it in the plugin's\\n`Policy`. A denial, a quo"
+    "ta breach or a bad argument is returned to the\\nguest as an `error` value: it never traps, so"
+    ' the guest can handle it."},"interfaces":{"types":0,"log":1,"config":2,"kv":3,"htt'
+    'p":4},"worlds":{"capabilities":0}},{"name":"wasmplug-tests:resources@0.1.0","docs":'
+    '{"contents":"Resources both ways: one the host defines, one the plugin exports."},"interf'
+    'aces":{"host-store":5,"text":6,"ledger":7},"worlds":{"resources":1,"plain":2}}]}}'
 )
 
 #: The world, built from the embedded resolved WIT with this module's classes.
@@ -822,6 +827,36 @@ class LedgerExports:
             wasmplug.CallError: the call trapped or exceeded a limit of the policy.
         """
         self._plugin.call("ledger.keep", c)
+
+    def sum(self, a: CounterProtocol, b: CounterProtocol) -> int:
+        """The sum of two counters the host lends.
+
+        Args:
+            a: ``borrow<counter>``.
+            b: ``borrow<counter>``.
+
+        Returns:
+            ``u32``.
+
+        Raises:
+            wasmplug.CallError: the call trapped or exceeded a limit of the policy.
+        """
+        return cast("int", self._plugin.call("ledger.sum", a, b))
+
+    def total(self, cs: list[CounterProtocol]) -> int:
+        """Takes counters from the host; returns the sum of their values (the guest
+        drops them all).
+
+        Args:
+            cs: ``list<own<counter>>``.
+
+        Returns:
+            ``u32``.
+
+        Raises:
+            wasmplug.CallError: the call trapped or exceeded a limit of the policy.
+        """
+        return cast("int", self._plugin.call("ledger.total", cs))
 
 
 class Resources:
