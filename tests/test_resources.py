@@ -527,6 +527,38 @@ def test_host_resource_given_to_an_export(load: Callable[..., wasmplug.Plugin]) 
     assert made.closed == 1
 
 
+def test_host_resource_arguments_with_an_instance_per_call(
+    wasm_dir: Path, engine: wasmplug.Engine
+) -> None:
+    """With ``Policy.instance_per_call`` the host objects go to the call's own fresh
+    instance (its instantiation counted in the call's stats), and what the guest
+    returns comes back from it."""
+    with wasmplug.load(
+        wasm_dir / "resources.wasm",
+        world=WORLD,
+        policy=wasmplug.Policy(instance_per_call=True),
+        engine=engine,
+        imports={"host-store": HostStore()},
+    ) as plugin:
+        counter = HostCounter(1)
+        assert plugin.call("ledger.peek", counter) == 1  # on the instance made at load
+        first = plugin.last_call
+        assert first is not None
+        for _ in range(2):
+            assert plugin.call("ledger.peek", counter) == 1
+            stats = plugin.last_call
+            assert stats is not None
+            assert stats.fresh_instance
+            assert stats.fuel_consumed > first.fuel_consumed  # instantiation included
+        assert plugin.call("ledger.bump", counter, 2) is counter
+        assert counter.value_ == 3
+        assert counter.closed == 0
+        given = HostCounter(5)
+        plugin.call("ledger.keep", given)
+        assert plugin.call("bump-kept", 1) is None  # that instance is gone
+        assert given.closed == 1  # closed with it
+
+
 def test_several_host_resources_in_one_call(load: Callable[..., wasmplug.Plugin]) -> None:
     """Unlike host functions, an export takes several lent host objects (even one
     object lent twice) and lists of given ones (each closed when the guest drops it);
