@@ -320,7 +320,7 @@ class Plugin:
                 self._drop_pending(backend)
             address = prepared._address
             lowered = None
-            if not address:  # host resources among the arguments: lowered on the instance
+            if prepared._arena is None:  # host resources among the arguments: lowered here
                 lowered = backend.lower_arguments(export, prepared._args, self)
                 address, handles = lowered.address, lowered.handles
             if handles:
