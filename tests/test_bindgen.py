@@ -298,9 +298,9 @@ def test_console_script_help() -> None:
         assert option in sub.stdout
 
 
-def test_an_export_taking_a_host_resource_is_refused(tmp_path: Path) -> None:
-    """The runtime cannot pass a host-defined resource from Python to an export yet, so
-    the generator refuses such a world with WitError naming the resource and the WIT."""
+def test_an_export_taking_a_host_resource_is_typed_by_its_protocol(tmp_path: Path) -> None:
+    """A world-level export taking or returning a resource the host defines is bound
+    with the resource's instance Protocol (the host passes its own objects)."""
     wit = tmp_path / "res.wit"
     wit.write_text(
         textwrap.dedent(
@@ -315,14 +315,16 @@ def test_an_export_taking_a_host_resource_is_refused(tmp_path: Path) -> None:
                 import store;
                 use store.{thing};
                 export take: func(t: borrow<thing>) -> u32;
+                export pass: func(t: thing) -> option<thing>;
             }
             """
         ),
         encoding="utf-8",
     )
-    with pytest.raises(wasmplug.WitError, match="export take uses resource 'thing'") as info:
-        wasmplug.generate_bindings(wit, "w")
-    assert info.value.path == wit.as_posix()
+    source = wasmplug.generate_bindings(wit, "w")
+    assert "class ThingProtocol(Protocol):" in source
+    assert "    def take(self, t: ThingProtocol) -> int:" in source
+    assert "    def pass_(self, t: ThingProtocol) -> ThingProtocol | None:" in source
 
 
 # --- one value mechanism: the generated classes are the runtime's -----------------------
@@ -479,6 +481,13 @@ def use(r: res.Resources) -> None:
         measured: int = r.text.measure(both)
         joined: str = r.text.consume_lending(both, buf)
         print(text, size, measured, joined, buf.closed)
+    cursor: res.Cursor = r.text.words("a b")
+    word: str | None = cursor.next()
+    counter = HostCounter(1)
+    peeked: int = r.ledger.peek(counter)
+    back: res.CounterProtocol = r.ledger.bump(counter, 2)
+    made: res.CounterProtocol | None = r.ledger.make(3)
+    print(word, peeked, back.value(), made)
 
 
 def load() -> res.Resources:
@@ -489,6 +498,10 @@ RESOURCES_WRONG = """
 
 def wrong_handle(r: res.Resources, handle: wasmplug.ResourceHandle) -> None:
     r.text.measure(handle)
+
+
+def wrong_counter(r: res.Resources) -> None:
+    r.ledger.peek("counter")
 
 
 class NoValueCounter:
@@ -573,7 +586,11 @@ def test_resource_bindings_pass_mypy_and_check_handles_and_host_classes(tmp_path
     assert 'Argument "host_store" to "load" of "Resources" has incompatible type "TextStore"' in (
         bad.stdout
     ), bad.stdout
-    assert "Found 3 errors" in bad.stdout, bad.stdout
+    assert (
+        'Argument 1 to "peek" of "LedgerExports" has incompatible type "str"; '
+        'expected "CounterProtocol"'
+    ) in bad.stdout, bad.stdout
+    assert "Found 4 errors" in bad.stdout, bad.stdout
 
 
 class _Counter:
@@ -655,6 +672,38 @@ def test_resources_round_trip_through_the_generated_module(
         assert r.copy_new(8) == 8
         assert [c.n for c in _Counter.made][:2] == [10, 5]
         assert all(type(c) is _Counter for c in _Counter.made)
+
+
+def test_host_and_factory_resources_through_the_generated_module(
+    wasm_dir: Path, engine: wasmplug.Engine
+) -> None:
+    """Through the generated module: the host's own counter objects go into exports
+    (lent and given) and come back as themselves; a resource without a constructor
+    (``cursor``) gets a generated handle class without ``__init__`` of its own,
+    documented with the function that makes one, and its handles are that class."""
+    res = _import(GOLDEN / "resources.py", "resources_ledger")
+    assert res.Cursor._constructor is None
+    assert "__init__" not in vars(res.Cursor)
+    assert "only the plugin's functions returning one" in res.Cursor.__doc__
+    assert "``text.words``" in res.Cursor.__doc__
+    _Counter.made = []
+    with res.Resources.load(wasm_dir / "resources.wasm", engine=engine, host_store=_Store()) as r:
+        counter = _Counter(2)
+        assert r.ledger.peek(counter) == 2
+        assert r.ledger.bump(counter, 3) is counter
+        assert counter.n == 5
+        made = r.ledger.make(4)
+        assert type(made) is _Counter
+        assert r.ledger.spend(made, 1) == 5
+        with r.text.words("x y") as cursor:
+            assert type(cursor) is res.Cursor
+            assert cursor.next() == "x"
+            assert cursor.remaining() == 1
+        with pytest.raises(wasmplug.StaleHandleError, match="cannot call remaining"):
+            cursor.remaining()
+        with pytest.raises(TypeError, match="has no constructor"):
+            res.Cursor(r.plugin)
+        assert r.text.live_cursors() == 0
 
 
 def test_stale_handle_classes_are_refused() -> None:

@@ -483,7 +483,302 @@ def test_unknown_rep_is_a_typed_error() -> None:
         table.get(rep, 1, "counter")
 
 
+# -- host resources passed into exports (interface ledger) -------------------------------
+
+
+def test_host_resource_lent_to_an_export(load: Callable[..., wasmplug.Plugin]) -> None:
+    """A host object passed to a ``borrow<counter>`` parameter of an export is lent for
+    the call: the guest's methods run on it, it stays the host's (never closed), and
+    it leaves the instance's handle table when the call returns (a table of two
+    entries takes any number of such calls)."""
+    plugin = load(limits=wasmplug.Limits(resource_handles=2))
+    counter = HostCounter(3)
+    for _ in range(3):
+        assert plugin.call("ledger.peek", counter) == 3
+    forked = plugin.call("ledger.fork", counter, 4)
+    assert counter.value_ == 7  # the guest's add ran on the host's object
+    assert isinstance(forked, HostCounter)
+    assert forked is not counter
+    assert forked.value_ == 7
+    assert [c.closed for c in HostCounter.made] == [0, 0]
+    plugin.close()
+    assert [c.closed for c in HostCounter.made] == [0, 0]  # neither was the guest's
+
+
+def test_host_resource_given_to_an_export(load: Callable[..., wasmplug.Plugin]) -> None:
+    """A host object passed to an ``own<counter>`` parameter is given to the guest:
+    when the guest drops it, its ``close()`` runs; when the guest returns it, the host
+    gets the very same object back, open, and the table no longer holds it."""
+    plugin = load(limits=wasmplug.Limits(resource_handles=1))
+    spent = HostCounter(3)
+    assert plugin.call("ledger.spend", spent, 2) == 5
+    assert spent.closed == 1
+    kept = HostCounter(10)
+    back = plugin.call("ledger.bump", kept, 5)
+    assert back is kept
+    assert kept.value_ == 15
+    assert kept.closed == 0
+    assert plugin.call("ledger.peek", HostCounter(1)) == 1  # the table is empty again
+    assert plugin.call("ledger.make", 0) is None
+    made = plugin.call("ledger.make", 6)
+    assert isinstance(made, HostCounter)
+    assert (made.value_, made.closed) == (6, 0)
+    assert plugin.call("ledger.spend", made, 1) == 7  # a guest-made object goes back in
+    assert made.closed == 1
+
+
+def test_host_resource_arguments_with_an_instance_per_call(
+    wasm_dir: Path, engine: wasmplug.Engine
+) -> None:
+    """With ``Policy.instance_per_call`` the host objects go to the call's own fresh
+    instance (its instantiation counted in the call's stats), and what the guest
+    returns comes back from it."""
+    with wasmplug.load(
+        wasm_dir / "resources.wasm",
+        world=WORLD,
+        policy=wasmplug.Policy(instance_per_call=True),
+        engine=engine,
+        imports={"host-store": HostStore()},
+    ) as plugin:
+        counter = HostCounter(1)
+        assert plugin.call("ledger.peek", counter) == 1  # on the instance made at load
+        first = plugin.last_call
+        assert first is not None
+        for _ in range(2):
+            assert plugin.call("ledger.peek", counter) == 1
+            stats = plugin.last_call
+            assert stats is not None
+            assert stats.fresh_instance
+            assert stats.fuel_consumed > first.fuel_consumed  # instantiation included
+        assert plugin.call("ledger.bump", counter, 2) is counter
+        assert counter.value_ == 3
+        assert counter.closed == 0
+        given = HostCounter(5)
+        plugin.call("ledger.keep", given)
+        assert plugin.call("bump-kept", 1) is None  # that instance is gone
+        assert given.closed == 1  # closed with it
+
+
+def test_several_host_resources_in_one_call(load: Callable[..., wasmplug.Plugin]) -> None:
+    """Unlike host functions, an export takes several lent host objects (even one
+    object lent twice) and lists of given ones (each closed when the guest drops it);
+    an object given (own) and passed again in the same call is an ArgumentError, and
+    nothing stays in the table."""
+    plugin = load(limits=wasmplug.Limits(resource_handles=3))
+    a, b = HostCounter(2), HostCounter(3)
+    assert plugin.call("ledger.sum", a, b) == 5
+    assert plugin.call("ledger.sum", a, a) == 4
+    assert plugin.call("ledger.total", [a, b, HostCounter(4)]) == 9
+    assert [c.closed for c in HostCounter.made] == [1, 1, 1]
+    assert plugin.call("ledger.total", []) == 0
+    again = HostCounter(5)
+    with pytest.raises(wasmplug.ArgumentError, match=r"ledger\.total\(cs\)\[1\]: .* passed once"):
+        plugin.call("ledger.total", [again, again])
+    assert again.closed == 0
+    assert plugin.call("ledger.total", [again, HostCounter(1), HostCounter(1)]) == 7
+
+
+def test_host_resource_given_and_kept_by_the_guest(load: Callable[..., wasmplug.Plugin]) -> None:
+    """A host object the guest keeps across calls stays open while the guest holds it
+    and is closed when the guest drops it, or when the plugin closes."""
+    plugin = load()
+    first, second = HostCounter(1), HostCounter(2)
+    plugin.call("ledger.keep", first)
+    assert plugin.call("bump-kept", 4) == 5
+    assert first.value_ == 5
+    assert first.closed == 0
+    plugin.call("ledger.keep", second)  # the guest drops the first one
+    assert (first.closed, second.closed) == (1, 0)
+    plugin.close()
+    assert second.closed == 1
+
+
+def test_lent_host_resource_survives_a_failed_call(load: Callable[..., wasmplug.Plugin]) -> None:
+    """When a call that borrowed a host object fails (here a host method returns a
+    value past ``u32``), the instance is replaced and what the guest held is closed,
+    but the lent object is not: it is still the host's."""
+    plugin = load()
+    given, lent = HostCounter(1), HostCounter(1)
+    plugin.call("ledger.keep", given)
+    with pytest.raises(wasmplug.HostFunctionError, match=r"\[method\]counter\.add"):
+        plugin.call("ledger.fork", lent, 2**32 - 1)
+    assert (given.closed, lent.closed) == (1, 0)
+    assert lent.value_ == 2**32  # the add ran; its result did not fit
+    lent.value_ = 9
+    assert plugin.call("ledger.peek", lent) == 9  # still usable, on the fresh instance
+
+
+def test_bad_host_resource_arguments_leave_nothing_behind(
+    load: Callable[..., wasmplug.Plugin],
+) -> None:
+    """An argument that is not the host's class, or a bad argument after a host object,
+    is an ArgumentError before anything runs: the host object is neither closed nor
+    left in the table; a prepared call checks at each call."""
+    plugin = load(limits=wasmplug.Limits(resource_handles=1))
+    with pytest.raises(wasmplug.ArgumentError, match=r"ledger\.peek\(c\): expected a HostCounter"):
+        plugin.call("ledger.peek", "counter")
+    counter = HostCounter(3)
+    with pytest.raises(wasmplug.ArgumentError, match=r"ledger\.spend\(n\)"):
+        plugin.call("ledger.spend", counter, -1)
+    assert counter.closed == 0
+    assert plugin.call("ledger.peek", HostCounter(2)) == 2  # the table is empty
+    prepared = plugin.world.prepare("ledger.peek", counter)
+    assert plugin.call_prepared(prepared) == 3
+    assert plugin.call_prepared(prepared) == 3
+    with pytest.raises(wasmplug.ArgumentError):
+        plugin.call_prepared(plugin.world.prepare("ledger.peek", 3))
+
+
+def test_host_resource_arguments_count_against_the_table(
+    load: Callable[..., wasmplug.Plugin],
+) -> None:
+    """A host object passed in when the instance's table is full is refused with
+    HandleLimitExceeded before the call runs; the instance and what it holds stay."""
+    plugin = load(limits=wasmplug.Limits(resource_handles=1))
+    kept, refused = HostCounter(1), HostCounter(2)
+    plugin.call("ledger.keep", kept)
+    with pytest.raises(wasmplug.HandleLimitExceeded) as info:
+        plugin.call("ledger.peek", refused)
+    assert (info.value.limit, info.value.allowed) == ("resource_handles", 1)
+    assert info.value.function == "ledger.peek"
+    assert (kept.closed, refused.closed) == (0, 0)
+    assert plugin.call("bump-kept", 1) == 2  # the same instance, still holding it
+    assert plugin.audit_counts["breach:resource_handles"] == 1
+
+
+def test_host_resource_of_another_class_or_plugin(load: Callable[..., wasmplug.Plugin]) -> None:
+    """Each plugin checks host objects against its own class for the resource; an
+    object of the class works with any plugin that has that class."""
+
+    class OtherCounter(HostCounter):
+        pass
+
+    store = HostStore()
+    store.Counter = OtherCounter
+    first, second = load(), load({"host-store": store}, name="second")
+    shared = OtherCounter(4)  # also a HostCounter
+    assert first.call("ledger.peek", shared) == 4
+    assert second.call("ledger.peek", shared) == 4
+    with pytest.raises(wasmplug.ArgumentError, match="expected a OtherCounter"):
+        second.call("ledger.peek", HostCounter(1))
+
+
+# -- a guest resource made only by a factory function (no constructor) -------------------
+
+Cursor = WORLD.types.Cursor
+
+
+def test_factory_made_resource(load: Callable[..., wasmplug.Plugin]) -> None:
+    """A resource without a constructor gets a handle class whose handles come only from
+    the functions returning one; its methods work, and close() runs the destructor."""
+    plugin = load()
+    assert issubclass(Cursor, wasmplug.ResourceHandle)
+    assert "text.[constructor]cursor" not in plugin.world.exports
+    with pytest.raises(TypeError, match=r"resource cursor of .* has no constructor"):
+        Cursor(plugin)
+    cursor = plugin.call("text.words", "one two  three")
+    assert type(cursor) is Cursor
+    assert cursor.remaining() == 3
+    assert [cursor.next(), cursor.next()] == ["one", "two"]
+    other = plugin.call("text.words", "x")
+    assert plugin.call("text.live-cursors") == 2
+    assert cursor.next() == "three"
+    assert cursor.next() is None
+    cursor.close()
+    assert plugin.call("text.live-cursors") == 1
+    with pytest.raises(wasmplug.StaleHandleError, match=r"Cursor handle .* cannot call next"):
+        cursor.next()
+    with other:
+        assert other.next() == "x"
+    assert plugin.call("text.live-cursors") == 0
+
+
+def test_factory_made_resource_goes_with_its_instance(
+    load: Callable[..., wasmplug.Plugin],
+) -> None:
+    """A factory-made handle of a replaced instance is stale; one of a closed plugin
+    raises PluginClosedError; close() on either is harmless."""
+    plugin = load(limits=wasmplug.Limits(fuel=50_000_000))
+    cursor = plugin.call("text.words", "a b")
+    with pytest.raises(wasmplug.FuelExhausted):
+        plugin.call("burn", 10**12)
+    with pytest.raises(wasmplug.StaleHandleError, match="replaced"):
+        cursor.remaining()
+    cursor.close()
+    fresh = plugin.call("text.words", "c")
+    assert plugin.call("text.live-cursors") == 1
+    plugin.close()
+    with pytest.raises(wasmplug.PluginClosedError):
+        fresh.next()
+    fresh.close()
+    assert fresh.closed
+
+
 # -- worlds and policy ---------------------------------------------------------------------
+
+
+class HostMath:
+    """The host's side of ``wasmplug-tests:mirror/math``."""
+
+    def inc(self, x: int) -> int:
+        return x + 1
+
+    def total(self, xs: list[int]) -> int:
+        return sum(xs)
+
+
+def test_one_interface_imported_and_exported(plugin_dir: Path, engine: wasmplug.Engine) -> None:
+    """A world may import and export the same interface (``tests/fixtures/mirror``):
+    ``imports={"math": ...}`` is the host's side, ``plugin.call("math.inc")`` the
+    plugin's, which calls the host's and adds 100 (1000 for ``total``)."""
+    world = fixture_world("mirror")
+    key = "wasmplug-tests:mirror/math@0.1.0"
+    assert key in world.wit.imports
+    assert key in world.wit.exports
+    assert sorted(world.exports) == ["math.inc", "math.total"]
+    with wasmplug.load(
+        plugin_dir / "mirror.wasm", world=world, engine=engine, imports={"math": HostMath()}
+    ) as plugin:
+        assert plugin.call("math.inc", 1) == 102
+        assert plugin.call("math.total", [1, 2, 3]) == 1006
+        assert plugin.last_call is not None
+        assert plugin.last_call.host_calls == 1
+    with pytest.raises(wasmplug.LinkError, match="math"):
+        wasmplug.load(plugin_dir / "mirror.wasm", world=world, engine=engine)
+
+
+BOTH_SIDES = """
+package t:both@0.1.0;
+
+interface text {
+    resource buffer {
+        constructor(s: string);
+        read: func() -> string;
+    }
+    measure: func(b: borrow<buffer>) -> u32;
+}
+
+world both {
+    import text;
+    export text;
+}
+"""
+
+
+def test_resource_interface_on_both_sides_is_refused(tmp_path: Path) -> None:
+    """A resource whose interface the world both imports and exports would have a host
+    side and a plugin side under one name: loading the world, and generating bindings
+    for it, fail with a WitError that names the resource, the world and what to do."""
+    wit = tmp_path / "both.wit"
+    wit.write_text(BOTH_SIDES, encoding="utf-8")
+    expected = (
+        r"resource buffer of t:both/text@0\.1\.0 is both imported .* and exported .* by "
+        r"world t:both/both@0\.1\.0; .* only imports or only exports"
+    )
+    with pytest.raises(wasmplug.WitError, match=expected):
+        wasmplug.load_world(wit, "both")
+    with pytest.raises(wasmplug.WitError, match=expected):
+        wasmplug.generate_bindings(wit, "both")
 
 
 def test_unrelated_world_is_unaffected() -> None:
@@ -493,6 +788,23 @@ def test_unrelated_world_is_unaffected() -> None:
     assert list(plain.exports) == ["inc"]
     assert plain.host_resources == []
     assert list(plain.types) == []
+
+
+def test_fast_path_refuses_resources(core_dir: Path, engine: wasmplug.Engine) -> None:
+    """The core module built from the same sources loads only as a component would:
+    the fast path refuses a world whose exports pass resources, naming each one (host
+    resources passed into exports and factory-made ones included)."""
+    with pytest.raises(wasmplug.WorldMismatchError) as info:
+        wasmplug.load(
+            core_dir / "resources.wasm",
+            world=WORLD,
+            engine=engine,
+            imports={"host-store": HostStore()},
+        )
+    message = str(info.value)
+    assert "the core-module fast path does not pass resources yet" in message
+    for call_name in ("text.[constructor]buffer", "text.words", "ledger.peek", "ledger.bump"):
+        assert f"({call_name}: func(" in message
 
 
 def test_resource_handles_limit_is_validated() -> None:

@@ -78,8 +78,7 @@ def generate_bindings(wit_path: str | os.PathLike[str], world: str) -> str:
 
     Raises:
         WitError: the WIT cannot be read or resolved, names no such world, or the
-            world uses what bindings cannot express yet (``async`` functions, an
-            export taking or returning a resource the host defines).
+            world uses what bindings cannot express yet (``async`` functions).
     """
     resolve = _wit.load_wit(wit_path)
     check_host_wit_copies(Path(os.fspath(wit_path)))
@@ -304,25 +303,6 @@ class _Generator:
             if func.is_async:
                 raise WitError(
                     f"{where}: async functions are not supported by bindgen yet", path=self.source
-                )
-            types = [p.type for p in func.params]
-            if func.result is not None:
-                types.append(func.result)
-            for t in types:
-                self._check_type(t, where)
-        for td in world_typedefs(self.world):
-            self._check_type(td, f"type {td.name} of {td.owner}")
-
-    def _check_type(self, t: _wit.WitType, where: str) -> None:
-        if not where.startswith("export"):
-            return
-        host = {id(td) for _, iface in self._host_interfaces() for td in defined_resources(iface)}
-        for td in iter_typedefs(t):
-            if id(td) in host:
-                raise WitError(
-                    f"{where} uses resource {td.name!r} of {td.owner}, which the host "
-                    "defines: passing host resources to exports is not supported yet",
-                    path=self.source,
                 )
 
     def _host_interfaces(self) -> Iterator[tuple[str, _wit.Interface]]:
@@ -845,6 +825,25 @@ class _Generator:
         """The Python name of a resource's method or static function."""
         return field_name(func.name.rpartition(".")[2])
 
+    def _makers(self, td: _wit.TypeDef) -> list[str]:
+        """The call names of the exports whose results can hold an ``own`` of ``td``."""
+        found: list[str] = []
+        for key, item in self.world.exports.items():
+            if isinstance(item, _wit.Function):
+                funcs = [(item.name, item)]
+            else:
+                short = item.name or key
+                funcs = [(f"{short}.{f.name}", f) for f in item.functions.values()]
+                for res in defined_resources(item):
+                    funcs += [(f"{short}.{f.name}", f) for f in _kind(res).methods]
+            for call_name, func in funcs:
+                if any(
+                    isinstance(n, _wit.HandleType) and not n.borrow and n.resource is td
+                    for n in _wit.walk(func.result)
+                ):
+                    found.append(call_name)
+        return found
+
     def render_handle_class(self, short: str, td: _wit.TypeDef) -> list[str]:
         """The handle class of a resource the plugin exports."""
         name = self.ns.name_of(td)
@@ -856,6 +855,12 @@ class _Generator:
         funcs = _kind(td).methods
         constructor = next((f for f in funcs if f.name.startswith("[constructor]")), None)
         ctor = _literal(f"{short}.{constructor.name}") if constructor is not None else "None"
+        if constructor is None:
+            makers = ", ".join(f"``{n}``" for n in self._makers(td)) or "none"
+            doc += (
+                "\nIt has no constructor: only the plugin's functions returning one make"
+                f" a handle (here: {makers})."
+            )
         lines = [
             f"class {name}(wasmplug.ResourceHandle):",
             *_docstring(doc, "    "),

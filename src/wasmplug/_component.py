@@ -36,6 +36,7 @@ from ._codec import (
     handle_scope,
 )
 from ._exceptions import (
+    HandleLimitExceeded,
     InstantiationError,
     LinkError,
     OutputLimitExceeded,
@@ -53,7 +54,7 @@ from ._sandbox import (
     run_host_function,
 )
 from ._stats import CallStats
-from ._world import World, has_handle
+from ._world import ExportFunc, World, has_handle
 
 __all__ = ["ComponentBackend", "compare_types"]
 
@@ -278,18 +279,27 @@ class _HostTable:
     """The host resources one instance holds: ``rep`` -> (resource type number, object).
 
     A guest refers to a host resource by a handle that wasmtime maps to a ``rep`` (a
-    u32 chosen here); the object lives here while any handle to it is alive.
+    u32 chosen here); the object lives here while any handle to it is alive. An
+    object the host lends to one call of an export (a ``borrow<r>`` argument) is
+    here for that call only, and is never closed by wasmplug (the host keeps it).
     """
 
-    __slots__ = ("_next", "limit", "objects")
+    __slots__ = ("_next", "lent", "limit", "objects")
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self.objects: dict[int, tuple[int, Any]] = {}
+        self.lent: set[int] = set()  # reps of objects lent by the host to a call
         self._next = 1
 
-    def add(self, type_id: int, obj: Any) -> int:
+    def add(self, type_id: int, obj: Any, *, lent: bool = False) -> int:
         """Stores ``obj``; returns its new ``rep``.
+
+        Args:
+            type_id: The resource's host type number.
+            obj: The host object.
+            lent: The host lends it to the current call (it is not closed with the
+                instance).
 
         Raises:
             _TableFull: the table holds ``limit`` objects.
@@ -301,7 +311,14 @@ class _HostTable:
             rep = rep % 0xFFFF_FFFF + 1
         self._next = rep % 0xFFFF_FFFF + 1
         objects[rep] = (type_id, obj)
+        if lent:
+            self.lent.add(rep)
         return rep
+
+    def forget(self, rep: int) -> None:
+        """Removes ``rep`` if it is there, without closing its object."""
+        self.objects.pop(rep, None)
+        self.lent.discard(rep)
 
     def get(self, rep: int, type_id: int, name: str, *, remove: bool = False) -> Any:
         """The object of ``rep`` (removed from the table with ``remove``).
@@ -318,6 +335,7 @@ class _HostTable:
             )
         if remove:
             del self.objects[rep]
+            self.lent.discard(rep)
         return entry[1]
 
     def check_room(self) -> None:
@@ -326,9 +344,12 @@ class _HostTable:
             raise _TableFull(f"the instance holds {len(self.objects)} host resources already")
 
     def drain(self) -> list[Any]:
-        """Empties the table; returns the objects it held."""
-        objects = [obj for _, obj in self.objects.values()]
+        """Empties the table; returns the objects it held for the guest (not those the
+        host lent to a call: those stay the host's)."""
+        lent = self.lent
+        objects = [obj for rep, (_, obj) in self.objects.items() if rep not in lent]
         self.objects.clear()
+        lent.clear()
         return objects
 
 
@@ -361,18 +382,49 @@ class _HostResources:
 
 
 class _Scope:
-    """The :class:`~wasmplug._codec.HandleScope` of one call or host function call."""
+    """The :class:`~wasmplug._codec.HandleScope` of one call or host function call.
 
-    __slots__ = ("_keep", "context", "instance", "owner", "resources")
+    With ``arguments`` it lowers the arguments of a call of an export: host objects
+    go into the instance's table, lent ones (``borrow<r>``) only until
+    :meth:`close`, and :meth:`abort` takes them all out again when the call does not
+    happen.
+    """
+
+    __slots__ = (
+        "_added",
+        "_keep",
+        "address",
+        "arena",
+        "arguments",
+        "context",
+        "handles",
+        "instance",
+        "owner",
+        "resources",
+    )
 
     def __init__(
-        self, resources: _HostResources, context: Any, instance: Any = None, owner: Any = None
+        self,
+        resources: _HostResources,
+        context: Any,
+        instance: Any = None,
+        owner: Any = None,
+        *,
+        arguments: bool = False,
     ) -> None:
         self.resources = resources
         self.context = context
         self.instance = instance
         self.owner = owner
+        self.arguments = arguments
         self._keep: list[Any] = []
+        # With ``arguments``: (table, rep, object, lent) per host object lowered.
+        self._added: list[tuple[_HostTable, int, Any, bool]] = []
+        # With ``arguments``: the lowered arguments (the arena owns their memory),
+        # their address, and the guest resource handles among them.
+        self.arena: Arena | None = None
+        self.address = 0
+        self.handles: tuple[Any, ...] = ()
 
     def adopt(self, cls: type, address: int) -> Any:
         native = ffi.wasmtime_component_resource_any_clone(ctypes.cast(address, _ANY_P))
@@ -402,7 +454,18 @@ class _Scope:
             expected = cls.__name__ if cls is not None else "host object"
             raise Mismatch(f"a {expected} (host resource {codec.resource.name})", value)
         table = self.resources.table
-        rep = table.add(codec.type_id, value)
+        lent = self.arguments and codec.borrow
+        if self.arguments:
+            for _, _, other, other_lent in self._added:
+                if other is value and not (lent and other_lent):
+                    raise Mismatch(
+                        f"a {cls.__name__} passed once (an object given to the plugin, "
+                        f"own<{codec.resource.name}>, cannot be passed again in the same call)",
+                        value,
+                    )
+        rep = table.add(codec.type_id, value, lent=lent)
+        if self.arguments:
+            self._added.append((table, rep, value, lent))
         host = ffi.wasmtime_component_resource_host_new(not codec.borrow, rep, codec.type_id)
         native = _ANY_P()
         try:
@@ -418,10 +481,25 @@ class _Scope:
         return ctypes.cast(native, ctypes.c_void_p).value or 0
 
     def close(self) -> None:
-        """Frees the native handles made for lowering (wasmtime has copied them)."""
+        """Frees the native handles made for lowering (wasmtime has copied them) and
+        forgets the host objects lent to the call (the guest's borrows ended with
+        it)."""
         for native in self._keep:
             ffi.wasmtime_component_resource_any_delete(native)
         self._keep.clear()
+        for table, rep, _, lent in self._added:
+            if lent:
+                table.forget(rep)
+        self._added.clear()
+        self.arena = None
+
+    def abort(self) -> None:
+        """Forgets every host object lowered (the call did not happen), then
+        :meth:`close`."""
+        for table, rep, _, _ in self._added:
+            table.forget(rep)
+        self._added.clear()
+        self.close()
 
 
 def _lower_result(codec: Codec, value: Any, results: int) -> None:
@@ -716,6 +794,9 @@ class ComponentBackend(Sandbox):
         # With instance_per_call, the instance a call used (its results' resources
         # belong to it until they are lifted; it is dropped at the next call).
         self._spent = False
+        # The fuel used to create an instance for lowering the next call's arguments
+        # (lower_arguments), reported by that call; None when there was none.
+        self._early: int | None = None
         self._engine = engine
         self._determinism = determinism
         self._seeded = Seeded(determinism.seed) if determinism is not None else None
@@ -1022,6 +1103,8 @@ class ComponentBackend(Sandbox):
         inst_fuel = 0
         if self._instance is None:
             self._instance, inst_fuel = self.instantiate()
+        elif self._early is not None:  # made for lowering this call's arguments
+            fresh, inst_fuel, self._early = True, self._early, None
         inst = self._instance
         context = inst.context
         budget = self.fuel_budget
@@ -1097,6 +1180,7 @@ class ComponentBackend(Sandbox):
         """Drops the current instance: every resource handle into it becomes stale and
         every host resource it held is closed."""
         self._instance = None
+        self._early = None
         _close_quietly(self._resources.table.drain(), self._ctx.plugin)
 
     @property
@@ -1105,6 +1189,65 @@ class ComponentBackend(Sandbox):
         handles of guest resources remember the token of their instance."""
         inst = self._instance
         return inst.token if inst is not None else None
+
+    def lower_arguments(self, export: ExportFunc, args: tuple[Any, ...], owner: object) -> _Scope:
+        """Checks and lowers the arguments of a call that can hold host resources, on
+        the instance that will run it (created now when there is none).
+
+        Host objects passed as ``own<r>`` go into the instance's table (the guest owns
+        them; they are closed when it drops them or the instance goes); those passed
+        as ``borrow<r>`` are there until the returned scope is closed.
+
+        Args:
+            export: The export.
+            args: One Python value per parameter.
+            owner: The plugin (guest resource handles belong to it).
+
+        Returns:
+            The scope, holding the lowered arguments (``address``, kept alive by
+            ``arena``) and the guest resource handles among them (``handles``). Close
+            it once the call returned or failed.
+
+        Raises:
+            ArgumentError: an argument does not match its WIT type (nothing ran; no
+                host object stays in the table).
+            StaleHandleError: a guest resource handle argument is closed.
+            HandleLimitExceeded: the host objects would not fit in the table
+                (``Limits.resource_handles``).
+            InstantiationError, LinkError: as :meth:`instantiate`.
+        """
+        if self._spent:
+            self._discard()
+            self._spent = False
+        if self._instance is None:
+            self._instance, self._early = self.instantiate()
+        inst = self._instance
+        scope = _Scope(self._resources, inst.context, inst.token, owner, arguments=True)
+        plugin = self._ctx.plugin
+        try:
+            with handle_scope(scope):
+                arena, slots = World._lower(export, args, plugin)
+        except _TableFull as e:
+            scope.abort()
+            limit = self._limits.resource_handles
+            error = HandleLimitExceeded(
+                f"{export.name}: the arguments would make the instance hold more than "
+                f"{limit} host resources (Limits.resource_handles)",
+                limit="resource_handles",
+                allowed=limit,
+                used=limit + 1,
+                plugin=plugin,
+                function=export.name,
+            )
+            self.audit(error)
+            raise error from e
+        except BaseException:
+            scope.abort()
+            raise
+        scope.arena = arena
+        scope.address = arena.base + slots
+        scope.handles = tuple(arena.handles)
+        return scope
 
     def lift_scope(self, owner: object) -> _Scope:
         """The handle scope for lifting a call's result on the current instance: guest

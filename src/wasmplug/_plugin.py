@@ -318,18 +318,30 @@ class Plugin:
             assert isinstance(backend, ComponentBackend)
             if self._pending:
                 self._drop_pending(backend)
+            address = prepared._address
+            lowered = None
+            if prepared._arena is None:  # host resources among the arguments: lowered here
+                lowered = backend.lower_arguments(export, prepared._args, self)
+                address, handles = lowered.address, lowered.handles
             if handles:
-                self._check_handles(function, handles, backend)
+                try:
+                    self._check_handles(function, handles, backend)
+                except BaseException:
+                    if lowered is not None:
+                        lowered.abort()  # nothing runs: no host object stays lent
+                    raise
             self._running = function
             try:
                 raw, stats = self._stack.run(
-                    self._enter, backend, function, prepared._address, prepared._count
+                    self._enter, backend, function, address, prepared._count
                 )
             except BaseException as e:
                 self._last = getattr(e, "stats", None) or self._last
                 raise
             finally:
                 self._running = ""
+                if lowered is not None:
+                    lowered.close()
                 for handle, moved in handles:
                     if moved and handle._native is not None:  # the guest owns it now
                         backend.free(handle._native)

@@ -72,12 +72,17 @@ class ResourceHandle:
             *args: The constructor's arguments.
 
         Raises:
-            TypeError: the resource has no constructor.
+            TypeError: the resource has no constructor (handles of such a resource
+                come only from the plugin's functions that return one).
             ArgumentError, CallError: as :meth:`Plugin.call <wasmplug.Plugin.call>`.
         """
         cls = type(self)
         if cls._constructor is None:
-            raise TypeError(f"resource {cls.__wit_type__.name} has no constructor")
+            wit = cls.__wit_type__
+            raise TypeError(
+                f"resource {wit.name} of {wit.owner} has no constructor: a {cls.__name__} "
+                "handle comes only from the plugin's functions that return one"
+            )
         made = plugin.call(cls._constructor, *args)
         if not isinstance(made, cls):  # pragma: no cover - checked against the WIT type
             raise TypeError(f"{cls._constructor} returned {type(made).__name__}")

@@ -40,7 +40,7 @@ class ExportFunc:
             ``result`` (see :meth:`TypeNamespace.error_class`).
     """
 
-    __slots__ = ("_params", "_result", "error", "interface", "name", "wit")
+    __slots__ = ("_host_args", "_params", "_result", "error", "interface", "name", "wit")
 
     def __init__(
         self,
@@ -51,6 +51,7 @@ class ExportFunc:
         params: tuple[tuple[str, Codec], ...],
         result: Codec | None,
         error: type[GuestError] = GuestError,
+        host_args: bool = False,
     ) -> None:
         self.name = name
         self.interface = interface
@@ -58,6 +59,9 @@ class ExportFunc:
         self.error = error
         self._params = params  # (WIT name, codec) per parameter
         self._result = result  # the result's codec, None without a result
+        # Whether an argument can hold a host resource: such arguments are lowered on
+        # the instance that runs the call, not by World.prepare.
+        self._host_args = host_args
 
     @property
     def signature(self) -> str:
@@ -77,7 +81,10 @@ class PreparedCall:
     costs one conversion instead of one per plugin. Immutable and safe to share
     between threads. Arguments holding resource handles are the exception: such a
     call only suits the plugin instance the handles belong to, and is checked
-    against it at every call.
+    against it at every call. A function whose parameters can hold a resource the
+    host defines (a ``borrow<r>`` or ``own<r>`` of an imported interface's resource)
+    is not lowered here: its arguments are checked and lowered at each call, on the
+    instance that runs it.
 
     Attributes:
         world: The world whose export it calls.
@@ -97,17 +104,26 @@ class PreparedCall:
     )
 
     def __init__(
-        self, world: World, export: ExportFunc, arena: Arena, slots: int, args: tuple[Any, ...]
+        self,
+        world: World,
+        export: ExportFunc,
+        arena: Arena | None,
+        slots: int,
+        args: tuple[Any, ...],
     ) -> None:
         self.world = world
         self._args = args  # as given, for a backend that lowers on its own
         self.export = export
         self.function = export.name
         self._arena = arena  # owns the memory that ``_address`` points into
-        self._address = arena.base + slots  # the lowered arguments, for the backend
+        # The lowered arguments, for the backend; 0 when they are lowered at the call
+        # (``arena`` is None: they can hold host resources).
+        self._address = arena.base + slots if arena is not None else 0
         self._count = len(export._params)
         # Resource handles among the arguments, with whether each moves (own<r>).
-        self._handles: tuple[tuple[ResourceHandle, bool], ...] = tuple(arena.handles)
+        self._handles: tuple[tuple[ResourceHandle, bool], ...] = (
+            tuple(arena.handles) if arena is not None else ()
+        )
 
     def __repr__(self) -> str:
         return f"<PreparedCall {self.function} of {self.world.name}>"
@@ -226,8 +242,11 @@ class World:
         host = self._host_resource_ids.get(key)
         if guest is not None and host is not None:
             raise UnsupportedType(
-                f"resource {t.resource.name} of {t.resource.owner} is both imported and "
-                "exported by the world; wasmplug cannot tell the two apart yet"
+                f"resource {t.resource.name} of {t.resource.owner} is both imported (the "
+                "host would define it) and exported (the plugin would define it) by world "
+                f"{self.wit.qualified_name}; wasmplug cannot pass the handles of a resource "
+                "on both sides yet: define it in an interface that the world only imports "
+                "or only exports"
             )
         if guest is not None:
             return GuestHandleCodec(t, guest)
@@ -249,8 +268,13 @@ class World:
         error = GuestError
         if isinstance(func.result, _wit.ResultType):
             error = self.types.error_class(func.result.err)
+        host_args = any(
+            isinstance(node, _wit.HandleType) and id(node.resource) in self._host_resource_ids
+            for p in func.params
+            for node in _wit.walk(p.type)
+        )
         self.exports[name] = ExportFunc(
-            name, interface, func, params=params, result=result, error=error
+            name, interface, func, params=params, result=result, error=error, host_args=host_args
         )
 
     @classmethod
@@ -303,10 +327,27 @@ class World:
 
         Raises:
             ArgumentError: ``function`` is not an export, the number of arguments is
-                wrong, or an argument does not match its WIT type.
+                wrong, or an argument does not match its WIT type (for a function
+                whose parameters can hold a host resource, only the number of
+                arguments is checked here: the rest at the call).
             StaleHandleError: a resource handle argument is closed.
         """
         export = self.export(function, len(args), plugin=plugin)
+        if export._host_args:
+            return PreparedCall(self, export, None, 0, args)
+        arena, slots = self._lower(export, args, plugin)
+        return PreparedCall(self, export, arena, slots, args)
+
+    @staticmethod
+    def _lower(export: ExportFunc, args: tuple[Any, ...], plugin: str | None) -> tuple[Arena, int]:
+        """Checks and lowers the arguments of a call; returns the arena and the offset
+        of the first argument's slot in it.
+
+        Raises:
+            ArgumentError: an argument does not match its WIT type.
+            StaleHandleError: a resource handle argument is closed.
+        """
+        function = export.name
         params = export._params
         arena = Arena()
         slots = arena.alloc(len(params) * VAL_SIZE)
@@ -318,7 +359,7 @@ class World:
                     e.describe(f"{function}({pname})"), plugin=plugin, function=function
                 ) from None
         arena.finalize()
-        return PreparedCall(self, export, arena, slots, args)
+        return arena, slots
 
     def export(self, function: str, nargs: int, *, plugin: str | None = None) -> ExportFunc:
         """The export called ``function``, checked to take ``nargs`` arguments.

@@ -251,6 +251,42 @@ class Buffer(wasmplug.ResourceHandle):
         return cast("Buffer", plugin.call("text.[static]buffer.concat", a, b))
 
 
+class Cursor(wasmplug.ResourceHandle):
+    """The words of a text, one at a time. It has no constructor: only `words`
+    makes one (a resource produced by a factory function).
+
+    A handle to a ``cursor`` of ``wasmplug-tests:resources/text@0.1.0`` that lives in the plugin.
+    Close it (or use it as a context manager) to drop the resource.
+    It has no constructor: only the plugin's functions returning one make a handle (here:
+    ``text.words``).
+    """
+
+    __slots__ = ()
+    _constructor = None
+
+    def next(self) -> str | None:
+        """The next word; `none` once they are all read.
+
+        Returns:
+            ``option<string>``.
+
+        Raises:
+            wasmplug.CallError: the call trapped or exceeded a limit of the policy.
+        """
+        return cast("str | None", self._call_method("text.[method]cursor.next"))
+
+    def remaining(self) -> int:
+        """How many words are left.
+
+        Returns:
+            ``u32``.
+
+        Raises:
+            wasmplug.CallError: the call trapped or exceeded a limit of the policy.
+        """
+        return cast("int", self._call_method("text.[method]cursor.remaining"))
+
+
 _WIT_JSON = (
     '{"format":1,"package":1,"world":null,"kind":null,"wit":null,"resolve":{"worlds":'
     '[{"name":"capabilities","imports":{"interface-0":{"interface":{"id":0}},"interfac'
@@ -262,13 +298,13 @@ _WIT_JSON = (
     '"id":0}},"interface-1":{"interface":{"id":1}},"interface-2":{"interface":{"id":2'
     '}},"interface-3":{"interface":{"id":3}},"interface-4":{"interface":{"id":4}}},"ex'
     'ports":{"count-with-host":{"function":{"name":"count-with-host","kind":"freestandi'
-    'ng","params":[{"name":"start","type":"u32"},{"name":"ns","type":26}],"result'
+    'ng","params":[{"name":"start","type":"u32"},{"name":"ns","type":34}],"result'
     '":"u32","docs":{"contents":"Creates a host counter at `start`, adds each of `ns`, retu'
     'rns the value;\\nthe counter is dropped before returning."}}},"keep-counter":{"function":'
     '{"name":"keep-counter","kind":"freestanding","params":[{"name":"start","type":'
     '"u32"}],"docs":{"contents":"Creates a host counter and keeps it in guest memory across '
     'calls."}}},"bump-kept":{"function":{"name":"bump-kept","kind":"freestanding","pa'
-    'rams":[{"name":"n","type":"u32"}],"result":27,"docs":{"contents":"Adds `n` to '
+    'rams":[{"name":"n","type":"u32"}],"result":35,"docs":{"contents":"Adds `n` to '
     'the kept counter; `none` when there is none."}}},"drop-kept":{"function":{"name":"drop'
     '-kept","kind":"freestanding","params":[],"result":"bool","docs":{"contents":"D'
     'rops the kept counter; returns whether there was one."}}},"hold-counters":{"function":{"'
@@ -290,158 +326,197 @@ _WIT_JSON = (
     '":"Makes a counter at `start`; returns the value of the host\'s `copy-of` it."}}},"burn":{'
     '"function":{"name":"burn","kind":"freestanding","params":[{"name":"n","type"'
     ':"u64"}],"result":"u64","docs":{"contents":"Burns about `n` loop iterations of fuel'
-    '; returns a checksum."}}},"interface-6":{"interface":{"id":6}}},"package":1},{"name'
-    '":"plain","imports":{},"exports":{"inc":{"function":{"name":"inc","kind":"fr'
-    'eestanding","params":[{"name":"x","type":"u32"}],"result":"u32","docs":{"con'
-    'tents":"Adds one."}}}},"package":1,"docs":{"contents":"A world that shares the packa'
-    'ge with resources but uses none of them."}}],"interfaces":[{"name":"types","types":{'
-    '"error":0},"functions":{},"docs":{"contents":"Types shared by every capability interf'
-    'ace."},"package":0},{"name":"log","types":{"error":1,"level":2},"functions":{"'
-    'log":{"name":"log","kind":"freestanding","params":[{"name":"level","type":2},'
-    '{"name":"message","type":"string"}],"result":3,"docs":{"contents":"Emits one lo'
-    'g record. Fails with `denied` when logging is not\\ngranted."}},"enabled":{"name":"enabl'
-    'ed","kind":"freestanding","params":[{"name":"level","type":2}],"result":"bool'
-    '","docs":{"contents":"Whether a record at `level` would be kept: logging is granted and'
-    "\\nthe host's logger for this plugin is enabled for `level`. Ask first\\nto skip formatting me"
-    'ssages the host would drop. Never a denial."}}},"docs":{"contents":"Logging routed to th'
-    'e host\'s Python `logging`, tagged with the plugin\'s\\nidentity."},"package":0},{"name":"'
-    'config","types":{"error":4},"functions":{"get":{"name":"get","kind":"freestand'
-    'ing","params":[{"name":"key","type":"string"}],"result":6,"docs":{"contents":'
-    '"Returns the value of `key`, or `none` when the host set no such\\nkey. Fails with `denied` w'
-    'hen configuration is not granted."}},"keys":{"name":"keys","kind":"freestanding","'
-    'params":[],"result":8,"docs":{"contents":"Returns every key the host set, sorted. Fail'
-    's with `denied` when\\nconfiguration is not granted."}}},"docs":{"contents":"Read-only s'
-    'tring configuration the host sets per plugin."},"package":0},{"name":"kv","types":{"'
-    'error":9},"functions":{"get":{"name":"get","kind":"freestanding","params":[{"n'
-    'ame":"key","type":"string"}],"result":12,"docs":{"contents":"Returns the value s'
-    'tored under `key`, or `none`."}},"set":{"name":"set","kind":"freestanding","params'
-    '":[{"name":"key","type":"string"},{"name":"value","type":10}],"result":13,"d'
-    'ocs":{"contents":"Stores `value` under `key`, replacing any previous value. Fails with\\n`'
-    "quota-exceeded` when the namespace would grow past its quota\\n(keys and values both count, in"
-    ' bytes)."}},"delete":{"name":"delete","kind":"freestanding","params":[{"name":'
-    '"key","type":"string"}],"result":14,"docs":{"contents":"Removes `key`; returns wh'
-    'ether it existed."}},"list-keys":{"name":"list-keys","kind":"freestanding","params'
-    '":[{"name":"prefix","type":"string"}],"result":15,"docs":{"contents":"Returns '
-    'the keys that start with `prefix`, sorted."}}},"docs":{"contents":"A per-plugin key-valu'
-    'e namespace of bytes, with a byte quota."},"package":0},{"name":"http","types":{"htt'
-    'p-headers":17,"http-request":18,"http-response":19,"http-error":20},"functions":{"se'
-    'nd":{"name":"send","kind":"freestanding","params":[{"name":"req","type":18}],'
-    '"result":21,"docs":{"contents":"Sends `req` and returns the final response, whatever it'
-    's status."}}},"docs":{"contents":"Outbound HTTP requests, made by the host on the plugin'
-    "'s behalf.\\n\\nThe host checks every request against the plugin's allow-list (scheme,\\nhost,"
-    " port, method), resolves the host name itself and refuses loopback,\\nprivate and link-local a"
-    "ddresses unless the host granted them, then\\nconnects to the address it checked (a name canno"
-    "t rebind to another).\\nRedirects are followed by the host, each hop checked again. Request an"
-    'd\\nresponse bodies are capped in bytes, and no request outlives the call."},"package":0},{'
-    '"name":"host-store","types":{"counter":22},"functions":{"[constructor]counter":{"'
-    'name":"[constructor]counter","kind":{"constructor":22},"params":[{"name":"start",'
-    '"type":"u32"}],"result":28,"docs":{"contents":"A counter starting at `start`."}},'
-    '"[method]counter.add":{"name":"[method]counter.add","kind":{"method":22},"params":'
-    '[{"name":"self","type":23},{"name":"n","type":"u32"}],"result":"u32","docs'
-    '":{"contents":"Adds `n`; returns the new value."}},"[method]counter.value":{"name":"'
-    '[method]counter.value","kind":{"method":22},"params":[{"name":"self","type":23}],'
-    '"result":"u32","docs":{"contents":"The current value."}},"[static]counter.doubled"'
-    ':{"name":"[static]counter.doubled","kind":{"static":22},"params":[{"name":"c","'
-    'type":23}],"result":28,"docs":{"contents":"A new counter starting at twice the value o'
-    'f `c`."}},"describe":{"name":"describe","kind":"freestanding","params":[{"name"'
-    ':"c","type":23}],"result":"string","docs":{"contents":"Describes a counter the gu'
-    'est lends to the host."}},"absorb":{"name":"absorb","kind":"freestanding","params'
-    '":[{"name":"c","type":28}],"result":"u32","docs":{"contents":"Takes a counter '
-    'from the guest; returns its value."}},"pair-sum":{"name":"pair-sum","kind":"freestan'
-    'ding","params":[{"name":"a","type":23},{"name":"b","type":23}],"result":"u32'
-    '","docs":{"contents":"The sum of two counters\' values. (wasmtime 50 traps before calling'
-    ' the host:\\nit cannot lend two host handles to one host function.)"}},"copy-of":{"name":'
-    '"copy-of","kind":"freestanding","params":[{"name":"c","type":23}],"result":28,'
-    '"docs":{"contents":"A new counter at the value of `c`."}}},"docs":{"contents":"A re'
-    'source the host implements in Python."},"package":1},{"name":"text","types":{"buffer'
-    '":24},"functions":{"[constructor]buffer":{"name":"[constructor]buffer","kind":{"co'
-    'nstructor":24},"params":[{"name":"initial","type":"string"}],"result":29,"docs"'
-    ':{"contents":"A buffer holding `initial`."}},"[method]buffer.append":{"name":"[method'
-    ']buffer.append","kind":{"method":24},"params":[{"name":"self","type":25},{"name'
-    '":"more","type":"string"}],"docs":{"contents":"Appends `more`."}},"[method]buffe'
-    'r.read":{"name":"[method]buffer.read","kind":{"method":24},"params":[{"name":"se'
-    'lf","type":25}],"result":"string","docs":{"contents":"The whole text."}},"[metho'
-    'd]buffer.len":{"name":"[method]buffer.len","kind":{"method":24},"params":[{"name"'
-    ':"self","type":25}],"result":"u32","docs":{"contents":"Its length in bytes."}},'
-    '"[static]buffer.concat":{"name":"[static]buffer.concat","kind":{"static":24},"param'
-    's":[{"name":"a","type":25},{"name":"b","type":25}],"result":29,"docs":{"cont'
-    'ents":"A new buffer holding `a` then `b`."}},"measure":{"name":"measure","kind":"f'
-    'reestanding","params":[{"name":"b","type":25}],"result":"u32","docs":{"content'
-    's":"The length of a buffer the host passes in."}},"consume":{"name":"consume","kind'
-    '":"freestanding","params":[{"name":"b","type":29}],"result":"string","docs":{'
-    '"contents":"Takes ownership of a buffer and returns its text (the buffer is dropped)."}},'
-    '"consume-lending":{"name":"consume-lending","kind":"freestanding","params":[{"nam'
-    'e":"a","type":29},{"name":"b","type":25}],"result":"string","docs":{"content'
-    's":"Takes `a`, lends `b`; returns their texts joined by `+`."}},"live":{"name":"live"'
-    ',"kind":"freestanding","params":[],"result":"u32","docs":{"contents":"How many '
-    'buffers are alive in the plugin (not yet dropped)."}}},"docs":{"contents":"A resource th'
-    'e plugin exports."},"package":1}],"types":[{"name":"error","kind":{"variant":{"c'
-    'ases":[{"name":"denied","type":"string","docs":{"contents":"The host did not gra'
-    'nt this capability, or this key, to the\\nplugin. The payload says what was denied."}},{"nam'
-    'e":"quota-exceeded","type":"string","docs":{"contents":"The call would exceed a qu'
-    "ota the host set (for example the\\nkey-value namespace's byte quota). The payload says which."
-    '"}},{"name":"invalid","type":"string","docs":{"contents":"The arguments were rej'
-    'ected (for example an empty key)."}}]}},"owner":{"interface":0},"docs":{"contents":"'
-    'Why a capability call failed."}},{"name":"error","kind":{"type":0},"owner":{"inter'
-    'face":1}},{"name":"level","kind":{"enum":{"cases":[{"name":"trace"},{"name":'
-    '"debug"},{"name":"info"},{"name":"warn"},{"name":"error"}]}},"owner":{"interf'
-    'ace":1},"docs":{"contents":"Severity of a log record; maps to Python\'s logging levels."'
-    '}},{"name":null,"kind":{"result":{"ok":null,"err":1}},"owner":null},{"name":"er'
-    'ror","kind":{"type":0},"owner":{"interface":2}},{"name":null,"kind":{"option":'
-    '"string"},"owner":null},{"name":null,"kind":{"result":{"ok":5,"err":4}},"owner'
-    '":null},{"name":null,"kind":{"list":"string"},"owner":null},{"name":null,"kind"'
-    ':{"result":{"ok":7,"err":4}},"owner":null},{"name":"error","kind":{"type":0},'
-    '"owner":{"interface":3}},{"name":null,"kind":{"list":"u8"},"owner":null},{"name'
-    '":null,"kind":{"option":10},"owner":null},{"name":null,"kind":{"result":{"ok":1'
-    '1,"err":9}},"owner":null},{"name":null,"kind":{"result":{"ok":null,"err":9}},"o'
-    'wner":null},{"name":null,"kind":{"result":{"ok":"bool","err":9}},"owner":null},'
-    '{"name":null,"kind":{"result":{"ok":7,"err":9}},"owner":null},{"name":null,"kin'
-    'd":{"tuple":{"types":["string","string"]}},"owner":null},{"name":"http-headers"'
-    ',"kind":{"list":16},"owner":{"interface":4},"docs":{"contents":"Header fields as '
-    '`(name, value)` pairs, in order; a name may repeat."}},{"name":"http-request","kind":{'
-    '"record":{"fields":[{"name":"method","type":"string","docs":{"contents":"The '
-    'method, upper case: `GET`, `POST`, `PUT`, ..."}},{"name":"url","type":"string","docs'
-    '":{"contents":"An absolute `http://` or `https://` URL."}},{"name":"headers","type"'
-    ':17,"docs":{"contents":"Extra header fields. `host`, `content-length`, `transfer-encoding'
-    '`,\\n`connection`, `upgrade`, `te` and `proxy-*` are set by the host and\\nrefused here."}},{'
-    '"name":"body","type":10,"docs":{"contents":"The request body; empty for none."}}]}'
-    '},"owner":{"interface":4},"docs":{"contents":"A request to send."}},{"name":"http'
-    '-response","kind":{"record":{"fields":[{"name":"status","type":"u16","docs":{'
-    '"contents":"The status code, e.g. 200."}},{"name":"headers","type":17,"docs":{"co'
-    'ntents":"The response\'s header fields, names in lower case."}},{"name":"body","type":'
-    '10,"docs":{"contents":"The response body as received. The host asks for no\\ncontent-enco'
-    "ding (`accept-encoding: identity`) unless the request\\nset `accept-encoding`, and never decod"
-    'es one."}}]}},"owner":{"interface":4},"docs":{"contents":"The final response (after '
-    'any redirects the host followed)."}},{"name":"http-error","kind":{"variant":{"cases'
-    '":[{"name":"denied","type":"string","docs":{"contents":"The request (or a redire'
-    "ct it led to) is not allowed: a scheme,\\nhost, port or method outside the allow-list, an addr"
-    "ess in a\\nrefused range, too many redirects, or HTTP not granted at all.\\nThe message says w"
-    'hat the host would have to grant."}},{"name":"too-large","type":"string","docs":{"'
-    'contents":"The request body, or the response (headers and body), is larger\\nthan the host a'
-    'llows; the message gives the cap in bytes."}},{"name":"timeout","type":"string","doc'
-    's":{"contents":"The request took longer than the host\'s timeout for it."}},{"name":"co'
-    'nnection","type":"string","docs":{"contents":"The name did not resolve, or connectin'
-    'g, TLS or the exchange\\nfailed (the message says which)."}},{"name":"invalid","type":'
-    '"string","docs":{"contents":"The request is malformed: not an absolute http(s) URL, a b'
-    'ad\\nmethod or header, or a header the host sets itself."}}]}},"owner":{"interface":4},"'
-    'docs":{"contents":"Why a request failed. The payload is a message for humans."}},{"name'
-    '":null,"kind":{"result":{"ok":19,"err":20}},"owner":null},{"name":"counter","k'
-    'ind":"resource","owner":{"interface":5},"docs":{"contents":"A counter kept on the '
-    'host."}},{"name":null,"kind":{"handle":{"borrow":22}},"owner":null},{"name":"buf'
-    'fer","kind":"resource","owner":{"interface":6},"docs":{"contents":"A growable te'
-    'xt buffer in guest memory. Dropping one that holds exactly\\n\\"panic on drop\\" panics (a d'
-    'estructor that traps, for tests)."}},{"name":null,"kind":{"handle":{"borrow":24}},"o'
-    'wner":null},{"name":null,"kind":{"list":"u32"},"owner":null},{"name":null,"kind'
-    '":{"option":"u32"},"owner":null},{"name":null,"kind":{"handle":{"own":22}},"ow'
-    'ner":null},{"name":null,"kind":{"handle":{"own":24}},"owner":null}],"packages":[{'
-    '"name":"wasmplug:host@0.1.0","docs":{"contents":"Host capabilities that wasmplug offe'
-    "rs to plugins.\\n\\nEvery capability is denied unless the host grants it in the plugin's\\n`Po"
-    "licy`. A denial, a quota breach or a bad argument is returned to the\\nguest as an `error` val"
-    'ue: it never traps, so the guest can handle it."},"interfaces":{"types":0,"log":1,"con'
-    'fig":2,"kv":3,"http":4},"worlds":{"capabilities":0}},{"name":"wasmplug-tests:resou'
-    'rces@0.1.0","docs":{"contents":"Resources both ways: one the host defines, one the plugi'
-    'n exports."},"interfaces":{"host-store":5,"text":6},"worlds":{"resources":1,"plain'
-    '":2}}]}}'
+    '; returns a checksum."}}},"interface-6":{"interface":{"id":6}},"interface-7":{"inter'
+    'face":{"id":7}}},"package":1},{"name":"plain","imports":{},"exports":{"inc":{"'
+    'function":{"name":"inc","kind":"freestanding","params":[{"name":"x","type":"'
+    'u32"}],"result":"u32","docs":{"contents":"Adds one."}}}},"package":1,"docs":{"'
+    'contents":"A world that shares the package with resources but uses none of them."}}],"inte'
+    'rfaces":[{"name":"types","types":{"error":0},"functions":{},"docs":{"contents":'
+    '"Types shared by every capability interface."},"package":0},{"name":"log","types":{'
+    '"error":1,"level":2},"functions":{"log":{"name":"log","kind":"freestanding","'
+    'params":[{"name":"level","type":2},{"name":"message","type":"string"}],"result'
+    '":3,"docs":{"contents":"Emits one log record. Fails with `denied` when logging is not\\n'
+    'granted."}},"enabled":{"name":"enabled","kind":"freestanding","params":[{"name"'
+    ':"level","type":2}],"result":"bool","docs":{"contents":"Whether a record at `leve'
+    "l` would be kept: logging is granted and\\nthe host's logger for this plugin is enabled for `l"
+    'evel`. Ask first\\nto skip formatting messages the host would drop. Never a denial."}}},"doc'
+    's":{"contents":"Logging routed to the host\'s Python `logging`, tagged with the plugin\'s\\n'
+    'identity."},"package":0},{"name":"config","types":{"error":4},"functions":{"get'
+    '":{"name":"get","kind":"freestanding","params":[{"name":"key","type":"string'
+    '"}],"result":6,"docs":{"contents":"Returns the value of `key`, or `none` when the host'
+    ' set no such\\nkey. Fails with `denied` when configuration is not granted."}},"keys":{"nam'
+    'e":"keys","kind":"freestanding","params":[],"result":8,"docs":{"contents":"Ret'
+    "urns every key the host set, sorted. Fails with `denied` when\\nconfiguration is not granted."
+    '"}}},"docs":{"contents":"Read-only string configuration the host sets per plugin."},"p'
+    'ackage":0},{"name":"kv","types":{"error":9},"functions":{"get":{"name":"get",'
+    '"kind":"freestanding","params":[{"name":"key","type":"string"}],"result":12,"'
+    'docs":{"contents":"Returns the value stored under `key`, or `none`."}},"set":{"name":'
+    '"set","kind":"freestanding","params":[{"name":"key","type":"string"},{"name"'
+    ':"value","type":10}],"result":13,"docs":{"contents":"Stores `value` under `key`, re'
+    "placing any previous value. Fails with\\n`quota-exceeded` when the namespace would grow past i"
+    'ts quota\\n(keys and values both count, in bytes)."}},"delete":{"name":"delete","kind'
+    '":"freestanding","params":[{"name":"key","type":"string"}],"result":14,"docs"'
+    ':{"contents":"Removes `key`; returns whether it existed."}},"list-keys":{"name":"list'
+    '-keys","kind":"freestanding","params":[{"name":"prefix","type":"string"}],"res'
+    'ult":15,"docs":{"contents":"Returns the keys that start with `prefix`, sorted."}}},"do'
+    'cs":{"contents":"A per-plugin key-value namespace of bytes, with a byte quota."},"packag'
+    'e":0},{"name":"http","types":{"http-headers":17,"http-request":18,"http-response"'
+    ':19,"http-error":20},"functions":{"send":{"name":"send","kind":"freestanding","'
+    'params":[{"name":"req","type":18}],"result":21,"docs":{"contents":"Sends `req` a'
+    'nd returns the final response, whatever its status."}}},"docs":{"contents":"Outbound HTT'
+    "P requests, made by the host on the plugin's behalf.\\n\\nThe host checks every request agains"
+    "t the plugin's allow-list (scheme,\\nhost, port, method), resolves the host name itself and re"
+    "fuses loopback,\\nprivate and link-local addresses unless the host granted them, then\\nconnec"
+    "ts to the address it checked (a name cannot rebind to another).\\nRedirects are followed by th"
+    "e host, each hop checked again. Request and\\nresponse bodies are capped in bytes, and no requ"
+    'est outlives the call."},"package":0},{"name":"host-store","types":{"counter":22},'
+    '"functions":{"[constructor]counter":{"name":"[constructor]counter","kind":{"constru'
+    'ctor":22},"params":[{"name":"start","type":"u32"}],"result":36,"docs":{"conten'
+    'ts":"A counter starting at `start`."}},"[method]counter.add":{"name":"[method]counter.'
+    'add","kind":{"method":22},"params":[{"name":"self","type":23},{"name":"n","t'
+    'ype":"u32"}],"result":"u32","docs":{"contents":"Adds `n`; returns the new value."'
+    '}},"[method]counter.value":{"name":"[method]counter.value","kind":{"method":22},"pa'
+    'rams":[{"name":"self","type":23}],"result":"u32","docs":{"contents":"The curre'
+    'nt value."}},"[static]counter.doubled":{"name":"[static]counter.doubled","kind":{"st'
+    'atic":22},"params":[{"name":"c","type":23}],"result":36,"docs":{"contents":"A '
+    'new counter starting at twice the value of `c`."}},"describe":{"name":"describe","kind'
+    '":"freestanding","params":[{"name":"c","type":23}],"result":"string","docs":{'
+    '"contents":"Describes a counter the guest lends to the host."}},"absorb":{"name":"abs'
+    'orb","kind":"freestanding","params":[{"name":"c","type":36}],"result":"u32",'
+    '"docs":{"contents":"Takes a counter from the guest; returns its value."}},"pair-sum":{'
+    '"name":"pair-sum","kind":"freestanding","params":[{"name":"a","type":23},{"na'
+    'me":"b","type":23}],"result":"u32","docs":{"contents":"The sum of two counters\' '
+    "values. (wasmtime 50 traps before calling the host:\\nit cannot lend two host handles to one h"
+    'ost function.)"}},"copy-of":{"name":"copy-of","kind":"freestanding","params":[{"'
+    'name":"c","type":23}],"result":36,"docs":{"contents":"A new counter at the value o'
+    'f `c`."}}},"docs":{"contents":"A resource the host implements in Python."},"package":'
+    '1},{"name":"text","types":{"buffer":24,"cursor":25},"functions":{"[constructor]bu'
+    'ffer":{"name":"[constructor]buffer","kind":{"constructor":24},"params":[{"name":'
+    '"initial","type":"string"}],"result":37,"docs":{"contents":"A buffer holding `ini'
+    'tial`."}},"[method]buffer.append":{"name":"[method]buffer.append","kind":{"method":'
+    '24},"params":[{"name":"self","type":26},{"name":"more","type":"string"}],"doc'
+    's":{"contents":"Appends `more`."}},"[method]buffer.read":{"name":"[method]buffer.rea'
+    'd","kind":{"method":24},"params":[{"name":"self","type":26}],"result":"string'
+    '","docs":{"contents":"The whole text."}},"[method]buffer.len":{"name":"[method]buf'
+    'fer.len","kind":{"method":24},"params":[{"name":"self","type":26}],"result":"u'
+    '32","docs":{"contents":"Its length in bytes."}},"[static]buffer.concat":{"name":"['
+    'static]buffer.concat","kind":{"static":24},"params":[{"name":"a","type":26},{"na'
+    'me":"b","type":26}],"result":37,"docs":{"contents":"A new buffer holding `a` then '
+    '`b`."}},"measure":{"name":"measure","kind":"freestanding","params":[{"name":"b'
+    '","type":26}],"result":"u32","docs":{"contents":"The length of a buffer the host p'
+    'asses in."}},"consume":{"name":"consume","kind":"freestanding","params":[{"name'
+    '":"b","type":37}],"result":"string","docs":{"contents":"Takes ownership of a buf'
+    'fer and returns its text (the buffer is dropped)."}},"consume-lending":{"name":"consume-'
+    'lending","kind":"freestanding","params":[{"name":"a","type":37},{"name":"b",'
+    '"type":26}],"result":"string","docs":{"contents":"Takes `a`, lends `b`; returns the'
+    'ir texts joined by `+`."}},"live":{"name":"live","kind":"freestanding","params":['
+    '],"result":"u32","docs":{"contents":"How many buffers are alive in the plugin (not ye'
+    't dropped)."}},"[method]cursor.next":{"name":"[method]cursor.next","kind":{"method"'
+    ':25},"params":[{"name":"self","type":27}],"result":28,"docs":{"contents":"The n'
+    'ext word; `none` once they are all read."}},"[method]cursor.remaining":{"name":"[method]'
+    'cursor.remaining","kind":{"method":25},"params":[{"name":"self","type":27}],"res'
+    'ult":"u32","docs":{"contents":"How many words are left."}},"words":{"name":"word'
+    's","kind":"freestanding","params":[{"name":"text","type":"string"}],"result":'
+    '38,"docs":{"contents":"A cursor over the space-separated words of `text`."}},"live-curs'
+    'ors":{"name":"live-cursors","kind":"freestanding","params":[],"result":"u32","'
+    'docs":{"contents":"How many cursors are alive in the plugin (not yet dropped)."}}},"docs'
+    '":{"contents":"A resource the plugin exports."},"package":1},{"name":"ledger","typ'
+    'es":{"counter":29},"functions":{"peek":{"name":"peek","kind":"freestanding","p'
+    'arams":[{"name":"c","type":30}],"result":"u32","docs":{"contents":"The value o'
+    'f a counter the host lends."}},"spend":{"name":"spend","kind":"freestanding","para'
+    'ms":[{"name":"c","type":31},{"name":"n","type":"u32"}],"result":"u32","doc'
+    's":{"contents":"Takes a counter from the host, adds `n` and returns its value; the guest\\'
+    'ndrops the counter before returning."}},"bump":{"name":"bump","kind":"freestanding"'
+    ',"params":[{"name":"c","type":31},{"name":"n","type":"u32"}],"result":31,"d'
+    'ocs":{"contents":"Takes a counter from the host, adds `n` and gives it back."}},"fork":'
+    '{"name":"fork","kind":"freestanding","params":[{"name":"c","type":30},{"name'
+    '":"n","type":"u32"}],"result":31,"docs":{"contents":"Adds `n` to a lent counter,'
+    ' then returns a new counter at its value."}},"make":{"name":"make","kind":"freestand'
+    'ing","params":[{"name":"start","type":"u32"}],"result":32,"docs":{"contents":'
+    "\"A counter the guest makes at `start` (with the host's constructor), given\\nto the host; `no"
+    'ne` when `start` is 0."}},"keep":{"name":"keep","kind":"freestanding","params":[{'
+    '"name":"c","type":31}],"docs":{"contents":"Keeps a counter from the host in guest m'
+    'emory (see `bump-kept`); the one\\nkept before is dropped."}},"sum":{"name":"sum","kin'
+    'd":"freestanding","params":[{"name":"a","type":30},{"name":"b","type":30}],"'
+    'result":"u32","docs":{"contents":"The sum of two counters the host lends."}},"total'
+    '":{"name":"total","kind":"freestanding","params":[{"name":"cs","type":33}],"'
+    'result":"u32","docs":{"contents":"Takes counters from the host; returns the sum of the'
+    'ir values (the guest\\ndrops them all)."}}},"docs":{"contents":"Functions the plugin exp'
+    "orts over the host's `counter`: an exported interface\\nthat uses a resource of an imported on"
+    'e."},"package":1}],"types":[{"name":"error","kind":{"variant":{"cases":[{"name'
+    '":"denied","type":"string","docs":{"contents":"The host did not grant this capabil'
+    'ity, or this key, to the\\nplugin. The payload says what was denied."}},{"name":"quota-exc'
+    'eeded","type":"string","docs":{"contents":"The call would exceed a quota the host se'
+    't (for example the\\nkey-value namespace\'s byte quota). The payload says which."}},{"name":'
+    '"invalid","type":"string","docs":{"contents":"The arguments were rejected (for exam'
+    'ple an empty key)."}}]}},"owner":{"interface":0},"docs":{"contents":"Why a capabilit'
+    'y call failed."}},{"name":"error","kind":{"type":0},"owner":{"interface":1}},{"n'
+    'ame":"level","kind":{"enum":{"cases":[{"name":"trace"},{"name":"debug"},{"na'
+    'me":"info"},{"name":"warn"},{"name":"error"}]}},"owner":{"interface":1},"docs'
+    '":{"contents":"Severity of a log record; maps to Python\'s logging levels."}},{"name":nu'
+    'll,"kind":{"result":{"ok":null,"err":1}},"owner":null},{"name":"error","kind":'
+    '{"type":0},"owner":{"interface":2}},{"name":null,"kind":{"option":"string"},"ow'
+    'ner":null},{"name":null,"kind":{"result":{"ok":5,"err":4}},"owner":null},{"name'
+    '":null,"kind":{"list":"string"},"owner":null},{"name":null,"kind":{"result":{"'
+    'ok":7,"err":4}},"owner":null},{"name":"error","kind":{"type":0},"owner":{"inte'
+    'rface":3}},{"name":null,"kind":{"list":"u8"},"owner":null},{"name":null,"kind":'
+    '{"option":10},"owner":null},{"name":null,"kind":{"result":{"ok":11,"err":9}},"o'
+    'wner":null},{"name":null,"kind":{"result":{"ok":null,"err":9}},"owner":null},{"n'
+    'ame":null,"kind":{"result":{"ok":"bool","err":9}},"owner":null},{"name":null,"'
+    'kind":{"result":{"ok":7,"err":9}},"owner":null},{"name":null,"kind":{"tuple":{'
+    '"types":["string","string"]}},"owner":null},{"name":"http-headers","kind":{"lis'
+    't":16},"owner":{"interface":4},"docs":{"contents":"Header fields as `(name, value)` '
+    'pairs, in order; a name may repeat."}},{"name":"http-request","kind":{"record":{"fie'
+    'lds":[{"name":"method","type":"string","docs":{"contents":"The method, upper cas'
+    'e: `GET`, `POST`, `PUT`, ..."}},{"name":"url","type":"string","docs":{"contents":'
+    '"An absolute `http://` or `https://` URL."}},{"name":"headers","type":17,"docs":{"c'
+    'ontents":"Extra header fields. `host`, `content-length`, `transfer-encoding`,\\n`connection`'
+    ', `upgrade`, `te` and `proxy-*` are set by the host and\\nrefused here."}},{"name":"body"'
+    ',"type":10,"docs":{"contents":"The request body; empty for none."}}]}},"owner":{"in'
+    'terface":4},"docs":{"contents":"A request to send."}},{"name":"http-response","kin'
+    'd":{"record":{"fields":[{"name":"status","type":"u16","docs":{"contents":"Th'
+    'e status code, e.g. 200."}},{"name":"headers","type":17,"docs":{"contents":"The re'
+    'sponse\'s header fields, names in lower case."}},{"name":"body","type":10,"docs":{"co'
+    'ntents":"The response body as received. The host asks for no\\ncontent-encoding (`accept-enc'
+    'oding: identity`) unless the request\\nset `accept-encoding`, and never decodes one."}}]}},"'
+    'owner":{"interface":4},"docs":{"contents":"The final response (after any redirects the'
+    ' host followed)."}},{"name":"http-error","kind":{"variant":{"cases":[{"name":"de'
+    'nied","type":"string","docs":{"contents":"The request (or a redirect it led to) is n'
+    "ot allowed: a scheme,\\nhost, port or method outside the allow-list, an address in a\\nrefused"
+    " range, too many redirects, or HTTP not granted at all.\\nThe message says what the host would"
+    ' have to grant."}},{"name":"too-large","type":"string","docs":{"contents":"The r'
+    "equest body, or the response (headers and body), is larger\\nthan the host allows; the message"
+    ' gives the cap in bytes."}},{"name":"timeout","type":"string","docs":{"contents":'
+    '"The request took longer than the host\'s timeout for it."}},{"name":"connection","type'
+    '":"string","docs":{"contents":"The name did not resolve, or connecting, TLS or the exc'
+    'hange\\nfailed (the message says which)."}},{"name":"invalid","type":"string","docs'
+    '":{"contents":"The request is malformed: not an absolute http(s) URL, a bad\\nmethod or he'
+    'ader, or a header the host sets itself."}}]}},"owner":{"interface":4},"docs":{"content'
+    's":"Why a request failed. The payload is a message for humans."}},{"name":null,"kind":{'
+    '"result":{"ok":19,"err":20}},"owner":null},{"name":"counter","kind":"resource"'
+    ',"owner":{"interface":5},"docs":{"contents":"A counter kept on the host."}},{"name'
+    '":null,"kind":{"handle":{"borrow":22}},"owner":null},{"name":"buffer","kind":"'
+    'resource","owner":{"interface":6},"docs":{"contents":"A growable text buffer in gues'
+    't memory. Dropping one that holds exactly\\n\\"panic on drop\\" panics (a destructor that tr'
+    'aps, for tests)."}},{"name":"cursor","kind":"resource","owner":{"interface":6},"'
+    'docs":{"contents":"The words of a text, one at a time. It has no constructor: only `words`'
+    '\\nmakes one (a resource produced by a factory function)."}},{"name":null,"kind":{"handl'
+    'e":{"borrow":24}},"owner":null},{"name":null,"kind":{"handle":{"borrow":25}},"ow'
+    'ner":null},{"name":null,"kind":{"option":"string"},"owner":null},{"name":"counte'
+    'r","kind":{"type":22},"owner":{"interface":7}},{"name":null,"kind":{"handle":{'
+    '"borrow":29}},"owner":null},{"name":null,"kind":{"handle":{"own":29}},"owner":nu'
+    'll},{"name":null,"kind":{"option":31},"owner":null},{"name":null,"kind":{"list":'
+    '31},"owner":null},{"name":null,"kind":{"list":"u32"},"owner":null},{"name":null,'
+    '"kind":{"option":"u32"},"owner":null},{"name":null,"kind":{"handle":{"own":22}'
+    '},"owner":null},{"name":null,"kind":{"handle":{"own":24}},"owner":null},{"name":'
+    'null,"kind":{"handle":{"own":25}},"owner":null}],"packages":[{"name":"wasmplug:ho'
+    'st@0.1.0","docs":{"contents":"Host capabilities that wasmplug offers to plugins.\\n\\nEv'
+    "ery capability is denied unless the host grants it in the plugin's\\n`Policy`. A denial, a quo"
+    "ta breach or a bad argument is returned to the\\nguest as an `error` value: it never traps, so"
+    ' the guest can handle it."},"interfaces":{"types":0,"log":1,"config":2,"kv":3,"htt'
+    'p":4},"worlds":{"capabilities":0}},{"name":"wasmplug-tests:resources@0.1.0","docs":'
+    '{"contents":"Resources both ways: one the host defines, one the plugin exports."},"interf'
+    'aces":{"host-store":5,"text":6,"ledger":7},"worlds":{"resources":1,"plain":2}}]}}'
 )
 
 #: The world, built from the embedded resolved WIT with this module's classes.
@@ -455,6 +530,7 @@ WORLD: wasmplug.World = wasmplug.World._from_bindings(
         ("wasmplug:host/http@0.1.0", "http-response"): HttpResponse,
         ("wasmplug:host/http@0.1.0", "http-error"): HttpError,
         ("wasmplug-tests:resources/text@0.1.0", "buffer"): Buffer,
+        ("wasmplug-tests:resources/text@0.1.0", "cursor"): Cursor,
     },
     errors={},
 )
@@ -629,6 +705,159 @@ class TextExports:
         """
         return cast("int", self._plugin.call("text.live"))
 
+    def words(self, text: str) -> Cursor:
+        """A cursor over the space-separated words of `text`.
+
+        Args:
+            text: ``string``.
+
+        Returns:
+            ``own<cursor>``.
+
+        Raises:
+            wasmplug.CallError: the call trapped or exceeded a limit of the policy.
+        """
+        return cast("Cursor", self._plugin.call("text.words", text))
+
+    def live_cursors(self) -> int:
+        """How many cursors are alive in the plugin (not yet dropped).
+
+        Returns:
+            ``u32``.
+
+        Raises:
+            wasmplug.CallError: the call trapped or exceeded a limit of the policy.
+        """
+        return cast("int", self._plugin.call("text.live-cursors"))
+
+
+class LedgerExports:
+    """Functions the plugin exports over the host's `counter`: an exported interface
+    that uses a resource of an imported one.
+
+    The functions the plugin exports as ``wasmplug-tests:resources/ledger@0.1.0``.
+    """
+
+    def __init__(self, plugin: wasmplug.Plugin) -> None:
+        self._plugin = plugin
+
+    def peek(self, c: CounterProtocol) -> int:
+        """The value of a counter the host lends.
+
+        Args:
+            c: ``borrow<counter>``.
+
+        Returns:
+            ``u32``.
+
+        Raises:
+            wasmplug.CallError: the call trapped or exceeded a limit of the policy.
+        """
+        return cast("int", self._plugin.call("ledger.peek", c))
+
+    def spend(self, c: CounterProtocol, n: int) -> int:
+        """Takes a counter from the host, adds `n` and returns its value; the guest
+        drops the counter before returning.
+
+        Args:
+            c: ``own<counter>``.
+            n: ``u32``.
+
+        Returns:
+            ``u32``.
+
+        Raises:
+            wasmplug.CallError: the call trapped or exceeded a limit of the policy.
+        """
+        return cast("int", self._plugin.call("ledger.spend", c, n))
+
+    def bump(self, c: CounterProtocol, n: int) -> CounterProtocol:
+        """Takes a counter from the host, adds `n` and gives it back.
+
+        Args:
+            c: ``own<counter>``.
+            n: ``u32``.
+
+        Returns:
+            ``own<counter>``.
+
+        Raises:
+            wasmplug.CallError: the call trapped or exceeded a limit of the policy.
+        """
+        return cast("CounterProtocol", self._plugin.call("ledger.bump", c, n))
+
+    def fork(self, c: CounterProtocol, n: int) -> CounterProtocol:
+        """Adds `n` to a lent counter, then returns a new counter at its value.
+
+        Args:
+            c: ``borrow<counter>``.
+            n: ``u32``.
+
+        Returns:
+            ``own<counter>``.
+
+        Raises:
+            wasmplug.CallError: the call trapped or exceeded a limit of the policy.
+        """
+        return cast("CounterProtocol", self._plugin.call("ledger.fork", c, n))
+
+    def make(self, start: int) -> CounterProtocol | None:
+        """A counter the guest makes at `start` (with the host's constructor), given
+        to the host; `none` when `start` is 0.
+
+        Args:
+            start: ``u32``.
+
+        Returns:
+            ``option<own<counter>>``.
+
+        Raises:
+            wasmplug.CallError: the call trapped or exceeded a limit of the policy.
+        """
+        return cast("CounterProtocol | None", self._plugin.call("ledger.make", start))
+
+    def keep(self, c: CounterProtocol) -> None:
+        """Keeps a counter from the host in guest memory (see `bump-kept`); the one
+        kept before is dropped.
+
+        Args:
+            c: ``own<counter>``.
+
+        Raises:
+            wasmplug.CallError: the call trapped or exceeded a limit of the policy.
+        """
+        self._plugin.call("ledger.keep", c)
+
+    def sum(self, a: CounterProtocol, b: CounterProtocol) -> int:
+        """The sum of two counters the host lends.
+
+        Args:
+            a: ``borrow<counter>``.
+            b: ``borrow<counter>``.
+
+        Returns:
+            ``u32``.
+
+        Raises:
+            wasmplug.CallError: the call trapped or exceeded a limit of the policy.
+        """
+        return cast("int", self._plugin.call("ledger.sum", a, b))
+
+    def total(self, cs: list[CounterProtocol]) -> int:
+        """Takes counters from the host; returns the sum of their values (the guest
+        drops them all).
+
+        Args:
+            cs: ``list<own<counter>>``.
+
+        Returns:
+            ``u32``.
+
+        Raises:
+            wasmplug.CallError: the call trapped or exceeded a limit of the policy.
+        """
+        return cast("int", self._plugin.call("ledger.total", cs))
+
 
 class Resources:
     """A plugin of the WIT world ``wasmplug-tests:resources/resources@0.1.0``.
@@ -638,6 +867,7 @@ class Resources:
 
     Attributes:
         text: The exports of ``wasmplug-tests:resources/text@0.1.0``.
+        ledger: The exports of ``wasmplug-tests:resources/ledger@0.1.0``.
     """
 
     def __init__(self, plugin: wasmplug.Plugin) -> None:
@@ -653,6 +883,7 @@ class Resources:
             raise ValueError(f"{plugin!r} was loaded with another world than WORLD")
         self._plugin = plugin
         self.text = TextExports(plugin)
+        self.ledger = LedgerExports(plugin)
 
     @classmethod
     def load(
