@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import ctypes
 import time
-import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -122,14 +121,8 @@ def epoch_callback(decide: Callable[[], int | str]) -> Any:
 
 
 def set_epoch_callback(store: wasmtime.Store, callback: Any) -> None:
-    """Installs a callback made by :func:`epoch_callback` on a Store, and keeps it
-    alive for as long as the Store."""
-    _epoch_callbacks[store] = callback
+    """Installs a callback made by :func:`epoch_callback` on a Store."""
     _store_epoch_callback(ctypes.cast(store.ptr(), _P).value, callback, None, None)
-
-
-# Store -> its epoch-deadline callback: wasmtime holds only the function pointer.
-_epoch_callbacks: weakref.WeakKeyDictionary[wasmtime.Store, Any] = weakref.WeakKeyDictionary()
 
 
 def context_of(store: wasmtime.Store) -> int:
