@@ -20,10 +20,8 @@ from typing import Any
 
 import wasmtime
 import wasmtime.component as wc
-from wasmtime import _bindings as _capi
-from wasmtime import _ffi as ffi
 
-from . import _wit
+from . import _native, _wit
 from ._bindings import TypeNamespace
 from ._codec import (
     VAL_SIZE,
@@ -212,9 +210,6 @@ def compare_func(expected: _wit.Function, found: Any, name: str) -> list[str]:
 
 # -- host functions ----------------------------------------------------------------------
 
-_VAL_P = ctypes.POINTER(ffi.wasmtime_component_val_t)
-_ANY_P = ctypes.POINTER(ffi.wasmtime_component_resource_any_t)
-_HOST_P = ctypes.POINTER(ffi.wasmtime_component_resource_host_t)
 #: A raw host function: ``(context, args address, nargs, results address)``; a raw
 #: resource destructor: ``(context, rep)``.
 _HostCall = Callable[..., None]
@@ -225,11 +220,10 @@ _host_func_ids = itertools.count(1)
 
 def _error_for(e: BaseException, what: str) -> int | None:
     message = f"{what} failed: {type(e).__name__}: {e}".encode(errors="replace")
-    err = ffi.wasmtime_error_new(message)
-    return ctypes.cast(err, ctypes.c_void_p).value
+    return _native.new_error(message)
 
 
-@ffi.wasmtime_component_func_callback_t
+@_native.HostFuncCallback
 def _trampoline(data, context, ty, args, nargs, results, nresults):  # type: ignore[no-untyped-def]  # noqa: PLR0917
     """Entry point for every host function: looks up the Python callable by ``data``.
 
@@ -250,7 +244,7 @@ def _trampoline(data, context, ty, args, nargs, results, nresults):  # type: ign
         return _error_for(e, "host function")
 
 
-@ffi.wasmtime_component_resource_destructor_t
+@_native.ResourceDestructor
 def _destructor(data, context, rep):  # type: ignore[no-untyped-def]
     """Entry point for every host resource's destructor (the guest dropped a handle)."""
     try:
@@ -375,25 +369,16 @@ class _Scope:
         self._keep: list[Any] = []
 
     def adopt(self, cls: type, address: int) -> Any:
-        native = ffi.wasmtime_component_resource_any_clone(ctypes.cast(address, _ANY_P))
-        addr = ctypes.cast(native, ctypes.c_void_p).value or 0
+        native, addr = _native.resource_any_clone(address)
         return cls._adopt(self.owner, self.instance, native, addr)  # type: ignore[attr-defined]
 
     def host_lift(self, codec: HostHandleCodec, address: int) -> Any:
-        host = _HOST_P()
-        err = ffi.wasmtime_component_resource_any_to_host(
-            self.context, ctypes.cast(address, _ANY_P), ctypes.byref(host)
-        )
+        rep = _native.resource_host_rep(self.context, address)
         name = codec.resource.name
-        if err:
+        if isinstance(rep, str):
             raise StaleHandleError(
-                f"the guest passed a handle that is not a host {name}: {_wasmtime_message(err)}",
-                resource=name,
+                f"the guest passed a handle that is not a host {name}: {rep}", resource=name
             )
-        try:
-            rep = ffi.wasmtime_component_resource_host_rep(host)
-        finally:
-            ffi.wasmtime_component_resource_host_delete(host)
         return self.resources.table.get(rep, codec.type_id, name, remove=not codec.borrow)
 
     def host_lower(self, codec: HostHandleCodec, value: Any) -> int:
@@ -403,24 +388,19 @@ class _Scope:
             raise Mismatch(f"a {expected} (host resource {codec.resource.name})", value)
         table = self.resources.table
         rep = table.add(codec.type_id, value)
-        host = ffi.wasmtime_component_resource_host_new(not codec.borrow, rep, codec.type_id)
-        native = _ANY_P()
-        try:
-            err = ffi.wasmtime_component_resource_host_to_any(
-                self.context, host, ctypes.byref(native)
-            )
-        finally:
-            ffi.wasmtime_component_resource_host_delete(host)
-        if err:
+        native = _native.resource_to_guest(
+            self.context, own=not codec.borrow, rep=rep, type_id=codec.type_id
+        )
+        if isinstance(native, str):
             table.get(rep, codec.type_id, codec.resource.name, remove=True)
-            raise RuntimeError(f"cannot pass host resource: {_wasmtime_message(err)}")
+            raise RuntimeError(f"cannot pass host resource: {native}")
         self._keep.append(native)
-        return ctypes.cast(native, ctypes.c_void_p).value or 0
+        return _native.resource_any_address(native)
 
     def close(self) -> None:
         """Frees the native handles made for lowering (wasmtime has copied them)."""
         for native in self._keep:
-            ffi.wasmtime_component_resource_any_delete(native)
+            _native.resource_any_delete(native)
         self._keep.clear()
 
 
@@ -434,7 +414,7 @@ def _lower_result(codec: Codec, value: Any, results: int) -> None:
     slot = arena.alloc(VAL_SIZE)
     codec.lower(arena, slot, value)
     base = arena.finalize()
-    ffi.wasmtime_component_val_clone(ctypes.cast(base + slot, _VAL_P), ctypes.cast(results, _VAL_P))
+    _native.val_clone(base + slot, results)
 
 
 def _host_call(
@@ -484,17 +464,11 @@ def _host_call(
 MONOTONIC_CLOCK = "wasi:clocks/monotonic-clock@"
 
 
-def _set_u64(address: int, value: int) -> None:
-    val = ffi.wasmtime_component_val_t.from_address(address)
-    val.kind = ffi.WASMTIME_COMPONENT_U64
-    val.of.u64 = value
-
-
 def _u64_answer(value: Callable[[], int]) -> _HostCall:
     """A raw WASI function of no arguments whose ``u64`` result is ``value()``."""
 
     def answer(context: Any, args: int, nargs: int, results: int) -> None:
-        _set_u64(results, value())
+        _native.val_set_u64(results, value())
 
     return answer
 
@@ -510,7 +484,7 @@ def _monotonic_clock(interface: str, ctx: HostContext) -> dict[str, _HostCall]:
         qualified = f"{interface}#{name}"
 
         def subscribe(context: Any, args: int, nargs: int, results: int) -> None:
-            value = ffi.wasmtime_component_val_t.from_address(args).of.u64
+            value = _native.val_u64(args)
             wait = max(0, value - time.monotonic_ns()) if absolute else value
             error = _WasiWait(qualified, wait, perf_counter() + wait / 1e9 > ctx.deadline)
             if ctx.failure is None:
@@ -576,7 +550,7 @@ def _deterministic_wasi(
         return answer
 
     def random_bytes(context: Any, args: int, nargs: int, results: int) -> None:
-        n = ffi.wasmtime_component_val_t.from_address(args).of.u64
+        n = _native.val_u64(args)
         if n > MAX_RANDOM_BYTES:
             raise ValueError(
                 f"the guest asked for {n} random bytes at once; at most {MAX_RANDOM_BYTES}"
@@ -648,11 +622,16 @@ class _Instance:
     """One Store and one component instance in it, plus the resolved export funcs and
     the host resources the instance holds."""
 
-    __slots__ = ("context", "funcs", "store", "table", "token")
+    __slots__ = ("address", "context", "funcs", "store", "table", "token")
 
-    def __init__(self, store: wasmtime.Store, funcs: dict[str, Any], table: _HostTable) -> None:
+    def __init__(
+        self, store: wasmtime.Store, funcs: _native.ComponentFuncs, table: _HostTable
+    ) -> None:
         self.store = store
-        self.context = store._context()
+        # The context as host functions see it (a ctypes pointer), and its address
+        # for the hot path's prototypes.
+        self.context = _native.store_context(store)
+        self.address = _native.context_of(store)
         self.funcs = funcs
         self.table = table
         # What guest resource handles remember of their instance: a handle that
@@ -661,20 +640,14 @@ class _Instance:
 
 
 # The hot path calls the C API directly (wasmtime-py's methods add a Python frame and
-# an error check each); the argument types are set by wasmtime-py's bindings.
-_set_fuel = _capi._wasmtime_context_set_fuel
-_get_fuel_raw = _capi._wasmtime_context_get_fuel
-_set_epoch_deadline = _capi._wasmtime_context_set_epoch_deadline
-_func_call_raw = _capi._wasmtime_component_func_call
+# an error check each), through _native's prototypes, which take addresses: the same
+# ones as the core-module fast path.
+_set_fuel = _native.set_fuel
+_get_fuel = _native.get_fuel
+_set_epoch_deadline = _native.set_epoch_deadline
+_component_call = _native.component_call
+_wasmtime_message = _native.error_message
 _string_at = ctypes.string_at
-
-
-def _get_fuel(context: Any, out: ctypes.c_uint64) -> None:
-    _get_fuel_raw(context, ctypes.byref(out))
-
-
-def _wasmtime_message(err_ptr: Any) -> str:
-    return str(wasmtime.WasmtimeError._from_ptr(err_ptr))
 
 
 class ComponentBackend(Sandbox):
@@ -725,9 +698,10 @@ class ComponentBackend(Sandbox):
         self._wasi = wasi
         self._instance: _Instance | None = None
         # One result slot per plugin, always holding a valid value (zeroed: a bool).
-        self._results = (ffi.wasmtime_component_val_t * 1)()
+        self._results = (ctypes.c_uint64 * -(-VAL_SIZE // 8))()
         self._results_addr = ctypes.addressof(self._results)
         self._fuel_out = ctypes.c_uint64()
+        self._fuel_addr = ctypes.addressof(self._fuel_out)
         classes: dict[int, type] = {}
         for i, td in enumerate(world.host_resources):
             cls = host_impls.get(td.owner, {}).get(f"[resource]{td.name}")
@@ -886,23 +860,12 @@ class ComponentBackend(Sandbox):
         type_id = self._world.host_resources.index(td) + 1
         qualified = f"{iface}#[resource-drop]{td.name}"
         key = _register(_host_destructor(qualified, type_id, td.name, self._ctx, self._resources))
-        encoded = td.name.encode()
-        rtype = ffi.wasmtime_component_resource_type_new_host(type_id)
-        try:
-            err = ffi.wasmtime_component_linker_instance_add_resource(
-                inst.ptr(),
-                ctypes.create_string_buffer(encoded),
-                len(encoded),
-                rtype,
-                _destructor,
-                key,
-                _finalize,
-            )
-        finally:
-            ffi.wasmtime_component_resource_type_delete(rtype)
-        if err:
+        err = _native.linker_add_resource(
+            inst, td.name, type_id=type_id, destructor=_destructor, data=key, finalizer=_finalize
+        )
+        if err is not None:
             raise LinkError(
-                f"cannot define resource {iface}#{td.name}: {_wasmtime_message(err)}",
+                f"cannot define resource {iface}#{td.name}: {err}",
                 [qualified],
                 plugin=plugin,
             )
@@ -939,18 +902,12 @@ class ComponentBackend(Sandbox):
             LinkError: wasmtime refused the definition.
         """
         key = _register(call)
-        encoded = name.encode()
-        err = ffi.wasmtime_component_linker_instance_add_func(
-            inst.ptr(),
-            ctypes.create_string_buffer(encoded),
-            len(encoded),
-            _trampoline,
-            key,
-            _finalize,
+        err = _native.linker_add_func(
+            inst, name, callback=_trampoline, data=key, finalizer=_finalize
         )
-        if err:
+        if err is not None:
             raise LinkError(
-                f"cannot define {qualified}: {_wasmtime_message(err)}",
+                f"cannot define {qualified}: {err}",
                 [qualified],
                 plugin=self._ctx.plugin,
             )
@@ -974,14 +931,14 @@ class ComponentBackend(Sandbox):
             error = self.instantiation_error(str(e))
             raise error from error.__cause__
         used = self.fuel_budget - store.get_fuel()
-        funcs: dict[str, Any] = {}
+        funcs = _native.ComponentFuncs()
         for name, index in self._export_index.items():
             func = instance.get_func(store, index)
             if func is None:  # pragma: no cover - checked against the type at load
                 raise InstantiationError(
                     f"export {name} is not a function", plugin=self._ctx.plugin
                 )
-            funcs[name] = func._func
+            funcs.add(name, func)
         return _Instance(store, funcs, table), used
 
     def start(self) -> None:
@@ -1023,7 +980,7 @@ class ComponentBackend(Sandbox):
         if self._instance is None:
             self._instance, inst_fuel = self.instantiate()
         inst = self._instance
-        context = inst.context
+        context = inst.address
         budget = self.fuel_budget
         _set_fuel(context, budget)
         _set_epoch_deadline(context, self.epoch_deadline())
@@ -1031,15 +988,15 @@ class ComponentBackend(Sandbox):
         ctx = self._ctx
         output = self._output
         has_result = self._world.exports[name]._result is not None
-        err = _func_call_raw(
-            ctypes.byref(inst.funcs[name]),
+        err = _component_call(
+            inst.funcs.addresses[name],
             context,
-            ctypes.cast(args_base, _VAL_P),
+            args_base,
             nargs,
-            self._results,
+            self._results_addr,
             1 if has_result else 0,
         )
-        _get_fuel(context, self._fuel_out)
+        _get_fuel(context, self._fuel_addr)
         stats = CallStats(
             function=name,
             fuel_consumed=inst_fuel + budget - self._fuel_out.value,
@@ -1086,8 +1043,7 @@ class ComponentBackend(Sandbox):
         """Frees the last result, drops the instance and the linker (which unregisters
         the host functions). Idempotent."""
         if self._results_addr:
-            ffi.wasmtime_component_val_delete(self._results)
-            ctypes.memset(self._results, 0, VAL_SIZE)
+            _native.val_delete(self._results_addr)
         self._discard()
         self._linker = None  # type: ignore[assignment]
 
@@ -1134,19 +1090,18 @@ class ComponentBackend(Sandbox):
             inst = self._instance
             if inst is None or instance is not inst.token:
                 return
-            context = inst.context
-            _set_fuel(context, self.fuel_budget)
-            _set_epoch_deadline(context, self.epoch_deadline())
+            _set_fuel(inst.address, self.fuel_budget)
+            _set_epoch_deadline(inst.address, self.epoch_deadline())
             self.begin(what)
-            err = ffi.wasmtime_component_resource_any_drop(context, native)
-            if err:
+            err = _native.resource_any_drop(inst.context, native)
+            if err is not None:
                 stats = CallStats(function=what, fuel_consumed=0, wall_time_us=0.0)
-                raise self.fail(what, _wasmtime_message(err), stats)
+                raise self.fail(what, err, stats)
         finally:
-            ffi.wasmtime_component_resource_any_delete(native)
+            _native.resource_any_delete(native)
 
     @staticmethod
     def free(native: Any) -> None:
         """Frees a native guest resource handle without dropping the resource (it was
         moved into the guest, or its instance is gone)."""
-        ffi.wasmtime_component_resource_any_delete(native)
+        _native.resource_any_delete(native)
