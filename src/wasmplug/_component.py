@@ -22,6 +22,7 @@ import wasmtime
 import wasmtime.component as wc
 
 from . import _native, _wit
+from ._backend import Backend, Outcome
 from ._bindings import TypeNamespace
 from ._codec import (
     VAL_SIZE,
@@ -30,10 +31,12 @@ from ._codec import (
     HostHandleCodec,
     Mismatch,
     UnsupportedType,
+    _Result,
     build_codec,
     handle_scope,
 )
 from ._exceptions import (
+    ArgumentError,
     InstantiationError,
     LinkError,
     OutputLimitExceeded,
@@ -42,6 +45,7 @@ from ._exceptions import (
 )
 from ._host import CAPABILITIES, HTTP, HostContext, HostImpl, defined_resources
 from ._policy import Determinism, Limits
+from ._resources import ResourceHandle
 from ._sandbox import (
     Sandbox,
     _TableFull,
@@ -51,7 +55,7 @@ from ._sandbox import (
     run_host_function,
 )
 from ._stats import CallStats
-from ._world import World, has_handle
+from ._world import PreparedCall, World, has_handle
 
 __all__ = ["ComponentBackend", "compare_types"]
 
@@ -650,9 +654,13 @@ _wasmtime_message = _native.error_message
 _string_at = ctypes.string_at
 
 
-class ComponentBackend(Sandbox):
+class ComponentBackend(Sandbox, Backend):
     """Runs one plugin's component: checked against the world, linked against the
     host capabilities and WASI under the plugin's grants, instantiated on demand.
+
+    The :class:`~wasmplug._backend.Backend` of ``kind`` ``"component"``; it takes
+    arguments lowered once by :meth:`World.prepare <wasmplug.World.prepare>`
+    (:meth:`invoke_prepared`) and supports resource handles.
 
     Not thread-safe: :class:`~wasmplug.Plugin` serializes calls.
 
@@ -952,6 +960,114 @@ class ComponentBackend(Sandbox):
             self._instance, _ = self.instantiate()
 
     # -- calls ---------------------------------------------------------------------------
+
+    kind = "component"
+
+    def invoke(self, function: str, args: Sequence[Any], owner: object) -> Outcome:
+        """Lowers ``args`` (as :meth:`World.prepare <wasmplug.World.prepare>`), then
+        :meth:`invoke_prepared`.
+
+        Raises:
+            ArgumentError, StaleHandleError, CallError, OutputLimitExceeded,
+            InstantiationError: as :meth:`invoke_prepared`.
+        """
+        world = self._world
+        prepared = world._lower(world.exports[function], tuple(args), plugin=self._ctx.plugin)
+        return self.invoke_prepared(prepared, owner)
+
+    def invoke_prepared(self, prepared: PreparedCall, owner: object) -> Outcome:
+        """Calls an export with arguments lowered by :meth:`World.prepare
+        <wasmplug.World.prepare>` (for this plugin's world): checks the resource
+        handles among them, calls, measures the result against
+        ``Limits.output_bytes`` and lifts it (guest resource handles in it belong to
+        ``owner`` and the live instance).
+
+        Returns:
+            ``(value, is_ok, stats)`` as :meth:`Backend.invoke
+            <wasmplug._backend.Backend.invoke>`.
+
+        Raises:
+            ArgumentError: a handle of another owner, or one handle both moved and
+                passed again in the same call (nothing ran).
+            StaleHandleError: a closed or moved handle, or one of a replaced instance
+                (nothing ran).
+            CallError: as :meth:`call`.
+            OutputLimitExceeded: the result is larger than ``Limits.output_bytes``
+                (nothing was lifted; the instance is kept).
+            InstantiationError: a fresh instance was needed and could not be created.
+        """
+        function = prepared.function
+        handles = prepared._handles
+        if handles:
+            self._check_handles(function, handles, owner)
+            try:
+                raw, stats = self.call(function, prepared._address, prepared._count)
+            finally:
+                for handle, moved in handles:
+                    if moved and handle._native is not None:  # the guest owns it now
+                        _native.resource_any_delete(handle._native)
+                        handle._native = None
+        else:
+            raw, stats = self.call(function, prepared._address, prepared._count)
+        result = prepared.export._result
+        if raw is None or result is None:
+            return None, True, stats
+        self.check_output(function, result, raw, stats)
+        if function in self._world.handle_results:
+            scope = self.lift_scope(owner)
+            try:
+                with handle_scope(scope):
+                    if not isinstance(result, _Result):
+                        return result.lift(raw, 0), True, stats
+                    is_ok, value = result.lift_parts(raw, 0)
+            finally:
+                scope.close()
+        elif not isinstance(result, _Result):
+            return result.lift(raw, 0), True, stats
+        else:
+            is_ok, value = result.lift_parts(raw, 0)
+        return value, is_ok, stats
+
+    def _check_handles(
+        self,
+        function: str,
+        handles: tuple[tuple[ResourceHandle, bool], ...],
+        owner: object,
+    ) -> None:
+        """Checks that every resource handle among a call's arguments is open, belongs
+        to ``owner`` and the live instance, and is not moved while also used otherwise.
+
+        Raises:
+            ArgumentError: a handle of another plugin, or one handle both moved and
+                passed again in the same call.
+            StaleHandleError: a closed or moved handle, or one of a replaced instance.
+        """
+        plugin = self._ctx.plugin
+        live = self.current_instance
+        for handle, _ in handles:
+            if handle._plugin is not owner:
+                other = handle._plugin.name if handle._plugin is not None else "none"
+                raise ArgumentError(
+                    f"{function}: a {type(handle).__name__} handle of another plugin "
+                    f"({other!r}); a handle belongs to the plugin that made it",
+                    plugin=plugin,
+                    function=function,
+                )
+            if handle._native is None:
+                raise handle._stale("is closed (closed, or moved into the plugin)")
+            if handle._instance is not live:
+                raise handle._stale(
+                    "belongs to an instance that was replaced after a failed call; "
+                    "the resource went with it"
+                )
+        for handle, own in handles:
+            if own and sum(h is handle for h, _ in handles) > 1:
+                raise ArgumentError(
+                    f"{function}: a {type(handle).__name__} handle is moved (own) and "
+                    "passed again in the same call",
+                    plugin=plugin,
+                    function=function,
+                )
 
     def call(self, name: str, args_base: int, nargs: int) -> tuple[bytes | None, CallStats]:
         """Calls export ``name`` with already lowered arguments.

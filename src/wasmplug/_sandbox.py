@@ -1,8 +1,9 @@
 """Policy enforcement shared by every backend: per-call limits, failure
 classification, the audit trail.
 
-A backend (the component path in :mod:`wasmplug._component`, the core-module fast
-path in :mod:`wasmplug._core`) subclasses :class:`Sandbox`. It starts each call with
+A backend on wasmtime (the component path in :mod:`wasmplug._component`, the
+core-module fast path in :mod:`wasmplug._core`) implements
+:class:`~wasmplug._backend.Backend` and subclasses :class:`Sandbox`. It starts each call with
 :meth:`Sandbox.begin` (which resets the per-call counters of the host context and
 sets the call's wall-clock deadline) and turns a failed entry into wasm into the
 right wasmplug exception with :meth:`Sandbox.fail`, so fuel, deadlines, host-call,

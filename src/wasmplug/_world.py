@@ -306,7 +306,18 @@ class World:
                 wrong, or an argument does not match its WIT type.
             StaleHandleError: a resource handle argument is closed.
         """
-        export = self.export(function, len(args), plugin=plugin)
+        return self._lower(self.export(function, len(args), plugin=plugin), args, plugin=plugin)
+
+    def _lower(
+        self, export: ExportFunc, args: tuple[Any, ...], *, plugin: str | None = None
+    ) -> PreparedCall:
+        """:meth:`prepare` for an export already checked to take ``len(args)``
+        arguments.
+
+        Raises:
+            ArgumentError, StaleHandleError: as :meth:`prepare`.
+        """
+        function = export.name
         params = export._params
         arena = Arena()
         slots = arena.alloc(len(params) * VAL_SIZE)
