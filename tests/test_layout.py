@@ -187,3 +187,14 @@ def test_the_check_allows_public_and_own_names() -> None:
         "_native.context_of(store)\n"
     )
     assert private_uses(ast.parse(source), _forbidden(_trees())) == []
+
+
+def test_plugin_does_not_branch_on_its_backend() -> None:
+    """``Plugin`` reaches its backend through the ``Backend`` interface only: its
+    class body names no concrete backend (only ``load`` picks one)."""
+    tree = _trees()["_plugin.py"]
+    plugin = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "Plugin")
+    named = {n.id for n in ast.walk(plugin) if isinstance(n, ast.Name)}
+    named |= {n.attr for n in ast.walk(plugin) if isinstance(n, ast.Attribute)}
+    assert "Backend" in named
+    assert not named & {"ComponentBackend", "CoreBackend", "_fast"}
