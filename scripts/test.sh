@@ -31,7 +31,7 @@ step "$BIN/mypy" --strict src
 step "$BIN/mypy" --strict tests examples/rule-engine
 step "$BIN/mypy" --strict benchmarks/__main__.py benchmarks/suite.py \
     benchmarks/alternatives.py benchmarks/profile.py benchmarks/bench_idle.py \
-    benchmarks/bench_density.py benchmarks/bench_rule_engine.py
+    benchmarks/bench_density.py benchmarks/bench_rule_engine.py benchmarks/compare_trees.py
 step "$BIN/wasmplug" bindgen examples/rule-engine/wit --world tenant \
     -o examples/rule-engine/tenant_bindings.py --check
 step bash "$ROOT/scripts/check-rust.sh"

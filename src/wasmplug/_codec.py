@@ -33,10 +33,16 @@ from contextlib import contextmanager
 from operator import attrgetter
 from typing import Any, Protocol
 
-from wasmtime import _ffi as ffi
-
 from . import _wit
 from ._bindings import Err, Ok, TypeNamespace, any_value, describe
+from ._native import (
+    COMPONENT_KINDS,
+    COMPONENT_VAL_SIZE,
+    COMPONENT_VAL_UNION,
+    NAME_SIZE,
+    RECORD_ENTRY_SIZE,
+    RECORD_ENTRY_VAL,
+)
 
 __all__ = [
     "Arena",
@@ -52,34 +58,33 @@ __all__ = [
     "handle_scope",
 ]
 
-VAL_SIZE = ctypes.sizeof(ffi.wasmtime_component_val_t)
-OF = ffi.wasmtime_component_val_t.of.offset
-ENTRY_SIZE = ctypes.sizeof(ffi.wasmtime_component_valrecord_entry)
-ENTRY_VAL = ffi.wasmtime_component_valrecord_entry.val.offset
-NAME_SIZE = ctypes.sizeof(ffi.wasm_name_t)
+VAL_SIZE = COMPONENT_VAL_SIZE
+OF = COMPONENT_VAL_UNION
+ENTRY_SIZE = RECORD_ENTRY_SIZE
+ENTRY_VAL = RECORD_ENTRY_VAL
 
-K_BOOL = ffi.WASMTIME_COMPONENT_BOOL.value
-K_S8 = ffi.WASMTIME_COMPONENT_S8.value
-K_U8 = ffi.WASMTIME_COMPONENT_U8.value
-K_S16 = ffi.WASMTIME_COMPONENT_S16.value
-K_U16 = ffi.WASMTIME_COMPONENT_U16.value
-K_S32 = ffi.WASMTIME_COMPONENT_S32.value
-K_U32 = ffi.WASMTIME_COMPONENT_U32.value
-K_S64 = ffi.WASMTIME_COMPONENT_S64.value
-K_U64 = ffi.WASMTIME_COMPONENT_U64.value
-K_F32 = ffi.WASMTIME_COMPONENT_F32.value
-K_F64 = ffi.WASMTIME_COMPONENT_F64.value
-K_CHAR = ffi.WASMTIME_COMPONENT_CHAR.value
-K_STRING = ffi.WASMTIME_COMPONENT_STRING.value
-K_LIST = ffi.WASMTIME_COMPONENT_LIST.value
-K_RECORD = ffi.WASMTIME_COMPONENT_RECORD.value
-K_TUPLE = ffi.WASMTIME_COMPONENT_TUPLE.value
-K_VARIANT = ffi.WASMTIME_COMPONENT_VARIANT.value
-K_ENUM = ffi.WASMTIME_COMPONENT_ENUM.value
-K_OPTION = ffi.WASMTIME_COMPONENT_OPTION.value
-K_RESULT = ffi.WASMTIME_COMPONENT_RESULT.value
-K_FLAGS = ffi.WASMTIME_COMPONENT_FLAGS.value
-K_RESOURCE = ffi.WASMTIME_COMPONENT_RESOURCE.value
+K_BOOL = COMPONENT_KINDS["BOOL"]
+K_S8 = COMPONENT_KINDS["S8"]
+K_U8 = COMPONENT_KINDS["U8"]
+K_S16 = COMPONENT_KINDS["S16"]
+K_U16 = COMPONENT_KINDS["U16"]
+K_S32 = COMPONENT_KINDS["S32"]
+K_U32 = COMPONENT_KINDS["U32"]
+K_S64 = COMPONENT_KINDS["S64"]
+K_U64 = COMPONENT_KINDS["U64"]
+K_F32 = COMPONENT_KINDS["F32"]
+K_F64 = COMPONENT_KINDS["F64"]
+K_CHAR = COMPONENT_KINDS["CHAR"]
+K_STRING = COMPONENT_KINDS["STRING"]
+K_LIST = COMPONENT_KINDS["LIST"]
+K_RECORD = COMPONENT_KINDS["RECORD"]
+K_TUPLE = COMPONENT_KINDS["TUPLE"]
+K_VARIANT = COMPONENT_KINDS["VARIANT"]
+K_ENUM = COMPONENT_KINDS["ENUM"]
+K_OPTION = COMPONENT_KINDS["OPTION"]
+K_RESULT = COMPONENT_KINDS["RESULT"]
+K_FLAGS = COMPONENT_KINDS["FLAGS"]
+K_RESOURCE = COMPONENT_KINDS["RESOURCE"]
 
 _HEADER_SIZE_PTR = struct.Struct(f"<B{OF - 1}xQQ")  # kind, size, data pointer
 _HEADER_PTR = struct.Struct(f"<B{OF - 1}xQ")  # kind, one pointer (option)

@@ -20,10 +20,9 @@ from typing import Any
 
 import wasmtime
 import wasmtime.component as wc
-from wasmtime import _bindings as _capi
-from wasmtime import _ffi as ffi
 
-from . import _wit
+from . import _native, _wit
+from ._backend import Backend, Outcome
 from ._bindings import TypeNamespace
 from ._codec import (
     VAL_SIZE,
@@ -32,10 +31,12 @@ from ._codec import (
     HostHandleCodec,
     Mismatch,
     UnsupportedType,
+    _Result,
     build_codec,
     handle_scope,
 )
 from ._exceptions import (
+    ArgumentError,
     HandleLimitExceeded,
     InstantiationError,
     LinkError,
@@ -45,6 +46,7 @@ from ._exceptions import (
 )
 from ._host import CAPABILITIES, HTTP, HostContext, HostImpl, defined_resources
 from ._policy import Determinism, Limits
+from ._resources import ResourceHandle
 from ._sandbox import (
     Sandbox,
     _TableFull,
@@ -54,7 +56,7 @@ from ._sandbox import (
     run_host_function,
 )
 from ._stats import CallStats
-from ._world import ExportFunc, World, has_handle
+from ._world import ExportFunc, PreparedCall, World, has_handle
 
 __all__ = ["ComponentBackend", "compare_types"]
 
@@ -213,9 +215,6 @@ def compare_func(expected: _wit.Function, found: Any, name: str) -> list[str]:
 
 # -- host functions ----------------------------------------------------------------------
 
-_VAL_P = ctypes.POINTER(ffi.wasmtime_component_val_t)
-_ANY_P = ctypes.POINTER(ffi.wasmtime_component_resource_any_t)
-_HOST_P = ctypes.POINTER(ffi.wasmtime_component_resource_host_t)
 #: A raw host function: ``(context, args address, nargs, results address)``; a raw
 #: resource destructor: ``(context, rep)``.
 _HostCall = Callable[..., None]
@@ -226,11 +225,10 @@ _host_func_ids = itertools.count(1)
 
 def _error_for(e: BaseException, what: str) -> int | None:
     message = f"{what} failed: {type(e).__name__}: {e}".encode(errors="replace")
-    err = ffi.wasmtime_error_new(message)
-    return ctypes.cast(err, ctypes.c_void_p).value
+    return _native.new_error(message)
 
 
-@ffi.wasmtime_component_func_callback_t
+@_native.HostFuncCallback
 def _trampoline(data, context, ty, args, nargs, results, nresults):  # type: ignore[no-untyped-def]  # noqa: PLR0917
     """Entry point for every host function: looks up the Python callable by ``data``.
 
@@ -251,7 +249,7 @@ def _trampoline(data, context, ty, args, nargs, results, nresults):  # type: ign
         return _error_for(e, "host function")
 
 
-@ffi.wasmtime_component_resource_destructor_t
+@_native.ResourceDestructor
 def _destructor(data, context, rep):  # type: ignore[no-untyped-def]
     """Entry point for every host resource's destructor (the guest dropped a handle)."""
     try:
@@ -427,25 +425,16 @@ class _Scope:
         self.handles: tuple[Any, ...] = ()
 
     def adopt(self, cls: type, address: int) -> Any:
-        native = ffi.wasmtime_component_resource_any_clone(ctypes.cast(address, _ANY_P))
-        addr = ctypes.cast(native, ctypes.c_void_p).value or 0
+        native, addr = _native.resource_any_clone(address)
         return cls._adopt(self.owner, self.instance, native, addr)  # type: ignore[attr-defined]
 
     def host_lift(self, codec: HostHandleCodec, address: int) -> Any:
-        host = _HOST_P()
-        err = ffi.wasmtime_component_resource_any_to_host(
-            self.context, ctypes.cast(address, _ANY_P), ctypes.byref(host)
-        )
+        rep = _native.resource_host_rep(self.context, address)
         name = codec.resource.name
-        if err:
+        if isinstance(rep, str):
             raise StaleHandleError(
-                f"the guest passed a handle that is not a host {name}: {_wasmtime_message(err)}",
-                resource=name,
+                f"the guest passed a handle that is not a host {name}: {rep}", resource=name
             )
-        try:
-            rep = ffi.wasmtime_component_resource_host_rep(host)
-        finally:
-            ffi.wasmtime_component_resource_host_delete(host)
         return self.resources.table.get(rep, codec.type_id, name, remove=not codec.borrow)
 
     def host_lower(self, codec: HostHandleCodec, value: Any) -> int:
@@ -466,26 +455,21 @@ class _Scope:
         rep = table.add(codec.type_id, value, lent=lent)
         if self.arguments:
             self._added.append((table, rep, value, lent))
-        host = ffi.wasmtime_component_resource_host_new(not codec.borrow, rep, codec.type_id)
-        native = _ANY_P()
-        try:
-            err = ffi.wasmtime_component_resource_host_to_any(
-                self.context, host, ctypes.byref(native)
-            )
-        finally:
-            ffi.wasmtime_component_resource_host_delete(host)
-        if err:
+        native = _native.resource_to_guest(
+            self.context, own=not codec.borrow, rep=rep, type_id=codec.type_id
+        )
+        if isinstance(native, str):
             table.get(rep, codec.type_id, codec.resource.name, remove=True)
-            raise RuntimeError(f"cannot pass host resource: {_wasmtime_message(err)}")
+            raise RuntimeError(f"cannot pass host resource: {native}")
         self._keep.append(native)
-        return ctypes.cast(native, ctypes.c_void_p).value or 0
+        return _native.resource_any_address(native)
 
     def close(self) -> None:
         """Frees the native handles made for lowering (wasmtime has copied them) and
         forgets the host objects lent to the call (the guest's borrows ended with
         it)."""
         for native in self._keep:
-            ffi.wasmtime_component_resource_any_delete(native)
+            _native.resource_any_delete(native)
         self._keep.clear()
         for table, rep, _, lent in self._added:
             if lent:
@@ -512,7 +496,7 @@ def _lower_result(codec: Codec, value: Any, results: int) -> None:
     slot = arena.alloc(VAL_SIZE)
     codec.lower(arena, slot, value)
     base = arena.finalize()
-    ffi.wasmtime_component_val_clone(ctypes.cast(base + slot, _VAL_P), ctypes.cast(results, _VAL_P))
+    _native.val_clone(base + slot, results)
 
 
 def _host_call(
@@ -562,17 +546,11 @@ def _host_call(
 MONOTONIC_CLOCK = "wasi:clocks/monotonic-clock@"
 
 
-def _set_u64(address: int, value: int) -> None:
-    val = ffi.wasmtime_component_val_t.from_address(address)
-    val.kind = ffi.WASMTIME_COMPONENT_U64
-    val.of.u64 = value
-
-
 def _u64_answer(value: Callable[[], int]) -> _HostCall:
     """A raw WASI function of no arguments whose ``u64`` result is ``value()``."""
 
     def answer(context: Any, args: int, nargs: int, results: int) -> None:
-        _set_u64(results, value())
+        _native.val_set_u64(results, value())
 
     return answer
 
@@ -588,7 +566,7 @@ def _monotonic_clock(interface: str, ctx: HostContext) -> dict[str, _HostCall]:
         qualified = f"{interface}#{name}"
 
         def subscribe(context: Any, args: int, nargs: int, results: int) -> None:
-            value = ffi.wasmtime_component_val_t.from_address(args).of.u64
+            value = _native.val_u64(args)
             wait = max(0, value - time.monotonic_ns()) if absolute else value
             error = _WasiWait(qualified, wait, perf_counter() + wait / 1e9 > ctx.deadline)
             if ctx.failure is None:
@@ -654,7 +632,7 @@ def _deterministic_wasi(
         return answer
 
     def random_bytes(context: Any, args: int, nargs: int, results: int) -> None:
-        n = ffi.wasmtime_component_val_t.from_address(args).of.u64
+        n = _native.val_u64(args)
         if n > MAX_RANDOM_BYTES:
             raise ValueError(
                 f"the guest asked for {n} random bytes at once; at most {MAX_RANDOM_BYTES}"
@@ -726,11 +704,16 @@ class _Instance:
     """One Store and one component instance in it, plus the resolved export funcs and
     the host resources the instance holds."""
 
-    __slots__ = ("context", "funcs", "store", "table", "token")
+    __slots__ = ("address", "context", "funcs", "store", "table", "token")
 
-    def __init__(self, store: wasmtime.Store, funcs: dict[str, Any], table: _HostTable) -> None:
+    def __init__(
+        self, store: wasmtime.Store, funcs: _native.ComponentFuncs, table: _HostTable
+    ) -> None:
         self.store = store
-        self.context = store._context()
+        # The context as host functions see it (a ctypes pointer), and its address
+        # for the hot path's prototypes.
+        self.context = _native.store_context(store)
+        self.address = _native.context_of(store)
         self.funcs = funcs
         self.table = table
         # What guest resource handles remember of their instance: a handle that
@@ -739,25 +722,23 @@ class _Instance:
 
 
 # The hot path calls the C API directly (wasmtime-py's methods add a Python frame and
-# an error check each); the argument types are set by wasmtime-py's bindings.
-_set_fuel = _capi._wasmtime_context_set_fuel
-_get_fuel_raw = _capi._wasmtime_context_get_fuel
-_set_epoch_deadline = _capi._wasmtime_context_set_epoch_deadline
-_func_call_raw = _capi._wasmtime_component_func_call
+# an error check each), through _native's prototypes, which take addresses: the same
+# ones as the core-module fast path.
+_set_fuel = _native.set_fuel
+_get_fuel = _native.get_fuel
+_set_epoch_deadline = _native.set_epoch_deadline
+_component_call = _native.component_call
+_wasmtime_message = _native.error_message
 _string_at = ctypes.string_at
 
 
-def _get_fuel(context: Any, out: ctypes.c_uint64) -> None:
-    _get_fuel_raw(context, ctypes.byref(out))
-
-
-def _wasmtime_message(err_ptr: Any) -> str:
-    return str(wasmtime.WasmtimeError._from_ptr(err_ptr))
-
-
-class ComponentBackend(Sandbox):
+class ComponentBackend(Sandbox, Backend):
     """Runs one plugin's component: checked against the world, linked against the
     host capabilities and WASI under the plugin's grants, instantiated on demand.
+
+    The :class:`~wasmplug._backend.Backend` of ``kind`` ``"component"``; it takes
+    arguments lowered once by :meth:`World.prepare <wasmplug.World.prepare>`
+    (:meth:`invoke_prepared`) and supports resource handles.
 
     Not thread-safe: :class:`~wasmplug.Plugin` serializes calls.
 
@@ -806,9 +787,10 @@ class ComponentBackend(Sandbox):
         self._wasi = wasi
         self._instance: _Instance | None = None
         # One result slot per plugin, always holding a valid value (zeroed: a bool).
-        self._results = (ffi.wasmtime_component_val_t * 1)()
+        self._results = (ctypes.c_uint64 * -(-VAL_SIZE // 8))()
         self._results_addr = ctypes.addressof(self._results)
         self._fuel_out = ctypes.c_uint64()
+        self._fuel_addr = ctypes.addressof(self._fuel_out)
         classes: dict[int, type] = {}
         for i, td in enumerate(world.host_resources):
             cls = host_impls.get(td.owner, {}).get(f"[resource]{td.name}")
@@ -967,23 +949,12 @@ class ComponentBackend(Sandbox):
         type_id = self._world.host_resources.index(td) + 1
         qualified = f"{iface}#[resource-drop]{td.name}"
         key = _register(_host_destructor(qualified, type_id, td.name, self._ctx, self._resources))
-        encoded = td.name.encode()
-        rtype = ffi.wasmtime_component_resource_type_new_host(type_id)
-        try:
-            err = ffi.wasmtime_component_linker_instance_add_resource(
-                inst.ptr(),
-                ctypes.create_string_buffer(encoded),
-                len(encoded),
-                rtype,
-                _destructor,
-                key,
-                _finalize,
-            )
-        finally:
-            ffi.wasmtime_component_resource_type_delete(rtype)
-        if err:
+        err = _native.linker_add_resource(
+            inst, td.name, type_id=type_id, destructor=_destructor, data=key, finalizer=_finalize
+        )
+        if err is not None:
             raise LinkError(
-                f"cannot define resource {iface}#{td.name}: {_wasmtime_message(err)}",
+                f"cannot define resource {iface}#{td.name}: {err}",
                 [qualified],
                 plugin=plugin,
             )
@@ -1020,18 +991,12 @@ class ComponentBackend(Sandbox):
             LinkError: wasmtime refused the definition.
         """
         key = _register(call)
-        encoded = name.encode()
-        err = ffi.wasmtime_component_linker_instance_add_func(
-            inst.ptr(),
-            ctypes.create_string_buffer(encoded),
-            len(encoded),
-            _trampoline,
-            key,
-            _finalize,
+        err = _native.linker_add_func(
+            inst, name, callback=_trampoline, data=key, finalizer=_finalize
         )
-        if err:
+        if err is not None:
             raise LinkError(
-                f"cannot define {qualified}: {_wasmtime_message(err)}",
+                f"cannot define {qualified}: {err}",
                 [qualified],
                 plugin=self._ctx.plugin,
             )
@@ -1055,14 +1020,14 @@ class ComponentBackend(Sandbox):
             error = self.instantiation_error(str(e))
             raise error from error.__cause__
         used = self.fuel_budget - store.get_fuel()
-        funcs: dict[str, Any] = {}
+        funcs = _native.ComponentFuncs()
         for name, index in self._export_index.items():
             func = instance.get_func(store, index)
             if func is None:  # pragma: no cover - checked against the type at load
                 raise InstantiationError(
                     f"export {name} is not a function", plugin=self._ctx.plugin
                 )
-            funcs[name] = func._func
+            funcs.add(name, func)
         return _Instance(store, funcs, table), used
 
     def start(self) -> None:
@@ -1076,6 +1041,126 @@ class ComponentBackend(Sandbox):
             self._instance, _ = self.instantiate()
 
     # -- calls ---------------------------------------------------------------------------
+
+    kind = "component"
+
+    def invoke(self, function: str, args: Sequence[Any], owner: object) -> Outcome:
+        """Lowers ``args`` (as :meth:`World.prepare <wasmplug.World.prepare>`), then
+        :meth:`invoke_prepared`.
+
+        Raises:
+            ArgumentError, StaleHandleError, CallError, OutputLimitExceeded,
+            InstantiationError: as :meth:`invoke_prepared`.
+        """
+        world = self._world
+        prepared = world._prepare(world.exports[function], tuple(args), self._ctx.plugin)
+        return self.invoke_prepared(prepared, owner)
+
+    def invoke_prepared(self, prepared: PreparedCall, owner: object) -> Outcome:
+        """Calls an export with arguments lowered by :meth:`World.prepare
+        <wasmplug.World.prepare>` (for this plugin's world): checks the resource
+        handles among them, calls, measures the result against
+        ``Limits.output_bytes`` and lifts it (guest resource handles in it belong to
+        ``owner`` and the live instance).
+
+        Returns:
+            ``(value, is_ok, stats)`` as :meth:`Backend.invoke
+            <wasmplug._backend.Backend.invoke>`.
+
+        Raises:
+            ArgumentError: a handle of another owner, or one handle both moved and
+                passed again in the same call (nothing ran).
+            StaleHandleError: a closed or moved handle, or one of a replaced instance
+                (nothing ran).
+            CallError: as :meth:`call`.
+            OutputLimitExceeded: the result is larger than ``Limits.output_bytes``
+                (nothing was lifted; the instance is kept).
+            InstantiationError: a fresh instance was needed and could not be created.
+        """
+        function = prepared.function
+        handles = prepared._handles
+        address = prepared._address
+        lowered = None
+        if prepared._arena is None:  # host objects among the arguments: lowered here
+            lowered = self.lower_arguments(prepared.export, prepared._args, owner)
+            address, handles = lowered.address, lowered.handles
+        if handles or lowered is not None:
+            try:
+                self._check_handles(function, handles, owner)
+            except BaseException:
+                if lowered is not None:
+                    lowered.abort()  # nothing runs: no host object stays lent
+                raise
+            try:
+                raw, stats = self.call(function, address, prepared._count)
+            finally:
+                if lowered is not None:
+                    lowered.close()
+                for handle, moved in handles:
+                    if moved and handle._native is not None:  # the guest owns it now
+                        _native.resource_any_delete(handle._native)
+                        handle._native = None
+        else:
+            raw, stats = self.call(function, address, prepared._count)
+        result = prepared.export._result
+        if raw is None or result is None:
+            return None, True, stats
+        self.check_output(function, result, raw, stats)
+        if function in self._world.handle_results:
+            scope = self.lift_scope(owner)
+            try:
+                with handle_scope(scope):
+                    if not isinstance(result, _Result):
+                        return result.lift(raw, 0), True, stats
+                    is_ok, value = result.lift_parts(raw, 0)
+            finally:
+                scope.close()
+        elif not isinstance(result, _Result):
+            return result.lift(raw, 0), True, stats
+        else:
+            is_ok, value = result.lift_parts(raw, 0)
+        return value, is_ok, stats
+
+    def _check_handles(
+        self,
+        function: str,
+        handles: tuple[tuple[ResourceHandle, bool], ...],
+        owner: object,
+    ) -> None:
+        """Checks that every resource handle among a call's arguments is open, belongs
+        to ``owner`` and the live instance, and is not moved while also used otherwise.
+
+        Raises:
+            ArgumentError: a handle of another plugin, or one handle both moved and
+                passed again in the same call.
+            StaleHandleError: a closed or moved handle, or one of a replaced instance.
+        """
+        plugin = self._ctx.plugin
+        live = self.current_instance
+        for handle, _ in handles:
+            if handle._plugin is not owner:
+                other = handle._plugin.name if handle._plugin is not None else "none"
+                raise ArgumentError(
+                    f"{function}: a {type(handle).__name__} handle of another plugin "
+                    f"({other!r}); a handle belongs to the plugin that made it",
+                    plugin=plugin,
+                    function=function,
+                )
+            if handle._native is None:
+                raise handle._stale("is closed (closed, or moved into the plugin)")
+            if handle._instance is not live:
+                raise handle._stale(
+                    "belongs to an instance that was replaced after a failed call; "
+                    "the resource went with it"
+                )
+        for handle, own in handles:
+            if own and sum(h is handle for h, _ in handles) > 1:
+                raise ArgumentError(
+                    f"{function}: a {type(handle).__name__} handle is moved (own) and "
+                    "passed again in the same call",
+                    plugin=plugin,
+                    function=function,
+                )
 
     def call(self, name: str, args_base: int, nargs: int) -> tuple[bytes | None, CallStats]:
         """Calls export ``name`` with already lowered arguments.
@@ -1106,7 +1191,7 @@ class ComponentBackend(Sandbox):
         elif self._early is not None:  # made for lowering this call's arguments
             fresh, inst_fuel, self._early = True, self._early, None
         inst = self._instance
-        context = inst.context
+        context = inst.address
         budget = self.fuel_budget
         _set_fuel(context, budget)
         _set_epoch_deadline(context, self.epoch_deadline())
@@ -1114,15 +1199,15 @@ class ComponentBackend(Sandbox):
         ctx = self._ctx
         output = self._output
         has_result = self._world.exports[name]._result is not None
-        err = _func_call_raw(
-            ctypes.byref(inst.funcs[name]),
+        err = _component_call(
+            inst.funcs.addresses[name],
             context,
-            ctypes.cast(args_base, _VAL_P),
+            args_base,
             nargs,
-            self._results,
+            self._results_addr,
             1 if has_result else 0,
         )
-        _get_fuel(context, self._fuel_out)
+        _get_fuel(context, self._fuel_addr)
         stats = CallStats(
             function=name,
             fuel_consumed=inst_fuel + budget - self._fuel_out.value,
@@ -1169,8 +1254,7 @@ class ComponentBackend(Sandbox):
         """Frees the last result, drops the instance and the linker (which unregisters
         the host functions). Idempotent."""
         if self._results_addr:
-            ffi.wasmtime_component_val_delete(self._results)
-            ctypes.memset(self._results, 0, VAL_SIZE)
+            _native.val_delete(self._results_addr)
         self._discard()
         self._linker = None  # type: ignore[assignment]
 
@@ -1277,19 +1361,18 @@ class ComponentBackend(Sandbox):
             inst = self._instance
             if inst is None or instance is not inst.token:
                 return
-            context = inst.context
-            _set_fuel(context, self.fuel_budget)
-            _set_epoch_deadline(context, self.epoch_deadline())
+            _set_fuel(inst.address, self.fuel_budget)
+            _set_epoch_deadline(inst.address, self.epoch_deadline())
             self.begin(what)
-            err = ffi.wasmtime_component_resource_any_drop(context, native)
-            if err:
+            err = _native.resource_any_drop(inst.context, native)
+            if err is not None:
                 stats = CallStats(function=what, fuel_consumed=0, wall_time_us=0.0)
-                raise self.fail(what, _wasmtime_message(err), stats)
+                raise self.fail(what, err, stats)
         finally:
-            ffi.wasmtime_component_resource_any_delete(native)
+            _native.resource_any_delete(native)
 
     @staticmethod
     def free(native: Any) -> None:
         """Frees a native guest resource handle without dropping the resource (it was
         moved into the guest, or its instance is gone)."""
-        ffi.wasmtime_component_resource_any_delete(native)
+        _native.resource_any_delete(native)

@@ -32,6 +32,7 @@ from typing import Any
 import wasmtime
 
 from . import _cabi, _native, _wit
+from ._backend import Backend, RawStats
 from ._cabi import BadValue, Layout, Memory, Signature, layout_of
 from ._codec import Mismatch, UnsupportedType
 from ._exceptions import (
@@ -66,8 +67,6 @@ _call_unchecked = _native.call_unchecked
 _set_fuel = _native.set_fuel
 _get_fuel = _native.get_fuel
 _set_epoch_deadline = _native.set_epoch_deadline
-#: A call's :class:`CallStats` fields, in order.
-RawStats = tuple[str, int, float, int, int, bool, float, int | None]
 _SLOT = 16  # bytes per wasmtime_val_raw_t
 _PACK = {"i32": "I", "i64": "Q", "f32": "f", "f64": "d"}
 _MASK = {"i32": 0xFFFF_FFFF, "i64": 0xFFFF_FFFF_FFFF_FFFF}
@@ -278,10 +277,12 @@ class _CoreInstance:
         return cached[2] if cached is not None else self.view()
 
 
-class CoreBackend(Sandbox):
+class CoreBackend(Sandbox, Backend):
     """Runs one plugin's core module on the fast path: checked against the world,
     linked against the host capabilities, the host's functions and WASI preview 1
     under the plugin's grants, instantiated on demand from a pre-linked module.
+
+    The :class:`~wasmplug._backend.Backend` of ``kind`` ``"core-module"``.
 
     Not thread-safe: :class:`~wasmplug.Plugin` serializes calls.
 
@@ -650,8 +651,13 @@ class CoreBackend(Sandbox):
 
     # -- calls ---------------------------------------------------------------------------
 
-    def invoke(self, name: str, args: Sequence[Any]) -> tuple[Any, bool, RawStats]:
-        """Calls export ``name``: lowers ``args``, calls, lifts the result.
+    kind = "core-module"
+
+    def invoke(
+        self, name: str, args: Sequence[Any], owner: object = None
+    ) -> tuple[Any, bool, RawStats]:
+        """Calls export ``name``: lowers ``args``, calls, lifts the result
+        (``owner`` is unused: the fast path passes no resource handles yet).
 
         Returns:
             ``(value, is_ok, stats)``: the lifted result (``None`` without one; the

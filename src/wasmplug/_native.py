@@ -1,14 +1,19 @@
-"""wasmtime's C API below wasmtime-py, for the core-module fast path.
+"""wasmtime's C API below wasmtime-py, for both backends.
 
 wasmtime-py wraps every call in Python frames that rebuild types and convert values
 (about 12-16 µs for a call, against 1.5 µs through ``wasmtime_func_call_unchecked``,
-``docs/performance.md``). The fast path calls the C functions it needs directly,
-through foreign-function objects of its own whose prototypes take plain integers
-for pointers: no ctypes pointer objects on the hot path.
+``docs/performance.md``). Both backends call the C functions they need on their hot
+paths directly, through foreign-function objects of this module whose prototypes
+take plain integers for pointers: no ctypes pointer objects, no wasmtime-py frames.
 
-What of wasmtime-py's private API the fast path needs (its loaded library
-``wasmtime._ffi.dll`` and its struct types, ``Store._context``,
-``Trap._from_ptr``, ``WasmtimeError._from_ptr``) is reached only from here.
+This is the only module of wasmplug that uses wasmtime-py's private API: its loaded
+library (``wasmtime._ffi.dll``), its ctypes bindings and struct types
+(``wasmtime._ffi``), and private attributes of its objects (``Store._context``,
+``component.Func._func``, ``Trap._from_ptr``, ``WasmtimeError._from_ptr``).
+``tests/test_layout.py`` enforces that, so a wasmtime-py upgrade that moves them
+has one module to fix. The core-module fast path (:mod:`wasmplug._core`) uses the
+first part of this module, the component path (:mod:`wasmplug._component`, and the
+value layout in :mod:`wasmplug._codec`) the part under "the component model".
 """
 
 from __future__ import annotations
@@ -19,29 +24,55 @@ from collections.abc import Callable
 from typing import Any
 
 import wasmtime
+import wasmtime.component
 from wasmtime import _ffi
 
 __all__ = [
+    "COMPONENT_KINDS",
+    "COMPONENT_VAL_SIZE",
+    "COMPONENT_VAL_UNION",
+    "NAME_SIZE",
     "RAW",
+    "RECORD_ENTRY_SIZE",
+    "RECORD_ENTRY_VAL",
+    "ComponentFuncs",
+    "HostFuncCallback",
     "Instance",
+    "ResourceDestructor",
     "TrapSlot",
     "call",
     "call_unchecked",
+    "component_call",
     "context_of",
     "define_unchecked",
     "epoch_callback",
+    "error_message",
     "failure",
     "func_type_names",
     "get_fuel",
     "instantiate",
+    "linker_add_func",
+    "linker_add_resource",
     "memory_size",
     "memory_span",
     "memory_view",
     "monotonic_ns",
+    "new_error",
     "raw_view",
+    "resource_any_address",
+    "resource_any_clone",
+    "resource_any_delete",
+    "resource_any_drop",
+    "resource_host_rep",
+    "resource_to_guest",
     "set_epoch_callback",
     "set_epoch_deadline",
     "set_fuel",
+    "store_context",
+    "val_clone",
+    "val_delete",
+    "val_set_u64",
+    "val_u64",
 ]
 
 _dll = _ffi.dll
@@ -292,3 +323,243 @@ def define_unchecked(
 def monotonic_ns() -> int:
     """The host's monotonic clock, in ns (what WASI's monotonic clock reads)."""
     return time.monotonic_ns()
+
+
+# -- the component model -------------------------------------------------------------
+#
+# The component path lowers and lifts component values itself (:mod:`wasmplug._codec`)
+# as trees of ``wasmtime_component_val_t`` and calls exports with
+# ``wasmtime_component_func_call``; host functions and host resources are defined on
+# a ``wasmtime.component.LinkerInstance`` with raw callbacks. Contexts reach host
+# functions as ctypes pointers (``wasmtime_context_t*``, which is what
+# :func:`store_context` returns too); the hot path passes addresses.
+
+_ComponentVal = _ffi.wasmtime_component_val_t
+_ANY_P = ctypes.POINTER(_ffi.wasmtime_component_resource_any_t)
+_HOST_P = ctypes.POINTER(_ffi.wasmtime_component_resource_host_t)
+_VAL_P = ctypes.POINTER(_ComponentVal)
+_ERROR_P = ctypes.POINTER(_ffi.wasmtime_error_t)
+
+#: Bytes of one ``wasmtime_component_val_t`` (a kind tag, then a union at
+#: :data:`COMPONENT_VAL_UNION`).
+COMPONENT_VAL_SIZE = ctypes.sizeof(_ComponentVal)
+#: Offset of the union in a ``wasmtime_component_val_t``.
+COMPONENT_VAL_UNION = _ComponentVal.of.offset
+#: Bytes of one record entry (``wasmtime_component_valrecord_entry``: name, value).
+RECORD_ENTRY_SIZE = ctypes.sizeof(_ffi.wasmtime_component_valrecord_entry)
+#: Offset of the value in a record entry.
+RECORD_ENTRY_VAL = _ffi.wasmtime_component_valrecord_entry.val.offset
+#: Bytes of one ``wasm_name_t`` (size, then data pointer).
+NAME_SIZE = ctypes.sizeof(_ffi.wasm_name_t)
+#: The kind tag of each component value kind, by name (``"BOOL"``, ``"U32"``,
+#: ``"LIST"``, ``"RESOURCE"``...).
+_KIND_NAMES = [
+    "BOOL",
+    "S8",
+    "U8",
+    "S16",
+    "U16",
+    "S32",
+    "U32",
+    "S64",
+    "U64",
+    "F32",
+    "F64",
+    "CHAR",
+    "STRING",
+    "LIST",
+    "RECORD",
+    "TUPLE",
+    "VARIANT",
+    "ENUM",
+    "OPTION",
+    "RESULT",
+    "FLAGS",
+    "RESOURCE",
+]
+COMPONENT_KINDS: dict[str, int] = {
+    kind: getattr(_ffi, f"WASMTIME_COMPONENT_{kind}").value for kind in _KIND_NAMES
+}
+
+#: ``wasmtime_component_func_call(func, context, args, nargs, results, nresults) ->
+#: error``, all pointers as addresses (the component path's hot path calls it
+#: directly; :func:`error_message` reads an error it reports).
+component_call = _proto("wasmtime_component_func_call", _P, _P, _P, _P, _SIZE, _P, _SIZE)
+#: The C type of a raw host function: decorate a Python function
+#: ``(data, context, type, args, nargs, results, nresults) -> error address or 0``.
+HostFuncCallback = _ffi.wasmtime_component_func_callback_t
+#: The C type of a host resource's destructor: ``(data, context, rep) -> error
+#: address or 0``.
+ResourceDestructor = _ffi.wasmtime_component_resource_destructor_t
+
+
+def store_context(store: wasmtime.Store) -> Any:
+    """A Store's ``wasmtime_context_t*`` as a ctypes pointer (what host functions
+    receive as their context); :func:`context_of` gives its address."""
+    return store._context()
+
+
+class ComponentFuncs:
+    """The export functions of one component instance, resolved once: by call name,
+    the address of each ``wasmtime_component_func_t`` (kept alive here) for
+    :func:`component_call`."""
+
+    __slots__ = ("_keep", "addresses")
+
+    def __init__(self) -> None:
+        self.addresses: dict[str, int] = {}
+        self._keep: list[Any] = []
+
+    def add(self, name: str, func: wasmtime.component.Func) -> None:
+        """Records ``func`` (from ``Instance.get_func``) under ``name``."""
+        raw = func._func
+        self._keep.append(raw)
+        self.addresses[name] = ctypes.addressof(raw)
+
+
+def error_message(err: Any) -> str:
+    """wasmtime's message for a ``wasmtime_error_t*`` (an address or a ctypes
+    pointer), which is freed."""
+    if isinstance(err, int):
+        err = ctypes.cast(err, _ERROR_P)
+    return str(wasmtime.WasmtimeError._from_ptr(err))
+
+
+def new_error(message: bytes) -> int | None:
+    """A new ``wasmtime_error_t*`` carrying ``message``, as an address (what a raw host
+    function returns to make the guest trap)."""
+    err = _ffi.wasmtime_error_new(message)
+    return ctypes.cast(err, _P).value
+
+
+def val_clone(source: int, target: int) -> None:
+    """Deep-copies the component value at address ``source`` into wasmtime-owned
+    memory at address ``target``."""
+    _ffi.wasmtime_component_val_clone(ctypes.cast(source, _VAL_P), ctypes.cast(target, _VAL_P))
+
+
+def val_delete(address: int) -> None:
+    """Frees what the component value at ``address`` owns (its strings, lists...) and
+    zeroes it (a valid ``bool``)."""
+    _ffi.wasmtime_component_val_delete(ctypes.cast(address, _VAL_P))
+    ctypes.memset(address, 0, COMPONENT_VAL_SIZE)
+
+
+def val_u64(address: int) -> int:
+    """The ``u64`` payload of the component value at ``address``."""
+    value: int = _ComponentVal.from_address(address).of.u64
+    return value
+
+
+def val_set_u64(address: int, value: int) -> None:
+    """Writes a ``u64`` component value at ``address``."""
+    val = _ComponentVal.from_address(address)
+    val.kind = _ffi.WASMTIME_COMPONENT_U64
+    val.of.u64 = value
+
+
+def resource_any_clone(address: int) -> tuple[Any, int]:
+    """A new ``wasmtime_component_resource_any_t*`` copying the handle at ``address``
+    (the host's own, to free with :func:`resource_any_delete`), and its address."""
+    native = _ffi.wasmtime_component_resource_any_clone(ctypes.cast(address, _ANY_P))
+    return native, resource_any_address(native)
+
+
+def resource_any_address(native: Any) -> int:
+    """The address of a ``wasmtime_component_resource_any_t*``."""
+    return ctypes.cast(native, _P).value or 0
+
+
+def resource_any_delete(native: Any) -> None:
+    """Frees a ``wasmtime_component_resource_any_t*`` the host holds (the resource
+    itself is not dropped)."""
+    _ffi.wasmtime_component_resource_any_delete(native)
+
+
+def resource_any_drop(context: Any, native: Any) -> str | None:
+    """Drops the resource behind a handle (a guest resource's destructor runs in
+    wasm); returns ``None`` or wasmtime's message for a failure. ``native`` is not
+    freed."""
+    err = _ffi.wasmtime_component_resource_any_drop(context, native)
+    return error_message(err) if err else None
+
+
+def resource_host_rep(context: Any, address: int) -> int | str:
+    """The ``rep`` of the host resource behind the handle at ``address``, or wasmtime's
+    message when it is not a host resource."""
+    host = _HOST_P()
+    err = _ffi.wasmtime_component_resource_any_to_host(
+        context, ctypes.cast(address, _ANY_P), ctypes.byref(host)
+    )
+    if err:
+        return error_message(err)
+    try:
+        rep: int = _ffi.wasmtime_component_resource_host_rep(host)
+    finally:
+        _ffi.wasmtime_component_resource_host_delete(host)
+    return rep
+
+
+def resource_to_guest(context: Any, *, own: bool, rep: int, type_id: int) -> Any | str:
+    """A new handle (``wasmtime_component_resource_any_t*``, to free with
+    :func:`resource_any_delete` once wasmtime copied it) to host resource ``rep`` of
+    host resource type ``type_id``, owned or borrowed; or wasmtime's message."""
+    host = _ffi.wasmtime_component_resource_host_new(own, rep, type_id)
+    native = _ANY_P()
+    try:
+        err = _ffi.wasmtime_component_resource_host_to_any(context, host, ctypes.byref(native))
+    finally:
+        _ffi.wasmtime_component_resource_host_delete(host)
+    if err:
+        return error_message(err)
+    return native
+
+
+def linker_add_func(
+    inst: wasmtime.component.LinkerInstance,
+    name: str,
+    *,
+    callback: Any,
+    data: int,
+    finalizer: Any,
+) -> str | None:
+    """Defines function ``name`` in a linker instance as the raw host function
+    ``callback`` (a :data:`HostFuncCallback`) with ``data``; ``finalizer(data)``
+    runs when the linker is freed. Returns ``None``, or wasmtime's message when it
+    refused the definition."""
+    encoded = name.encode()
+    err = _ffi.wasmtime_component_linker_instance_add_func(
+        inst.ptr(), ctypes.create_string_buffer(encoded), len(encoded), callback, data, finalizer
+    )
+    return error_message(err) if err else None
+
+
+def linker_add_resource(
+    inst: wasmtime.component.LinkerInstance,
+    name: str,
+    *,
+    type_id: int,
+    destructor: Any,
+    data: int,
+    finalizer: Any,
+) -> str | None:
+    """Defines resource ``name`` in a linker instance as host resource type number
+    ``type_id`` whose handles' drops call ``destructor`` (a
+    :data:`ResourceDestructor`) with ``data``; ``finalizer(data)`` runs when the
+    linker is freed. Returns ``None``, or wasmtime's message when it refused the
+    definition."""
+    encoded = name.encode()
+    rtype = _ffi.wasmtime_component_resource_type_new_host(type_id)
+    try:
+        err = _ffi.wasmtime_component_linker_instance_add_resource(
+            inst.ptr(),
+            ctypes.create_string_buffer(encoded),
+            len(encoded),
+            rtype,
+            destructor,
+            data,
+            finalizer,
+        )
+    finally:
+        _ffi.wasmtime_component_resource_type_delete(rtype)
+    return error_message(err) if err else None

@@ -16,8 +16,8 @@ import wasmtime
 
 from . import _host, _wit
 from ._audit import AuditCallback, Auditor
+from ._backend import Backend, Outcome
 from ._bindings import TypeNamespace
-from ._codec import _Result, handle_scope
 from ._component import ComponentBackend
 from ._core import CoreBackend
 from ._engine import Engine, sha256_hex
@@ -38,7 +38,7 @@ from ._policy import Grants, KvGrant, Policy
 from ._resources import ResourceHandle
 from ._stack import StackGuard, call_chain
 from ._stats import CallStats
-from ._world import PreparedCall, World
+from ._world import ExportFunc, PreparedCall, World, has_handle
 
 __all__ = ["Plugin", "load"]
 
@@ -95,8 +95,8 @@ class Plugin:
     manifest: Manifest | None
     capabilities: CapabilityReport
     kind: str
-    _backend: ComponentBackend | CoreBackend | None
-    _fast: bool
+    _backend: Backend | None
+    _free: Callable[[Any], None]
     _audit: Auditor
     _lock: threading.Lock
     _caller: int | None
@@ -104,6 +104,8 @@ class Plugin:
     _queue_s: float
     _stack: StackGuard
     _pending: collections.deque[tuple[Any, object]]
+    _used: Callable[[Plugin], None] | None
+    _evictable: bool
 
     def __init__(self) -> None:
         raise TypeError("use wasmplug.load() to load a plugin")
@@ -116,11 +118,12 @@ class Plugin:
         world: World,
         policy: Policy,
         sha256: str,
-        backend: ComponentBackend | CoreBackend,
+        backend: Backend,
         ungranted: tuple[str, ...],
         kv: KvNamespace,
         capabilities: CapabilityReport,
         stack: StackGuard,
+        engine: Engine,
     ) -> Plugin:
         self = cls.__new__(cls)
         self.name = name
@@ -134,8 +137,9 @@ class Plugin:
         self.manifest = capabilities.manifest
         self.capabilities = capabilities
         self._backend = backend
-        self._fast = isinstance(backend, CoreBackend)
-        self.kind = "core-module" if self._fast else "component"
+        # Frees native resource handles collected after close (needs no backend).
+        self._free = type(backend).free
+        self.kind = backend.kind
         self._audit = backend.auditor
         self._lock = threading.Lock()
         self._caller = None  # the call chain running the guest, to detect re-entry
@@ -145,7 +149,60 @@ class Plugin:
         self._queue_s = -1.0 if queue_ms is None else min(queue_ms / 1000, threading.TIMEOUT_MAX)
         self._stack = stack
         self._pending = collections.deque()
+        # The engine's LRU of live instances, when it bounds them (Engine.used).
+        self._used = engine.used if engine.max_live_instances is not None else None
+        # An instance holding resources the host can see is never dropped by the LRU.
+        self._evictable = not world.host_resources and not any(
+            has_handle(e.wit) for e in world.exports.values()
+        )
+        if self._used is not None:
+            self._used(self)
         return self
+
+    @classmethod
+    def _over(
+        cls,
+        backend: Backend,
+        *,
+        world: World,
+        name: str,
+        policy: Policy | None = None,
+        engine: Engine | None = None,
+    ) -> Plugin:
+        """A plugin over a backend made elsewhere rather than by :func:`load` (a test's
+        mock backend): no file (``sha256`` of no bytes), no manifest, no kv store of
+        its own beyond an empty in-memory one. Starts the backend (``start()``) on
+        the engine's stack guard, as :func:`load` does.
+
+        Args:
+            backend: What runs the plugin's calls.
+            world: The world it implements (:attr:`functions`, argument checks,
+                :class:`GuestError` classes).
+            name: The plugin's name.
+            policy: Its policy (``Limits.queue_ms`` applies here; the backend enforces
+                the rest); default ``Policy()``.
+            engine: The engine whose stack guard runs calls; default
+                :meth:`Engine.default`.
+
+        Raises:
+            Whatever ``backend.start()`` raises.
+        """
+        policy = policy if policy is not None else Policy()
+        engine = engine or Engine.default()
+        stack = engine._stack_guard
+        stack.run(backend.start)
+        return cls._create(
+            name=name,
+            world=world,
+            policy=policy,
+            sha256=sha256_hex(b""),
+            backend=backend,
+            ungranted=(),
+            kv=KvNamespace(MemoryKvStore(), name, quota_bytes=KvGrant().quota_bytes),
+            capabilities=compare(None, policy.grants, plugin=name),
+            stack=stack,
+            engine=engine,
+        )
 
     @property
     def last_call(self) -> CallStats | None:
@@ -225,14 +282,13 @@ class Plugin:
             PluginBusy: the plugin ran another call for longer than
                 ``Limits.queue_ms`` while this one waited (nothing ran).
         """
-        if self._fast:
-            return self._invoke(function, args)
-        return self.call_prepared(self.world.prepare(function, *args, plugin=self.name))
-
-    def _invoke(self, function: str, args: tuple[Any, ...]) -> Any:
-        """A call on the core-module fast path (the backend lowers and lifts)."""
         self._refuse_reentry(function)
         export = self.world.export(function, len(args), plugin=self.name)
+        return self._invoke(export, function, args, False)
+
+    def _invoke(self, export: ExportFunc, function: str, payload: Any, prepared: bool) -> Any:
+        """Runs a call through the backend under the call lock: the arguments as
+        given (``payload`` a tuple), or prepared (``payload`` a :class:`PreparedCall`)."""
         lock = self._lock
         if not lock.acquire(blocking=False):
             self._wait_for_turn(function)
@@ -240,10 +296,13 @@ class Plugin:
             backend = self._backend
             if backend is None:
                 raise PluginClosedError(f"{function}: the plugin is closed", plugin=self.name)
-            assert isinstance(backend, CoreBackend)
+            if self._pending:
+                self._drop_pending(backend)
             self._running = function
             try:
-                value, is_ok, stats = self._stack.run(self._enter_core, backend, function, args)
+                value, is_ok, stats = self._stack.run(
+                    self._enter, backend, function, payload, prepared
+                )
             except BaseException as e:
                 self._last = getattr(e, "stats", None) or self._last
                 raise
@@ -252,9 +311,26 @@ class Plugin:
             self._last = stats
         finally:
             lock.release()
+            if self._used is not None:
+                self._used(self)
         if not is_ok:
             raise export.error(value, plugin=self.name, function=function)
         return value
+
+    def evict(self) -> bool:
+        """Drops the live instance unless a call is running (for the engine's LRU,
+        :attr:`Engine.max_live_instances <wasmplug.Engine.max_live_instances>`);
+        returns whether the plugin holds no instance now. A plugin whose world passes
+        resources keeps its instance (its handles would go stale)."""
+        if not self._evictable or not self._lock.acquire(blocking=False):
+            return False
+        try:
+            backend = self._backend
+            if backend is not None:
+                backend.evict()
+            return True
+        finally:
+            self._lock.release()
 
     def _refuse_reentry(self, function: str) -> None:
         """Raises :class:`ReentrantCallError` when called from this plugin's own call
@@ -267,13 +343,16 @@ class Plugin:
                 function=function,
             )
 
-    def _enter_core(
-        self, backend: CoreBackend, function: str, args: tuple[Any, ...]
-    ) -> tuple[Any, bool, tuple[Any, ...]]:
-        """:meth:`_enter` for the fast path: the backend lowers, calls and lifts."""
+    def _enter(self, backend: Backend, function: str, payload: Any, prepared: bool) -> Outcome:
+        """Runs the call in the backend, on whichever thread :class:`StackGuard`
+        chose. ``_caller`` records the call chain (:func:`call_chain`: the thread, or
+        the thread a stack worker runs the call for), which a host function calling
+        back into this plugin shares, on any thread of the chain."""
         self._caller = call_chain()
         try:
-            return backend.invoke(function, args)
+            if prepared:
+                return backend.invoke_prepared(payload, self)
+            return backend.invoke(function, payload, self)
         finally:
             self._caller = None
 
@@ -304,84 +383,7 @@ class Plugin:
                 plugin=self.name,
                 function=function,
             )
-        if self._fast:
-            return self._invoke(function, prepared._args)
-        export = prepared.export
-        handles = prepared._handles
-        lock = self._lock
-        if not lock.acquire(blocking=False):
-            self._wait_for_turn(function)
-        try:
-            backend = self._backend
-            if backend is None:
-                raise PluginClosedError(f"{function}: the plugin is closed", plugin=self.name)
-            assert isinstance(backend, ComponentBackend)
-            if self._pending:
-                self._drop_pending(backend)
-            address = prepared._address
-            lowered = None
-            if prepared._arena is None:  # host resources among the arguments: lowered here
-                lowered = backend.lower_arguments(export, prepared._args, self)
-                address, handles = lowered.address, lowered.handles
-            if handles:
-                try:
-                    self._check_handles(function, handles, backend)
-                except BaseException:
-                    if lowered is not None:
-                        lowered.abort()  # nothing runs: no host object stays lent
-                    raise
-            self._running = function
-            try:
-                raw, stats = self._stack.run(
-                    self._enter, backend, function, address, prepared._count
-                )
-            except BaseException as e:
-                self._last = getattr(e, "stats", None) or self._last
-                raise
-            finally:
-                self._running = ""
-                if lowered is not None:
-                    lowered.close()
-                for handle, moved in handles:
-                    if moved and handle._native is not None:  # the guest owns it now
-                        backend.free(handle._native)
-                        handle._native = None
-            self._last = stats
-            result = export._result
-            if raw is None or result is None:
-                return None
-            backend.check_output(function, result, raw, stats)
-            if function in self.world.handle_results:
-                scope = backend.lift_scope(self)
-                try:
-                    with handle_scope(scope):
-                        if not isinstance(result, _Result):
-                            return result.lift(raw, 0)
-                        is_ok, value = result.lift_parts(raw, 0)
-                finally:
-                    scope.close()
-            elif not isinstance(result, _Result):
-                return result.lift(raw, 0)
-            else:
-                is_ok, value = result.lift_parts(raw, 0)
-        finally:
-            lock.release()
-        if not is_ok:
-            raise export.error(value, plugin=self.name, function=function)
-        return value
-
-    def _enter(
-        self, backend: ComponentBackend, function: str, address: int, count: int
-    ) -> tuple[bytes | None, CallStats]:
-        """Runs the guest, on whichever thread :class:`StackGuard` chose. ``_caller``
-        records the call chain (:func:`call_chain`: the thread, or the thread a stack
-        worker runs the call for), which a host function calling back into this
-        plugin shares, on any thread of the chain."""
-        self._caller = call_chain()
-        try:
-            return backend.call(function, address, count)
-        finally:
-            self._caller = None
+        return self._invoke(prepared.export, function, prepared, True)
 
     def _wait_for_turn(self, function: str) -> None:
         """Waits for the call lock, held by another call, for up to ``Limits.queue_ms``
@@ -409,46 +411,6 @@ class Plugin:
             backend.audit(error)
         raise error
 
-    def _check_handles(
-        self,
-        function: str,
-        handles: tuple[tuple[ResourceHandle, bool], ...],
-        backend: ComponentBackend,
-    ) -> None:
-        """Checks that every resource handle among a call's arguments is open, belongs
-        to this plugin's live instance, and is not moved while also used otherwise.
-
-        Raises:
-            ArgumentError: a handle of another plugin, or one handle both moved and
-                passed again in the same call.
-            StaleHandleError: a closed or moved handle, or one of a replaced instance.
-        """
-        live = backend.current_instance
-        for handle, _ in handles:
-            if handle._plugin is not self:
-                other = handle._plugin.name if handle._plugin is not None else "none"
-                raise ArgumentError(
-                    f"{function}: a {type(handle).__name__} handle of another plugin "
-                    f"({other!r}); a handle belongs to the plugin that made it",
-                    plugin=self.name,
-                    function=function,
-                )
-            if handle._native is None:
-                raise handle._stale("is closed (closed, or moved into the plugin)")
-            if handle._instance is not live:
-                raise handle._stale(
-                    "belongs to an instance that was replaced after a failed call; "
-                    "the resource went with it"
-                )
-        for handle, own in handles:
-            if own and sum(h is handle for h, _ in handles) > 1:
-                raise ArgumentError(
-                    f"{function}: a {type(handle).__name__} handle is moved (own) and "
-                    "passed again in the same call",
-                    plugin=self.name,
-                    function=function,
-                )
-
     def _release_handle(self, handle: ResourceHandle) -> None:
         """Drops the resource of a handle (:meth:`ResourceHandle.close`).
 
@@ -469,8 +431,8 @@ class Plugin:
                 return
             handle._native = None
             backend = self._backend
-            if not isinstance(backend, ComponentBackend):
-                ComponentBackend.free(native)
+            if backend is None:
+                self._free(native)
                 return
             instance = handle._instance
             self._stack.run(backend.release, native, instance, f"[resource-drop]{name}")
@@ -479,11 +441,11 @@ class Plugin:
         """Queues a native handle of a garbage-collected open handle; it is dropped at
         the next call (any thread may collect it, even one inside a call)."""
         if self._backend is None:
-            ComponentBackend.free(native)
+            self._free(native)
         else:
             self._pending.append((native, instance))
 
-    def _drop_pending(self, backend: ComponentBackend) -> None:
+    def _drop_pending(self, backend: Backend) -> None:
         while self._pending:
             native, instance = self._pending.popleft()
             try:
@@ -526,7 +488,7 @@ class Plugin:
         with self._lock:
             if self._backend is not None:
                 while self._pending:
-                    ComponentBackend.free(self._pending.popleft()[0])
+                    self._free(self._pending.popleft()[0])
                 self._backend.close()
                 self._backend = None
 
@@ -708,7 +670,7 @@ def load(
     )
     ctx.audit.callback = audit if audit is not None else engine.audit
     host_impls = _host.bind_imports(world, imports, ctx)
-    backend: ComponentBackend | CoreBackend
+    backend: Backend
     common: dict[str, Any] = {
         "engine": engine.wasmtime_engine,
         "world": world,
@@ -757,6 +719,7 @@ def load(
         ),
         capabilities=report,
         stack=stack,
+        engine=engine,
     )
 
 

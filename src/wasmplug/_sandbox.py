@@ -1,8 +1,9 @@
 """Policy enforcement shared by every backend: per-call limits, failure
 classification, the audit trail.
 
-A backend (the component path in :mod:`wasmplug._component`, the core-module fast
-path in :mod:`wasmplug._core`) subclasses :class:`Sandbox`. It starts each call with
+A backend on wasmtime (the component path in :mod:`wasmplug._component`, the
+core-module fast path in :mod:`wasmplug._core`) implements
+:class:`~wasmplug._backend.Backend` and subclasses :class:`Sandbox`. It starts each call with
 :meth:`Sandbox.begin` (which resets the per-call counters of the host context and
 sets the call's wall-clock deadline) and turns a failed entry into wasm into the
 right wasmplug exception with :meth:`Sandbox.fail`, so fuel, deadlines, host-call,
@@ -406,6 +407,11 @@ class Sandbox:
         """The epoch deadline to set on a Store right before entering wasm: the
         first slice of the call's ticks plus the epochs the ticker owes now."""
         return self._deadline_of(self.slice_ticks)
+
+    def evict(self) -> None:
+        """Drops the live instance (the engine's LRU; the caller holds the plugin's
+        call lock); the next call instantiates afresh."""
+        self._discard()
 
     def interrupt(self) -> None:
         """Stops the guest code running now at the end of its current slice of epochs

@@ -332,7 +332,17 @@ class World:
                 arguments is checked here: the rest at the call).
             StaleHandleError: a resource handle argument is closed.
         """
-        export = self.export(function, len(args), plugin=plugin)
+        return self._prepare(self.export(function, len(args), plugin=plugin), args, plugin)
+
+    def _prepare(
+        self, export: ExportFunc, args: tuple[Any, ...], plugin: str | None
+    ) -> PreparedCall:
+        """:meth:`prepare` for an export already checked to take ``len(args)``
+        arguments.
+
+        Raises:
+            ArgumentError, StaleHandleError: as :meth:`prepare`.
+        """
         if export._host_args:
             return PreparedCall(self, export, None, 0, args)
         arena, slots = self._lower(export, args, plugin)

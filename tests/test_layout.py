@@ -1,0 +1,200 @@
+"""The package's layout rules, checked on its source with :mod:`ast`.
+
+wasmtime-py's private API (``wasmtime._ffi``, ``wasmtime._bindings``, underscore
+attributes of its modules and objects) is used by ``_native.py`` only, so that a
+wasmtime-py upgrade that moves it has one module to fix.
+"""
+
+from __future__ import annotations
+
+import ast
+import functools
+import inspect
+from pathlib import Path
+
+import pytest
+import wasmtime
+import wasmtime.component
+
+import wasmplug
+
+PACKAGE = Path(wasmplug.__file__).resolve().parent
+#: The one module allowed to use wasmtime-py's private API.
+NATIVE = "_native.py"
+
+
+def _wasmtime_private_names() -> set[str]:
+    """Underscore names (not dunders) of wasmtime-py's modules and of the attributes
+    of its public classes: ``_ffi``, ``_context``, ``_func``, ``_from_ptr``..."""
+    names: set[str] = set()
+    for module in (wasmtime, wasmtime.component):
+        for name in dir(module):
+            if name.startswith("_") and not name.startswith("__"):
+                names.add(name)
+            obj = getattr(module, name)
+            if inspect.isclass(obj):
+                names.update(a for a in dir(obj) if a.startswith("_") and not a.endswith("__"))
+    return names
+
+
+def _own_attribute_names(trees: dict[str, ast.Module]) -> set[str]:
+    """Attribute names wasmplug defines itself (assigned on an object, declared in
+    ``__slots__`` or in a class body, or a method): such names may coincide with
+    wasmtime-py's (``_instance``, ``_engine``) and are wasmplug's own where used."""
+    own: set[str] = set()
+    for tree in trees.values():
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store):
+                own.add(node.attr)
+            elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                own.add(node.name)
+            elif isinstance(node, ast.ClassDef):
+                for item in node.body:
+                    targets: list[ast.expr] = []
+                    value: ast.expr | None = None
+                    if isinstance(item, ast.Assign):
+                        targets, value = item.targets, item.value
+                    elif isinstance(item, ast.AnnAssign):
+                        targets, value = [item.target], item.value
+                    for target in targets:
+                        if isinstance(target, ast.Name):
+                            own.add(target.id)
+                        if (
+                            isinstance(target, ast.Name)
+                            and target.id == "__slots__"
+                            and isinstance(value, ast.Tuple | ast.List)
+                        ):
+                            own.update(
+                                e.value
+                                for e in value.elts
+                                if isinstance(e, ast.Constant) and isinstance(e.value, str)
+                            )
+    return own
+
+
+def _root_name(node: ast.expr) -> str | None:
+    while isinstance(node, ast.Attribute):
+        node = node.value
+    return node.id if isinstance(node, ast.Name) else None
+
+
+def private_uses(tree: ast.Module, forbidden: set[str]) -> list[str]:
+    """Where ``tree`` uses wasmtime-py's private API: an import of (or from) one of its
+    underscore modules; an underscore attribute reached from a name bound to
+    ``wasmtime`` or one of its modules; an attribute named in ``forbidden``.
+
+    Returns:
+        One ``"line N: <code>"`` per use, in source order.
+    """
+    found: list[tuple[int, str]] = []
+    aliases: set[str] = set()  # names bound to wasmtime or a wasmtime module
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                parts = alias.name.split(".")
+                if parts[0] != "wasmtime":
+                    continue
+                if any(p.startswith("_") for p in parts[1:]):
+                    found.append((node.lineno, f"import {alias.name}"))
+                aliases.add(alias.asname or "wasmtime")
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            parts = node.module.split(".")
+            if parts[0] != "wasmtime":
+                continue
+            for alias in node.names:
+                if any(p.startswith("_") for p in parts[1:]) or alias.name.startswith("_"):
+                    found.append((node.lineno, f"from {node.module} import {alias.name}"))
+                elif alias.name == "component":
+                    aliases.add(alias.asname or alias.name)
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Attribute):
+            continue
+        private = node.attr.startswith("_") and not node.attr.startswith("__")
+        if (private and _root_name(node) in aliases) or node.attr in forbidden:
+            found.append((node.lineno, ast.unparse(node)))
+    return [f"line {line}: {code}" for line, code in sorted(set(found))]
+
+
+@functools.cache
+def _trees() -> dict[str, ast.Module]:
+    return {
+        str(path.relative_to(PACKAGE)): ast.parse(path.read_text(), str(path))
+        for path in sorted(PACKAGE.rglob("*.py"))
+    }
+
+
+def _forbidden(trees: dict[str, ast.Module]) -> set[str]:
+    """wasmtime-py's private names that wasmplug does not define itself."""
+    return _wasmtime_private_names() - _own_attribute_names(trees)
+
+
+def test_only_native_uses_wasmtime_private_api() -> None:
+    """No module of wasmplug but ``_native.py`` imports ``wasmtime._ffi`` or
+    ``wasmtime._bindings`` or touches an underscore attribute of wasmtime-py."""
+    trees = _trees()
+    forbidden = _forbidden(trees)
+    offenders = {
+        name: uses
+        for name, tree in trees.items()
+        if name != NATIVE and (uses := private_uses(tree, forbidden))
+    }
+    assert offenders == {}
+
+
+def test_native_is_where_the_private_api_is() -> None:
+    """The rule has teeth: ``_native.py`` itself is flagged by the same check (it
+    imports ``wasmtime._ffi`` and calls ``Store._context``), and the attributes
+    wasmplug needs from wasmtime-py are among those the check forbids elsewhere."""
+    trees = _trees()
+    forbidden = _forbidden(trees)
+    assert {"_context", "_func", "_from_ptr", "_ffi", "_bindings"} <= forbidden
+    uses = "\n".join(private_uses(trees[NATIVE], forbidden))
+    assert "from wasmtime import _ffi" in uses
+    assert "store._context" in uses
+    assert "func._func" in uses
+
+
+@pytest.mark.parametrize(
+    ("source", "flagged"),
+    [
+        ("from wasmtime import _ffi as ffi", "from wasmtime import _ffi"),
+        ("from wasmtime import _bindings", "from wasmtime import _bindings"),
+        ("import wasmtime._ffi", "import wasmtime._ffi"),
+        ("from wasmtime._ffi import dll", "from wasmtime._ffi import dll"),
+        ("import wasmtime\nx = wasmtime._ffi.dll", "wasmtime._ffi"),
+        ("import wasmtime\nwasmtime.Trap._from_ptr(p)", "wasmtime.Trap._from_ptr"),
+        ("import wasmtime as wt\nwt.WasmtimeError._from_ptr(p)", "wt.WasmtimeError._from_ptr"),
+        ("def f(store):\n    return store._context()", "store._context"),
+        ("def f(func):\n    return func._func", "func._func"),
+    ],
+)
+def test_the_check_finds_private_uses(source: str, flagged: str) -> None:
+    """Each way of reaching wasmtime-py's private API is caught by the check."""
+    uses = private_uses(ast.parse(source), _forbidden(_trees()))
+    assert any(flagged in use for use in uses), uses
+
+
+def test_the_check_allows_public_and_own_names() -> None:
+    """Public wasmtime API and wasmplug's own underscore attributes pass."""
+    source = (
+        "import wasmtime\n"
+        "import wasmtime.component as wc\n"
+        "from . import _native\n"
+        "from ._bindings import describe\n"
+        "store = wasmtime.Store(wasmtime.Engine())\n"
+        "self._instance = None\n"
+        "x = wc.Linker\n"
+        "_native.context_of(store)\n"
+    )
+    assert private_uses(ast.parse(source), _forbidden(_trees())) == []
+
+
+def test_plugin_does_not_branch_on_its_backend() -> None:
+    """``Plugin`` reaches its backend through the ``Backend`` interface only: its
+    class body names no concrete backend (only ``load`` picks one)."""
+    tree = _trees()["_plugin.py"]
+    plugin = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "Plugin")
+    named = {n.id for n in ast.walk(plugin) if isinstance(n, ast.Name)}
+    named |= {n.attr for n in ast.walk(plugin) if isinstance(n, ast.Attribute)}
+    assert "Backend" in named
+    assert not named & {"ComponentBackend", "CoreBackend", "_fast"}
