@@ -10,10 +10,13 @@ kernel caps them per process (``vm.max_map_count``, 65,530 by default): the ceil
 on live plugins is about that cap divided by the mappings per plugin.
 
 Variants: ``component`` and ``core`` (the fast path) at the default reservation (4 GiB
-per linear memory on 64-bit hosts), and ``core`` under each ``--reservation-mib``
-(``Engine(memory_reservation_bytes=...)``).
+per linear memory on 64-bit hosts), ``core`` under each ``--reservation-mib``
+(``Engine(memory_reservation_bytes=...)``), and both paths with at most ``--live``
+live instances (``Engine(max_live_instances=...)``: the plugins stay loaded, each with
+its own policy, and the least recently used drop their instances).
 
 Usage: python benchmarks/bench_density.py [--plugins 10000] [--reservation-mib 64 16]
+                                          [--live 1000]
 Needs ``bash scripts/build-wasm.sh benchcalls`` and ``--core benchcalls`` first.
 """
 
@@ -32,7 +35,8 @@ import json, sys, time
 from pathlib import Path
 import wasmplug
 
-root, kind, n, reservation = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+root, kind, n = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+reservation, live = int(sys.argv[4]), int(sys.argv[5])
 
 def status():
     fields = {}
@@ -44,7 +48,9 @@ def status():
     return fields
 
 engine = wasmplug.Engine(
-    cache_dir=None, memory_reservation_bytes=(reservation << 20) if reservation else None
+    cache_dir=None,
+    memory_reservation_bytes=(reservation << 20) if reservation else None,
+    max_live_instances=live or None,
 )
 world = wasmplug.load_world(root / "tests" / "fixtures" / "benchcalls" / "wit", "benchcalls")
 build = root / "build" / ("wasm" if kind == "component" else "wasm-core")
@@ -81,29 +87,42 @@ def main(argv: list[str] | None = None) -> int:
         default=[64, 16],
         help="memory reservations to try on the fast path, MiB (default 64 16)",
     )
+    parser.add_argument(
+        "--live", type=int, default=1000, help="live instances in the LRU variants (0: none)"
+    )
     args = parser.parse_args(argv)
-    variants = [("component", 0), ("core", 0)] + [("core", r) for r in args.reservation_mib]
+    variants = [("component", 0, 0), ("core", 0, 0)]
+    variants += [("core", r, 0) for r in args.reservation_mib]
+    if args.live:
+        variants += [("component", 0, args.live), ("core", 0, args.live)]
     max_map_count = int(Path("/proc/sys/vm/max_map_count").read_text())
     print(f"{args.plugins:,} live plugins per variant; vm.max_map_count = {max_map_count:,}")
     print(
-        f"{'variant':<26}{'RSS KiB':>10}{'addr MiB':>12}{'maps':>7}{'load ms':>9}"
+        f"{'variant':<28}{'RSS KiB':>10}{'addr MiB':>12}{'maps':>7}{'load ms':>9}"
         f"{'ceiling (maps)':>16}"
     )
-    for kind, reservation in variants:
+    for kind, reservation, live in variants:
+        argv_child = [str(ROOT), kind, str(args.plugins), str(reservation), str(live)]
         out = subprocess.run(
-            [sys.executable, "-c", _CHILD, str(ROOT), kind, str(args.plugins), str(reservation)],
+            [sys.executable, "-c", _CHILD, *argv_child],
             capture_output=True,
             text=True,
             check=False,
         )
-        name = f"{kind}, " + (f"{reservation} MiB reserved" if reservation else "default")
+        name = f"{kind}, " + (
+            f"{reservation} MiB reserved"
+            if reservation
+            else f"{live:,} live (LRU)"
+            if live
+            else "default"
+        )
         if out.returncode:
-            print(f"{name:<26}failed: {out.stderr.strip().splitlines()[-1:]}")
+            print(f"{name:<28}failed: {out.stderr.strip().splitlines()[-1:]}")
             continue
         r = json.loads(out.stdout.strip().splitlines()[-1])
         ceiling = max_map_count / r["maps"] if r["maps"] else float("inf")
         print(
-            f"{name:<26}{r['rss_kib']:>10.1f}{r['address_space_mib']:>12,.0f}"
+            f"{name:<28}{r['rss_kib']:>10.1f}{r['address_space_mib']:>12,.0f}"
             f"{r['maps']:>7.1f}{r['load_ms']:>9.2f}{ceiling:>16,.0f}"
         )
     return 0
