@@ -48,6 +48,14 @@ _STEP_FRACTION = 20
 _MAX_STEP_S = 0.010
 
 
+def _check_int(name: str, value: object, minimum: int, unit: str = "") -> None:
+    """Raises :class:`PolicyError` unless ``value`` is an int (not a bool) of at least
+    ``minimum``."""
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        what = f"{minimum}" + (f" ({unit})" if unit else "")
+        raise PolicyError(f"{name} must be an int >= {what}, found {value!r}")
+
+
 class Evictable(Protocol):
     """What :meth:`Engine.used` evicts: a plugin that can drop its live instance."""
 
@@ -145,37 +153,19 @@ class Engine:
     ) -> None:
         if not epoch_tick_ms > 0:
             raise PolicyError(f"epoch_tick_ms must be > 0, found {epoch_tick_ms!r}")
-        if not (isinstance(max_cached_components, int) and max_cached_components > 0):
-            raise PolicyError(
-                f"max_cached_components must be an int > 0, found {max_cached_components!r}"
+        _check_int("max_cached_components", max_cached_components, 1)
+        _check_int("max_wasm_stack_bytes", max_wasm_stack_bytes, 64 << 10, "64 KiB")
+        if memory_reservation_bytes is not None:
+            _check_int(
+                "memory_reservation_bytes", memory_reservation_bytes, _WASM_PAGE, "one wasm page"
             )
-        if (
-            not isinstance(max_wasm_stack_bytes, int)
-            or isinstance(max_wasm_stack_bytes, bool)
-            or max_wasm_stack_bytes < 64 << 10
-        ):
-            raise PolicyError(
-                "max_wasm_stack_bytes must be an int >= 65536 (64 KiB), "
-                f"found {max_wasm_stack_bytes!r}"
-            )
-        if memory_reservation_bytes is not None and (
-            not isinstance(memory_reservation_bytes, int)
-            or isinstance(memory_reservation_bytes, bool)
-            or memory_reservation_bytes < _WASM_PAGE
-            or memory_reservation_bytes % _WASM_PAGE
-        ):
-            raise PolicyError(
-                "memory_reservation_bytes must be a positive multiple of 65536 (one wasm "
-                f"page), found {memory_reservation_bytes!r}"
-            )
-        if max_live_instances is not None and (
-            not isinstance(max_live_instances, int)
-            or isinstance(max_live_instances, bool)
-            or max_live_instances < 1
-        ):
-            raise PolicyError(
-                f"max_live_instances must be an int >= 1 or None, found {max_live_instances!r}"
-            )
+            if memory_reservation_bytes % _WASM_PAGE:
+                raise PolicyError(
+                    "memory_reservation_bytes must be a multiple of 65536 (one wasm page), "
+                    f"found {memory_reservation_bytes!r}"
+                )
+        if max_live_instances is not None:
+            _check_int("max_live_instances", max_live_instances, 1)
         config = wasmtime.Config()
         config.max_wasm_stack = max_wasm_stack_bytes
         if memory_reservation_bytes is not None:
