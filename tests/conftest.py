@@ -11,6 +11,10 @@ import pytest
 
 import wasmplug
 
+#: pytest's own fixture for testing pytest plugins (tests/test_testing.py runs
+#: wasmplug's through it).
+pytest_plugins = ["pytester"]
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
@@ -23,9 +27,10 @@ def wasm_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
-def engine(tmp_path_factory: pytest.TempPathFactory) -> wasmplug.Engine:
-    """One engine for the session, with a compile cache private to the session."""
-    return wasmplug.Engine(cache_dir=tmp_path_factory.mktemp("compile-cache"))
+def engine(wasmplug_engine: wasmplug.Engine) -> wasmplug.Engine:
+    """One engine for the session, with a compile cache private to the session: the
+    pytest plugin's (``wasmplug.testing``)."""
+    return wasmplug_engine
 
 
 def fixture_world(name: str) -> wasmplug.World:

@@ -16,6 +16,7 @@ import pytest
 import wasmplug
 from conftest import fixture_world
 from wasmplug._host import host_interface
+from wasmplug.testing import assert_denied
 
 
 @pytest.fixture(scope="module")
@@ -36,13 +37,16 @@ def load(plugin_dir: Path, world: wasmplug.World, engine: wasmplug.Engine) -> An
 
 
 def denied(plugin: wasmplug.Plugin, function: str, *args: Any) -> str:
-    """Calls a capability that must be denied; returns the guest's error text."""
-    with pytest.raises(wasmplug.GuestError) as info:
-        plugin.call(function, *args)
+    """Calls a capability that must be denied (the pytest plugin's ``assert_denied``,
+    the capability named by the export's prefix: ``kv-get`` -> ``kv``); returns the
+    guest's error text."""
+    capability = function.split("-", maxsplit=1)[0]
+    error = assert_denied(plugin, capability, function, *args)
+    assert isinstance(error, wasmplug.GuestError)
     assert plugin.last_call is not None
     assert plugin.last_call.denials == 1
     assert plugin.last_call.host_calls >= 1
-    message = info.value.value
+    message = error.value
     assert isinstance(message, str)
     assert message.startswith("denied by the host: ")
     return message
