@@ -431,6 +431,15 @@ class TypeNamespace:
         self.add(typedef)
         return self._variants[id(typedef)]
 
+    def variant_case(self, cls: type) -> str | None:
+        """The WIT case name of a variant case class of this namespace
+        (``ShapeRect`` -> ``"rect"``), or ``None`` for any other class."""
+        for info in self._variants.values():
+            case = info.by_class.get(cls)
+            if case is not None:
+                return case
+        return None
+
     def __getattr__(self, name: str) -> Any:
         try:
             return self.__dict__["_by_name"][name]

@@ -7,20 +7,44 @@ Subcommands:
     to ``MODULE``, or to standard output. With ``--check`` it writes nothing and exits
     with status 1 when ``MODULE`` differs from what would be generated.
 
-Exit status: 0 on success, 1 when ``--check`` finds a stale module or the WIT cannot be
-used, 2 for a usage error.
+``inspect PLUGIN [--wit]``
+    Prints what a ``.wasm`` plugin is (:func:`wasmplug.inspect`): component or core
+    module, its world's imports and exports, the capabilities its manifest declares;
+    with ``--wit`` the WIT of its world's package.
+
+``call PLUGIN FUNCTION [ARG ...] --wit WIT_PATH --world NAME [--policy FILE] [--name N]``
+    Loads the plugin under a policy (from a policy file, :func:`wasmplug.load_policies`,
+    the entry named ``--name``, default the file's stem; else the default policy:
+    nothing granted) and calls ``FUNCTION`` with each ``ARG`` parsed as JSON and mapped
+    through the WIT types as :meth:`wasmplug.Plugin.call` maps Python values (records
+    as objects with snake_case keys, enums by case name, flags as lists of names,
+    options as ``null`` or the value; a variant argument cannot be written in JSON
+    yet). Prints the result as JSON on standard output (variant cases as
+    ``{"case": payload}``; a function's ``err`` as ``{"err": ...}``, exit status 1)
+    and the call's stats on standard error.
+
+Exit status: 0 on success; 1 when ``--check`` finds a stale module, the WIT cannot be
+used, the plugin cannot be loaded or the call fails (the error on standard error);
+2 for a usage error.
 """
 
 from __future__ import annotations
 
 import argparse
 import difflib
+import enum
+import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
+
+import attrs
 
 from ._bindgen import generate_bindings
-from ._exceptions import WitError
+from ._bindings import TypeNamespace
+from ._exceptions import GuestError, WasmplugError, WitError
 from ._version import __version__
 
 __all__ = ["main"]
@@ -65,7 +89,124 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="write nothing; exit 1 if MODULE differs from what would be generated",
     )
+    inspect = commands.add_parser(
+        "inspect",
+        help="show a plugin's kind, world, imports, exports and declared needs",
+        description="Show what a .wasm plugin is, without running any of its code.",
+    )
+    inspect.add_argument("plugin", metavar="PLUGIN", type=Path, help="the .wasm file")
+    inspect.add_argument(
+        "--wit", action="store_true", help="print the WIT of the plugin's world package"
+    )
+    call = commands.add_parser(
+        "call",
+        help="call a function of a plugin with JSON arguments",
+        description=(
+            "Load a plugin under a policy and call one export. Each ARG is JSON, mapped "
+            "through the WIT types; the result is printed as JSON, the call's stats on "
+            "standard error."
+        ),
+    )
+    call.add_argument("plugin", metavar="PLUGIN", type=Path, help="the .wasm file")
+    call.add_argument("function", metavar="FUNCTION", help="the export, e.g. evaluate")
+    call.add_argument("args", metavar="ARG", nargs="*", help="one JSON value per parameter")
+    call.add_argument(
+        "--wit",
+        required=True,
+        metavar="WIT_PATH",
+        help="the world's WIT: a .wit file, or a directory with deps/",
+    )
+    call.add_argument("--world", required=True, metavar="NAME", help="the world's name")
+    call.add_argument(
+        "--policy",
+        metavar="FILE",
+        type=Path,
+        help="a policy file (TOML, as wasmplug.load_policies reads); default: nothing "
+        "granted, default limits",
+    )
+    call.add_argument(
+        "--name", metavar="N", help="the plugin's name (and policy entry); default its stem"
+    )
     return parser
+
+
+def _inspect(args: argparse.Namespace) -> int:
+    from ._inspect import inspect
+
+    try:
+        info = inspect(args.plugin)
+    except (OSError, WasmplugError) as e:
+        print(f"wasmplug inspect: error: {e}", file=sys.stderr)
+        return 1
+    print(info.wit if args.wit else info)
+    return 0
+
+
+def _to_json(value: Any, types: TypeNamespace) -> Any:
+    """A lifted WIT value as JSON data: records as objects, a variant case as
+    ``{"case": payload}`` (``{"case": null}`` without one), enums by case name, flags
+    as the list of those set, bytes as a list of numbers."""
+    cls = type(value)
+    case = types.variant_case(cls)
+    if case is not None:
+        return {case: _to_json(getattr(value, "value", None), types)}
+    if attrs.has(cls):
+        return {f.name: _to_json(getattr(value, f.name), types) for f in attrs.fields(cls)}
+    if isinstance(value, enum.Flag):  # flags: the WIT names of the flags set
+        return [str(m.name).lower().replace("_", "-") for m in type(value) if m in value]
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, bytes | bytearray):
+        return list(value)
+    if isinstance(value, list | tuple):
+        return [_to_json(v, types) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _to_json(v, types) for k, v in value.items()}
+    return value
+
+
+def _call(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from ._plugin import load
+    from ._policy import Policy
+    from ._policyfile import load_policies
+    from ._world import load_world
+
+    values = []
+    for i, text in enumerate(args.args):
+        try:
+            values.append(json.loads(text))
+        except json.JSONDecodeError as e:
+            parser.error(f"argument {i + 1} is not JSON ({e.msg}): {text!r}")
+    name = args.name or args.plugin.stem
+    try:
+        policy = Policy()
+        if args.policy is not None:
+            policies = load_policies(args.policy)
+            if name not in policies:
+                known = ", ".join(policies) or "none"
+                print(
+                    f"wasmplug call: error: {args.policy} has no policy for plugin {name!r} "
+                    f"(plugins there: {known}); pass --name",
+                    file=sys.stderr,
+                )
+                return 1
+            policy = policies[name]
+        world = load_world(args.wit, args.world)
+        with load(args.plugin, world=world, policy=policy, name=name) as plugin:
+            try:
+                result = plugin.call(args.function, *values)
+            except GuestError as e:
+                print(json.dumps({"err": _to_json(e.value, world.types)}))
+                print(f"wasmplug call: {e}", file=sys.stderr)
+                return 1
+            finally:
+                if plugin.last_call is not None:
+                    print(f"stats: {plugin.last_call}", file=sys.stderr)
+    except (OSError, WasmplugError) as e:
+        print(f"wasmplug call: error: {e}", file=sys.stderr)
+        return 1
+    print(json.dumps(_to_json(result, world.types)))
+    return 0
 
 
 def _bindgen(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
@@ -114,13 +255,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         argv: The arguments after the program name; default ``sys.argv[1:]``.
 
     Returns:
-        The exit status: 0 on success, 1 on a failed check or unusable WIT (argparse
-        exits with 2 on a usage error).
+        The exit status: 0 on success, 1 on a failed check, unusable WIT, a plugin
+        that cannot be loaded or a failed call (argparse exits with 2 on a usage
+        error).
     """
     parser = _parser()
     args = parser.parse_args(argv)
+    try:
+        return _run(args, parser)
+    except BrokenPipeError:  # the reader went away (`wasmplug inspect x | head`)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
+
+
+def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     if args.command == "bindgen":
         return _bindgen(args, parser)
+    if args.command == "inspect":
+        return _inspect(args)
+    if args.command == "call":
+        return _call(args, parser)
     parser.error(f"unknown command {args.command!r}")  # pragma: no cover - argparse checks
 
 

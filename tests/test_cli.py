@@ -1,0 +1,111 @@
+"""The ``wasmplug`` command line's ``inspect`` and ``call`` (``bindgen`` is tested in
+test_bindgen.py): run as a user runs them, in a new process through the installed
+``wasmplug`` script, on both backends."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import FIXTURES
+
+TYPETEST = ["--wit", str(FIXTURES / "typetest" / "wit"), "--world", "typetest"]
+CAPS = ["--wit", str(FIXTURES / "caps" / "wit"), "--world", "caps"]
+
+
+def wasmplug(*args: str) -> subprocess.CompletedProcess[str]:
+    script = Path(sys.executable).parent / "wasmplug"
+    return subprocess.run(
+        [str(script), *args], capture_output=True, text=True, timeout=300, check=False
+    )
+
+
+def test_inspect_names_the_kind_imports_exports_and_needs(plugin_dir: Path) -> None:
+    out = wasmplug("inspect", str(plugin_dir / "caps.wasm"))
+    assert out.returncode == 0, out.stderr
+    kind = "component" if plugin_dir.name == "wasm" else "core module"
+    assert out.stdout.startswith(kind)
+    assert "wasmplug:host/kv@0.1.0" in out.stdout
+    assert "kv-get" in out.stdout
+    wit = wasmplug("inspect", "--wit", str(plugin_dir / "caps.wasm"))
+    assert wit.returncode == 0
+    assert "kv-get: func(" in wit.stdout
+
+
+def test_inspect_of_a_non_plugin_fails_clearly(tmp_path: Path) -> None:
+    junk = tmp_path / "junk.wasm"
+    junk.write_bytes(b"hello world")
+    out = wasmplug("inspect", str(junk))
+    assert out.returncode == 1
+    assert out.stderr.startswith("wasmplug inspect: error: ")
+    assert "not WebAssembly" in out.stderr
+    missing = wasmplug("inspect", str(tmp_path / "none.wasm"))
+    assert missing.returncode == 1
+    assert "No such file" in missing.stderr
+
+
+def test_call_maps_json_through_the_wit_types(plugin_dir: Path) -> None:
+    """Records, lists, options, enums, flags and tuples go in as JSON; the result comes
+    out as JSON (a variant case as {case: payload}); the stats go to stderr."""
+    wasm = str(plugin_dir / "typetest.wasm")
+    cases = [
+        (["add", "2", "40"], 42),
+        (["farthest", '[{"x": 1, "y": 2}, {"x": 5, "y": -7}]'], {"x": 5, "y": -7}),
+        (["maybe-double", "null"], None),
+        (["maybe-double", "21"], 42),
+        (["parse-color", '"green"'], "green"),
+        (["toggle", '["read"]'], ["write", "exec"]),
+        (["next-char", '"a"'], [97, "b"]),
+    ]
+    for args, expected in cases:
+        out = wasmplug("call", wasm, *args, *TYPETEST)
+        assert out.returncode == 0, (args, out.stderr)
+        assert json.loads(out.stdout) == expected, args
+        assert f"CallStats(function='{args[0]}'" in out.stderr
+
+
+def test_call_reports_a_guest_error_and_bad_input(plugin_dir: Path) -> None:
+    wasm = str(plugin_dir / "typetest.wasm")
+    err = wasmplug("call", wasm, "divide", "1", "0", *TYPETEST)
+    assert err.returncode == 1
+    assert json.loads(err.stdout) == {"err": {"divide-by-zero": None}}
+    assert "divide returned an error" in err.stderr
+    bad_json = wasmplug("call", wasm, "add", "2", "forty", *TYPETEST)
+    assert bad_json.returncode == 2
+    assert "argument 2 is not JSON" in bad_json.stderr
+    wrong_type = wasmplug("call", wasm, "add", "2", '"x"', *TYPETEST)
+    assert wrong_type.returncode == 1
+    assert "add(b): expected int" in wrong_type.stderr
+    no_such = wasmplug("call", wasm, "nope", *TYPETEST)
+    assert no_such.returncode == 1
+    assert "no export named 'nope'" in no_such.stderr
+
+
+def test_call_runs_under_a_policy_file(plugin_dir: Path, tmp_path: Path) -> None:
+    """Without a policy nothing is granted (the guest sees the denial); a policy file's
+    entry for the plugin grants what it says; a file without one is an error."""
+    wasm = str(plugin_dir / "caps.wasm")
+    denied = wasmplug("call", wasm, "config-get", '"greeting"', *CAPS)
+    assert denied.returncode == 1
+    assert "configuration is not granted" in denied.stdout
+    policy = tmp_path / "policies.toml"
+    policy.write_text('[plugins.caps.grants.config]\ngreeting = "hello"\n')
+    granted = wasmplug("call", wasm, "config-get", '"greeting"', "--policy", str(policy), *CAPS)
+    assert granted.returncode == 0, granted.stderr
+    assert json.loads(granted.stdout) == "hello"
+    other = wasmplug(
+        "call", wasm, "config-get", '"greeting"', "--policy", str(policy), "--name", "x", *CAPS
+    )
+    assert other.returncode == 1
+    assert "has no policy for plugin 'x' (plugins there: caps)" in other.stderr
+
+
+@pytest.mark.parametrize("command", ["inspect", "call"])
+def test_help(command: str) -> None:
+    out = wasmplug(command, "--help")
+    assert out.returncode == 0
+    assert f"usage: wasmplug {command}" in out.stdout
