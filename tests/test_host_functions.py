@@ -54,10 +54,9 @@ class Inventory:
 
 
 @pytest.fixture
-def load(plugin_dir: Path, engine: wasmplug.Engine) -> Any:
+def load(plugin_dir: Path, wasmplug_load: Any) -> Any:
     """Loads the hostfns plugin with the given imports (default: a fresh Inventory and
-    a clock); closes every plugin it loaded at teardown."""
-    loaded: list[wasmplug.Plugin] = []
+    a clock), through the pytest plugin's loader (closed at teardown)."""
 
     def _load(
         imports: dict[str, object] | None = None,
@@ -67,20 +66,16 @@ def load(plugin_dir: Path, engine: wasmplug.Engine) -> Any:
     ) -> wasmplug.Plugin:
         if imports is None:
             imports = {"inventory": Inventory({"apple": 3}), "now-ms": lambda: 1234}
-        plugin = wasmplug.load(
+        plugin: wasmplug.Plugin = wasmplug_load(
             plugin_dir / "hostfns.wasm",
             world=WORLD,
             policy=wasmplug.Policy(limits=limits or wasmplug.Limits()),
             name=name,
-            engine=engine,
             imports=imports,
         )
-        loaded.append(plugin)
         return plugin
 
-    yield _load
-    for plugin in loaded:
-        plugin.close()
+    return _load
 
 
 def test_object_implementation_is_called_with_typed_values(load: Any) -> None:
