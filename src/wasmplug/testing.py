@@ -36,17 +36,21 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from ._audit import AuditEvent
-from ._engine import Engine
 from ._exceptions import GuestError, LimitExceeded
-from ._plugin import Plugin, load
-from ._policy import Policy
-from ._stats import CallStats
-from ._world import World
+
+# Only what a fixture or assertion runs imports wasmtime: pytest loads this module in
+# every run of an environment that has wasmplug, used or not.
+if TYPE_CHECKING:
+    from ._audit import AuditEvent
+    from ._engine import Engine
+    from ._plugin import Plugin
+    from ._policy import Policy
+    from ._stats import CallStats
+    from ._world import World
 
 __all__ = [
     "assert_breach",
@@ -58,12 +62,14 @@ __all__ = [
 ]
 
 #: What ``wasmplug_load`` is: ``(source, *, world, policy=None, **load options)``.
-Loader = Callable[..., Plugin]
+Loader = Callable[..., "Plugin"]
 
 
 @pytest.fixture(scope="session")
 def wasmplug_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
     """An engine for the test session, its compile cache in a session directory."""
+    from ._engine import Engine
+
     engine = Engine(cache_dir=tmp_path_factory.mktemp("wasmplug-compile-cache"))
     yield engine
     engine.close()
@@ -80,6 +86,8 @@ def wasmplug_load(wasmplug_engine: Engine, wasmplug_audit: list[AuditEvent]) -> 
     """A loader of plugins on ``wasmplug_engine``, each closed at the end of the test,
     its audit events collected in ``wasmplug_audit`` (an ``audit=`` given to the
     loader is called too)."""
+    from ._plugin import load
+
     loaded: list[Plugin] = []
 
     def load_plugin(
