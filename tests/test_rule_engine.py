@@ -9,9 +9,15 @@ Their alerts are checked against the independent Python implementation in
 from __future__ import annotations
 
 import csv
+import fcntl
 import importlib.util
 import io
+import os
+import pty
+import struct
+import subprocess
 import sys
+import termios
 import zipfile
 from collections import Counter
 from collections.abc import Iterator
@@ -336,6 +342,45 @@ def test_command_line_reports_and_verifies(
     for name in WELL_BEHAVED:
         assert f"reference {name}: {rows[name][2]} matches" in out
     assert "flights 3,000   calls 12,000" in out
+
+
+def test_progress_bar_on_a_terminal_only(tenants_dir: Path) -> None:
+    """``run.py`` shows a progress bar (tqdm, on stderr) when stderr is a terminal, and
+    nothing when it is piped: the report on stdout is the same."""
+    command = [
+        sys.executable,
+        str(EXAMPLE_DIR / "run.py"),
+        "--limit",
+        "2000",
+        "--without-hostile",
+        "--wasm-dir",
+        str(tenants_dir),
+    ]
+    piped = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
+    assert piped.returncode == 0, piped.stderr
+    assert "flights/s" not in piped.stderr
+    leader, follower = pty.openpty()
+    # A terminal of 24 rows and 100 columns (a new pseudo-terminal has none).
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=follower)
+    os.close(follower)
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(leader, 1 << 16)
+        except OSError:  # EIO: the child closed its end
+            break
+        if not chunk:
+            break
+        shown += chunk
+    os.close(leader)
+    assert process.stdout is not None
+    report = process.stdout.read().decode()
+    assert process.wait(timeout=300) == 0
+    text = shown.decode(errors="replace")
+    assert "/2.00k" in text, text[:500]
+    assert "flights/s" in text, text[:500]
+    assert report.splitlines()[-1].startswith("flights 2,000")
 
 
 # -- (2) isolation: the hostile tenant changes nothing for the others ------------------

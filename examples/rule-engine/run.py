@@ -34,8 +34,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
+from tqdm import tqdm
+
 import wasmplug
-from flightdata import AirportRow, FlightRow, MissingDataError, iter_flights, load_airports
+from flightdata import (
+    FLIGHT_COUNT,
+    AirportRow,
+    FlightRow,
+    MissingDataError,
+    iter_flights,
+    load_airports,
+)
 from reference_rules import reference_tenants
 from tenant_bindings import WORLD, Airport, Alert, Flight, SetupErrorException, Tenant, Weather
 
@@ -611,8 +620,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     console.addFilter(lambda record: not record.name.startswith("wasmplug.policy"))
     logging.basicConfig(handlers=[console], format="%(levelname)s %(name)s: %(message)s")
     try:
-        report = run(
+        # A progress bar on a terminal's stderr; nothing when it is not a terminal.
+        flights = tqdm(
             iter_flights(args.limit),
+            total=FLIGHT_COUNT if args.limit is None else min(args.limit, FLIGHT_COUNT),
+            unit=" flights",
+            unit_scale=True,
+            disable=None,
+            file=sys.stderr,
+            mininterval=0.5,
+            leave=False,
+        )
+        report = run(
+            flights,
             tenant_specs(include_hostile=not args.without_hostile),
             wasm_dir=args.wasm_dir,
             batch=args.batch,
