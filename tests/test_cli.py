@@ -104,8 +104,29 @@ def test_call_runs_under_a_policy_file(plugin_dir: Path, tmp_path: Path) -> None
     assert "has no policy for plugin 'x' (plugins there: caps)" in other.stderr
 
 
-@pytest.mark.parametrize("command", ["inspect", "call"])
+@pytest.mark.parametrize("command", ["inspect", "call", "bench"])
 def test_help(command: str) -> None:
     out = wasmplug(command, "--help")
     assert out.returncode == 0
     assert f"usage: wasmplug {command}" in out.stdout
+
+
+def test_bench_times_calls(plugin_dir: Path) -> None:
+    """``bench`` reports the calls made, the median and 99th percentile and the fuel
+    per call; a function that fails is an error; --calls must be positive."""
+    wasm = str(plugin_dir / "typetest.wasm")
+    out = wasmplug("bench", wasm, "add", "2", "40", *TYPETEST, "--calls", "300")
+    assert out.returncode == 0, out.stderr
+    kind = "component" if plugin_dir.name == "wasm" else "core-module"
+    line = out.stdout.strip()
+    assert line.startswith(f"typetest add ({kind}): 300 calls, median ")
+    median = float(line.split("median ")[1].split(" µs")[0])
+    p99 = float(line.split("p99 ")[1].split(" µs")[0])
+    assert 0 < median <= p99
+    assert line.endswith("fuel units per call")
+    failing = wasmplug("bench", wasm, "divide", "2", "0", *TYPETEST, "--calls", "5")
+    assert failing.returncode == 1
+    assert "divide returned an error" in failing.stderr
+    zero = wasmplug("bench", wasm, "add", "2", "40", *TYPETEST, "--calls", "0")
+    assert zero.returncode == 2
+    assert "--calls must be >= 1" in zero.stderr

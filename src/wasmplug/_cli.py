@@ -23,6 +23,11 @@ Subcommands:
     ``{"case": payload}``; a function's ``err`` as ``{"err": ...}``, exit status 1)
     and the call's stats on standard error.
 
+``bench PLUGIN FUNCTION [ARG ...] --wit WIT_PATH --world NAME [--policy FILE] [--calls N]``
+    Times ``N`` calls (after a warm-up) of ``FUNCTION`` with the same arguments, as
+    ``call`` loads and calls it: median and 99th percentile in µs, calls per second,
+    fuel units per call.
+
 Exit status: 0 on success; 1 when ``--check`` finds a stale module, the WIT cannot be
 used, the plugin cannot be loaded or the call fails (the error on standard error);
 2 for a usage error.
@@ -34,11 +39,14 @@ import argparse
 import difflib
 import enum
 import json
+import math
 import os
+import statistics
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -46,6 +54,9 @@ from ._bindgen import generate_bindings
 from ._bindings import TypeNamespace
 from ._exceptions import GuestError, WasmplugError, WitError
 from ._version import __version__
+
+if TYPE_CHECKING:
+    from ._plugin import Plugin
 
 __all__ = ["main"]
 
@@ -107,27 +118,47 @@ def _parser() -> argparse.ArgumentParser:
             "standard error."
         ),
     )
-    call.add_argument("plugin", metavar="PLUGIN", type=Path, help="the .wasm file")
-    call.add_argument("function", metavar="FUNCTION", help="the export, e.g. evaluate")
-    call.add_argument("args", metavar="ARG", nargs="*", help="one JSON value per parameter")
-    call.add_argument(
+    _plugin_options(call)
+    bench = commands.add_parser(
+        "bench",
+        help="time calls of a plugin's function",
+        description=(
+            "Load a plugin under a policy and time repeated calls of one export with the "
+            "same JSON arguments (checked and converted once): median and 99th "
+            "percentile in µs, and fuel per call. Absolute times vary with the "
+            "machine's load; compare side by side in one run."
+        ),
+    )
+    _plugin_options(bench)
+    bench.add_argument(
+        "--calls", type=int, default=10_000, metavar="N", help="calls to time (default 10,000)"
+    )
+    return parser
+
+
+def _plugin_options(command: argparse.ArgumentParser) -> None:
+    """The arguments ``call`` and ``bench`` share: the plugin, the function and its
+    JSON arguments, the world and the policy."""
+    command.add_argument("plugin", metavar="PLUGIN", type=Path, help="the .wasm file")
+    command.add_argument("function", metavar="FUNCTION", help="the export, e.g. evaluate")
+    command.add_argument("args", metavar="ARG", nargs="*", help="one JSON value per parameter")
+    command.add_argument(
         "--wit",
         required=True,
         metavar="WIT_PATH",
         help="the world's WIT: a .wit file, or a directory with deps/",
     )
-    call.add_argument("--world", required=True, metavar="NAME", help="the world's name")
-    call.add_argument(
+    command.add_argument("--world", required=True, metavar="NAME", help="the world's name")
+    command.add_argument(
         "--policy",
         metavar="FILE",
         type=Path,
         help="a policy file (TOML, as wasmplug.load_policies reads); default: nothing "
         "granted, default limits",
     )
-    call.add_argument(
+    command.add_argument(
         "--name", metavar="N", help="the plugin's name (and policy entry); default its stem"
     )
-    return parser
 
 
 def _inspect(args: argparse.Namespace) -> int:
@@ -165,47 +196,97 @@ def _to_json(value: Any, types: TypeNamespace) -> Any:
     return value
 
 
-def _call(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from ._plugin import load
-    from ._policy import Policy
-    from ._policyfile import load_policies
-    from ._world import load_world
+class _Failed(Exception):
+    """A command's error, already worded for standard error."""
 
+
+def _json_args(args: argparse.Namespace, parser: argparse.ArgumentParser) -> list[Any]:
+    """Each ``ARG`` parsed as JSON (a usage error, exit status 2, if one is not)."""
     values = []
     for i, text in enumerate(args.args):
         try:
             values.append(json.loads(text))
         except json.JSONDecodeError as e:
             parser.error(f"argument {i + 1} is not JSON ({e.msg}): {text!r}")
+    return values
+
+
+def _load(args: argparse.Namespace) -> Plugin:
+    """Loads ``args.plugin`` with its world and policy, as ``call`` and ``bench`` do.
+
+    Raises:
+        _Failed: the policy file has no entry for the plugin.
+        OSError, WasmplugError: the files cannot be read or used.
+    """
+    from ._plugin import load
+    from ._policy import Policy
+    from ._policyfile import load_policies
+    from ._world import load_world
+
     name = args.name or args.plugin.stem
+    policy = Policy()
+    if args.policy is not None:
+        policies = load_policies(args.policy)
+        if name not in policies:
+            known = ", ".join(policies) or "none"
+            raise _Failed(
+                f"{args.policy} has no policy for plugin {name!r} (plugins there: {known}); "
+                "pass --name"
+            )
+        policy = policies[name]
+    return load(args.plugin, world=load_world(args.wit, args.world), policy=policy, name=name)
+
+
+def _call(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    values = _json_args(args, parser)
     try:
-        policy = Policy()
-        if args.policy is not None:
-            policies = load_policies(args.policy)
-            if name not in policies:
-                known = ", ".join(policies) or "none"
-                print(
-                    f"wasmplug call: error: {args.policy} has no policy for plugin {name!r} "
-                    f"(plugins there: {known}); pass --name",
-                    file=sys.stderr,
-                )
-                return 1
-            policy = policies[name]
-        world = load_world(args.wit, args.world)
-        with load(args.plugin, world=world, policy=policy, name=name) as plugin:
+        with _load(args) as plugin:
+            types = plugin.world.types
             try:
                 result = plugin.call(args.function, *values)
             except GuestError as e:
-                print(json.dumps({"err": _to_json(e.value, world.types)}))
+                print(json.dumps({"err": _to_json(e.value, types)}))
                 print(f"wasmplug call: {e}", file=sys.stderr)
                 return 1
             finally:
                 if plugin.last_call is not None:
                     print(f"stats: {plugin.last_call}", file=sys.stderr)
-    except (OSError, WasmplugError) as e:
+    except (_Failed, OSError, WasmplugError) as e:
         print(f"wasmplug call: error: {e}", file=sys.stderr)
         return 1
-    print(json.dumps(_to_json(result, world.types)))
+    print(json.dumps(_to_json(result, types)))
+    return 0
+
+
+def _bench(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    if args.calls < 1:
+        parser.error(f"--calls must be >= 1, found {args.calls}")
+    values = _json_args(args, parser)
+    try:
+        with _load(args) as plugin:
+            prepared = plugin.world.prepare(args.function, *values, plugin=plugin.name)
+            for _ in range(min(args.calls, 100)):  # warm-up: caches, branch predictors
+                plugin.call_prepared(prepared)
+            times: list[float] = []
+            fuel = 0
+            clock = time.perf_counter_ns
+            for _ in range(args.calls):
+                start = clock()
+                plugin.call_prepared(prepared)
+                times.append((clock() - start) / 1000)
+                stats = plugin.last_call
+                fuel += stats.fuel_consumed if stats is not None else 0
+    except (_Failed, OSError, WasmplugError) as e:
+        print(f"wasmplug bench: error: {e}", file=sys.stderr)
+        return 1
+    times.sort()
+    median = statistics.median(times)
+    p99 = times[min(len(times) - 1, math.ceil(0.99 * len(times)) - 1)]
+    print(
+        f"{plugin.name} {args.function} ({plugin.kind}): {args.calls:,} calls, "
+        f"median {median:.1f} µs, p99 {p99:.1f} µs, {1e6 / median:,.0f} calls/s at the "
+        f"median, {fuel / args.calls:,.0f} fuel units per call"
+    )
     return 0
 
 
@@ -276,6 +357,8 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         return _inspect(args)
     if args.command == "call":
         return _call(args, parser)
+    if args.command == "bench":
+        return _bench(args, parser)
     parser.error(f"unknown command {args.command!r}")  # pragma: no cover - argparse checks
 
 
