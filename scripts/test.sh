@@ -5,6 +5,8 @@
 #           the rule engine's generated bindings too (wasmplug bindgen --check)
 #   Python  ruff check, ruff format --check, mypy --strict on src/, tests/ and the
 #           example, pytest
+#   Docs    the documentation site builds without a warning (mkdocs build --strict,
+#           API reference from the docstrings) into build/site/
 #   Rust    cargo fmt --check, clippy -D warnings, cargo test, cargo doc -D warnings
 #   newest  pytest again against the newest wasmtime-py, when PyPI has one newer than
 #           the pin (scripts/test-newest-wasmtime.sh; reported, not gating)
@@ -34,6 +36,7 @@ step "$BIN/mypy" --strict benchmarks/__main__.py benchmarks/suite.py \
     benchmarks/bench_density.py benchmarks/bench_rule_engine.py benchmarks/compare_trees.py
 step "$BIN/wasmplug" bindgen examples/rule-engine/wit --world tenant \
     -o examples/rule-engine/tenant_bindings.py --check
+step env NO_MKDOCS_2_WARNING=1 "$BIN/mkdocs" build --strict --quiet -f "$ROOT/mkdocs.yml"
 step bash "$ROOT/scripts/check-rust.sh"
 step "$PY" -m pytest "$@"
 # The newest wasmtime-py release, when newer than the pin: reported, not gating (the

@@ -370,9 +370,13 @@ class Plugin:
 
         Raises:
             ArgumentError: ``prepared`` was made for another world.
-            GuestError, FuelExhausted, DeadlineExceeded, MemoryLimitExceeded, Trap,
-            HostFunctionError, InstantiationError, PluginClosedError,
-            ReentrantCallError, PluginBusy: as :meth:`call`.
+            GuestError: as :meth:`call`.
+            CallError: as :meth:`call` (``FuelExhausted``, ``DeadlineExceeded``,
+                ``MemoryLimitExceeded``, ``Trap``, ``HostFunctionError``, ...).
+            InstantiationError: as :meth:`call`.
+            PluginClosedError: as :meth:`call`.
+            ReentrantCallError: as :meth:`call`.
+            PluginBusy: as :meth:`call`.
         """
         function = prepared.function
         self._refuse_reentry(function)

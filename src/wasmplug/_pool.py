@@ -172,11 +172,12 @@ def load_pool(
 ) -> Pool:
     """Loads ``size`` instances of one plugin into a :class:`Pool`.
 
+    ``source``, ``world``, ``policy``, ``name`` and ``imports`` are as for
+    :func:`~wasmplug.load`; the plugin is compiled and checked once, then instantiated
+    ``size`` times. The host implementations in ``imports`` are shared by the
+    instances, so they must be thread-safe.
+
     Args:
-        source, world, policy, name, imports: As :func:`~wasmplug.load`; the plugin is
-            compiled and checked once, then instantiated ``size`` times. The host
-            implementations in ``imports`` are shared by the instances, so they must
-            be thread-safe.
         size: How many instances (at least 1): the most calls that run at once.
         kv_store: One store for all the instances (default: a new
             :class:`~wasmplug.MemoryKvStore` shared by them).
