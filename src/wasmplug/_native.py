@@ -121,7 +121,6 @@ _EPOCH_CALLBACK = ctypes.CFUNCTYPE(
 _store_epoch_callback = _proto(
     "wasmtime_store_epoch_deadline_callback", None, _P, _EPOCH_CALLBACK, _P, _P
 )
-_error_new = _proto("wasmtime_error_new", _P, ctypes.c_char_p)
 #: ``wasmtime_update_deadline_kind_t``: keep running (not yield: no async here).
 _UPDATE_DEADLINE_CONTINUE = 0
 
@@ -143,7 +142,7 @@ def epoch_callback(decide: Callable[[], int | str]) -> Any:
         except BaseException as e:  # nothing may unwind into wasmtime
             verdict = f"wasmplug: the epoch-deadline check failed: {e!r}"
         if isinstance(verdict, str):
-            return int(_error_new(verdict.encode()) or 0)
+            return new_error(verdict.encode()) or 0
         delta[0] = verdict
         kind[0] = _UPDATE_DEADLINE_CONTINUE
         return 0

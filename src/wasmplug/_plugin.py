@@ -38,7 +38,7 @@ from ._policy import Grants, KvGrant, Policy
 from ._resources import ResourceHandle
 from ._stack import StackGuard, call_chain
 from ._stats import CallStats
-from ._world import ExportFunc, PreparedCall, World, has_handle
+from ._world import ExportFunc, PreparedCall, World
 
 __all__ = ["Plugin", "load"]
 
@@ -122,7 +122,6 @@ class Plugin:
         ungranted: tuple[str, ...],
         kv: KvNamespace,
         capabilities: CapabilityReport,
-        stack: StackGuard,
         engine: Engine,
     ) -> Plugin:
         self = cls.__new__(cls)
@@ -147,14 +146,12 @@ class Plugin:
         queue_ms = policy.limits.queue_ms
         # -1: no bound (Lock.acquire's timeout); at most what a lock accepts
         self._queue_s = -1.0 if queue_ms is None else min(queue_ms / 1000, threading.TIMEOUT_MAX)
-        self._stack = stack
+        self._stack = engine._stack_guard
         self._pending = collections.deque()
         # The engine's LRU of live instances, when it bounds them (Engine.used).
         self._used = engine.used if engine.max_live_instances is not None else None
         # An instance holding resources the host can see is never dropped by the LRU.
-        self._evictable = not world.host_resources and not any(
-            has_handle(e.wit) for e in world.exports.values()
-        )
+        self._evictable = not world.passes_handles
         if self._used is not None:
             self._used(self)
         return self
@@ -189,8 +186,7 @@ class Plugin:
         """
         policy = policy if policy is not None else Policy()
         engine = engine or Engine.default()
-        stack = engine._stack_guard
-        stack.run(backend.start)
+        engine._stack_guard.run(backend.start)
         return cls._create(
             name=name,
             world=world,
@@ -200,7 +196,6 @@ class Plugin:
             ungranted=(),
             kv=KvNamespace(MemoryKvStore(), name, quota_bytes=KvGrant().quota_bytes),
             capabilities=compare(None, policy.grants, plugin=name),
-            stack=stack,
             engine=engine,
         )
 
@@ -707,8 +702,7 @@ def load(
             ", ".join(ungranted),
             ", ".join(_host.GRANT_OF[i] for i in ungranted),
         )
-    stack = engine._stack_guard
-    stack.run(backend.start)  # start-up code runs guest code too
+    engine._stack_guard.run(backend.start)  # start-up code runs guest code too
     return Plugin._create(
         name=name,
         world=world,
@@ -722,7 +716,6 @@ def load(
             quota_bytes=(grants.kv or KvGrant()).quota_bytes,
         ),
         capabilities=report,
-        stack=stack,
         engine=engine,
     )
 

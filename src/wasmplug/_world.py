@@ -204,6 +204,12 @@ class World:
         self.handle_results = frozenset(
             name for name, e in self.exports.items() if _has_handle(e.wit.result)
         )
+        #: Whether a call can hand resources across: the world imports host
+        #: resources, or an export's parameters or result can hold a handle (an
+        #: instance of such a world is never dropped between calls by the engine's LRU).
+        self.passes_handles: bool = bool(self.host_resources) or any(
+            has_handle(e.wit) for e in self.exports.values()
+        )
 
     def _add_handle_class(self, short: str, td: _wit.TypeDef) -> None:
         """Makes the handle class of a resource the plugin exports (``types.Buffer``)."""
