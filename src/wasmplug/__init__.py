@@ -226,7 +226,7 @@ _SOURCE_OF = {name: module for module, names in _SOURCES.items() for name in nam
 #: Private submodules reachable as attributes (``wasmplug._engine``), as when
 #: ``import wasmplug`` imported them all.
 _SUBMODULES = frozenset(
-    ("_codec", "_component", "_cli", "_diskcache", "_host", "_http", "_version", "_wit")
+    ("_codec", "_component", "_cli", "_diskcache", "_host", "_http", "_version", "_wit", "wit")
 ) | frozenset(_SOURCES)
 
 

@@ -274,6 +274,7 @@ class _Generator:
         # The runtime's own view of the world: it refuses what cannot be run, and its
         # namespace gives the Python names (so both paths name every class alike).
         self.ns: TypeNamespace = World(world).types
+        self._annotation = _Annotation(self)
         self.typedefs = [td for td in world_typedefs(world) if self._has_class(td)]
         self.used_names = set(self.ns)
         self.alias_names: dict[int, str] = {}
@@ -335,9 +336,7 @@ class _Generator:
         return not key.startswith(_RUNTIME_PREFIXES)
 
     def _has_class(self, td: _wit.TypeDef) -> bool:
-        return isinstance(
-            td.kind, _wit.RecordKind | _wit.VariantKind | _wit.EnumKind | _wit.FlagsKind
-        )
+        return _HAS_CLASS.visit_named(td)
 
     def _claim(self, td: _wit.TypeDef) -> str:
         name = class_name(td.name)
@@ -454,40 +453,8 @@ class _Generator:
     # -- type expressions ----------------------------------------------------------
 
     def py(self, t: _wit.WitType | None) -> str:
-        if t is None:
-            return "None"
-        if isinstance(t, _wit.Primitive):
-            if t.name == "bool":
-                return "bool"
-            if t.name in ("f32", "f64"):
-                return "float"
-            if t.name in ("char", "string"):
-                return "str"
-            return "int"
-        if isinstance(t, _wit.ListType):
-            elem = _wit.unalias(t.element)
-            if isinstance(elem, _wit.Primitive) and elem.name == "u8":
-                return "bytes"
-            return f"list[{self.py(t.element)}]"
-        if isinstance(t, _wit.OptionType):
-            inner = self.py(t.inner)
-            return inner if inner.endswith("| None") or inner == "None" else f"{inner} | None"
-        if isinstance(t, _wit.ResultType):
-            return f"wasmplug.Ok[{self.py(t.ok)}] | wasmplug.Err[{self.py(t.err)}]"
-        if isinstance(t, _wit.TupleType):
-            return "tuple[" + ", ".join(self.py(e) for e in t.elements) + "]"
-        if isinstance(t, _wit.HandleType):
-            key = id(t.resource)
-            if key in self.scope:
-                return self.scope[key]
-            if key in self.host_resources:
-                return self.host_resources[key].protocol
-            return self.ns.name_of(t.resource)
-        if isinstance(t, _wit.Unsupported):  # pragma: no cover - World() refuses it
-            raise WitError(f"{t.text} ({t.construct}) is not supported by bindgen yet")
-        if isinstance(t.kind, _wit.AliasKind):
-            return self.alias_names[id(t)]
-        return self.ns.name_of(t)
+        """The Python annotation for a WIT type (``None`` for no type)."""
+        return "None" if t is None else self._annotation.visit(t)
 
     def returns(self, func: _wit.Function) -> str:
         """The Python return type of a call: the ok type for a ``result``."""
@@ -557,53 +524,8 @@ class _Generator:
         return lines
 
     def render_typedef(self, td: _wit.TypeDef) -> list[list[str]]:
-        kind = td.kind
-        name = self.ns.name_of(td)
-        origin = f"WIT {describe(td)} from ``{td.owner}``."
-        if isinstance(kind, _wit.RecordKind):
-            self.imports_needed.add("attrs")
-            doc = (td.docs or origin) + _section(
-                "Attributes",
-                [
-                    (field_name(f.name), f"``{describe(f.type)}``. {f.docs}".strip())
-                    for f in kind.fields
-                ],
-            )
-            lines = ["@attrs.frozen", f"class {name}:", *_docstring(doc, "    "), ""]
-            lines += [f"    {field_name(f.name)}: {self.py(f.type)}" for f in kind.fields]
-            return [lines]
-        if isinstance(kind, _wit.EnumKind | _wit.FlagsKind):
-            self.imports_needed.add("enum")
-            cases = kind.cases if isinstance(kind, _wit.EnumKind) else kind.flags
-            entries = [(member_name(c.name), c.docs) for c in cases if c.docs]
-            doc = (td.docs or origin) + _section("Members", entries)
-            base = "enum.Enum" if isinstance(kind, _wit.EnumKind) else "enum.Flag"
-            lines = [f"class {name}({base}):", *_docstring(doc, "    "), ""]
-            for i, c in enumerate(cases):
-                value = _literal(c.name) if isinstance(kind, _wit.EnumKind) else str(1 << i)
-                lines.append(f"    {member_name(c.name)} = {value}")
-            return [lines]
-        assert isinstance(kind, _wit.VariantKind)
-        self.imports_needed.update(("attrs", "TypeAlias"))
-        blocks = []
-        case_names = []
-        for case in kind.cases:
-            case_name = name + class_name(case.name)
-            case_names.append(case_name)
-            doc = case.docs or f"The ``{case.name}`` case of ``{name}``."
-            if case.type is not None:
-                doc += _section("Attributes", [("value", f"``{describe(case.type)}``.")])
-            lines = ["@attrs.frozen", f"class {case_name}:", *_docstring(doc, "    ")]
-            if case.type is not None:
-                lines += ["", f"    value: {self.py(case.type)}"]
-            blocks.append(lines)
-        doc_lines = (td.docs or origin).strip().splitlines()
-        comment = [f"#: {line}".rstrip() for line in doc_lines]
-        alias = [f"{name}: TypeAlias = {' | '.join(case_names)}"]
-        if len(alias[0]) > _WIDTH:
-            alias = [f"{name}: TypeAlias = (", *(f"    {c}" for c in _union_lines(case_names)), ")"]
-        blocks[-1] = [*blocks[-1], "", "", *comment, *alias]
-        return blocks
+        """The class (or, for a variant, case classes and union alias) of a named type."""
+        return _ClassSource(self).visit_named(td)
 
     def render_aliases(self) -> list[list[str]]:
         aliases = [td for td in world_typedefs(self.world) if isinstance(td.kind, _wit.AliasKind)]
@@ -1099,3 +1021,175 @@ def _union_lines(names: list[str]) -> list[str]:
     if len(joined) + 4 <= _WIDTH:
         return [joined]
     return [names[0], *(f"| {n}" for n in names[1:])]
+
+
+class _Annotation(_wit.TypeVisitor[str]):
+    """The Python annotation a generated module writes for a WIT type."""
+
+    __slots__ = ("_gen",)
+
+    def __init__(self, gen: _Generator) -> None:
+        self._gen = gen
+
+    def visit_primitive(self, t: _wit.Primitive) -> str:
+        if t.name == "bool":
+            return "bool"
+        if t.name in ("f32", "f64"):
+            return "float"
+        if t.name in ("char", "string"):
+            return "str"
+        return "int"
+
+    def visit_list(self, t: _wit.ListType) -> str:
+        elem = _wit.unalias(t.element)
+        if isinstance(elem, _wit.Primitive) and elem.name == "u8":
+            return "bytes"
+        return f"list[{self.visit(t.element)}]"
+
+    def visit_option(self, t: _wit.OptionType) -> str:
+        inner = self.visit(t.inner)
+        return inner if inner.endswith("| None") or inner == "None" else f"{inner} | None"
+
+    def visit_result(self, t: _wit.ResultType) -> str:
+        py = self._gen.py
+        return f"wasmplug.Ok[{py(t.ok)}] | wasmplug.Err[{py(t.err)}]"
+
+    def visit_tuple(self, t: _wit.TupleType) -> str:
+        return "tuple[" + ", ".join(self.visit(e) for e in t.elements) + "]"
+
+    def visit_handle(self, t: _wit.HandleType) -> str:
+        gen = self._gen
+        key = id(t.resource)
+        if key in gen.scope:
+            return gen.scope[key]
+        if key in gen.host_resources:
+            return gen.host_resources[key].protocol
+        return gen.ns.name_of(t.resource)
+
+    def visit_unsupported(self, t: _wit.Unsupported) -> str:  # pragma: no cover
+        # World() refuses these before bindgen gets here.
+        raise WitError(f"{t.text} ({t.construct}) is not supported by bindgen yet")
+
+    def visit_alias(self, t: _wit.TypeDef, kind: _wit.AliasKind) -> str:
+        return self._gen.alias_names[id(t)]
+
+    def _named(self, t: _wit.TypeDef) -> str:
+        return self._gen.ns.name_of(t)
+
+    def visit_record(self, t: _wit.TypeDef, kind: _wit.RecordKind) -> str:
+        return self._named(t)
+
+    def visit_variant(self, t: _wit.TypeDef, kind: _wit.VariantKind) -> str:
+        return self._named(t)
+
+    def visit_enum(self, t: _wit.TypeDef, kind: _wit.EnumKind) -> str:
+        return self._named(t)
+
+    def visit_flags(self, t: _wit.TypeDef, kind: _wit.FlagsKind) -> str:
+        return self._named(t)
+
+    def visit_resource(self, t: _wit.TypeDef, kind: _wit.ResourceKind) -> str:
+        return self._named(t)
+
+
+class _HasClass(_wit.KindVisitor[bool]):
+    """Whether a generated module defines a class for a named type (an alias becomes a
+    type alias; a resource gets a handle class or a Protocol of its own)."""
+
+    __slots__ = ()
+
+    def visit_record(self, t: _wit.TypeDef, kind: _wit.RecordKind) -> bool:
+        return True
+
+    def visit_variant(self, t: _wit.TypeDef, kind: _wit.VariantKind) -> bool:
+        return True
+
+    def visit_enum(self, t: _wit.TypeDef, kind: _wit.EnumKind) -> bool:
+        return True
+
+    def visit_flags(self, t: _wit.TypeDef, kind: _wit.FlagsKind) -> bool:
+        return True
+
+    def visit_alias(self, t: _wit.TypeDef, kind: _wit.AliasKind) -> bool:
+        return False
+
+    def visit_resource(self, t: _wit.TypeDef, kind: _wit.ResourceKind) -> bool:
+        return False
+
+
+_HAS_CLASS = _HasClass()
+
+
+class _ClassSource(_wit.KindVisitor[list[list[str]]]):
+    """The source blocks of the class(es) of a named type (for which :class:`_HasClass`
+    is true)."""
+
+    __slots__ = ("_gen",)
+
+    def __init__(self, gen: _Generator) -> None:
+        self._gen = gen
+
+    def _origin(self, t: _wit.TypeDef) -> str:
+        return f"WIT {describe(t)} from ``{t.owner}``."
+
+    def visit_record(self, t: _wit.TypeDef, kind: _wit.RecordKind) -> list[list[str]]:
+        gen = self._gen
+        gen.imports_needed.add("attrs")
+        doc = (t.docs or self._origin(t)) + _section(
+            "Attributes",
+            [
+                (field_name(f.name), f"``{describe(f.type)}``. {f.docs}".strip())
+                for f in kind.fields
+            ],
+        )
+        lines = ["@attrs.frozen", f"class {gen.ns.name_of(t)}:", *_docstring(doc, "    "), ""]
+        lines += [f"    {field_name(f.name)}: {gen.py(f.type)}" for f in kind.fields]
+        return [lines]
+
+    def _enum(
+        self, t: _wit.TypeDef, cases: tuple[_wit.EnumCase, ...], base: str, flags: bool
+    ) -> list[list[str]]:
+        self._gen.imports_needed.add("enum")
+        entries = [(member_name(c.name), c.docs) for c in cases if c.docs]
+        doc = (t.docs or self._origin(t)) + _section("Members", entries)
+        lines = [f"class {self._gen.ns.name_of(t)}({base}):", *_docstring(doc, "    "), ""]
+        for i, c in enumerate(cases):
+            value = str(1 << i) if flags else _literal(c.name)
+            lines.append(f"    {member_name(c.name)} = {value}")
+        return [lines]
+
+    def visit_enum(self, t: _wit.TypeDef, kind: _wit.EnumKind) -> list[list[str]]:
+        return self._enum(t, kind.cases, "enum.Enum", flags=False)
+
+    def visit_flags(self, t: _wit.TypeDef, kind: _wit.FlagsKind) -> list[list[str]]:
+        return self._enum(t, kind.flags, "enum.Flag", flags=True)
+
+    def visit_variant(self, t: _wit.TypeDef, kind: _wit.VariantKind) -> list[list[str]]:
+        gen = self._gen
+        name = gen.ns.name_of(t)
+        gen.imports_needed.update(("attrs", "TypeAlias"))
+        blocks = []
+        case_names = []
+        for case in kind.cases:
+            case_name = name + class_name(case.name)
+            case_names.append(case_name)
+            doc = case.docs or f"The ``{case.name}`` case of ``{name}``."
+            if case.type is not None:
+                doc += _section("Attributes", [("value", f"``{describe(case.type)}``.")])
+            lines = ["@attrs.frozen", f"class {case_name}:", *_docstring(doc, "    ")]
+            if case.type is not None:
+                lines += ["", f"    value: {gen.py(case.type)}"]
+            blocks.append(lines)
+        doc_lines = (t.docs or self._origin(t)).strip().splitlines()
+        comment = [f"#: {line}".rstrip() for line in doc_lines]
+        alias = [f"{name}: TypeAlias = {' | '.join(case_names)}"]
+        if len(alias[0]) > _WIDTH:
+            alias = [f"{name}: TypeAlias = (", *(f"    {c}" for c in _union_lines(case_names)), ")"]
+        blocks[-1] = [*blocks[-1], "", "", *comment, *alias]
+        return blocks
+
+    def visit_alias(self, t: _wit.TypeDef, kind: _wit.AliasKind) -> list[list[str]]:
+        raise AssertionError("an alias is rendered by render_aliases")  # pragma: no cover
+
+    def visit_resource(self, t: _wit.TypeDef, kind: _wit.ResourceKind) -> list[list[str]]:
+        raise AssertionError("a resource is rendered by its handle class")  # pragma: no cover

@@ -162,26 +162,7 @@ class TypeNamespace:
         key = id(typedef)
         if key in self._by_def:
             return self._by_def[key]
-        kind = typedef.kind
-        if isinstance(kind, _wit.AliasKind):
-            target = kind.target
-            return self.add(target) if isinstance(target, _wit.TypeDef) else None
-        if isinstance(kind, _wit.ResourceKind):
-            return None
-        name = self._unique_name(typedef)
-        made: Any
-        if isinstance(kind, _wit.RecordKind):
-            made = self._make_record(name, typedef, kind)
-        elif isinstance(kind, _wit.VariantKind):
-            made = self._make_variant(name, typedef, kind)
-        elif isinstance(kind, _wit.EnumKind):
-            made = self._make_enum(name, typedef, kind)
-        elif isinstance(kind, _wit.FlagsKind):
-            made = self._make_flags(name, typedef, kind)
-        else:  # pragma: no cover - the model has no other kinds
-            raise AssertionError(f"unknown type kind {kind!r}")
-        self._store(typedef, name, made)
-        return made
+        return _ClassMaker(self).visit_named(typedef)
 
     def register(self, typedef: _wit.TypeDef, python_type: Any) -> None:
         """Uses an existing Python type for ``typedef`` instead of making one.
@@ -213,45 +194,9 @@ class TypeNamespace:
         """
         if id(typedef) in self._by_def:
             raise WitError(f"WIT type {typedef.name!r} already has a Python type")
-        kind = typedef.kind
         name = self._unique_name(typedef)
         where = f"WIT {_describe_def(typedef)} of {typedef.owner}"
-        if isinstance(kind, _wit.RecordKind):
-            _check_attrs_class(python_type, name, [field_name(f.name) for f in kind.fields], where)
-        elif isinstance(kind, _wit.EnumKind):
-            _check_class(python_type, name, where)
-            if not issubclass(python_type, enum.Enum) or issubclass(python_type, enum.Flag):
-                raise WitError(f"{where}: {name} must be an enum.Enum")
-            values = [m.value for m in python_type]
-            wanted = [c.name for c in kind.cases]
-            if values != wanted:
-                raise WitError(f"{where}: {name} has member values {values}, expected {wanted}")
-        elif isinstance(kind, _wit.FlagsKind):
-            _check_class(python_type, name, where)
-            if not issubclass(python_type, enum.Flag):
-                raise WitError(f"{where}: {name} must be an enum.Flag")
-            members = [(m.name, m.value) for m in python_type]
-            wanted_flags = [(member_name(f.name), 1 << i) for i, f in enumerate(kind.flags)]
-            if members != wanted_flags:
-                raise WitError(f"{where}: {name} has members {members}, expected {wanted_flags}")
-        elif isinstance(kind, _wit.VariantKind):
-            classes = list(typing.get_args(python_type)) or [python_type]
-            if len(classes) != len(kind.cases):
-                raise WitError(
-                    f"{where}: {len(classes)} case class(es) given for {len(kind.cases)} cases"
-                )
-            for case, cls in zip(kind.cases, classes, strict=True):
-                fields = ["value"] if case.type is not None else []
-                _check_attrs_class(cls, name + class_name(case.name), fields, where)
-            self._add_variant(name, typedef, kind, classes)
-        elif isinstance(kind, _wit.ResourceKind):
-            _check_class(python_type, name, where)
-            if not issubclass(python_type, ResourceHandle):
-                raise WitError(f"{where}: {name} must be a wasmplug.ResourceHandle subclass")
-        else:
-            raise WitError(
-                f"{where}: only records, variants, enums, flags and resources can be registered"
-            )
+        _ClassChecker(self, python_type, name, where).visit_named(typedef)
         self._store(typedef, name, python_type)
 
     def add_resource(
@@ -468,6 +413,101 @@ def _doc(typedef: _wit.TypeDef, fallback: str) -> str:
     return typedef.docs or fallback
 
 
+class _ClassMaker(_wit.KindVisitor[Any]):
+    """Makes and stores the Python type of a named type (:meth:`TypeNamespace.add`)."""
+
+    __slots__ = ("_ns",)
+
+    def __init__(self, ns: TypeNamespace) -> None:
+        self._ns = ns
+
+    def _made(self, t: _wit.TypeDef, make: Callable[[str], Any]) -> Any:
+        name = self._ns._unique_name(t)
+        made = make(name)
+        self._ns._store(t, name, made)
+        return made
+
+    def visit_record(self, t: _wit.TypeDef, kind: _wit.RecordKind) -> Any:
+        return self._made(t, lambda name: self._ns._make_record(name, t, kind))
+
+    def visit_variant(self, t: _wit.TypeDef, kind: _wit.VariantKind) -> Any:
+        return self._made(t, lambda name: self._ns._make_variant(name, t, kind))
+
+    def visit_enum(self, t: _wit.TypeDef, kind: _wit.EnumKind) -> Any:
+        return self._made(t, lambda name: self._ns._make_enum(name, t, kind))
+
+    def visit_flags(self, t: _wit.TypeDef, kind: _wit.FlagsKind) -> Any:
+        return self._made(t, lambda name: self._ns._make_flags(name, t, kind))
+
+    def visit_alias(self, t: _wit.TypeDef, kind: _wit.AliasKind) -> Any:
+        target = kind.target
+        return self._ns.add(target) if isinstance(target, _wit.TypeDef) else None
+
+    def visit_resource(self, t: _wit.TypeDef, kind: _wit.ResourceKind) -> Any:
+        return None
+
+
+class _ClassChecker(_wit.KindVisitor[None]):
+    """Checks that a given Python type has the shape of a named type
+    (:meth:`TypeNamespace.register`), raising :class:`WitError` when it does not."""
+
+    __slots__ = ("_name", "_ns", "_python_type", "_where")
+
+    def __init__(self, ns: TypeNamespace, python_type: Any, name: str, where: str) -> None:
+        self._ns = ns
+        self._python_type = python_type
+        self._name = name
+        self._where = where
+
+    def visit_record(self, t: _wit.TypeDef, kind: _wit.RecordKind) -> None:
+        fields = [field_name(f.name) for f in kind.fields]
+        _check_attrs_class(self._python_type, self._name, fields, self._where)
+
+    def visit_enum(self, t: _wit.TypeDef, kind: _wit.EnumKind) -> None:
+        cls, name, where = self._python_type, self._name, self._where
+        _check_class(cls, name, where)
+        if not issubclass(cls, enum.Enum) or issubclass(cls, enum.Flag):
+            raise WitError(f"{where}: {name} must be an enum.Enum")
+        values = [m.value for m in cls]
+        wanted = [c.name for c in kind.cases]
+        if values != wanted:
+            raise WitError(f"{where}: {name} has member values {values}, expected {wanted}")
+
+    def visit_flags(self, t: _wit.TypeDef, kind: _wit.FlagsKind) -> None:
+        cls, name, where = self._python_type, self._name, self._where
+        _check_class(cls, name, where)
+        if not issubclass(cls, enum.Flag):
+            raise WitError(f"{where}: {name} must be an enum.Flag")
+        members = [(m.name, m.value) for m in cls]
+        wanted = [(member_name(f.name), 1 << i) for i, f in enumerate(kind.flags)]
+        if members != wanted:
+            raise WitError(f"{where}: {name} has members {members}, expected {wanted}")
+
+    def visit_variant(self, t: _wit.TypeDef, kind: _wit.VariantKind) -> None:
+        name, where = self._name, self._where
+        classes = list(typing.get_args(self._python_type)) or [self._python_type]
+        if len(classes) != len(kind.cases):
+            raise WitError(
+                f"{where}: {len(classes)} case class(es) given for {len(kind.cases)} cases"
+            )
+        for case, cls in zip(kind.cases, classes, strict=True):
+            fields = ["value"] if case.type is not None else []
+            _check_attrs_class(cls, name + class_name(case.name), fields, where)
+        self._ns._add_variant(name, t, kind, classes)
+
+    def visit_resource(self, t: _wit.TypeDef, kind: _wit.ResourceKind) -> None:
+        _check_class(self._python_type, self._name, self._where)
+        if not issubclass(self._python_type, ResourceHandle):
+            raise WitError(
+                f"{self._where}: {self._name} must be a wasmplug.ResourceHandle subclass"
+            )
+
+    def visit_alias(self, t: _wit.TypeDef, kind: _wit.AliasKind) -> None:
+        raise WitError(
+            f"{self._where}: only records, variants, enums, flags and resources can be registered"
+        )
+
+
 def _describe_def(typedef: _wit.TypeDef) -> str:
     return describe(typedef)
 
@@ -563,34 +603,56 @@ def namespace_for_world(
 
 def describe(t: _wit.WitType | None) -> str:
     """Returns WIT-like text for a type, for error messages: ``option<record flight>``."""
-    if t is None:
-        return "nothing"
-    if isinstance(t, _wit.Primitive):
+    return "nothing" if t is None else _DESCRIBE.visit(t)
+
+
+class _Describer(_wit.TypeVisitor[str]):
+    """WIT-like text of a type (:func:`describe`)."""
+
+    __slots__ = ()
+
+    def visit_primitive(self, t: _wit.Primitive) -> str:
         return t.name
-    if isinstance(t, _wit.ListType):
-        return f"list<{describe(t.element)}>"
-    if isinstance(t, _wit.OptionType):
-        return f"option<{describe(t.inner)}>"
-    if isinstance(t, _wit.ResultType):
-        ok = describe(t.ok) if t.ok is not None else "_"
-        return f"result<{ok}, {describe(t.err)}>" if t.err is not None else f"result<{ok}>"
-    if isinstance(t, _wit.TupleType):
-        return "tuple<" + ", ".join(describe(e) for e in t.elements) + ">"
-    if isinstance(t, _wit.HandleType):
+
+    def visit_list(self, t: _wit.ListType) -> str:
+        return f"list<{self.visit(t.element)}>"
+
+    def visit_option(self, t: _wit.OptionType) -> str:
+        return f"option<{self.visit(t.inner)}>"
+
+    def visit_result(self, t: _wit.ResultType) -> str:
+        ok = self.visit(t.ok) if t.ok is not None else "_"
+        return f"result<{ok}, {self.visit(t.err)}>" if t.err is not None else f"result<{ok}>"
+
+    def visit_tuple(self, t: _wit.TupleType) -> str:
+        return "tuple<" + ", ".join(self.visit(e) for e in t.elements) + ">"
+
+    def visit_handle(self, t: _wit.HandleType) -> str:
         return f"{'borrow' if t.borrow else 'own'}<{t.resource.name}>"
-    if isinstance(t, _wit.Unsupported):
+
+    def visit_unsupported(self, t: _wit.Unsupported) -> str:
         return t.text
-    kind = t.kind
-    label = {
-        _wit.RecordKind: "record",
-        _wit.VariantKind: "variant",
-        _wit.EnumKind: "enum",
-        _wit.FlagsKind: "flags",
-        _wit.ResourceKind: "resource",
-    }.get(type(kind))
-    if label is None:
-        return describe(_wit.unalias(t))
-    return f"{label} {t.name}"
+
+    def visit_record(self, t: _wit.TypeDef, kind: _wit.RecordKind) -> str:
+        return f"record {t.name}"
+
+    def visit_variant(self, t: _wit.TypeDef, kind: _wit.VariantKind) -> str:
+        return f"variant {t.name}"
+
+    def visit_enum(self, t: _wit.TypeDef, kind: _wit.EnumKind) -> str:
+        return f"enum {t.name}"
+
+    def visit_flags(self, t: _wit.TypeDef, kind: _wit.FlagsKind) -> str:
+        return f"flags {t.name}"
+
+    def visit_alias(self, t: _wit.TypeDef, kind: _wit.AliasKind) -> str:
+        return self.visit(_wit.unalias(t))
+
+    def visit_resource(self, t: _wit.TypeDef, kind: _wit.ResourceKind) -> str:
+        return f"resource {t.name}"
+
+
+_DESCRIBE = _Describer()
 
 
 def any_value(value: Any) -> str:

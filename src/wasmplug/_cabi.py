@@ -1173,9 +1173,31 @@ def layout_of(t: _wit.WitType, ns: TypeNamespace, cache: dict[int, Layout] | Non
         UnsupportedType: the type is or holds a resource handle or an async type,
             which the fast path does not pass.
     """
-    if cache is None:
-        cache = {}
-    if isinstance(t, _wit.Primitive):
+    return _LayoutBuilder(ns, {} if cache is None else cache).visit(t)
+
+
+_NO_RESOURCES = (
+    "the core-module fast path does not pass resources yet (build the plugin as a component)"
+)
+
+
+class _LayoutBuilder(_wit.TypeVisitor[Layout]):
+    """Builds the layout of a type (:func:`layout_of`), memoizing named types."""
+
+    __slots__ = ("_cache", "_ns")
+
+    def __init__(self, ns: TypeNamespace, cache: dict[int, Layout]) -> None:
+        self._ns = ns
+        self._cache = cache
+
+    def visit_named(self, t: _wit.TypeDef) -> Layout:
+        key = id(t)
+        layout = self._cache.get(key)
+        if layout is None:
+            layout = self._cache[key] = super().visit_named(t)
+        return layout
+
+    def visit_primitive(self, t: _wit.Primitive) -> Layout:
         name = t.name
         if name in _INT_BITS:
             return _Int(t, *_INT_BITS[name])
@@ -1188,68 +1210,57 @@ def layout_of(t: _wit.WitType, ns: TypeNamespace, cache: dict[int, Layout] | Non
         if name == "string":
             return _String(t)
         raise UnsupportedType(f"unknown primitive type {name!r}")
-    if isinstance(t, _wit.ListType):
-        elem = layout_of(t.element, ns, cache)
+
+    def visit_list(self, t: _wit.ListType) -> Layout:
+        elem = self.visit(t.element)
         if isinstance(elem, _Int) and elem.size == 1 and not elem._signed:
             return _Bytes(t)
         if isinstance(elem, _Int | _Float):
             return _NumberList(t, elem)
         return _List(t, elem)
-    if isinstance(t, _wit.OptionType):
-        return _Option(t, layout_of(t.inner, ns, cache))
-    if isinstance(t, _wit.ResultType):
+
+    def visit_option(self, t: _wit.OptionType) -> Layout:
+        return _Option(t, self.visit(t.inner))
+
+    def visit_result(self, t: _wit.ResultType) -> Layout:
         return _Result(
             t,
-            layout_of(t.ok, ns, cache) if t.ok is not None else None,
-            layout_of(t.err, ns, cache) if t.err is not None else None,
+            self.visit(t.ok) if t.ok is not None else None,
+            self.visit(t.err) if t.err is not None else None,
         )
-    if isinstance(t, _wit.TupleType):
-        return _Tuple(t, [layout_of(e, ns, cache) for e in t.elements])
-    if isinstance(t, _wit.Unsupported):
+
+    def visit_tuple(self, t: _wit.TupleType) -> Layout:
+        return _Tuple(t, [self.visit(e) for e in t.elements])
+
+    def visit_unsupported(self, t: _wit.Unsupported) -> Layout:
         raise UnsupportedType(f"{t.text}: {t.construct} is not supported by wasmplug yet")
-    if isinstance(t, _wit.HandleType):
-        raise UnsupportedType(
-            f"resource handle {describe(t)}: the core-module fast path does not pass "
-            "resources yet (build the plugin as a component)"
-        )
-    key = id(t)
-    if key in cache:
-        return cache[key]
-    kind = t.kind
-    layout: Layout
-    if isinstance(kind, _wit.AliasKind):
-        layout = layout_of(kind.target, ns, cache)
-    elif isinstance(kind, _wit.RecordKind):
-        layout = _Record(
-            t,
-            ns.for_typedef(t),
-            [(field_name(f.name), layout_of(f.type, ns, cache)) for f in kind.fields],
-        )
-    elif isinstance(kind, _wit.VariantKind):
-        info = ns.variant_info(t)
-        layout = _Variant(
-            t,
-            info.name,
-            [
-                (
-                    c.name,
-                    info.cases[c.name],
-                    layout_of(c.type, ns, cache) if c.type is not None else None,
-                )
-                for c in kind.cases
-            ],
-        )
-    elif isinstance(kind, _wit.EnumKind):
-        layout = _Enum(t, ns.for_typedef(t))
-    elif isinstance(kind, _wit.FlagsKind):
-        layout = _Flags(t, ns.for_typedef(t), [f.name for f in kind.flags])
-    else:
-        raise UnsupportedType(
-            f"{describe(t)}: the core-module fast path does not pass resources yet "
-            "(build the plugin as a component)"
-        )
-    cache[key] = layout
-    return layout
+
+    def visit_handle(self, t: _wit.HandleType) -> Layout:
+        raise UnsupportedType(f"resource handle {describe(t)}: {_NO_RESOURCES}")
+
+    def visit_alias(self, t: _wit.TypeDef, kind: _wit.AliasKind) -> Layout:
+        return self.visit(kind.target)
+
+    def visit_record(self, t: _wit.TypeDef, kind: _wit.RecordKind) -> Layout:
+        cls = self._ns.for_typedef(t)
+        return _Record(t, cls, [(field_name(f.name), self.visit(f.type)) for f in kind.fields])
+
+    def visit_variant(self, t: _wit.TypeDef, kind: _wit.VariantKind) -> Layout:
+        info = self._ns.variant_info(t)
+        cases = [
+            (c.name, info.cases[c.name], self.visit(c.type) if c.type is not None else None)
+            for c in kind.cases
+        ]
+        return _Variant(t, info.name, cases)
+
+    def visit_enum(self, t: _wit.TypeDef, kind: _wit.EnumKind) -> Layout:
+        return _Enum(t, self._ns.for_typedef(t))
+
+    def visit_flags(self, t: _wit.TypeDef, kind: _wit.FlagsKind) -> Layout:
+        return _Flags(t, self._ns.for_typedef(t), [f.name for f in kind.flags])
+
+    def visit_resource(self, t: _wit.TypeDef, kind: _wit.ResourceKind) -> Layout:
+        raise UnsupportedType(f"{describe(t)}: {_NO_RESOURCES}")
 
 
 # -- functions -----------------------------------------------------------------------------

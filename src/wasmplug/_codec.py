@@ -34,7 +34,7 @@ from operator import attrgetter
 from typing import Any, Protocol
 
 from . import _wit
-from ._bindings import Err, Ok, TypeNamespace, any_value, describe
+from ._bindings import Err, Ok, TypeNamespace, any_value, describe, field_name
 from ._native import (
     COMPONENT_KINDS,
     COMPONENT_VAL_SIZE,
@@ -1111,9 +1111,29 @@ def build_codec(
     Raises:
         UnsupportedType: the type is or contains something wasmplug cannot pass.
     """
-    if cache is None:
-        cache = {}
-    if isinstance(t, _wit.Primitive):
+    return _CodecBuilder(ns, {} if cache is None else cache, handles).visit(t)
+
+
+class _CodecBuilder(_wit.TypeVisitor[Codec]):
+    """Builds the codec of a type (:func:`build_codec`), memoizing named types."""
+
+    __slots__ = ("_cache", "_handles", "_ns")
+
+    def __init__(
+        self, ns: TypeNamespace, cache: dict[int, Codec], handles: HandleCodecs | None
+    ) -> None:
+        self._ns = ns
+        self._cache = cache
+        self._handles = handles
+
+    def visit_named(self, t: _wit.TypeDef) -> Codec:
+        key = id(t)
+        codec = self._cache.get(key)
+        if codec is None:
+            codec = self._cache[key] = super().visit_named(t)
+        return codec
+
+    def visit_primitive(self, t: _wit.Primitive) -> Codec:
         name = t.name
         if name in _INTS:
             return _Int(t, *_INTS[name])
@@ -1126,67 +1146,57 @@ def build_codec(
         if name == "string":
             return _String(t)
         raise UnsupportedType(f"unknown primitive type {name!r}")
-    if isinstance(t, _wit.ListType):
+
+    def visit_list(self, t: _wit.ListType) -> Codec:
         elem = _wit.unalias(t.element)
         if isinstance(elem, _wit.Primitive) and elem.name == "u8":
             return _Bytes(t)
-        return _List(t, build_codec(t.element, ns, cache, handles))
-    if isinstance(t, _wit.OptionType):
-        return _Option(t, build_codec(t.inner, ns, cache, handles))
-    if isinstance(t, _wit.ResultType):
+        return _List(t, self.visit(t.element))
+
+    def visit_option(self, t: _wit.OptionType) -> Codec:
+        return _Option(t, self.visit(t.inner))
+
+    def visit_result(self, t: _wit.ResultType) -> Codec:
         return _Result(
             t,
-            build_codec(t.ok, ns, cache, handles) if t.ok is not None else None,
-            build_codec(t.err, ns, cache, handles) if t.err is not None else None,
+            self.visit(t.ok) if t.ok is not None else None,
+            self.visit(t.err) if t.err is not None else None,
         )
-    if isinstance(t, _wit.TupleType):
-        return _Tuple(t, [build_codec(e, ns, cache, handles) for e in t.elements])
-    if isinstance(t, _wit.Unsupported):
+
+    def visit_tuple(self, t: _wit.TupleType) -> Codec:
+        return _Tuple(t, [self.visit(e) for e in t.elements])
+
+    def visit_unsupported(self, t: _wit.Unsupported) -> Codec:
         raise UnsupportedType(f"{t.text}: {t.construct} is not supported by wasmplug yet")
-    if isinstance(t, _wit.HandleType):
-        if handles is not None:
-            return handles(t)
+
+    def visit_handle(self, t: _wit.HandleType) -> Codec:
+        if self._handles is not None:
+            return self._handles(t)
         raise UnsupportedType(
             f"resource handle {describe(t)}: resources are not supported by wasmplug yet"
         )
-    key = id(t)
-    if key in cache:
-        return cache[key]
-    kind = t.kind
-    codec: Codec
-    if isinstance(kind, _wit.AliasKind):
-        codec = build_codec(kind.target, ns, cache, handles)
-    elif isinstance(kind, _wit.RecordKind):
-        from ._bindings import field_name
 
-        cls = ns.for_typedef(t)
-        codec = _Record(
-            t,
-            cls,
-            [
-                (f.name, field_name(f.name), build_codec(f.type, ns, cache, handles))
-                for f in kind.fields
-            ],
-        )
-    elif isinstance(kind, _wit.VariantKind):
-        info = ns.variant_info(t)
-        codec = _Variant(
-            t,
-            info.name,
-            [
-                (
-                    c.name,
-                    info.cases[c.name],
-                    build_codec(c.type, ns, cache, handles) if c.type is not None else None,
-                )
-                for c in kind.cases
-            ],
-        )
-    elif isinstance(kind, _wit.EnumKind):
-        codec = _Enum(t, ns.for_typedef(t))
-    elif isinstance(kind, _wit.FlagsKind):
-        codec = _Flags(t, ns.for_typedef(t), [f.name for f in kind.flags])
-    else:
+    def visit_alias(self, t: _wit.TypeDef, kind: _wit.AliasKind) -> Codec:
+        return self.visit(kind.target)
+
+    def visit_record(self, t: _wit.TypeDef, kind: _wit.RecordKind) -> Codec:
+        cls = self._ns.for_typedef(t)
+        fields = [(f.name, field_name(f.name), self.visit(f.type)) for f in kind.fields]
+        return _Record(t, cls, fields)
+
+    def visit_variant(self, t: _wit.TypeDef, kind: _wit.VariantKind) -> Codec:
+        info = self._ns.variant_info(t)
+        cases = [
+            (c.name, info.cases[c.name], self.visit(c.type) if c.type is not None else None)
+            for c in kind.cases
+        ]
+        return _Variant(t, info.name, cases)
+
+    def visit_enum(self, t: _wit.TypeDef, kind: _wit.EnumKind) -> Codec:
+        return _Enum(t, self._ns.for_typedef(t))
+
+    def visit_flags(self, t: _wit.TypeDef, kind: _wit.FlagsKind) -> Codec:
+        return _Flags(t, self._ns.for_typedef(t), [f.name for f in kind.flags])
+
+    def visit_resource(self, t: _wit.TypeDef, kind: _wit.ResourceKind) -> Codec:
         raise UnsupportedType(f"{describe(t)}: resources are not supported by wasmplug yet")
-    cache[key] = codec
-    return codec

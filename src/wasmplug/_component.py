@@ -23,7 +23,7 @@ import wasmtime.component as wc
 
 from . import _native, _wit
 from ._backend import Backend, Outcome
-from ._bindings import TypeNamespace
+from ._bindings import TypeNamespace, describe
 from ._codec import (
     VAL_SIZE,
     Arena,
@@ -113,26 +113,39 @@ def compare_types(expected: _wit.WitType, found: Any, path: str) -> list[str]:
         One line per difference, each naming the path, the expected and the found type;
         empty when they match.
     """
-    from ._bindings import describe
+    return _Comparer(expected, found, path).visit(_wit.unalias(expected))
 
-    t = _wit.unalias(expected)
 
-    def bad() -> list[str]:
-        return [f"{path}: expected {describe(expected)}, found {_found(found)}"]
+class _Comparer(_wit.TypeVisitor[list[str]]):
+    """Compares one WIT type (after aliases) with a wasmtime type (:func:`compare_types`)."""
 
-    if isinstance(t, _wit.Primitive):
-        return [] if isinstance(found, _PRIMS[t.name]) else bad()
-    if isinstance(t, _wit.ListType):
-        if not isinstance(found, wc.ListType):
-            return bad()
-        return compare_types(t.element, found.element, f"{path}[]")
-    if isinstance(t, _wit.OptionType):
-        if not isinstance(found, wc.OptionType):
-            return bad()
-        return compare_types(t.inner, found.payload, f"{path}?")
-    if isinstance(t, _wit.ResultType):
+    __slots__ = ("expected", "found", "path")
+
+    def __init__(self, expected: _wit.WitType, found: Any, path: str) -> None:
+        self.expected = expected
+        self.found = found
+        self.path = path
+
+    def bad(self) -> list[str]:
+        return [f"{self.path}: expected {describe(self.expected)}, found {_found(self.found)}"]
+
+    def visit_primitive(self, t: _wit.Primitive) -> list[str]:
+        return [] if isinstance(self.found, _PRIMS[t.name]) else self.bad()
+
+    def visit_list(self, t: _wit.ListType) -> list[str]:
+        if not isinstance(self.found, wc.ListType):
+            return self.bad()
+        return compare_types(t.element, self.found.element, f"{self.path}[]")
+
+    def visit_option(self, t: _wit.OptionType) -> list[str]:
+        if not isinstance(self.found, wc.OptionType):
+            return self.bad()
+        return compare_types(t.inner, self.found.payload, f"{self.path}?")
+
+    def visit_result(self, t: _wit.ResultType) -> list[str]:
+        found, path = self.found, self.path
         if not isinstance(found, wc.ResultType):
-            return bad()
+            return self.bad()
         out: list[str] = []
         for case, exp, got in (("ok", t.ok, found.ok), ("err", t.err, found.err)):
             if (exp is None) != (got is None):
@@ -143,48 +156,62 @@ def compare_types(expected: _wit.WitType, found: Any, path: str) -> list[str]:
             elif exp is not None:
                 out += compare_types(exp, got, f"{path}.{case}")
         return out
-    if isinstance(t, _wit.TupleType):
+
+    def visit_tuple(self, t: _wit.TupleType) -> list[str]:
+        found = self.found
         if not isinstance(found, wc.TupleType) or len(found.elements) != len(t.elements):
-            return bad()
-        out = []
+            return self.bad()
+        out: list[str] = []
         for i, (e, g) in enumerate(zip(t.elements, found.elements, strict=True)):
-            out += compare_types(e, g, f"{path}[{i}]")
+            out += compare_types(e, g, f"{self.path}[{i}]")
         return out
-    if isinstance(t, _wit.HandleType):
-        return [] if isinstance(found, wc.OwnType | wc.BorrowType) else bad()
-    if isinstance(t, _wit.Unsupported):
-        return bad()
-    kind = t.kind
-    if isinstance(kind, _wit.RecordKind):
-        if not isinstance(found, wc.RecordType):
-            return bad()
-        fields = found.fields
+
+    def visit_handle(self, t: _wit.HandleType) -> list[str]:
+        return [] if isinstance(self.found, wc.OwnType | wc.BorrowType) else self.bad()
+
+    def visit_unsupported(self, t: _wit.Unsupported) -> list[str]:
+        return self.bad()
+
+    def visit_record(self, t: _wit.TypeDef, kind: _wit.RecordKind) -> list[str]:
+        if not isinstance(self.found, wc.RecordType):
+            return self.bad()
+        fields = self.found.fields
         if [f.name for f in kind.fields] != [n for n, _ in fields]:
-            return bad()
-        out = []
+            return self.bad()
+        out: list[str] = []
         for f, (_, g) in zip(kind.fields, fields, strict=True):
-            out += compare_types(f.type, g, f"{path}.{f.name}")
+            out += compare_types(f.type, g, f"{self.path}.{f.name}")
         return out
-    if isinstance(kind, _wit.VariantKind):
-        if not isinstance(found, wc.VariantType):
-            return bad()
-        cases = found.cases
+
+    def visit_variant(self, t: _wit.TypeDef, kind: _wit.VariantKind) -> list[str]:
+        if not isinstance(self.found, wc.VariantType):
+            return self.bad()
+        cases = self.found.cases
         if [c.name for c in kind.cases] != [n for n, _ in cases]:
-            return bad()
-        out = []
+            return self.bad()
+        out: list[str] = []
         for c, (_, payload) in zip(kind.cases, cases, strict=True):
             if (c.type is None) != (payload is None):
-                out += bad()
+                out += self.bad()
             elif c.type is not None:
-                out += compare_types(c.type, payload, f"{path}.{c.name}")
+                out += compare_types(c.type, payload, f"{self.path}.{c.name}")
         return out
-    if isinstance(kind, _wit.EnumKind):
+
+    def visit_enum(self, t: _wit.TypeDef, kind: _wit.EnumKind) -> list[str]:
+        found = self.found
         ok = isinstance(found, wc.EnumType) and found.names == [c.name for c in kind.cases]
-        return [] if ok else bad()
-    if isinstance(kind, _wit.FlagsKind):
+        return [] if ok else self.bad()
+
+    def visit_flags(self, t: _wit.TypeDef, kind: _wit.FlagsKind) -> list[str]:
+        found = self.found
         ok = isinstance(found, wc.FlagsType) and found.names == [f.name for f in kind.flags]
-        return [] if ok else bad()
-    return bad()
+        return [] if ok else self.bad()
+
+    def visit_alias(self, t: _wit.TypeDef, kind: _wit.AliasKind) -> list[str]:
+        return self.visit(_wit.unalias(t))  # pragma: no cover - compare_types unaliases
+
+    def visit_resource(self, t: _wit.TypeDef, kind: _wit.ResourceKind) -> list[str]:
+        return self.bad()
 
 
 def compare_func(expected: _wit.Function, found: Any, name: str) -> list[str]:

@@ -27,6 +27,7 @@ from ._model import (
     Function,
     HandleType,
     Interface,
+    KindVisitor,
     ListType,
     OptionType,
     Package,
@@ -40,6 +41,7 @@ from ._model import (
     TupleType,
     TypeDef,
     TypeKind,
+    TypeVisitor,
     Unsupported,
     VariantKind,
     WitType,
@@ -61,6 +63,7 @@ __all__ = [
     "Function",
     "HandleType",
     "Interface",
+    "KindVisitor",
     "ListType",
     "OptionType",
     "Package",
@@ -74,6 +77,7 @@ __all__ = [
     "TupleType",
     "TypeDef",
     "TypeKind",
+    "TypeVisitor",
     "Unsupported",
     "VariantKind",
     "WitError",
@@ -86,3 +90,16 @@ __all__ = [
     "unalias",
     "walk",
 ]
+
+
+def _publish() -> None:
+    """Makes the model's classes and functions report ``wasmplug.wit``, the public
+    module that re-exports them, as their module (in reprs, tracebacks and docs)."""
+    namespace = globals()
+    for name in __all__:
+        obj = namespace[name]
+        if name != "WitError" and (isinstance(obj, type) or callable(obj)):
+            obj.__module__ = "wasmplug.wit"
+
+
+_publish()

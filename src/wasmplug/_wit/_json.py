@@ -16,6 +16,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import attrs
+
 from .._exceptions import WitError
 from ._model import (
     PRIMITIVE_NAMES,
@@ -45,6 +47,7 @@ from ._model import (
     VariantKind,
     WitType,
     World,
+    WorldItem,
 )
 
 __all__ = ["FORMAT", "resolve_from_json"]
@@ -86,8 +89,14 @@ def resolve_from_json(text: str) -> Resolve:
         raise
     except (ValueError, KeyError, IndexError, TypeError, AttributeError) as e:
         raise WitError(f"malformed WIT document: {type(e).__name__}: {e}") from None
-    resolve.source_json = text
-    return resolve
+    return attrs.evolve(resolve, source_json=text)
+
+
+def _complete(typedef: TypeDef, kind: TypeKind) -> None:
+    """Sets the kind of a named type under construction: a type is made before its kind
+    so that types referring to it (a resource's methods, through handles) can be built.
+    The model is read-only once :func:`resolve_from_json` returns it."""
+    object.__setattr__(typedef, "kind", kind)
 
 
 def _docs(item: dict[str, Any]) -> str:
@@ -241,7 +250,7 @@ class _Builder:
             raw["name"], self.owner_name(raw.get("owner")), ResourceKind(), _docs(raw)
         )
         self.named[index] = typedef
-        typedef.kind = self.kind(kind)
+        _complete(typedef, self.kind(kind))
         return typedef
 
     def kind(self, kind: Any) -> TypeKind:
@@ -286,7 +295,7 @@ class _Builder:
             if isinstance(kind, dict) and next(iter(kind)) in _RESOURCE_FUNCTIONS:
                 resource = self.typedef(next(iter(kind.values())))
                 if isinstance(resource.kind, ResourceKind):
-                    resource.kind = ResourceKind((*resource.kind.methods, func))
+                    _complete(resource, ResourceKind((*resource.kind.methods, func)))
                     continue
             free[name] = func
         return free
@@ -294,23 +303,24 @@ class _Builder:
     def interface(self, index: int) -> Interface:
         raw = self.raw_interfaces[index]
         package = raw.get("package")
-        iface = Interface(
+        return Interface(
             raw["name"],
             self.package_names[package] if package is not None else None,
+            types={name: self.typedef(t) for name, t in raw["types"].items()},
+            functions=self.functions(raw["functions"]),
             docs=_docs(raw),
             plain_name=self.plain_names.get(index) if raw["name"] is None else None,
         )
-        iface.types = {name: self.typedef(t) for name, t in raw["types"].items()}
-        iface.functions = self.functions(raw["functions"])
-        return iface
 
     def world(self, index: int) -> World:
         raw = self.raw_worlds[index]
-        world = World(raw["name"], self.package_names[raw["package"]], docs=_docs(raw))
-        for which, target in (("imports", world.imports), ("exports", world.exports)):
+        imports: dict[str, WorldItem] = {}
+        exports: dict[str, WorldItem] = {}
+        types: dict[str, TypeDef] = {}
+        for which, target in (("imports", imports), ("exports", exports)):
             for key, item in raw[which].items():
                 if "type" in item:
-                    world.types[key] = self.typedef(item["type"])
+                    types[key] = self.typedef(item["type"])
                 elif "interface" in item:
                     i = item["interface"]["id"]
                     name = self.interface_name(i) if key.startswith("interface-") else key
@@ -318,7 +328,14 @@ class _Builder:
                 else:
                     # A resource function joins its resource instead.
                     target.update(self.functions({key: item["function"]}))
-        return world
+        return World(
+            raw["name"],
+            self.package_names[raw["package"]],
+            imports=imports,
+            exports=exports,
+            types=types,
+            docs=_docs(raw),
+        )
 
     def build(self, main: int) -> Resolve:
         self.interfaces = [self.interface(i) for i in range(len(self.raw_interfaces))]

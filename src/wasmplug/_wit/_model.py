@@ -19,9 +19,11 @@ constructor, a method ``read`` and a static function ``merge`` has the functions
 
 from __future__ import annotations
 
+import abc
 import re
 from collections.abc import Iterator, Mapping
-from typing import TypeAlias
+from types import MappingProxyType
+from typing import Any, Generic, TypeAlias, TypeVar, assert_never
 
 import attrs
 
@@ -38,6 +40,7 @@ __all__ = [
     "Function",
     "HandleType",
     "Interface",
+    "KindVisitor",
     "ListType",
     "OptionType",
     "Package",
@@ -51,6 +54,7 @@ __all__ = [
     "TupleType",
     "TypeDef",
     "TypeKind",
+    "TypeVisitor",
     "Unsupported",
     "VariantKind",
     "WitType",
@@ -206,7 +210,7 @@ class Unsupported:
     text: str
 
 
-@attrs.define(eq=False, repr=False)
+@attrs.frozen(eq=False, repr=False)
 class TypeDef:
     """A named type: a record, variant, enum, flags, alias or resource.
 
@@ -349,6 +353,15 @@ class ResourceKind:
 # --- functions, interfaces, worlds, packages --------------------------------------------
 
 
+def _empty() -> Mapping[str, Any]:
+    return MappingProxyType({})
+
+
+def _readonly(items: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A read-only view of a copy of ``items`` (the model cannot be changed in place)."""
+    return items if isinstance(items, MappingProxyType) else MappingProxyType(dict(items))
+
+
 @attrs.frozen
 class Param:
     """A named function parameter.
@@ -382,7 +395,7 @@ class Function:
     is_async: bool = False
 
 
-@attrs.define(eq=False, repr=False)
+@attrs.frozen(eq=False, repr=False)
 class Interface:
     """An interface: named types and functions.
 
@@ -402,8 +415,8 @@ class Interface:
 
     name: str | None
     package: PackageName | None
-    types: dict[str, TypeDef] = attrs.field(factory=dict)
-    functions: dict[str, Function] = attrs.field(factory=dict)
+    types: Mapping[str, TypeDef] = attrs.field(factory=_empty, converter=_readonly)
+    functions: Mapping[str, Function] = attrs.field(factory=_empty, converter=_readonly)
     docs: str = ""
     plain_name: str | None = None
 
@@ -423,7 +436,7 @@ class Interface:
         return f"<Interface {self.qualified_name!r}>"
 
 
-@attrs.define(eq=False, repr=False)
+@attrs.frozen(eq=False, repr=False)
 class World:
     """A world: the imports and exports of a component.
 
@@ -449,9 +462,9 @@ class World:
 
     name: str
     package: PackageName
-    imports: dict[str, WorldItem] = attrs.field(factory=dict)
-    exports: dict[str, WorldItem] = attrs.field(factory=dict)
-    types: dict[str, TypeDef] = attrs.field(factory=dict)
+    imports: Mapping[str, WorldItem] = attrs.field(factory=_empty, converter=_readonly)
+    exports: Mapping[str, WorldItem] = attrs.field(factory=_empty, converter=_readonly)
+    types: Mapping[str, TypeDef] = attrs.field(factory=_empty, converter=_readonly)
     docs: str = ""
 
     @property
@@ -463,7 +476,7 @@ class World:
         return f"<World {self.qualified_name!r}>"
 
 
-@attrs.define(eq=False, repr=False)
+@attrs.frozen(eq=False, repr=False)
 class Package:
     """A WIT package: its interfaces and worlds.
 
@@ -475,8 +488,8 @@ class Package:
     """
 
     name: PackageName
-    interfaces: dict[str, Interface] = attrs.field(factory=dict)
-    worlds: dict[str, World] = attrs.field(factory=dict)
+    interfaces: Mapping[str, Interface] = attrs.field(factory=_empty, converter=_readonly)
+    worlds: Mapping[str, World] = attrs.field(factory=_empty, converter=_readonly)
     docs: str = ""
 
     def __repr__(self) -> str:
@@ -486,7 +499,7 @@ class Package:
 _QUALIFIED = re.compile(r"^([^:/@]+):([^:/@]+)/([^:/@]+)(?:@(.+))?$")
 
 
-@attrs.define(eq=False, repr=False)
+@attrs.frozen(eq=False, repr=False)
 class Resolve:
     """A set of resolved WIT packages: the one loaded, plus its dependencies.
 
@@ -498,7 +511,7 @@ class Resolve:
             same string, so it can be stored and turned back into an equal model.
     """
 
-    packages: dict[str, Package]
+    packages: Mapping[str, Package] = attrs.field(converter=_readonly)
     main: PackageName
     source_json: str = ""
 
@@ -648,6 +661,7 @@ def walk(t: WitType | None) -> Iterator[WitType]:
     """
     seen: set[int] = set()
     stack: list[WitType | None] = [t]
+    children = _CHILDREN.visit
     while stack:
         node = stack.pop()
         if node is None:
@@ -657,26 +671,195 @@ def walk(t: WitType | None) -> Iterator[WitType]:
                 continue
             seen.add(id(node))
         yield node
-        stack.extend(reversed(_children(node)))
+        stack.extend(reversed(children(node)))
 
 
-def _children(t: WitType) -> tuple[WitType | None, ...]:
-    if isinstance(t, ListType):
-        return (t.element,)
-    if isinstance(t, OptionType):
-        return (t.inner,)
-    if isinstance(t, ResultType):
-        return (t.ok, t.err)
-    if isinstance(t, TupleType):
-        return t.elements
-    if isinstance(t, HandleType):
-        return (t.resource,)
-    if isinstance(t, TypeDef):
+# --- the one dispatch over kinds of types ------------------------------------------------
+
+R = TypeVar("R")
+
+
+class KindVisitor(abc.ABC, Generic[R]):
+    """A computation over named types with one method per kind of :class:`TypeDef`.
+
+    Subclass it and implement every ``visit_*`` method; :meth:`visit_named` picks the
+    one for a type's kind. A kind of named type added to WIT means one more abstract
+    method here, so a type checker (and instantiation, which raises :class:`TypeError`
+    for a subclass that lacks a method) points at every computation to extend.
+    Each method receives the :class:`TypeDef` and its kind (already narrowed).
+    """
+
+    __slots__ = ()
+
+    def visit_named(self, t: TypeDef) -> R:
+        """Calls the ``visit_*`` method for the kind of ``t`` and returns its result.
+
+        Args:
+            t: A named type.
+
+        Returns:
+            What that method returns.
+        """
         kind = t.kind
-        if isinstance(kind, RecordKind):
-            return tuple(f.type for f in kind.fields)
-        if isinstance(kind, VariantKind):
-            return tuple(c.type for c in kind.cases)
-        if isinstance(kind, AliasKind):
-            return (kind.target,)
-    return ()
+        match kind:
+            case RecordKind():
+                return self.visit_record(t, kind)
+            case VariantKind():
+                return self.visit_variant(t, kind)
+            case EnumKind():
+                return self.visit_enum(t, kind)
+            case FlagsKind():
+                return self.visit_flags(t, kind)
+            case AliasKind():
+                return self.visit_alias(t, kind)
+            case ResourceKind():
+                return self.visit_resource(t, kind)
+            case _:
+                assert_never(kind)
+
+    @abc.abstractmethod
+    def visit_record(self, t: TypeDef, kind: RecordKind) -> R:
+        """``record r { ... }``."""
+
+    @abc.abstractmethod
+    def visit_variant(self, t: TypeDef, kind: VariantKind) -> R:
+        """``variant v { ... }``."""
+
+    @abc.abstractmethod
+    def visit_enum(self, t: TypeDef, kind: EnumKind) -> R:
+        """``enum e { ... }``."""
+
+    @abc.abstractmethod
+    def visit_flags(self, t: TypeDef, kind: FlagsKind) -> R:
+        """``flags f { ... }``."""
+
+    @abc.abstractmethod
+    def visit_alias(self, t: TypeDef, kind: AliasKind) -> R:
+        """``type a = t;`` (:func:`unalias` follows a chain of them)."""
+
+    @abc.abstractmethod
+    def visit_resource(self, t: TypeDef, kind: ResourceKind) -> R:
+        """``resource r;`` (the type itself; a handle to it is :meth:`TypeVisitor.visit_handle`)."""
+
+
+class TypeVisitor(KindVisitor[R]):
+    """A computation over WIT types with one method per kind of type.
+
+    The one place where wasmplug tells kinds of types apart: naming, describing,
+    comparing, class building, value conversion and code generation are each a
+    subclass. Implement every ``visit_*`` method (those of :class:`KindVisitor` for
+    named types too); :meth:`visit` picks the one for a type. A method recurses into
+    the types a type holds by calling :meth:`visit` on them, so the subclass decides
+    the order, what to memoize (e.g. per :class:`TypeDef`, by ``id``) and whether to
+    follow aliases. The documentation's WIT page has a worked example.
+    """
+
+    __slots__ = ()
+
+    def visit(self, t: WitType) -> R:
+        """Calls the ``visit_*`` method for the kind of ``t`` and returns its result.
+
+        Args:
+            t: Any type.
+
+        Returns:
+            What that method returns.
+        """
+        match t:
+            case Primitive():
+                return self.visit_primitive(t)
+            case ListType():
+                return self.visit_list(t)
+            case OptionType():
+                return self.visit_option(t)
+            case ResultType():
+                return self.visit_result(t)
+            case TupleType():
+                return self.visit_tuple(t)
+            case HandleType():
+                return self.visit_handle(t)
+            case TypeDef():
+                return self.visit_named(t)
+            case Unsupported():
+                return self.visit_unsupported(t)
+            case _:
+                assert_never(t)
+
+    @abc.abstractmethod
+    def visit_primitive(self, t: Primitive) -> R:
+        """``bool``, the integers, ``f32``, ``f64``, ``char``, ``string``."""
+
+    @abc.abstractmethod
+    def visit_list(self, t: ListType) -> R:
+        """``list<T>``."""
+
+    @abc.abstractmethod
+    def visit_option(self, t: OptionType) -> R:
+        """``option<T>``."""
+
+    @abc.abstractmethod
+    def visit_result(self, t: ResultType) -> R:
+        """``result<T, E>`` and its shorter forms."""
+
+    @abc.abstractmethod
+    def visit_tuple(self, t: TupleType) -> R:
+        """``tuple<...>``."""
+
+    @abc.abstractmethod
+    def visit_handle(self, t: HandleType) -> R:
+        """``own<r>`` or ``borrow<r>``."""
+
+    @abc.abstractmethod
+    def visit_unsupported(self, t: Unsupported) -> R:
+        """A construct wasmplug cannot run yet (``stream``, ``future``, ...)."""
+
+
+_Children: TypeAlias = tuple[WitType | None, ...]
+
+
+class _ChildrenOf(TypeVisitor[_Children]):
+    """The types a type holds directly, in declaration order (what :func:`walk` enters)."""
+
+    __slots__ = ()
+
+    def visit_primitive(self, t: Primitive) -> _Children:
+        return ()
+
+    def visit_list(self, t: ListType) -> _Children:
+        return (t.element,)
+
+    def visit_option(self, t: OptionType) -> _Children:
+        return (t.inner,)
+
+    def visit_result(self, t: ResultType) -> _Children:
+        return (t.ok, t.err)
+
+    def visit_tuple(self, t: TupleType) -> _Children:
+        return t.elements
+
+    def visit_handle(self, t: HandleType) -> _Children:
+        return (t.resource,)
+
+    def visit_unsupported(self, t: Unsupported) -> _Children:
+        return ()
+
+    def visit_record(self, t: TypeDef, kind: RecordKind) -> _Children:
+        return tuple(f.type for f in kind.fields)
+
+    def visit_variant(self, t: TypeDef, kind: VariantKind) -> _Children:
+        return tuple(c.type for c in kind.cases)
+
+    def visit_enum(self, t: TypeDef, kind: EnumKind) -> _Children:
+        return ()
+
+    def visit_flags(self, t: TypeDef, kind: FlagsKind) -> _Children:
+        return ()
+
+    def visit_alias(self, t: TypeDef, kind: AliasKind) -> _Children:
+        return (kind.target,)
+
+    def visit_resource(self, t: TypeDef, kind: ResourceKind) -> _Children:
+        return ()
+
+
+_CHILDREN = _ChildrenOf()
