@@ -198,3 +198,100 @@ def test_plugin_does_not_branch_on_its_backend() -> None:
     named |= {n.attr for n in ast.walk(plugin) if isinstance(n, ast.Attribute)}
     assert "Backend" in named
     assert not named & {"ComponentBackend", "CoreBackend", "_fast"}
+
+
+#: The classes that tell kinds of WIT types apart (type expressions and kinds of
+#: named types).
+WIT_KINDS = frozenset(
+    {
+        "Primitive",
+        "ListType",
+        "OptionType",
+        "ResultType",
+        "TupleType",
+        "HandleType",
+        "TypeDef",
+        "Unsupported",
+        "RecordKind",
+        "VariantKind",
+        "EnumKind",
+        "FlagsKind",
+        "AliasKind",
+        "ResourceKind",
+    }
+)
+#: The one module allowed to dispatch on kinds of WIT types: the model's visitors.
+MODEL = "_wit/_model.py"
+
+
+def _kind_names(node: ast.expr) -> set[str]:
+    """The WIT kind classes a class expression names: ``_wit.RecordKind``,
+    ``RecordKind`` or a union of them (``_wit.EnumKind | _wit.FlagsKind``)."""
+    names: set[str] = set()
+    for sub in ast.walk(node):
+        if isinstance(sub, ast.Attribute) and isinstance(sub.value, ast.Name):
+            if sub.value.id in ("_wit", "wit") and sub.attr in WIT_KINDS:
+                names.add(sub.attr)
+        elif isinstance(sub, ast.Name) and sub.id in WIT_KINDS:
+            names.add(sub.id)
+    return names
+
+
+def kind_ladders(tree: ast.Module) -> list[str]:
+    """The functions of ``tree`` that tell more than two kinds of WIT types apart, by
+    ``isinstance`` or by ``match`` class patterns: dispatch ladders, which belong in
+    the model's visitors.
+
+    Returns:
+        One ``"name (line N): kinds"`` per such function, in source order.
+    """
+    found: list[str] = []
+    for func in ast.walk(tree):
+        if not isinstance(func, ast.FunctionDef | ast.AsyncFunctionDef):
+            continue
+        kinds: set[str] = set()
+        for node in ast.walk(func):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Name)
+                and node.func.id == "isinstance"
+                and len(node.args) == 2
+            ):
+                kinds |= _kind_names(node.args[1])
+            elif isinstance(node, ast.MatchClass):
+                kinds |= _kind_names(node.cls)
+        if len(kinds) > 2:
+            found.append(f"{func.name} (line {func.lineno}): {', '.join(sorted(kinds))}")
+    return found
+
+
+def test_only_the_model_dispatches_on_kinds_of_wit_types() -> None:
+    """Naming, describing, comparing, class building, value conversion, layouts and
+    code generation are visitors of the WIT model: no function outside the model tells
+    more than two kinds of types apart, so a new kind of type is a model class and
+    one method per visitor (which a type checker lists)."""
+    offenders = {
+        name: ladders
+        for name, tree in _trees().items()
+        if name != MODEL and (ladders := kind_ladders(tree))
+    }
+    assert offenders == {}
+
+
+def test_the_kind_check_finds_ladders() -> None:
+    """The rule has teeth: the model's own dispatch is flagged, and so is an
+    ``isinstance`` ladder of the shape the visitors replaced; single checks pass."""
+    ladders = "\n".join(kind_ladders(_trees()[MODEL]))
+    assert "visit (line" in ladders
+    assert "visit_named (line" in ladders
+    ladder = (
+        "def describe(t):\n"
+        "    if isinstance(t, _wit.Primitive):\n        return t.name\n"
+        "    if isinstance(t, _wit.ListType):\n        return 'list'\n"
+        "    if isinstance(t.kind, _wit.EnumKind | _wit.FlagsKind):\n        return 'enum'\n"
+    )
+    assert kind_ladders(ast.parse(ladder)) == [
+        "describe (line 1): EnumKind, FlagsKind, ListType, Primitive"
+    ]
+    single = "def f(t):\n    return isinstance(t, _wit.TypeDef) and isinstance(t.kind, AliasKind)\n"
+    assert kind_ladders(ast.parse(single)) == []

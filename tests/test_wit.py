@@ -7,6 +7,7 @@ import random
 import textwrap
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -18,6 +19,7 @@ from wasmplug._wit import (
     Function,
     HandleType,
     Interface,
+    KindVisitor,
     ListType,
     OptionType,
     PackageName,
@@ -29,6 +31,7 @@ from wasmplug._wit import (
     ResultType,
     TupleType,
     TypeDef,
+    TypeVisitor,
     Unsupported,
     VariantKind,
     World,
@@ -1200,3 +1203,177 @@ def test_the_disk_cache_is_bounded_least_recently_used_first(
     assert len(left) == 2
     assert first in left
     assert second not in left
+
+
+def test_the_public_model_module_is_pinned() -> None:
+    """``wasmplug.wit`` publishes the model wasmplug works from, under its own name:
+    the same classes and functions (not copies), each reporting ``wasmplug.wit`` as
+    its module; ``import wasmplug`` reaches it as an attribute."""
+    import wasmplug
+    import wasmplug._wit as private
+    import wasmplug.wit as public
+
+    assert public.__all__ == [name for name in private.__all__ if name != "WitError"]
+    for name in public.__all__:
+        obj = getattr(public, name)
+        assert obj is getattr(private, name)
+        if isinstance(obj, type) or callable(obj):
+            assert obj.__module__ == "wasmplug.wit", name
+    assert wasmplug.wit is public
+    assert public.KindVisitor in public.TypeVisitor.__mro__
+
+
+def test_the_model_is_read_only() -> None:
+    """No part of a resolved model can be changed in place: attributes of named types,
+    interfaces, worlds, packages and the resolve are frozen, and their mappings are
+    read-only views."""
+    import attrs.exceptions
+
+    resolve = wit(
+        """
+        package a:b;
+        interface i { record r { x: u32 } f: func(a: r); }
+        world w { export i; export g: func(); }
+        """
+    )
+    iface = resolve.interface("i")
+    world = resolve.world("w")
+    r = iface.types["r"]
+    frozen: list[tuple[object, str, object]] = [
+        (r, "kind", ResourceKind()),
+        (iface, "name", "j"),
+        (world, "exports", {}),
+        (resolve.main_package, "worlds", {}),
+        (resolve, "main", PackageName("x", "y")),
+    ]
+    for obj, attribute, value in frozen:
+        with pytest.raises(attrs.exceptions.FrozenInstanceError):
+            setattr(obj, attribute, value)
+    views: list[Any] = [
+        iface.types,
+        iface.functions,
+        world.imports,
+        world.exports,
+        world.types,
+        resolve.main_package.interfaces,
+        resolve.main_package.worlds,
+        resolve.packages,
+    ]
+    for view in views:
+        with pytest.raises(TypeError):
+            view["new"] = None
+    assert set(world.exports) == {"a:b/i", "g"}
+    assert isinstance(r.kind, RecordKind)
+    assert r.kind.fields[0].type == U32
+
+
+class _Labels(TypeVisitor[str]):
+    """A visitor that names the kind it was called for, and recurses into one level."""
+
+    def visit_primitive(self, t: Primitive) -> str:
+        return t.name
+
+    def visit_list(self, t: ListType) -> str:
+        return f"list({self.visit(t.element)})"
+
+    def visit_option(self, t: OptionType) -> str:
+        return f"option({self.visit(t.inner)})"
+
+    def visit_result(self, t: ResultType) -> str:
+        return f"result({'-' if t.ok is None else self.visit(t.ok)})"
+
+    def visit_tuple(self, t: TupleType) -> str:
+        return f"tuple({len(t.elements)})"
+
+    def visit_handle(self, t: HandleType) -> str:
+        return f"handle({t.resource.name})"
+
+    def visit_unsupported(self, t: Unsupported) -> str:
+        return f"unsupported({t.construct})"
+
+    def visit_record(self, t: TypeDef, kind: RecordKind) -> str:
+        return f"record({len(kind.fields)})"
+
+    def visit_variant(self, t: TypeDef, kind: VariantKind) -> str:
+        return f"variant({len(kind.cases)})"
+
+    def visit_enum(self, t: TypeDef, kind: EnumKind) -> str:
+        return f"enum({len(kind.cases)})"
+
+    def visit_flags(self, t: TypeDef, kind: FlagsKind) -> str:
+        return f"flags({len(kind.flags)})"
+
+    def visit_alias(self, t: TypeDef, kind: AliasKind) -> str:
+        return f"alias({self.visit(kind.target)})"
+
+    def visit_resource(self, t: TypeDef, kind: ResourceKind) -> str:
+        return f"resource({len(kind.methods)})"
+
+
+def test_a_type_visitor_calls_one_method_per_kind() -> None:
+    """``TypeVisitor.visit`` calls the method of each kind of type with the type (and,
+    for a named type, its kind); ``KindVisitor.visit_named`` does for named types."""
+    resolve = wit(
+        """
+        package a:b;
+        interface i {
+          record r { x: u32, y: string }
+          variant v { a, b(u8) }
+          enum e { x, y, z }
+          flags f { p }
+          type al = list<option<s8>>;
+          resource res { constructor(); }
+          g: func(
+            r: r, v: v, e: e, f: f, al: al, h: borrow<res>, t: tuple<u8, u16>,
+            o: result<_, string>, s: stream<u8>,
+          );
+        }
+        """
+    )
+    iface = resolve.interface("i")
+    labels = [_Labels().visit(p.type) for p in iface.functions["g"].params]
+    assert labels == [
+        "record(2)",
+        "variant(2)",
+        "enum(3)",
+        "flags(1)",
+        "alias(list(option(s8)))",
+        "handle(res)",
+        "tuple(2)",
+        "result(-)",
+        "unsupported(stream)",
+    ]
+    assert _Labels().visit_named(iface.types["res"]) == "resource(1)"
+    assert _Labels().visit(iface.types["res"]) == "resource(1)"
+
+
+def test_a_visitor_missing_a_kind_cannot_be_made() -> None:
+    """Every ``visit_*`` method is abstract: a visitor without one of them fails at
+    instantiation (and under mypy), naming the method, so a new kind of type reaches
+    every computation over types."""
+
+    class NoFlags(KindVisitor[int]):
+        def visit_record(self, t: TypeDef, kind: RecordKind) -> int:
+            return 1
+
+        def visit_variant(self, t: TypeDef, kind: VariantKind) -> int:
+            return 2
+
+        def visit_enum(self, t: TypeDef, kind: EnumKind) -> int:
+            return 3
+
+        def visit_alias(self, t: TypeDef, kind: AliasKind) -> int:
+            return 4
+
+        def visit_resource(self, t: TypeDef, kind: ResourceKind) -> int:
+            return 5
+
+    with pytest.raises(TypeError, match="visit_flags"):
+        NoFlags()  # type: ignore[abstract]
+    missing = {
+        name
+        for name in TypeVisitor.__abstractmethods__
+        if not name.startswith("visit_") or name in KindVisitor.__abstractmethods__
+    }
+    assert missing == set(KindVisitor.__abstractmethods__)
+    assert len(TypeVisitor.__abstractmethods__) == 13

@@ -35,7 +35,7 @@ class ExportFunc:
             (``evaluate``), ``<interface>.<function>`` for a function of an exported
             interface (``rules.evaluate``).
         interface: The exported interface's world key, or ``None`` at world level.
-        wit: The WIT function.
+        wit: The WIT function (:class:`wasmplug.wit.Function`).
         error: The exception raised when the function returns the ``err`` case of its
             ``result`` (see :meth:`TypeNamespace.error_class`).
     """
@@ -136,7 +136,7 @@ class World:
     the Python classes and the codecs are built once.
 
     Attributes:
-        wit: The parsed WIT world.
+        wit: The resolved WIT world (:class:`wasmplug.wit.World`, read-only).
         name: Its qualified name, e.g. ``wasmplug-examples:rule-engine/tenant@0.1.0``.
         types: The Python classes for the world's named types (``types.Flight``),
             including a handle class per resource the plugins export
