@@ -14,7 +14,7 @@ from typing import Any
 from hypothesis import strategies as st
 
 import wasmplug
-from wasmplug import _wit
+from wasmplug import wit
 from wasmplug._bindings import field_name
 
 #: Lists are kept short: the values are nested, and each example is a plugin call.
@@ -55,7 +55,7 @@ def _primitive(name: str) -> st.SearchStrategy[Any]:
     return st.text(max_size=20)
 
 
-def values(world: wasmplug.World, t: _wit.WitType | None) -> st.SearchStrategy[Any]:
+def values(world: wasmplug.World, t: wit.WitType | None) -> st.SearchStrategy[Any]:
     """Returns a strategy for the Python values of WIT type ``t`` in ``world``.
 
     Args:
@@ -66,48 +66,70 @@ def values(world: wasmplug.World, t: _wit.WitType | None) -> st.SearchStrategy[A
     Returns:
         The strategy. Options never nest (``option<option<T>>`` has no Python form).
     """
-    if t is None:
-        return st.none()
-    t = _wit.unalias(t)
-    if isinstance(t, _wit.Primitive):
+    return st.none() if t is None else _Values(world).visit(t)
+
+
+class _Values(wit.TypeVisitor[st.SearchStrategy[Any]]):
+    """The strategy of each kind of type (:func:`values`)."""
+
+    def __init__(self, world: wasmplug.World) -> None:
+        self.world = world
+        self.types = world.types
+
+    def visit_primitive(self, t: wit.Primitive) -> st.SearchStrategy[Any]:
         return _primitive(t.name)
-    if isinstance(t, _wit.ListType):
-        element = _wit.unalias(t.element)
-        if isinstance(element, _wit.Primitive) and element.name == "u8":
+
+    def visit_list(self, t: wit.ListType) -> st.SearchStrategy[Any]:
+        element = wit.unalias(t.element)
+        if isinstance(element, wit.Primitive) and element.name == "u8":
             return st.binary(max_size=64)
-        return st.lists(values(world, t.element), max_size=MAX_LIST)
-    if isinstance(t, _wit.OptionType):
-        return st.none() | values(world, t.inner)
-    if isinstance(t, _wit.ResultType):
-        return st.builds(wasmplug.Ok, values(world, t.ok)) | st.builds(
-            wasmplug.Err, values(world, t.err)
-        )
-    if isinstance(t, _wit.TupleType):
-        return st.tuples(*(values(world, e) for e in t.elements))
-    assert isinstance(t, _wit.TypeDef), t
-    kind = t.kind
-    types = world.types
-    if isinstance(kind, _wit.RecordKind):
-        fields = {field_name(f.name): values(world, f.type) for f in kind.fields}
-        return st.builds(types.for_typedef(t), **fields)
-    if isinstance(kind, _wit.EnumKind):
-        return st.sampled_from(list(types.for_typedef(t)))
-    if isinstance(kind, _wit.FlagsKind):
-        cls = types.for_typedef(t)
+        return st.lists(self.visit(t.element), max_size=MAX_LIST)
+
+    def visit_option(self, t: wit.OptionType) -> st.SearchStrategy[Any]:
+        return st.none() | self.visit(t.inner)
+
+    def visit_result(self, t: wit.ResultType) -> st.SearchStrategy[Any]:
+        ok, err = values(self.world, t.ok), values(self.world, t.err)
+        return st.builds(wasmplug.Ok, ok) | st.builds(wasmplug.Err, err)
+
+    def visit_tuple(self, t: wit.TupleType) -> st.SearchStrategy[Any]:
+        return st.tuples(*(self.visit(e) for e in t.elements))
+
+    def visit_handle(self, t: wit.HandleType) -> st.SearchStrategy[Any]:
+        raise AssertionError(f"no strategy for {t!r}: handles need a live plugin")
+
+    def visit_unsupported(self, t: wit.Unsupported) -> st.SearchStrategy[Any]:
+        raise AssertionError(f"no strategy for {t!r}")
+
+    def visit_alias(self, t: wit.TypeDef, kind: wit.AliasKind) -> st.SearchStrategy[Any]:
+        return self.visit(kind.target)
+
+    def visit_record(self, t: wit.TypeDef, kind: wit.RecordKind) -> st.SearchStrategy[Any]:
+        fields = {field_name(f.name): self.visit(f.type) for f in kind.fields}
+        return st.builds(self.types.for_typedef(t), **fields)
+
+    def visit_enum(self, t: wit.TypeDef, kind: wit.EnumKind) -> st.SearchStrategy[Any]:
+        return st.sampled_from(list(self.types.for_typedef(t)))
+
+    def visit_flags(self, t: wit.TypeDef, kind: wit.FlagsKind) -> st.SearchStrategy[Any]:
+        cls = self.types.for_typedef(t)
         return st.sets(st.sampled_from(list(cls))).map(
             lambda members: functools.reduce(operator.or_, members, cls(0))
         )
-    if isinstance(kind, _wit.VariantKind):
-        info = types.variant_info(t)
+
+    def visit_variant(self, t: wit.TypeDef, kind: wit.VariantKind) -> st.SearchStrategy[Any]:
+        info = self.types.variant_info(t)
         return st.one_of(
             [
-                st.builds(info.cases[c.name], values(world, c.type))
+                st.builds(info.cases[c.name], self.visit(c.type))
                 if c.type is not None
                 else st.builds(info.cases[c.name])
                 for c in kind.cases
             ]
         )
-    raise AssertionError(f"no strategy for {t!r}")
+
+    def visit_resource(self, t: wit.TypeDef, kind: wit.ResourceKind) -> st.SearchStrategy[Any]:
+        raise AssertionError(f"no strategy for {t!r}")
 
 
 def arguments(world: wasmplug.World, function: str) -> st.SearchStrategy[tuple[Any, ...]]:
