@@ -247,6 +247,16 @@ def test_enum_accepts_its_wit_name(world: wasmplug.World, plugin: wasmplug.Plugi
         ("toggle", ({"read", "fly"},), "toggle(p): expected a Perms value or a set of"),
         ("farthest", ([{"x": 1}],), "farthest(points)[0]: expected record point with keys"),
         ("farthest", ([object()],), "missing ['x', 'y']"),
+        (
+            "farthest",
+            ([{"x": 1, "z": 2}],),
+            "with keys ['x', 'y'] (missing ['y']; unexpected keys ['z']), found dict",
+        ),
+        (
+            "farthest",
+            ([object()],),
+            "expected Point (or an object/mapping with ['x', 'y']; missing ['x', 'y'])",
+        ),
         ("no-such-export", (), "no export named 'no-such-export'"),
     ],
 )

@@ -30,13 +30,20 @@ from __future__ import annotations
 import enum
 import math
 import struct
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from operator import attrgetter
 from typing import Any
 
 from . import _wit
 from ._bindings import Err, Ok, TypeNamespace, describe, field_name
-from ._codec import Mismatch, UnsupportedType, char_code, check_float, check_int
+from ._codec import (
+    Mismatch,
+    UnsupportedType,
+    char_code,
+    check_float,
+    check_int,
+    record_values,
+)
 
 __all__ = [
     "MAX_FLAT_PARAMS",
@@ -610,26 +617,7 @@ class _Record(_Fields):
     def values(self, value: Any) -> Sequence[Any]:
         if value.__class__ is self._cls:
             return self._get(value)  # type: ignore[no-any-return]
-        if isinstance(value, Mapping):
-            try:
-                return [value[a] for a in self._attrs]
-            except KeyError:
-                missing = [a for a in self._attrs if a not in value]
-                extra = sorted(set(value) - set(self._attrs))
-                hint = f"; unexpected keys {extra}" if extra else ""
-                raise Mismatch(
-                    f"{describe(self.wit)} with keys {self._attrs} (missing {missing}{hint})",
-                    value,
-                ) from None
-        try:
-            return self._get(value)  # type: ignore[no-any-return]
-        except AttributeError:
-            missing = [a for a in self._attrs if not hasattr(value, a)]
-            raise Mismatch(
-                f"{self._cls.__name__} (or an object/mapping with {self._attrs}; "
-                f"missing {missing})",
-                value,
-            ) from None
+        return record_values(value, self.wit, self._cls, self._attrs, self._get)
 
     def make(self, values: list[Any]) -> Any:
         return self._cls(*values)

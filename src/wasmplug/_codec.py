@@ -480,6 +480,45 @@ class _Tuple(Codec):
         return tuple(c.lift(arr, i * VAL_SIZE) for i, c in enumerate(self.elems))
 
 
+def record_values(
+    value: Any, wit: _wit.WitType, cls: type, attrs: list[str], get: Callable[[Any], Any]
+) -> Sequence[Any]:
+    """The field values of a record given as something other than its class: a mapping
+    by snake_case field name, or any object with those attributes. Both backends check
+    such values here, so they accept the same values and refuse the rest alike.
+
+    Args:
+        value: The value given for the record.
+        wit: The record's type (for messages).
+        cls: The record's Python class.
+        attrs: The Python field names, in order.
+        get: Reads the fields of an object, in order (an ``attrgetter``).
+
+    Returns:
+        The field values, in order.
+
+    Raises:
+        Mismatch: a mapping lacks a field, or an object an attribute.
+    """
+    if isinstance(value, Mapping):
+        try:
+            return [value[a] for a in attrs]
+        except KeyError:
+            missing = [a for a in attrs if a not in value]
+            extra = sorted(set(value) - set(attrs))
+            hint = f"; unexpected keys {extra}" if extra else ""
+            raise Mismatch(
+                f"{describe(wit)} with keys {attrs} (missing {missing}{hint})", value
+            ) from None
+    try:
+        return get(value)  # type: ignore[no-any-return]
+    except AttributeError:
+        missing = [a for a in attrs if not hasattr(value, a)]
+        raise Mismatch(
+            f"{cls.__name__} (or an object/mapping with {attrs}; missing {missing})", value
+        ) from None
+
+
 class _Record(Codec):
     __slots__ = ("_cls", "_fast", "_get", "_names", "_var", "attrs", "codecs", "wit_fields")
     kind = K_RECORD
@@ -512,24 +551,7 @@ class _Record(Codec):
     def _values(self, value: Any) -> Sequence[Any]:
         if value.__class__ is self._cls:
             return self._get(value)  # type: ignore[no-any-return]
-        if isinstance(value, Mapping):
-            try:
-                return [value[a] for a in self.attrs]
-            except KeyError as e:
-                missing = [a for a in self.attrs if a not in value]
-                extra = sorted(set(value) - set(self.attrs))
-                hint = f"; unexpected keys {extra}" if extra else ""
-                raise Mismatch(
-                    f"{describe(self.wit)} with keys {self.attrs} (missing {missing}{hint})", value
-                ) from e
-        try:
-            return self._get(value)  # type: ignore[no-any-return]
-        except AttributeError:
-            missing = [a for a in self.attrs if not hasattr(value, a)]
-            raise Mismatch(
-                f"{self._cls.__name__} (or an object/mapping with {self.attrs}; missing {missing})",
-                value,
-            ) from None
+        return record_values(value, self.wit, self._cls, self.attrs, self._get)
 
     def lower(self, arena: Arena, slot: int, value: Any) -> None:
         self._fast(arena, slot, value)
