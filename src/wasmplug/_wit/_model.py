@@ -15,6 +15,12 @@ constructor, a method ``read`` and a static function ``merge`` has the functions
 ``[constructor]blob`` (returning ``own<blob>`` unless a result is written),
 ``[method]blob.read`` (whose first parameter is ``self: borrow<blob>``) and
 ``[static]blob.merge``, in :attr:`ResourceKind.methods`.
+
+The model is read-only: every class is frozen and every mapping in it is a read-only
+view (a copy of what it was built from), so one model can be shared by worlds,
+plugins and threads. It is public as :mod:`wasmplug.wit`. Computations over types are
+:class:`TypeVisitor` (or :class:`KindVisitor`) subclasses: their ``visit`` is the one
+place that tells kinds of types apart.
 """
 
 from __future__ import annotations
