@@ -776,6 +776,8 @@ class ComponentBackend(Sandbox, Backend):
         # wasi:filesystem has no hook here: open files and preopen bytes are
         # measured after every call and at the end of every slice of one.
         self.measure_files_per_slice = self.files.watched
+        if self.files.watched:
+            self.files.baseline()
         # With instance_per_call, the instance a call used (its results' resources
         # belong to it until they are lifted; it is dropped at the next call).
         self._spent = False

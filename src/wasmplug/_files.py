@@ -120,6 +120,8 @@ class FileLimits:
         # Fast path: each budgeted preopen's usage as last measured plus what was
         # let through since (an upper bound; None until first needed).
         self._estimate: list[int | None] = [None] * len(preopens)
+        # Component path: each budgeted preopen's usage at the last measurement.
+        self._measured: list[int | None] = [None] * len(preopens)
         self._prefixes = tuple(root.rstrip("/") + "/" for root in self.roots)
 
     def reset(self) -> None:
@@ -148,19 +150,32 @@ class FileLimits:
                 count += 1
         return max(0, count - len(roots))
 
+    def baseline(self) -> None:
+        """Measures each budgeted preopen's usage now (at load, for :meth:`over`)."""
+        for i, (root, budget) in enumerate(zip(self.roots, self.budgets, strict=True)):
+            if budget is not None:
+                self._measured[i] = tree_bytes(root)
+
     def over(self) -> FileBreach | None:
-        """The first limit found breached now: open descriptors (:meth:`held`), then
-        each budgeted preopen's usage (:func:`tree_bytes`); ``None`` within all."""
+        """The first limit found breached now: open descriptors (:meth:`held`) past
+        ``open_files``; then a budgeted preopen (:func:`tree_bytes`) past its budget
+        that grew since it was last measured (so a preopen already over budget
+        fails the calls that add to it, not those that only read or delete).
+        ``None`` within all."""
         if self.open_files is not None:
             held = self.held()
             if held > self.open_files:
                 return FileBreach("open_files", self.open_files, held)
-        for root, guest, budget in zip(self.roots, self.guest_paths, self.budgets, strict=True):
-            if budget is not None:
-                used = tree_bytes(root)
-                if used > budget:
-                    return FileBreach("max_bytes", budget, used, guest)
-        return None
+        found = None
+        for i, budget in enumerate(self.budgets):
+            if budget is None:
+                continue
+            used = tree_bytes(self.roots[i])
+            before = self._measured[i]
+            self._measured[i] = used
+            if found is None and used > budget and (before is None or used > before):
+                found = FileBreach("max_bytes", budget, used, self.guest_paths[i])
+        return found
 
     # -- the fast path: checked before each request ---------------------------------------
 
@@ -337,11 +352,7 @@ class WasiFiles:
             return []
         disk = any(b is not None for b in limits.budgets)
         return [
-            name
-            for name in _SIGNATURES
-            if name in imported
-            and (disk or name not in _DISK_ONLY)
-            and (limits.open_files is not None or name != "path_open" or disk)
+            name for name in _SIGNATURES if name in imported and (disk or name not in _DISK_ONLY)
         ]
 
     def _live(self) -> tuple[int, InstanceFiles, _Forwarder]:
