@@ -80,8 +80,11 @@ def main(argv: list[str] | None = None) -> None:
         def write(plugin: wasmplug.Plugin) -> Callable[[], Any]:
             return lambda: plugin.call("write-file", "/data/x", "hello")
 
-        for _ in range(args.rounds):
-            for (backend, crowd, limited), plugin in plugins.items():
+        for round_ in range(args.rounds):
+            # Every other round in the reverse order, so that neither side of a pair
+            # always runs first.
+            order = list(plugins.items())
+            for (backend, crowd, limited), plugin in order[:: -1 if round_ % 2 else 1]:
                 if crowd == "empty":
                     cases.setdefault((backend, "no files", limited), []).append(
                         mean_us(quiet(plugin), n)

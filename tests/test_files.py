@@ -230,3 +230,17 @@ def test_nothing_is_served_without_files(plugin_dir: Path, engine: wasmplug.Engi
         "path_open",
         "fd_close",
     ]
+
+
+def test_plugins_sharing_a_directory_do_not_count_each_others_preopens(
+    load: Any, tmp_path: Path
+) -> None:
+    """Each live instance holds a descriptor for each of its preopens; on the
+    component path, where descriptors are counted by host path, those of other
+    plugins preopening the same directory are not counted as opened files."""
+    data = tmp_path / "shared"
+    plugins = [load(writable(data), open_files=2) for _ in range(6)]
+    for plugin in plugins:
+        assert plugin.call("host-call-storm", 0) == 0
+        assert plugin.call("hold-files", "/data", 1) == (1, "")
+        assert plugin.call("release-files") == 1

@@ -27,7 +27,9 @@ from __future__ import annotations
 
 import os
 import struct
+import threading
 import weakref
+from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
@@ -52,6 +54,19 @@ ERRNO_MFILE = 33
 _O_CREAT = 1
 _U32 = struct.Struct("<I")
 _IOVEC = struct.Struct("<II")
+
+
+# How many descriptors the live Stores of this process hold for each preopened host
+# directory (a WASI context opens each of its preopens once): subtracted when the
+# component path counts descriptors, so that plugins (and pool instances) sharing a
+# directory do not count each other's preopens.
+_PREOPENED: Counter[str] = Counter()
+_PREOPENED_LOCK = threading.Lock()
+
+
+def _unregister(roots: tuple[str, ...]) -> None:
+    with _PREOPENED_LOCK:
+        _PREOPENED.subtract(roots)
 
 
 class FileBreach(NamedTuple):
@@ -103,7 +118,7 @@ class FileLimits:
         budgets: Each preopen's ``max_bytes``; ``None`` for a read-only preopen or
             one without a budget.
         watched: Whether there is anything to check (some preopen, and a limit).
-        breach: The first breach of the current call (reset by :meth:`reset`).
+        breach: The first breach of the current call (reset when a call starts).
     """
 
     def __init__(self, preopens: Sequence[Preopen], limits: Limits) -> None:
@@ -120,55 +135,96 @@ class FileLimits:
         # Fast path: each budgeted preopen's usage as last measured plus what was
         # let through since (an upper bound; None until first needed).
         self._estimate: list[int | None] = [None] * len(preopens)
-        # Component path: each budgeted preopen's usage at the last measurement.
+        # Component path: each budgeted preopen's usage at the last measurement, and
+        # its file system's free blocks and inodes at the last check.
         self._measured: list[int | None] = [None] * len(preopens)
+        self._free: list[tuple[int, int] | None] = [None] * len(preopens)
+        # Component path: each descriptor (its number, as text) seen at the last
+        # count, and whether it pointed into a preopen then.
+        self._seen: dict[str, bool] = {}
         self._prefixes = tuple(root.rstrip("/") + "/" for root in self.roots)
 
-    def reset(self) -> None:
-        """Forgets the previous call's breach (at the start of every call)."""
-        self.breach = None
+    def preopened_by(self, store: object) -> None:
+        """Records that ``store`` (a new Store whose WASI context preopens this
+        plugin's directories) holds a descriptor for each, until it is dropped."""
+        roots = self.roots
+        if not roots:
+            return
+        with _PREOPENED_LOCK:
+            _PREOPENED.update(roots)
+        weakref.finalize(store, _unregister, roots)
 
     # -- the component path: measured ---------------------------------------------------
 
     def held(self) -> int:
         """Descriptors of this process that point into a preopen (the directories
-        themselves, files and directories below them), less one per preopen: the one
-        the live instance's WASI context holds for each. On a system without
-        ``/proc/self/fd``, 0."""
+        themselves, files and directories below them), less those the live Stores'
+        WASI contexts hold for their preopens (this plugin's and any other's with the
+        same directories). On a system without ``/proc/self/fd``, 0.
+
+        Each descriptor's target is read when its number is new since the last count,
+        or pointed into a preopen then; a number that pointed elsewhere is taken to
+        still do so (one the host closed and the guest got again in between is
+        missed, so the count can fall short by the host's own closes since the last
+        count)."""
         try:
             fds = os.listdir(FD_DIR)
         except OSError:
             return 0
         roots, prefixes = self.roots, self._prefixes
+        seen = self._seen
+        now: dict[str, bool] = {}
         count = 0
         for fd in fds:
-            try:
-                target = os.readlink(f"{FD_DIR}/{fd}")
-            except OSError:  # closed since the listing (the listing's own, say)
-                continue
-            if target.startswith(prefixes) or target in roots:
-                count += 1
-        return max(0, count - len(roots))
+            inside = seen.get(fd)
+            if inside is None or inside:
+                try:
+                    target = os.readlink(f"{FD_DIR}/{fd}")
+                except OSError:  # closed since the listing (the listing's own, say)
+                    continue
+                inside = target.startswith(prefixes) or target in roots
+            now[fd] = inside
+            count += inside
+        self._seen = now
+        with _PREOPENED_LOCK:
+            preopens = sum(_PREOPENED[root] for root in set(roots))
+        return max(0, count - preopens)
+
+    def _disk_used(self, index: int) -> bool:
+        """Whether the file system of preopen ``index`` has fewer free blocks or
+        inodes than at the last check (or was never checked): only then can the
+        preopen have grown, and is it walked again."""
+        try:
+            st = os.statvfs(self.roots[index])
+        except OSError:
+            return True
+        free = (st.f_bfree, st.f_ffree)
+        before = self._free[index]
+        self._free[index] = free
+        return before is None or free[0] < before[0] or free[1] < before[1]
 
     def baseline(self) -> None:
         """Measures each budgeted preopen's usage now (at load, for :meth:`over`)."""
         for i, (root, budget) in enumerate(zip(self.roots, self.budgets, strict=True)):
             if budget is not None:
+                self._disk_used(i)
                 self._measured[i] = tree_bytes(root)
 
     def over(self) -> FileBreach | None:
         """The first limit found breached now: open descriptors (:meth:`held`) past
         ``open_files``; then a budgeted preopen (:func:`tree_bytes`) past its budget
         that grew since it was last measured (so a preopen already over budget
-        fails the calls that add to it, not those that only read or delete).
-        ``None`` within all."""
+        fails the calls that add to it, not those that only read or delete). A
+        preopen is walked only when its file system lost free blocks or inodes since
+        the last check (``statvfs``): writes that allocate nothing (overwrites,
+        sparse files) are seen at the next walk. ``None`` within all."""
         if self.open_files is not None:
             held = self.held()
             if held > self.open_files:
                 return FileBreach("open_files", self.open_files, held)
         found = None
         for i, budget in enumerate(self.budgets):
-            if budget is None:
+            if budget is None or not self._disk_used(i):
                 continue
             used = tree_bytes(self.roots[i])
             before = self._measured[i]

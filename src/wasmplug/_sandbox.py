@@ -405,6 +405,7 @@ class Sandbox:
         )
         self._output.reset()
         store.set_wasi(wasi(self._output.stdout, self._output.stderr))
+        self.files.preopened_by(store)
         store.set_fuel(self.fuel_budget)
         if self._epoch_check is None:
             self._epoch_check = _native.epoch_callback(self._on_epoch_deadline)
