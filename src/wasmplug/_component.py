@@ -48,6 +48,7 @@ from ._host import CAPABILITIES, HTTP, HostContext, HostImpl, defined_resources
 from ._policy import Determinism, Limits
 from ._resources import ResourceHandle
 from ._sandbox import (
+    FILES_BREACHED,
     Sandbox,
     _TableFull,
     _WasiWait,
@@ -799,6 +800,11 @@ class ComponentBackend(Sandbox, Backend):
             epoch_deadline=epoch_deadline,
             instance_per_call=instance_per_call,
         )
+        # wasi:filesystem has no hook here: open files and preopen bytes are
+        # measured after every call and at the end of every slice of one.
+        self.measure_files_per_slice = self.files.watched
+        if self.files.watched:
+            self.files.baseline()
         # With instance_per_call, the instance a call used (its results' resources
         # belong to it until they are lifted; it is dropped at the next call).
         self._spent = False
@@ -1234,6 +1240,9 @@ class ComponentBackend(Sandbox, Backend):
             self._results_addr,
             1 if has_result else 0,
         )
+        # No frame of a raised exception's traceback may keep the instance (its Store
+        # and the files WASI holds for it) alive after it is discarded.
+        del inst
         _get_fuel(context, self._fuel_addr)
         stats = CallStats(
             function=name,
@@ -1246,6 +1255,8 @@ class ComponentBackend(Sandbox, Backend):
         )
         if err or output.breached:
             raise self.fail(name, _wasmtime_message(err) if err else "", stats)
+        if self.measure_files_per_slice and self.measure_files():
+            raise self.fail(name, FILES_BREACHED, stats)
         self._spent = self.per_call
         if not has_result:
             return None, stats

@@ -43,6 +43,7 @@ from ._exceptions import (
     OutputLimitExceeded,
     WorldMismatchError,
 )
+from ._files import InstanceFiles, WasiFiles
 from ._host import CAPABILITIES, HTTP, HostContext, HostImpl
 from ._policy import Limits
 from ._sandbox import (
@@ -218,6 +219,7 @@ class _CoreInstance:
         "_keep",
         "_views",
         "context",
+        "files",
         "funcs",
         "lowering",
         "memory",
@@ -239,6 +241,8 @@ class _CoreInstance:
         self.token = object()
         self.lowering = Memory(self.last_view, None)
         self.realloc_call: Callable[[int, int], int] | None = None
+        # What WasiFiles tracks of this instance's descriptors (made on first use).
+        self.files: InstanceFiles | None = None
 
     def release(self) -> None:
         """Breaks the instance's reference cycle (its lowering view refers back to it),
@@ -442,10 +446,17 @@ class CoreBackend(Sandbox, Backend):
         problems: list[str] = []
         unknown: list[str] = []
         items = self._world.wit.imports
+        self._wasi_files = WasiFiles(
+            self.files, self._engine, self._live_files, self._view_now, GuestFailure
+        )
+        served = self._wasi_files.serves({name for module, name in imports if module == WASI_P1})
         for (module, name), ty in imports.items():
             if module == WASI_P1:
                 if name == "poll_oneoff":
                     self._define(linker, module, name, ty, self._poll_oneoff())
+                elif name in served:
+                    run = self._wasi_files.function(name)
+                    self._define(linker, module, name, ty, self._wasi_entry(name, run))
                 continue
             if module == ROOT_MODULE:
                 item = items.get(name)
@@ -497,6 +508,38 @@ class CoreBackend(Sandbox, Backend):
         if inst is None:
             raise BadValue("no live instance")
         return Memory(inst.view, inst.realloc_call)
+
+    def _live_files(self) -> tuple[wasmtime.Store, int, int, InstanceFiles] | None:
+        """For :class:`WasiFiles`: the live instance's Store, context, memory (the
+        address of its ``wasmtime_memory_t``) and descriptor table (made on first
+        use)."""
+        inst = self._instance
+        if inst is None or inst.memory is None:
+            return None
+        if inst.files is None:
+            inst.files = InstanceFiles(len(self.files.roots))
+        return inst.store, inst.context, inst.memory, inst.files
+
+    def _view_now(self) -> memoryview:
+        inst = self._instance
+        return inst.view() if inst is not None else memoryview(b"")
+
+    def _wasi_entry(self, name: str, run: Callable[[int, int], None]) -> Callable[[int, int], None]:
+        """Wraps a WASI function served by :class:`WasiFiles`: a failure is recorded
+        in the context (not a host call: WASI functions do not count against
+        ``Limits.host_calls``)."""
+        ctx = self._ctx
+        qualified = f"{WASI_P1}#{name}"
+
+        def call(raw: int, n: int) -> None:
+            try:
+                run(raw, n)
+            except BaseException as e:
+                if ctx.failure is None:
+                    ctx.failure = (qualified, e)
+                raise
+
+        return call
 
     def _realloc_for(self, inst: _CoreInstance) -> Callable[[int, int], int] | None:
         func = inst.realloc

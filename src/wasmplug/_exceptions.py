@@ -34,6 +34,8 @@ error value (:class:`GuestError`)::
     │       ├── OutputLimitExceeded
     │       ├── LogLimitExceeded
     │       ├── StdioLimitExceeded
+    │       ├── FileLimitExceeded
+    │       ├── DiskLimitExceeded
     │       └── PluginBusy                 a caller waited queue_ms behind another call
     └── GuestError                         the guest returned the `err` case of a `result`
 
@@ -55,6 +57,8 @@ __all__ = [
     "CallError",
     "CapabilityError",
     "DeadlineExceeded",
+    "DiskLimitExceeded",
+    "FileLimitExceeded",
     "FuelExhausted",
     "GuestError",
     "HandleLimitExceeded",
@@ -607,6 +611,42 @@ class StdioLimitExceeded(LimitExceeded):
     host's logs, and the call raises this whatever the guest did next. The plugin
     continues on a fresh instance.
     """
+
+
+class FileLimitExceeded(LimitExceeded):
+    """Raised when a plugin held more files open through WASI than
+    ``Limits.open_files``.
+
+    ``limit`` is ``"open_files"``, ``allowed`` the limit and ``used`` the descriptors
+    counted. On the fast path an open past the limit is refused inside the guest
+    (``EMFILE``, which it can handle), and this is raised only when the call then
+    fails. On the component path the count is taken after every call and every
+    50 ms slice of a running one, and a count past the limit fails the call with
+    this. Either way the instance is replaced, which closes every file it held.
+    """
+
+
+class DiskLimitExceeded(LimitExceeded):
+    """Raised when a writable preopen holds more than its ``Preopen.max_bytes``.
+
+    ``limit`` is ``"max_bytes"`` (a field of :class:`~wasmplug.Preopen`),
+    ``allowed`` its value, ``used`` the bytes counted (file sizes plus 4,096 per
+    entry) and :attr:`preopen` the preopen's guest path. On the fast path a write
+    past the budget is refused inside the guest (``EDQUOT``, which it can handle),
+    and this is raised only when the call then fails. On the component path usage
+    is measured after every call and every 50 ms slice of a running one, and usage
+    past the budget fails the call with this. The files stay on disk: writes go on
+    failing until the guest or the host deletes some.
+
+    Attributes:
+        preopen: The guest path of the preopen over its budget (``"/data"``).
+    """
+
+    preopen: str
+
+    def __init__(self, message: str, *, preopen: str, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.preopen = preopen
 
 
 class PluginBusy(LimitExceeded):

@@ -48,11 +48,13 @@ __all__ = [
     "epoch_callback",
     "error_message",
     "failure",
+    "func_address",
     "func_type_names",
     "get_fuel",
     "instantiate",
     "linker_add_func",
     "linker_add_resource",
+    "memory_object",
     "memory_size",
     "memory_span",
     "memory_view",
@@ -234,6 +236,14 @@ def failure(err: int | None, trap: TrapSlot) -> str:
     return str(wasmtime.Trap._from_ptr(ptr))
 
 
+def memory_object(memory: int) -> wasmtime.Memory:
+    """A wasmtime-py ``Memory`` for the ``wasmtime_memory_t`` at address ``memory``
+    (from :meth:`Instance.export`), to pass where wasmtime-py takes one."""
+    raw = _ffi.wasmtime_memory_t()
+    ctypes.memmove(ctypes.addressof(raw), memory, ctypes.sizeof(raw))
+    return wasmtime.Memory._from_raw(raw)
+
+
 def memory_size(context: int, memory: int) -> int:
     """A memory's size in bytes, now."""
     return int(_memory_data_size(context, memory))
@@ -266,6 +276,12 @@ def memory_view(base: int, size: int) -> memoryview:
 def raw_view(address: int, n: int) -> Any:
     """A writable buffer over ``n`` raw slots at ``address``."""
     return _array(16 * max(n, 1)).from_address(address)
+
+
+def func_address(func: wasmtime.Func) -> int:
+    """The address of a core function's ``wasmtime_func_t`` (for :func:`call_unchecked`);
+    valid while ``func`` is referenced."""
+    return ctypes.addressof(func._func)
 
 
 def func_type_names(ty: Any) -> tuple[tuple[str, ...], tuple[str, ...]]:

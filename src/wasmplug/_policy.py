@@ -103,11 +103,32 @@ class Preopen:
             its files; ``True`` lets the guest create, write and delete inside it.
             The guest can never reach outside ``host_path`` (WASI path resolution
             refuses ``..`` escapes and absolute symlinks).
+        max_bytes: For a writable preopen, the most the directory tree may hold, in
+            bytes: the sizes of its regular files plus 4,096 bytes for each entry
+            (file, directory, symbolic link; ``wasmplug._files.ENTRY_BYTES``), so
+            many small files count too. What is there already when the plugin
+            loads counts: grant a directory of the plugin's own. ``None`` disables
+            it; ignored for read-only preopens. Default 64 MiB. Breach: the guest's
+            write is refused with ``EDQUOT`` on the fast path, the call fails with
+            :class:`~wasmplug.DiskLimitExceeded` on the component path (checked
+            after every call and every 50 ms slice of one); see "Open files and
+            disk space" in ``docs/security.md``.
+
+    .. versionchanged:: Unreleased
+        ``max_bytes`` added.
     """
 
     host_path: str = attrs.field(converter=_path_text)
     guest_path: str = attrs.field()
     writable: bool = False
+    max_bytes: int | None = attrs.field(default=64 << 20)
+
+    @max_bytes.validator
+    def _check_max_bytes(self, _: attrs.Attribute[int | None], value: int | None) -> None:
+        if value is not None and (
+            not isinstance(value, int) or isinstance(value, bool) or value < 0
+        ):
+            raise PolicyError(f"Preopen.max_bytes must be an int >= 0 or None, found {value!r}")
 
     @guest_path.validator
     def _check_guest_path(self, _: attrs.Attribute[str], value: str) -> None:
@@ -444,6 +465,14 @@ class Limits:
         stdio_bytes: Bytes one call may write to WASI stdout and stderr together
             (counted whether or not ``Grants.stdio`` forwards them to the host's
             logs). Default 1 MiB. Breach: :class:`~wasmplug.StdioLimitExceeded`.
+        open_files: Files and directories the guest may hold open at once through
+            WASI (what it opened in its preopens; the preopens themselves and stdio
+            do not count), over all the calls of one instance. Default 64. Breach:
+            the open is refused with ``EMFILE`` on the fast path, exactly; on the
+            component path the call fails with :class:`~wasmplug.FileLimitExceeded`
+            (checked after every call and every 50 ms slice of one) and the
+            instance, with every file it held, is replaced. See "Open files and disk
+            space" in ``docs/security.md``.
         queue_ms: Longest time, in milliseconds, a call waits for the plugin while it
             runs another call (a plugin runs one call at a time; waiting callers are
             not served first come, first served). ``0`` never waits; ``None`` waits
@@ -467,6 +496,7 @@ class Limits:
     log_bytes: int | None = attrs.field(default=1 << 20, validator=_positive("log_bytes"))
     stdio_bytes: int | None = attrs.field(default=1 << 20, validator=_positive("stdio_bytes"))
     queue_ms: int | None = attrs.field(default=10_000, validator=_wait("queue_ms"))
+    open_files: int | None = attrs.field(default=64, validator=_positive("open_files"))
 
     @property
     def memory_bytes_each(self) -> int | None:
@@ -679,7 +709,7 @@ def _files(value: object, where: str, base: str | None) -> tuple[Preopen, ...]:
     for i, raw in enumerate(value):
         at = f"{where}[{i}]"
         table = _table(raw, at)
-        _no_unknown(table, ("host_path", "guest_path", "writable"), at)
+        _no_unknown(table, ("host_path", "guest_path", "writable", "max_bytes"), at)
         for key in ("host_path", "guest_path"):
             if not isinstance(table.get(key), str):
                 raise _fail(f"{at}.{key}", "a string (a path)", table.get(key))
@@ -687,9 +717,14 @@ def _files(value: object, where: str, base: str | None) -> tuple[Preopen, ...]:
         if base is not None and not os.path.isabs(host):
             host = os.path.normpath(os.path.join(base, host))
         writable = _bool(table.get("writable", False), f"{at}.writable", None)
+        options: dict[str, Any] = {}
+        if "max_bytes" in table:
+            options["max_bytes"] = _int(table["max_bytes"], f"{at}.max_bytes", optional=True)
         try:
             preopens.append(
-                Preopen(host_path=host, guest_path=table["guest_path"], writable=writable)
+                Preopen(
+                    host_path=host, guest_path=table["guest_path"], writable=writable, **options
+                )
             )
         except PolicyError as e:
             raise PolicyError(f"{at}: {e}") from None
@@ -733,6 +768,7 @@ _OPTIONAL_LIMITS = (
     "log_bytes",
     "stdio_bytes",
     "queue_ms",
+    "open_files",
 )
 
 

@@ -31,6 +31,8 @@ from ._exceptions import (
     CallError,
     CallInterrupted,
     DeadlineExceeded,
+    DiskLimitExceeded,
+    FileLimitExceeded,
     FuelExhausted,
     HandleLimitExceeded,
     HostCallsExceeded,
@@ -47,6 +49,7 @@ from ._exceptions import (
     Trap,
     WasiRefusedError,
 )
+from ._files import FileBreach, FileLimits
 from ._host import HostContext, LogBreach
 from ._policy import Limits
 from ._stats import CallStats
@@ -66,6 +69,9 @@ SLICE_MS = 50.0
 #: The messages the epoch-deadline callback stops a guest with.
 INTERRUPTED = "wasmplug: the call was interrupted"
 DEADLINE_REACHED = "wasmplug: the call reached its deadline"
+#: What a call fails with when its open files or a preopen's bytes were found past
+#: their limit (the component path measures them after the call and per slice).
+FILES_BREACHED = "wasmplug: the plugin's files are past a limit"
 STDERR_TAIL = 4096
 #: wasmtime's message when a call copies more values between guest and host than its
 #: host-call fuel allows (not configurable through the C API).
@@ -370,6 +376,12 @@ class Sandbox:
         self.slice_ticks = min(self.ticks, self._slice)
         self._interrupted = False
         self._epoch_check: Any = None
+        #: The plugin's file limits (``Limits.open_files``, ``Preopen.max_bytes``).
+        self.files = FileLimits(ctx.grants.files, limits)
+        self.files.on_refusal = self._audit_file_refusal
+        #: Whether the end of every slice measures the plugin's files (the component
+        #: path, which cannot check them before each request).
+        self.measure_files_per_slice = False
 
     def new_store(
         self,
@@ -393,6 +405,7 @@ class Sandbox:
         )
         self._output.reset()
         store.set_wasi(wasi(self._output.stdout, self._output.stderr))
+        self.files.preopened_by(store)
         store.set_fuel(self.fuel_budget)
         if self._epoch_check is None:
             self._epoch_check = _native.epoch_callback(self._on_epoch_deadline)
@@ -425,6 +438,8 @@ class Sandbox:
         slice): the epochs of the next slice, or the message that stops the guest."""
         if self._interrupted:
             return INTERRUPTED
+        if self.measure_files_per_slice and self.measure_files():
+            return FILES_BREACHED
         left = self._ctx.deadline - perf_counter()
         if left <= 0:
             return DEADLINE_REACHED
@@ -444,9 +459,56 @@ class Sandbox:
         ctx.log_bytes = 0
         ctx.failure = None
         ctx.function = function
+        self.files.breach = None
         self._interrupted = False
         ctx.deadline = perf_counter() + self._deadline_s
         self._output.reset()
+
+    def measure_files(self) -> bool:
+        """Measures the plugin's open files and preopen bytes now
+        (:meth:`FileLimits.over`); a breach is recorded for :meth:`fail`. Returns
+        whether there was one."""
+        breach = self.files.over()
+        if breach is None:
+            return False
+        self.files.breach = breach
+        return True
+
+    def file_error(
+        self, breach: FileBreach, function: str, stats: CallStats | None, detail: str
+    ) -> LimitExceeded:
+        """The exception for a breach of ``Limits.open_files`` or a
+        ``Preopen.max_bytes``."""
+        plugin = self._ctx.plugin
+        if breach.limit == "open_files":
+            return FileLimitExceeded(
+                f"{function} held more than {breach.allowed} files open "
+                f"(Limits.open_files; {breach.used} counted)",
+                limit="open_files",
+                allowed=breach.allowed,
+                used=breach.used,
+                plugin=plugin,
+                function=function,
+                stats=stats,
+                detail=detail,
+            )
+        return DiskLimitExceeded(
+            f"{function} filled preopen {breach.preopen} past its {breach.allowed:,} bytes "
+            f"(Preopen.max_bytes; {breach.used:,} bytes counted)",
+            preopen=breach.preopen or "",
+            limit="max_bytes",
+            allowed=breach.allowed,
+            used=breach.used,
+            plugin=plugin,
+            function=function,
+            stats=stats,
+            detail=detail,
+        )
+
+    def _audit_file_refusal(self, breach: FileBreach) -> None:
+        """Audits a request the fast path refused inside the guest (the first of a
+        call): the guest sees an errno, the host this record."""
+        self.audit(self.file_error(breach, self._ctx.function or "start-up code", None, ""))
 
     def _discard(self) -> None:
         """Drops the current instance (each backend defines it)."""
@@ -514,6 +576,13 @@ class Sandbox:
                 stats=stats,
                 stderr=output.tail.decode(errors="replace"),
             )
+        breach = self.files.breach
+        if breach is not None and (type(error) is Trap or FILES_BREACHED in message):
+            # Measured past a limit (component path), or the guest failed after a
+            # request was refused (fast path: that refusal was audited already).
+            error = self.file_error(breach, function, stats, message)
+            if FILES_BREACHED not in message:
+                return error
         self.audit(error)
         return error
 
