@@ -28,6 +28,11 @@ Subcommands:
     ``call`` loads and calls it: median and 99th percentile in µs, calls per second,
     fuel units per call.
 
+``new NAME --wit WIT_PATH --world NAME [-o DIR] [--sdk DIR] [--force]``
+    Creates a Rust plugin crate for a WIT world (``_scaffold.new_plugin``): the guest
+    SDK as a dependency, the WIT, a stub per export and native unit tests against the
+    SDK's fake host. Refuses a non-empty ``DIR`` unless ``--force``.
+
 Exit status: 0 on success; 1 when ``--check`` finds a stale module, the WIT cannot be
 used, the plugin cannot be loaded or the call fails (the error on standard error);
 2 for a usage error.
@@ -133,7 +138,63 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "--calls", type=int, default=10_000, metavar="N", help="calls to time (default 10,000)"
     )
+    new = commands.add_parser(
+        "new",
+        help="create a Rust plugin crate for a WIT world",
+        description=(
+            "Create a Rust plugin crate for a host's WIT world: Cargo.toml with the "
+            "guest SDK, the WIT (with deps/), src/lib.rs with a stub per export that "
+            "returns an empty value, and native unit tests against the SDK's fake host. "
+            "Build it with wasmplug's scripts/build-wasm.sh (see the crate's README.md)."
+        ),
+    )
+    new.add_argument("name", metavar="NAME", help="the crate name, e.g. my-rules")
+    new.add_argument(
+        "--wit",
+        required=True,
+        metavar="WIT_PATH",
+        help="the host's WIT: a directory with deps/, or a .wit file",
+    )
+    new.add_argument(
+        "--world",
+        required=True,
+        metavar="NAME",
+        help="the world to implement: its name in the main package, or ns:pkg/name@version",
+    )
+    new.add_argument(
+        "-o", "--output", metavar="DIR", type=Path, help="the crate directory (default: ./NAME)"
+    )
+    new.add_argument(
+        "--sdk",
+        metavar="DIR",
+        help="the guest SDK (guest-sdk-rust/ of a wasmplug checkout; not on crates.io); "
+        "default: $WASMPLUG_GUEST_SDK, else the one next to this wasmplug",
+    )
+    new.add_argument(
+        "--force",
+        action="store_true",
+        help="write into a non-empty DIR (replaces wit/, overwrites the generated files)",
+    )
     return parser
+
+
+def _new(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from ._scaffold import new_plugin
+
+    try:
+        crate = new_plugin(
+            args.name, args.wit, args.world, args.output, sdk=args.sdk, force=args.force
+        )
+    except ValueError as e:
+        if not isinstance(e, WitError):
+            parser.error(str(e))
+        print(f"wasmplug new: error: {e}", file=sys.stderr)
+        return 1
+    except OSError as e:
+        print(f"wasmplug new: error: {e}", file=sys.stderr)
+        return 1
+    print(f"wasmplug new: created {crate} (world {args.world}); next: see {crate / 'README.md'}")
+    return 0
 
 
 def _plugin_options(command: argparse.ArgumentParser) -> None:
@@ -359,6 +420,8 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         return _call(args, parser)
     if args.command == "bench":
         return _bench(args, parser)
+    if args.command == "new":
+        return _new(args, parser)
     parser.error(f"unknown command {args.command!r}")  # pragma: no cover - argparse checks
 
 
