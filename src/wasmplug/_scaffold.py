@@ -15,6 +15,7 @@ handle to a resource the host owns gets ``todo!()``.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -41,10 +42,59 @@ _CRATE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
 
 # Rust keywords (strict and reserved) that wit-bindgen escapes with a trailing `_`.
 _KEYWORDS = frozenset(
-    "as async await break const continue crate dyn else enum extern false fn for if impl "
-    "in let loop match mod move mut pub ref return self static struct super trait true "
-    "type unsafe use where while abstract become box do final gen macro override priv "
-    "try typeof unsized virtual yield".split()
+    [
+        "as",
+        "async",
+        "await",
+        "break",
+        "const",
+        "continue",
+        "crate",
+        "dyn",
+        "else",
+        "enum",
+        "extern",
+        "false",
+        "fn",
+        "for",
+        "if",
+        "impl",
+        "in",
+        "let",
+        "loop",
+        "match",
+        "mod",
+        "move",
+        "mut",
+        "pub",
+        "ref",
+        "return",
+        "self",
+        "static",
+        "struct",
+        "super",
+        "trait",
+        "true",
+        "type",
+        "unsafe",
+        "use",
+        "where",
+        "while",
+        "abstract",
+        "become",
+        "box",
+        "do",
+        "final",
+        "gen",
+        "macro",
+        "override",
+        "priv",
+        "try",
+        "typeof",
+        "unsized",
+        "virtual",
+        "yield",
+    ]
 )
 
 _PRIMITIVES = {
@@ -283,13 +333,14 @@ def _function(
         ([] if not self_param else ["&self"]) + [f"{n}: {r.type}" for n, r in rendered]
     )
     result = _rust(f.result, crate) if f.result is not None else None
+    value: str | None
     if returns_self is not None:
         ret, value = " -> Self", returns_self
     elif result is None:
         ret, value = "", ""
     else:
         ret, value = f" -> {result.type}", result.value
-    lines = _doc(f.docs, "    ") + [f"    fn {rust_name}({signature}){ret} {{"]
+    lines = [*_doc(f.docs, "    "), f"    fn {rust_name}({signature}){ret} {{"]
     if value is None:
         lines.append(f'        todo!("{f.name}: return a resource handle")')
     else:
@@ -298,22 +349,22 @@ def _function(
             lines.append(f"        {value}")
     lines.append("    }")
     test = None
-    if not self_param and returns_self is None and value is not None:
-        if not _has_handles([f.result, *(p.type for p in f.params)]):
-            args = ", ".join(str(r.value) for _, r in rendered)
-            test = [
-                "    #[test]",
-                f"    fn {test_name or rust_name}_answers() {{",
-                "        testing::reset();",
-                f"        let answer = {call}({args});",
-                "        // Check what your implementation must return, e.g.",
-                "        // `assert_eq!(answer, ...)`, and what it logged: `testing::logged()`.",
-                "        let _ = answer;",
-                "    }",
-            ]
-            if result is None:
-                test[3] = f"        {call}({args});"
-                del test[4:7]
+    callable_natively = not self_param and returns_self is None and value is not None
+    if callable_natively and not _has_handles([f.result, *(p.type for p in f.params)]):
+        args = ", ".join(str(r.value) for _, r in rendered)
+        test = [
+            "    #[test]",
+            f"    fn {(test_name or rust_name).rstrip('_')}_answers() {{",
+            "        testing::reset();",
+            f"        let answer = {call}({args});",
+            "        // Check what your implementation must return, e.g.",
+            "        // `assert_eq!(answer, ...)`, and what it logged: `testing::logged()`.",
+            "        let _ = answer;",
+            "    }",
+        ]
+        if result is None:
+            test[3] = f"        {call}({args});"
+            del test[4:7]
     return _Stub(lines, test)
 
 
@@ -435,7 +486,7 @@ def _lib_rs(world: _wit.World, crate: _Crate, world_spec: str) -> str:
     for test in tests:
         out += [*test, ""]
     out[-1] = "}"
-    body = "\n".join(out)
+    text = "\n".join(out)
     groups: dict[str, list[str]] = {}
     for name, path in crate.uses.items():
         groups.setdefault(path.rsplit("::", 1)[0], []).append(name)
@@ -445,7 +496,7 @@ def _lib_rs(world: _wit.World, crate: _Crate, world_spec: str) -> str:
     for module, names in sorted(groups.items()):
         listed = ", ".join(sorted(names))
         uses += ["#[allow(unused_imports)]", f"use {module}::{{{listed}}};"]
-    return "\n".join([*header, *uses, *([""] if uses else []), body]) + "\n"
+    return "\n".join([*header, *uses, *([""] if uses else []), text]) + "\n"
 
 
 def _exported_functions(world: _wit.World) -> list[_wit.Function]:
@@ -469,15 +520,13 @@ def _rustfmt(path: Path) -> None:
     rustfmt = shutil.which("rustfmt")
     if rustfmt is None:
         return
-    try:
+    with contextlib.suppress(OSError, subprocess.TimeoutExpired):
         subprocess.run(
             [rustfmt, "--edition", "2021", str(path)],
             capture_output=True,
             timeout=60,
             check=False,
         )
-    except (OSError, subprocess.TimeoutExpired):
-        pass
 
 
 def _cargo_toml(name: str, sdk: Path) -> str:
@@ -517,11 +566,33 @@ strip = "debuginfo"
 def _readme(name: str, world: _wit.World, sdk: Path) -> str:
     lib = name.replace("-", "_")
     script = sdk.parent / "scripts" / "build-wasm.sh"
-    example = next((k for k, v in world.exports.items() if isinstance(v, _wit.Function)), None)
-    call = (
-        f"wasmplug call build/wasm/{lib}.wasm {example} ARG... --wit wit --world {world.name}"
-        if example
-        else f"wasmplug inspect build/wasm/{lib}.wasm"
+    example = next((f for f in world.exports.values() if isinstance(f, _wit.Function)), None)
+    if example is not None:
+        args = "".join(f" '<{p.name} as JSON>'" for p in example.params)
+        call = (
+            f"wasmplug call build/wasm/{lib}.wasm {example.name}{args} "
+            f"--wit wit --world {world.name}"
+        )
+    else:
+        call = f"wasmplug inspect build/wasm/{lib}.wasm"
+    own = [
+        key
+        for key, item in world.imports.items()
+        if isinstance(item, _wit.Interface)
+        and not key.startswith(("wasmplug:host/", "wasi:"))
+        and item.functions
+    ]
+    needs = (
+        ""
+        if not own
+        else (
+            "\nThe world imports the host's own "
+            + ("interface " if len(own) == 1 else "interfaces ")
+            + ", ".join(f"`{k}`" for k in own)
+            + ":\n`wasmplug call` cannot provide it: load the plugin from Python with an\n"
+            "implementation (`imports=` of `wasmplug.load`, or the keyword argument of\n"
+            "the generated class's `load`).\n"
+        )
     )
     return f"""# {name}
 
@@ -548,8 +619,9 @@ first, on machines without rustup's wasm targets too):
 
     {script} .
 
-writes `build/wasm/{lib}.wasm`. With rustup's target installed, plain cargo
-works too: `cargo build --release --target wasm32-wasip2` writes
+writes `build/wasm/{lib}.wasm` (with `--core`, the core module for wasmplug's
+fast path, `build/wasm-core/{lib}.wasm`). With rustup's target installed, plain
+cargo works too: `cargo build --release --target wasm32-wasip2` writes
 `target/wasm32-wasip2/release/{lib}.wasm`.
 
 ## Call it from Python
@@ -558,8 +630,8 @@ works too: `cargo build --release --target wasm32-wasip2` writes
 
 or generate typed bindings for the host,
 `wasmplug bindgen wit --world {world.name} -o {lib}_bindings.py`, and load the
-plugin with `wasmplug.load`.
-"""
+plugin with the generated class's `load`.
+{needs}"""
 
 
 def find_sdk(sdk: str | os.PathLike[str] | None = None) -> Path:
