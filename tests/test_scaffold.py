@@ -263,6 +263,16 @@ def test_new_refuses_an_unknown_world_and_bad_wit_and_writes_nothing(
     assert _new(tmp_path, "--wit", str(bare), "--world", "w") == 1
     err = capsys.readouterr().err
     assert "include wasmplug:host/capabilities@0.1.0;" in err
+
+    streams = tmp_path / "streams"
+    (streams / "deps" / "wasmplug-host").mkdir(parents=True)
+    shutil.copy(HOST_WIT, streams / "deps" / "wasmplug-host" / "host.wit")
+    (streams / "s.wit").write_text(
+        "package a:b;\n\nworld w {\n    include wasmplug:host/capabilities@0.1.0;\n"
+        "    export f: func(s: stream<u8>) -> u32;\n}\n"
+    )
+    assert _new(tmp_path, "--wit", str(streams), "--world", "w") == 1
+    assert "uses stream<u8>, which wasmplug cannot run yet" in capsys.readouterr().err
     assert not (tmp_path / "my-plugin").exists()
 
 
