@@ -126,10 +126,6 @@ def _camel(name: str) -> str:
     return "".join(word[:1].upper() + word[1:].lower() for word in name.lstrip("%").split("-"))
 
 
-def _shouty(name: str) -> str:
-    return name.lstrip("%").replace("-", "_").upper()
-
-
 @attrs.frozen
 class _Rust:
     """A WIT type in Rust: its type text and a stub value (``None``: none can be made
