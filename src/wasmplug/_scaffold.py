@@ -3,7 +3,7 @@
 :func:`new_plugin` writes a crate that builds as is: ``Cargo.toml`` (the guest SDK as a
 path dependency, the SDK's fake host for native tests), the world's WIT with its
 ``deps/``, ``src/lib.rs`` with a stub for every export of the world and a native unit
-test per callable export, and a ``README.md`` saying how to build, test and call it.
+test per export a test can call (it compares the answer with the stub's), and a ``README.md`` saying how to build, test and call it.
 
 The Rust text comes from one function over the WIT model, :func:`_rust`, which gives
 for a type both its Rust type (as ``wasmplug_guest::generate!``, i.e. wit-bindgen,
@@ -160,6 +160,22 @@ class _Crate:
         self.taken: set[str] = roots | {"Guest", self.plugin}
         self.uses: dict[str, str] = {}  # short name -> full path
         self.impls: dict[int, str] = {}  # exported resource -> its stub struct
+        # Whether generate! can derive PartialEq for the world's records and variants
+        # (so tests can compare answers): not when one holds a resource handle.
+        self.derives = not any(
+            isinstance(t.kind, _wit.RecordKind | _wit.VariantKind) and _has_handles([t])
+            for t in _world_typedefs(world)
+        )
+
+    def comparable(self, t: _wit.WitType | None) -> bool:
+        """Whether values of ``t`` implement ``PartialEq`` in the generated crate."""
+        for node in _wit.walk(t):
+            if isinstance(node, _wit.TypeDef):
+                if node.owner.startswith("wasmplug:host/"):
+                    return False  # the SDK's own bindings
+                if isinstance(node.kind, _wit.RecordKind | _wit.VariantKind) and not self.derives:
+                    return False
+        return True
 
     @staticmethod
     def _module(iface: _wit.Interface, key: str) -> str:
@@ -289,6 +305,16 @@ def _doc(text: str, indent: str) -> list[str]:
     return [f"{indent}///{' ' if line else ''}{line}".rstrip() for line in text.splitlines()]
 
 
+def _world_typedefs(world: _wit.World) -> list[_wit.TypeDef]:
+    """The named types wit-bindgen generates for a world: its own and those of every
+    interface it imports or exports."""
+    found = list(world.types.values())
+    for item in [*world.imports.values(), *world.exports.values()]:
+        if isinstance(item, _wit.Interface):
+            found += item.types.values()
+    return found
+
+
 def _has_handles(types: Iterable[_wit.WitType | None]) -> bool:
     return any(
         isinstance(node, _wit.HandleType)
@@ -352,15 +378,26 @@ def _function(
             "    #[test]",
             f"    fn {(test_name or rust_name).rstrip('_')}_answers() {{",
             "        testing::reset();",
-            f"        let answer = {call}({args});",
-            "        // Check what your implementation must return, e.g.",
-            "        // `assert_eq!(answer, ...)`, and what it logged: `testing::logged()`.",
-            "        let _ = answer;",
-            "    }",
         ]
         if result is None:
-            test[3] = f"        {call}({args});"
-            del test[4:7]
+            test.append(f"        {call}({args});")
+            test.append("        // Check what it logged: `testing::logged()`.")
+        elif crate.comparable(f.result):
+            test += [
+                f"        let answer = {call}({args});",
+                "        // The stub's answer: change it to what your implementation must",
+                "        // return, and check what it logged with `testing::logged()`.",
+                f"        let expected: {result.type} = {value};",
+                "        assert_eq!(answer, expected);",
+            ]
+        else:
+            test += [
+                f"        let answer = {call}({args});",
+                "        // Check what your implementation returns (its type has no",
+                "        // `PartialEq`) and what it logged: `testing::logged()`.",
+                "        let _ = answer;",
+            ]
+        test.append("    }")
     return _Stub(lines, test)
 
 
@@ -441,7 +478,18 @@ def _lib_rs(world: _wit.World, crate: _Crate, world_spec: str) -> str:
         "// Stubs ignore their arguments: remove this once every function is implemented.",
         "#![allow(unused_variables)]",
         "",
-        f'wasmplug_guest::generate!({{ path: "wit", world: "{world_spec}" }});',
+        *(
+            [
+                "// PartialEq lets the tests compare answers.",
+                "wasmplug_guest::generate!({",
+                '    path: "wit",',
+                f'    world: "{world_spec}",',
+                "    additional_derives: [PartialEq],",
+                "});",
+            ]
+            if crate.derives
+            else [f'wasmplug_guest::generate!({{ path: "wit", world: "{world_spec}" }});']
+        ),
         "",
     ]
     header = out
@@ -466,7 +514,7 @@ def _lib_rs(world: _wit.World, crate: _Crate, world_spec: str) -> str:
         "/// `wasmplug_guest::testing`.",
         "#[cfg(test)]",
         "mod tests {",
-        "    use super::*;",
+        *(["    use super::*;"] if tests else []),
         "    use wasmplug_guest::testing;",
         "",
     ]
