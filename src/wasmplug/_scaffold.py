@@ -3,7 +3,8 @@
 :func:`new_plugin` writes a crate that builds as is: ``Cargo.toml`` (the guest SDK as a
 path dependency, the SDK's fake host for native tests), the world's WIT with its
 ``deps/``, ``src/lib.rs`` with a stub for every export of the world and a native unit
-test per export a test can call (it compares the answer with the stub's), and a ``README.md`` saying how to build, test and call it.
+test per export a test can call (it compares the answer with the stub's), and a
+``README.md`` saying how to build, test and call it.
 
 The Rust text comes from one function over the WIT model, :func:`_rust`, which gives
 for a type both its Rust type (as ``wasmplug_guest::generate!``, i.e. wit-bindgen,
