@@ -652,10 +652,12 @@ marked `TODO`.
 
     cargo test
 
-The tests in `src/lib.rs` call the exports directly; the SDK's capability
-wrappers (`wasmplug_guest::log`, `config`, `kv`, `http`) run against its
-in-memory fake host, `wasmplug_guest::testing` (feature `fake-host`, enabled
-for tests only in `Cargo.toml`).
+The tests in `src/lib.rs` call the exports directly and compare each answer
+with the stub's: change the expected values as you implement the functions.
+The SDK's capability wrappers (`wasmplug_guest::log`, `config`, `kv`, `http`)
+run against its in-memory fake host, `wasmplug_guest::testing` (feature
+`fake-host`, enabled for tests only in `Cargo.toml`): set configuration and
+denials there, and read back what the plugin logged and stored.
 
 ## Build the component
 
