@@ -8,7 +8,11 @@
 #
 # Usage: scripts/build-wasm.sh [--list] [--core] [CRATE ...]
 #
-#   CRATE   build only these plugins (package names; `-` or `_` both work)
+#   CRATE   build only these plugins (package names; `-` or `_` both work).
+#           A path instead (it contains a `/`, e.g. `.` is written `./`, or
+#           names a directory) is a plugin crate outside the workspace, such
+#           as one made by `wasmplug new`: it is built with its own
+#           Cargo.toml into <path>/build/wasm/ (or build/wasm-core/).
 #   --list  print the plugin crates and exit
 #   --core  build core modules instead, into build/wasm-core/: the same
 #           sources for wasm32-wasip1 (WASI preview 1), with the world
@@ -32,13 +36,22 @@ OUT_DIR=$ROOT/build/wasm
 list_only=0
 core=0
 requested=()
+external=()
 while (($#)); do
     case $1 in
         --list) list_only=1; shift ;;
         --core) core=1; shift ;;
         -h | --help) sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0"; exit 0 ;;
         -*) echo "build-wasm: unknown option: $1 (see --help)" >&2; exit 2 ;;
-        *) requested+=("$1"); shift ;;
+        *)
+            if [[ $1 == */* || -d $1 ]]; then
+                [[ -f $1/Cargo.toml ]] || { echo "build-wasm: no Cargo.toml in $1" >&2; exit 2; }
+                external+=("$(cd "$1" && pwd)")
+            else
+                requested+=("$1")
+            fi
+            shift
+            ;;
     esac
 done
 
@@ -81,9 +94,11 @@ if ((list_only)); then
 fi
 [[ -n $plugins ]] || die "no cdylib crates in the workspace"
 
-# Select the requested crates (all when none are named).
+# Select the requested crates (all when none are named, none when only paths are).
 selected=()
-if ((${#requested[@]})); then
+if ((${#external[@]})) && ((${#requested[@]} == 0)); then
+    :
+elif ((${#requested[@]})); then
     for want in "${requested[@]}"; do
         match=$(awk -v w="${want//-/_}" '{ n = $1; gsub("-", "_", n); if (n == w) print $1 }' <<<"$plugins")
         [[ -n $match ]] || die "'$want' is not a plugin crate; plugin crates are:" \
@@ -149,7 +164,53 @@ for name in "${selected[@]}"; do
     echo "build-wasm: built $out_rel/$lib.wasm ($(wc -c <"$OUT_DIR/$lib.wasm") bytes, $((SECONDS - start)) s)"
 done
 
+# Crates outside the workspace: each with its own Cargo.toml (and Cargo.lock),
+# the same toolchain and the same shared target directory.
+for dir in "${external[@]}"; do
+    lib=$(cd "$dir" && "${cargo_env[@]}" "$CARGO" metadata --no-deps --format-version 1 \
+        | python3 -c '
+import json, sys
+meta = json.load(sys.stdin)
+root = [p for p in meta["packages"] if p["manifest_path"] == sys.argv[1]]
+for target in (root or meta["packages"])[0]["targets"]:
+    if "cdylib" in target["crate_types"]:
+        print(target["name"])
+        break
+' "$dir/Cargo.toml") || lib=
+    if [[ -z $lib ]]; then
+        echo "build-wasm: FAILED: $dir is not a plugin crate (no cdylib target)" >&2
+        failed+=("$dir")
+        continue
+    fi
+    ext_out=$dir/build/$(basename "$OUT_DIR")
+    mkdir -p "$ext_out"
+    echo "build-wasm: building $dir -> $ext_out/$lib.wasm"
+    start=$SECONDS
+    if ! (cd "$dir" && "${cargo_env[@]}" "$CARGO" rustc --release --lib \
+        --target "$target" "${build_std[@]}" -- "${rustc_args[@]}"); then
+        echo "build-wasm: FAILED to build $dir" >&2
+        rm -f "$ext_out/$lib.wasm"
+        failed+=("$dir")
+        continue
+    fi
+    artifact=$CARGO_TARGET_DIR/$target/release/$lib.wasm
+    header=$(od -An -tx1 -N8 "$artifact" 2>/dev/null | tr -d ' \n')
+    if [[ $header != "$expected_header" ]]; then
+        echo "build-wasm: FAILED: $artifact is not a $kind (header $header)" >&2
+        rm -f "$ext_out/$lib.wasm"
+        failed+=("$dir")
+        continue
+    fi
+    cp "$artifact" "$ext_out/$lib.wasm"
+    echo "build-wasm: built $ext_out/$lib.wasm ($(wc -c <"$ext_out/$lib.wasm") bytes, $((SECONDS - start)) s)"
+done
+
+total=$((${#selected[@]} + ${#external[@]}))
 if ((${#failed[@]})); then
-    die "${#failed[@]} of ${#selected[@]} plugin(s) failed to build: ${failed[*]}"
+    die "${#failed[@]} of $total plugin(s) failed to build: ${failed[*]}"
 fi
-echo "build-wasm: ${#selected[@]} plugin(s) built into $out_rel/"
+if ((${#external[@]})); then
+    echo "build-wasm: $total plugin(s) built"
+else
+    echo "build-wasm: ${#selected[@]} plugin(s) built into $out_rel/"
+fi

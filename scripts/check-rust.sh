@@ -31,8 +31,11 @@ step() {
 step cargo fmt --all --check
 step cargo clippy --workspace --all-targets -- -D warnings
 step cargo test --workspace
+# The SDK's fake host for plugins' native tests (feature fake-host).
+step cargo clippy -p wasmplug-guest --features fake-host -- -D warnings
+step cargo test -p wasmplug-guest --features fake-host --doc testing
 # The SDK: its public API, as users see it.
-step env RUSTDOCFLAGS=-Dwarnings cargo doc --no-deps -p wasmplug-guest
+step env RUSTDOCFLAGS=-Dwarnings cargo doc --no-deps -p wasmplug-guest --features fake-host
 # Plugins have no public API: check the docs of their private items, which
 # may link to each other.
 step env RUSTDOCFLAGS="-Dwarnings -Arustdoc::private-intra-doc-links" \

@@ -85,6 +85,43 @@ def test_call_reports_a_guest_error_and_bad_input(plugin_dir: Path) -> None:
     assert "no export named 'nope'" in no_such.stderr
 
 
+def test_call_takes_variant_arguments_as_json(plugin_dir: Path) -> None:
+    """A variant argument is {"case": payload}, or "case" for a case without payload,
+    the form results print in; a case the variant lacks is an error naming its cases."""
+    wasm = str(plugin_dir / "typetest.wasm")
+    cases = [
+        ('{"circle": 2.0}', 4 * 3.141592653589793),
+        ('{"rect": [2.5, 4]}', 10.0),
+        ('"dot"', 0.0),
+    ]
+    for arg, expected in cases:
+        out = wasmplug("call", wasm, "area", arg, *TYPETEST)
+        assert out.returncode == 0, (arg, out.stderr)
+        assert json.loads(out.stdout) == pytest.approx(expected), arg
+    for bad in ['{"hexagon": 1}', '"circle"']:  # no such case; a case that has a payload
+        out = wasmplug("call", wasm, "area", bad, *TYPETEST)
+        assert out.returncode == 1, bad
+        assert "argument 1 (s): expected variant shape as" in out.stderr, out.stderr
+        assert "circle, rect, dot" in out.stderr
+    # Nested in a record, with a nested result and bytes: back as they went in.
+    everything = {
+        "flag": True, "tiny": -1, "short": -2, "medium": 3, "long": 4, "byte": 5,
+        "ushort": 6, "umedium": 7, "ulong": 8, "single": 1.5, "double": 2.5,
+        "letter": "x", "text": "t", "blob": [1, 255], "numbers": [3], "maybe": None,
+        "pair": [1, "p"], "color": "green", "perms": ["read"], "shape": {"rect": [1.0, 2.0]},
+        "points": [{"x": 1, "y": 2}], "nested": [None, {"x": 3, "y": 4}],
+        "outcome": {"err": "bad"},
+    }  # fmt: skip
+    for shape, outcome in [({"rect": [1.0, 2.0]}, {"err": "bad"}), ({"dot": None}, {"ok": 7})]:
+        value = everything | {"shape": shape, "outcome": outcome}
+        out = wasmplug("call", wasm, "roundtrip", json.dumps(value), *TYPETEST)
+        assert out.returncode == 0, out.stderr
+        assert json.loads(out.stdout) == value
+    wrong_payload = wasmplug("call", wasm, "area", '{"circle": "big"}', *TYPETEST)
+    assert wrong_payload.returncode == 1
+    assert "expected float" in wrong_payload.stderr, wrong_payload.stderr
+
+
 def test_call_runs_under_a_policy_file(plugin_dir: Path, tmp_path: Path) -> None:
     """Without a policy nothing is granted (the guest sees the denial); a policy file's
     entry for the plugin grants what it says; a file without one is an error."""

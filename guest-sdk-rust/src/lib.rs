@@ -13,7 +13,9 @@
 //! - [`cbor`] encodes serde values the way the host expects schemaless data;
 //! - [`manifest!`] declares the capabilities the plugin needs, each with a
 //!   reason, in the built plugin: the host compares them with its policy at
-//!   load time (see [`mod@manifest`]).
+//!   load time (see [`mod@manifest`]);
+//! - `testing` (feature `fake-host`) is an in-memory fake host for a
+//!   plugin's native unit tests.
 //!
 //! A capability the host did not grant is an [`Error::Denied`] value, never
 //! a trap: handle it or pass it on with `?`.
@@ -163,6 +165,8 @@ pub mod http;
 pub mod kv;
 pub mod log;
 pub mod manifest;
+#[cfg(feature = "fake-host")]
+pub mod testing;
 
 #[doc(hidden)]
 pub mod bindings;

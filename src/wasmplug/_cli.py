@@ -18,8 +18,9 @@ Subcommands:
     nothing granted) and calls ``FUNCTION`` with each ``ARG`` parsed as JSON and mapped
     through the WIT types as :meth:`wasmplug.Plugin.call` maps Python values (records
     as objects with snake_case keys, enums by case name, flags as lists of names,
-    options as ``null`` or the value; a variant argument cannot be written in JSON
-    yet). Prints the result as JSON on standard output (variant cases as
+    options as ``null`` or the value, a variant case as ``{"case": payload}`` or,
+    without payload, ``"case"``, a result as ``{"ok": payload}`` or ``{"err": payload}``).
+    Prints the result as JSON on standard output (variant cases as
     ``{"case": payload}``; a function's ``err`` as ``{"err": ...}``, exit status 1)
     and the call's stats on standard error.
 
@@ -27,6 +28,11 @@ Subcommands:
     Times ``N`` calls (after a warm-up) of ``FUNCTION`` with the same arguments, as
     ``call`` loads and calls it: median and 99th percentile in µs, calls per second,
     fuel units per call.
+
+``new NAME --wit WIT_PATH --world NAME [-o DIR] [--sdk DIR] [--force]``
+    Creates a Rust plugin crate for a WIT world (``_scaffold.new_plugin``): the guest
+    SDK as a dependency, the WIT, a stub per export and native unit tests against the
+    SDK's fake host. Refuses a non-empty ``DIR`` unless ``--force``.
 
 Exit status: 0 on success; 1 when ``--check`` finds a stale module, the WIT cannot be
 used, the plugin cannot be loaded or the call fails (the error on standard error);
@@ -50,8 +56,9 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from . import _wit
 from ._bindgen import generate_bindings
-from ._bindings import TypeNamespace
+from ._bindings import Err, Ok, TypeNamespace, field_name
 from ._exceptions import GuestError, WasmplugError, WitError
 from ._version import __version__
 
@@ -133,7 +140,63 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "--calls", type=int, default=10_000, metavar="N", help="calls to time (default 10,000)"
     )
+    new = commands.add_parser(
+        "new",
+        help="create a Rust plugin crate for a WIT world",
+        description=(
+            "Create a Rust plugin crate for a host's WIT world: Cargo.toml with the "
+            "guest SDK, the WIT (with deps/), src/lib.rs with a stub per export that "
+            "returns an empty value, and native unit tests against the SDK's fake host. "
+            "Build it with wasmplug's scripts/build-wasm.sh (see the crate's README.md)."
+        ),
+    )
+    new.add_argument("name", metavar="NAME", help="the crate name, e.g. my-rules")
+    new.add_argument(
+        "--wit",
+        required=True,
+        metavar="WIT_PATH",
+        help="the host's WIT: a directory with deps/, or a .wit file",
+    )
+    new.add_argument(
+        "--world",
+        required=True,
+        metavar="NAME",
+        help="the world to implement: its name in the main package, or ns:pkg/name@version",
+    )
+    new.add_argument(
+        "-o", "--output", metavar="DIR", type=Path, help="the crate directory (default: ./NAME)"
+    )
+    new.add_argument(
+        "--sdk",
+        metavar="DIR",
+        help="the guest SDK (guest-sdk-rust/ of a wasmplug checkout; not on crates.io); "
+        "default: $WASMPLUG_GUEST_SDK, else the one next to this wasmplug",
+    )
+    new.add_argument(
+        "--force",
+        action="store_true",
+        help="write into a non-empty DIR (replaces wit/, overwrites the generated files)",
+    )
     return parser
+
+
+def _new(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from ._scaffold import new_plugin
+
+    try:
+        crate = new_plugin(
+            args.name, args.wit, args.world, args.output, sdk=args.sdk, force=args.force
+        )
+    except ValueError as e:
+        if not isinstance(e, WitError):
+            parser.error(str(e))
+        print(f"wasmplug new: error: {e}", file=sys.stderr)
+        return 1
+    except OSError as e:
+        print(f"wasmplug new: error: {e}", file=sys.stderr)
+        return 1
+    print(f"wasmplug new: created {crate} (world {args.world}); next: see {crate / 'README.md'}")
+    return 0
 
 
 def _plugin_options(command: argparse.ArgumentParser) -> None:
@@ -175,8 +238,11 @@ def _inspect(args: argparse.Namespace) -> int:
 
 def _to_json(value: Any, types: TypeNamespace) -> Any:
     """A lifted WIT value as JSON data: records as objects, a variant case as
-    ``{"case": payload}`` (``{"case": null}`` without one), enums by case name, flags
+    ``{"case": payload}`` (``{"case": null}`` without one), a nested result as
+    ``{"ok": payload}`` or ``{"err": payload}``, enums by case name, flags
     as the list of those set, bytes as a list of numbers."""
+    if isinstance(value, Ok | Err):  # a result nested in another value
+        return {"ok" if isinstance(value, Ok) else "err": _to_json(value.value, types)}
     cls = type(value)
     case = types.variant_case(cls)
     if case is not None:
@@ -198,6 +264,83 @@ def _to_json(value: Any, types: TypeNamespace) -> Any:
 
 class _Failed(Exception):
     """A command's error, already worded for standard error."""
+
+
+def _from_json(value: Any, t: _wit.WitType, types: TypeNamespace, where: str) -> Any:
+    """A JSON argument as the Python value ``Plugin.call`` takes for WIT type ``t``:
+    variant cases written ``{"case": payload}`` (or ``"case"`` for a case without
+    payload) become their case classes and results written ``{"ok": payload}`` or
+    ``{"err": payload}`` become ``Ok``/``Err``, and a ``list<u8>`` written as an array
+    of numbers becomes ``bytes``, wherever they are nested; everything else is passed
+    on as it is (records as objects with snake_case keys, and so on).
+
+    Raises:
+        _Failed: a variant value names no case of its variant (``where`` says which
+            argument).
+    """
+    t = _wit.unalias(t)
+    if isinstance(t, _wit.TypeDef) and isinstance(t.kind, _wit.VariantKind):
+        cases = {c.name: c for c in t.kind.cases}
+        if isinstance(value, str) and value in cases and cases[value].type is None:
+            value = {value: None}
+        if not (isinstance(value, dict) and len(value) == 1 and next(iter(value)) in cases):
+            raise _Failed(
+                f'{where}: expected variant {t.name} as {{"case": payload}} with a case '
+                f"of: {', '.join(cases)}; found {json.dumps(value)}"
+            )
+        [(name, payload)] = value.items()
+        case = cases[name]
+        cls = types.variant_info(t).cases[name]
+        if case.type is None:
+            return cls()
+        return cls(_from_json(payload, case.type, types, f"{where}, case {name}"))
+    if isinstance(t, _wit.ResultType) and isinstance(value, dict) and len(value) == 1:
+        [(name, payload)] = value.items()
+        if name in ("ok", "err"):
+            inner = t.ok if name == "ok" else t.err
+            if inner is not None:
+                payload = _from_json(payload, inner, types, f"{where}, {name}")
+            return Ok(payload) if name == "ok" else Err(payload)
+    if (
+        isinstance(t, _wit.TypeDef)
+        and isinstance(t.kind, _wit.RecordKind)
+        and isinstance(value, dict)
+    ):
+        fields = {field_name(f.name): f for f in t.kind.fields}
+        return {
+            k: _from_json(v, fields[k].type, types, f"{where}, field {k}") if k in fields else v
+            for k, v in value.items()
+        }
+    if (
+        isinstance(t, _wit.ListType)
+        and t.element == _wit.Primitive("u8")
+        and isinstance(value, list)
+        and all(isinstance(b, int) and 0 <= b <= 255 for b in value)
+    ):
+        return bytes(value)  # list<u8>: bytes, printed as a list of numbers
+    if isinstance(t, _wit.ListType) and isinstance(value, list):
+        return [_from_json(v, t.element, types, where) for v in value]
+    if isinstance(t, _wit.OptionType) and value is not None:
+        return _from_json(value, t.inner, types, where)
+    if isinstance(t, _wit.TupleType) and isinstance(value, list) and len(value) == len(t.elements):
+        return [_from_json(v, e, types, where) for v, e in zip(value, t.elements, strict=True)]
+    return value
+
+
+def _typed_args(plugin: Plugin, function: str, values: list[Any]) -> list[Any]:
+    """``values`` mapped by :func:`_from_json` through ``function``'s parameter types
+    (unchanged when there is no such export or the count is wrong: the call says so).
+
+    Raises:
+        _Failed: as :func:`_from_json`.
+    """
+    export = plugin.world.exports.get(function)
+    if export is None or len(export.wit.params) != len(values):
+        return values
+    return [
+        _from_json(v, p.type, plugin.world.types, f"argument {i + 1} ({p.name})")
+        for i, (v, p) in enumerate(zip(values, export.wit.params, strict=True))
+    ]
 
 
 def _json_args(args: argparse.Namespace, parser: argparse.ArgumentParser) -> list[Any]:
@@ -242,6 +385,7 @@ def _call(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     try:
         with _load(args) as plugin:
             types = plugin.world.types
+            values = _typed_args(plugin, args.function, values)
             try:
                 result = plugin.call(args.function, *values)
             except GuestError as e:
@@ -264,6 +408,7 @@ def _bench(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     values = _json_args(args, parser)
     try:
         with _load(args) as plugin:
+            values = _typed_args(plugin, args.function, values)
             prepared = plugin.world.prepare(args.function, *values, plugin=plugin.name)
             for _ in range(min(args.calls, 100)):  # warm-up: caches, branch predictors
                 plugin.call_prepared(prepared)
@@ -359,6 +504,8 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         return _call(args, parser)
     if args.command == "bench":
         return _bench(args, parser)
+    if args.command == "new":
+        return _new(args, parser)
     parser.error(f"unknown command {args.command!r}")  # pragma: no cover - argparse checks
 
 
