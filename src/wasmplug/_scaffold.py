@@ -164,7 +164,7 @@ class _Crate:
         # Whether generate! can derive PartialEq for the world's records and variants
         # (so tests can compare answers): not when one holds a resource handle.
         self.derives = not any(
-            isinstance(t.kind, _wit.RecordKind | _wit.VariantKind) and _has_handles([t])
+            _is_compound(t) and _has_handles([t])
             for t in _world_typedefs(world)
         )
 
@@ -174,7 +174,7 @@ class _Crate:
             if isinstance(node, _wit.TypeDef):
                 if node.owner.startswith("wasmplug:host/"):
                     return False  # the SDK's own bindings
-                if isinstance(node.kind, _wit.RecordKind | _wit.VariantKind) and not self.derives:
+                if _is_compound(node) and not self.derives:
                     return False
         return True
 
@@ -237,29 +237,45 @@ def _rust(t: _wit.WitType, crate: _Crate) -> _Rust:
         WitError: The type is one wasmplug cannot run yet (``future``, ``stream``,
             ``error-context``, ``map``, fixed-length lists).
     """
-    if isinstance(t, _wit.Primitive):
+    return _RustOf(crate).visit(t)
+
+
+class _RustOf(_wit.TypeVisitor[_Rust]):
+    """:func:`_rust` as a walk over the WIT model: one method per kind of type."""
+
+    __slots__ = ("crate",)
+
+    def __init__(self, crate: _Crate) -> None:
+        self.crate = crate
+
+    def visit_primitive(self, t: _wit.Primitive) -> _Rust:
         return _Rust(*_PRIMITIVES[t.name])
-    if isinstance(t, _wit.ListType):
-        return _Rust(f"Vec<{_rust(t.element, crate).type}>", "Vec::new()")
-    if isinstance(t, _wit.OptionType):
-        return _Rust(f"Option<{_rust(t.inner, crate).type}>", "None")
-    if isinstance(t, _wit.ResultType):
-        ok = _rust(t.ok, crate) if t.ok is not None else _Rust("()", "()")
-        err = _rust(t.err, crate) if t.err is not None else _Rust("()", "()")
+
+    def visit_list(self, t: _wit.ListType) -> _Rust:
+        return _Rust(f"Vec<{self.visit(t.element).type}>", "Vec::new()")
+
+    def visit_option(self, t: _wit.OptionType) -> _Rust:
+        return _Rust(f"Option<{self.visit(t.inner).type}>", "None")
+
+    def visit_result(self, t: _wit.ResultType) -> _Rust:
+        ok = self.visit(t.ok) if t.ok is not None else _Rust("()", "()")
+        err = self.visit(t.err) if t.err is not None else _Rust("()", "()")
         value = (
             f"Ok({ok.value})"
             if ok.value is not None
             else (f"Err({err.value})" if err.value is not None else None)
         )
         return _Rust(f"Result<{ok.type}, {err.type}>", value)
-    if isinstance(t, _wit.TupleType):
-        parts = [_rust(e, crate) for e in t.elements]
+
+    def visit_tuple(self, t: _wit.TupleType) -> _Rust:
+        parts = [self.visit(e) for e in t.elements]
         comma = "," if len(parts) == 1 else ""
         values = [p.value for p in parts]
         value = None if None in values else f"({', '.join(map(str, values))}{comma})"
         return _Rust(f"({', '.join(p.type for p in parts)}{comma})", value)
-    if isinstance(t, _wit.HandleType):
-        resource = t.resource
+
+    def visit_handle(self, t: _wit.HandleType) -> _Rust:
+        crate, resource = self.crate, t.resource
         if crate.exports_resource(resource):
             if t.borrow:
                 return _Rust(f"{crate.named(resource, 'Borrow')}<'_>", None)
@@ -267,36 +283,47 @@ def _rust(t: _wit.WitType, crate: _Crate) -> _Rust:
             return _Rust(name, f"{name}::new({crate.impl_name(resource)})")
         name = crate.named(resource)
         return _Rust(f"&{name}" if t.borrow else name, None)
-    if isinstance(t, _wit.Unsupported):
+
+    def visit_unsupported(self, t: _wit.Unsupported) -> _Rust:
         raise WitError(
-            f"world {crate.world.qualified_name} uses {t.text}, which wasmplug cannot "
-            "run yet: the scaffold has no Rust for it"
+            f"world {self.crate.world.qualified_name} uses {t.text}, which wasmplug "
+            "cannot run yet: the scaffold has no Rust for it"
         )
-    # A named type: records, variants, enums and flags by name; aliases by name with
+
+    # Named types: records, variants, enums and flags by name; aliases by name with
     # the stub of what they stand for.
-    name = crate.named(t)
-    kind = t.kind
-    if isinstance(kind, _wit.AliasKind):
-        return _Rust(name, _rust(kind.target, crate).value)
-    if isinstance(kind, _wit.ResourceKind):
-        return _rust(_wit.HandleType(t, borrow=False), crate)
-    if isinstance(kind, _wit.RecordKind):
-        fields = [(f.name, _rust(f.type, crate).value) for f in kind.fields]
+
+    def visit_alias(self, t: _wit.TypeDef, kind: _wit.AliasKind) -> _Rust:
+        return _Rust(self.crate.named(t), self.visit(kind.target).value)
+
+    def visit_resource(self, t: _wit.TypeDef, kind: _wit.ResourceKind) -> _Rust:
+        return self.visit_handle(_wit.HandleType(t, borrow=False))
+
+    def visit_record(self, t: _wit.TypeDef, kind: _wit.RecordKind) -> _Rust:
+        name = self.crate.named(t)
+        fields = [(f.name, self.visit(f.type).value) for f in kind.fields]
         if any(v is None for _, v in fields):
             return _Rust(name, None)
         inner = ", ".join(f"{_snake(n)}: {v}" for n, v in fields)
         return _Rust(name, f"{name} {{ {inner} }}")
-    if isinstance(kind, _wit.VariantKind):
+
+    def visit_variant(self, t: _wit.TypeDef, kind: _wit.VariantKind) -> _Rust:
+        name = self.crate.named(t)
         for case in kind.cases:
             if case.type is None:
                 return _Rust(name, f"{name}::{_camel(case.name)}")
-            payload = _rust(case.type, crate).value
+            payload = self.visit(case.type).value
             if payload is not None:
                 return _Rust(name, f"{name}::{_camel(case.name)}({payload})")
         return _Rust(name, None)
-    if isinstance(kind, _wit.EnumKind):
+
+    def visit_enum(self, t: _wit.TypeDef, kind: _wit.EnumKind) -> _Rust:
+        name = self.crate.named(t)
         return _Rust(name, f"{name}::{_camel(kind.cases[0].name)}")
-    return _Rust(name, f"{name}::empty()")  # flags
+
+    def visit_flags(self, t: _wit.TypeDef, kind: _wit.FlagsKind) -> _Rust:
+        name = self.crate.named(t)
+        return _Rust(name, f"{name}::empty()")
 
 
 # --- the crate's files -------------------------------------------------------------------
@@ -316,10 +343,18 @@ def _world_typedefs(world: _wit.World) -> list[_wit.TypeDef]:
     return found
 
 
+def _is_compound(t: _wit.TypeDef) -> bool:
+    """Whether ``t`` is a record or variant (what ``generate!`` derives traits for)."""
+    return isinstance(t.kind, _wit.RecordKind | _wit.VariantKind)
+
+
+def _is_resource(t: _wit.WitType) -> bool:
+    return isinstance(t, _wit.TypeDef) and isinstance(t.kind, _wit.ResourceKind)
+
+
 def _has_handles(types: Iterable[_wit.WitType | None]) -> bool:
     return any(
-        isinstance(node, _wit.HandleType)
-        or (isinstance(node, _wit.TypeDef) and isinstance(node.kind, _wit.ResourceKind))
+        isinstance(node, _wit.HandleType) or _is_resource(node)
         for t in types
         for node in _wit.walk(t)
     )
