@@ -189,6 +189,12 @@ class HostContext:
         self._log_refilled = time.monotonic()
         self._suppressed = 0
 
+    def add_error_cases(self, cases: Mapping[str, Callable[[str], Any]]) -> None:
+        """Adds error case constructors for the cases the world does not define (a
+        backend whose guests receive errors in another shape: Extism's)."""
+        for case, make in cases.items():
+            self._error_cases.setdefault(case, make)
+
     def error(self, case: str, message: str) -> Err[Any]:
         """Returns ``err(error.<case>(message))`` for the guest; ``http.<case>`` names
         a case of ``http.http-error``."""
