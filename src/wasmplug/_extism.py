@@ -106,8 +106,9 @@ _LOG_LEVELS = {
     "log_error": "error",
 }
 #: HTTP status codes of the response a refused request gets (Extism's HTTP has no
-#: error channel but a trap): the body is the refusal's message.
-_REFUSAL_STATUS = {"denied": 403, "too-large": 413, "timeout": 504}
+#: error channel but a trap), per ``http-error`` case; the body is the refusal's
+#: message. A ``connection`` failure gets 502.
+_REFUSAL_STATUS = {"denied": 403, "invalid": 400, "too-large": 413, "timeout": 504}
 _REFUSAL_OTHER = 502
 
 
@@ -149,23 +150,25 @@ def refusals(policy: Policy) -> list[str]:
 
 
 class _Refusal:
-    """An error value for the guest in Extism's shape (the capabilities' ``err``:
-    a refused HTTP request becomes a response, a refused log record nothing)."""
+    """An error value for the guest in Extism's shape (the capabilities' ``err``: a
+    refused HTTP request becomes a response, a refused log record nothing); one
+    subclass per error case."""
 
-    def __init__(self, case: str, message: str) -> None:
-        self.case = case
+    case = ""
+
+    def __init__(self, message: str) -> None:
         self.value = message
 
 
-def _refusal(case: str) -> Callable[[str], _Refusal]:
-    return lambda message: _Refusal(case, message)
+def _refusal(case: str) -> type:
+    return type(f"_Refusal_{case.replace('-', '_')}", (_Refusal,), {"case": case})
 
 
-_ERROR_CASES: dict[str, Callable[[str], _Refusal]] = {
+_ERROR_CASES: dict[str, type] = {
     "denied": _refusal("denied"),
     **{
         f"http.{case}": _refusal(case)
-        for case in ("denied", "invalid", "too-large", "timeout", "connection", "protocol")
+        for case in ("denied", "invalid", "too-large", "timeout", "connection")
     },
 }
 
@@ -225,9 +228,7 @@ class ExtismBackend(Sandbox, Backend):
         refused = refusals(policy)
         if refused:
             raise PolicyError(
-                "the Extism backend cannot enforce "
-                + "; ".join(refused)
-                + " (see docs/extism.md)",
+                "the Extism backend cannot enforce " + "; ".join(refused) + " (see docs/extism.md)",
                 plugin=plugin,
             )
         ctx.add_error_cases(_ERROR_CASES)
@@ -311,7 +312,8 @@ class ExtismBackend(Sandbox, Backend):
                 continue
             if not isinstance(ftype, wasmtime.FuncType):
                 raise LinkError(
-                    f"imports {module}#{name}, which is not a function", [f"{module}#{name}"],
+                    f"imports {module}#{name}, which is not a function",
+                    [f"{module}#{name}"],
                     plugin=plugin,
                 )
             params = [str(p) for p in ftype.params]
@@ -347,7 +349,9 @@ class ExtismBackend(Sandbox, Backend):
                     [f"{module}#{name}"],
                     plugin=plugin,
                 )
-            self._add(EXTISM_USER, name, len(params), len(results), self._host_body(qualified, func, impl))
+            self._add(
+                EXTISM_USER, name, len(params), len(results), self._host_body(qualified, func, impl)
+            )
 
     def _link_kernel(self, name: str, params: list[str], results: list[str]) -> None:
         """Serves the kernel functions that carry a capability (HTTP, log) with
@@ -364,7 +368,9 @@ class ExtismBackend(Sandbox, Backend):
         elif name == "get_log_level" and signature == ([], ["i32"]):
             # Every record reaches the log capability, which applies Grants.log and
             # counts a denied one.
-            self._add(EXTISM_ENV, name, 0, 1, lambda current, args, out: None, results_type=native.I32)
+            self._add(
+                EXTISM_ENV, name, 0, 1, lambda current, args, out: None, results_type=native.I32
+            )
 
     def _add(
         self,
@@ -580,7 +586,11 @@ class ExtismBackend(Sandbox, Backend):
             ctx.host_time * 1e6,
             None,
         )
-        if ctx.failure is not None or self._interrupted or (error is not None and self._is_runtime(rc, error)):
+        if (
+            ctx.failure is not None
+            or self._interrupted
+            or (error is not None and self._is_runtime(rc, error))
+        ):
             raise self._failed(function, error or "", stats)
         try:
             if error is not None:
@@ -626,7 +636,9 @@ class ExtismBackend(Sandbox, Backend):
             result = target.ok
         return self._decode(raw, result, function, "result", stats)
 
-    def _guest_error(self, export: ExportFunc, function: str, message: str, stats: CallStats) -> Any:
+    def _guest_error(
+        self, export: ExportFunc, function: str, message: str, stats: CallStats
+    ) -> Any:
         """The ``err`` value of an error the plugin returned."""
         target = _wit.unalias(export.wit.result) if export.wit.result is not None else None
         if not isinstance(target, _wit.ResultType):
@@ -647,7 +659,9 @@ class ExtismBackend(Sandbox, Backend):
             return message
         return self._decode(message.encode(), target.err, function, "error", stats)
 
-    def _decode(self, raw: bytes, t: _wit.WitType, function: str, what: str, stats: CallStats) -> Any:
+    def _decode(
+        self, raw: bytes, t: _wit.WitType, function: str, what: str, stats: CallStats
+    ) -> Any:
         try:
             return from_json(json.loads(raw), t, self._types)
         except (ValueError, Mismatch) as e:
@@ -675,7 +689,8 @@ class ExtismBackend(Sandbox, Backend):
             error = self._host_failure(function, ctx.failure, stats, message)
         elif self._interrupted:
             error = CallInterrupted(
-                f"{function} was interrupted (Plugin.interrupt, or its awaiting task was cancelled)",
+                f"{function} was interrupted (Plugin.interrupt, or its awaiting task was "
+                "cancelled)",
                 plugin=plugin,
                 function=function,
                 stats=stats,

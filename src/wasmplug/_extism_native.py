@@ -75,7 +75,9 @@ def _take_error(err: Any) -> str:
     return str(message)
 
 
-def compile_plugin(manifest: bytes, functions: Sequence[Any], *, wasi: bool, fuel: int | None) -> Any:
+def compile_plugin(
+    manifest: bytes, functions: Sequence[Any], *, wasi: bool, fuel: int | None
+) -> Any:
     """Compiles a plugin from its JSON manifest, linking ``functions`` (made by
     :func:`new_function`; each can be linked into one compiled plugin only).
 
@@ -187,7 +189,10 @@ def new_function(
     """
 
     def trampoline(current: Any, inputs: Any, n_in: int, outputs: Any, n_out: int, _: Any) -> None:
-        args = [int(inputs[i].v.i64) if inputs[i].t == I64 else int(inputs[i].v.i32) for i in range(n_in)]
+        args = [
+            int(inputs[i].v.i64) if inputs[i].t == I64 else int(inputs[i].v.i32)
+            for i in range(n_in)
+        ]
         values = [0] * n_out
         body(current, args, values)
         for i in range(n_out):

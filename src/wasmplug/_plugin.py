@@ -20,7 +20,6 @@ from ._backend import Backend, Outcome
 from ._bindings import TypeNamespace
 from ._component import ComponentBackend
 from ._core import CoreBackend
-from ._extism import ExtismBackend, is_extism_module
 from ._engine import Engine, sha256_hex
 from ._exceptions import (
     ArgumentError,
@@ -32,6 +31,7 @@ from ._exceptions import (
     PolicyError,
     ReentrantCallError,
 )
+from ._extism import ExtismBackend, is_extism_module
 from ._host import HostContext
 from ._kv import KvNamespace, KvStore, MemoryKvStore
 from ._manifest import CapabilityReport, Manifest, compare, enforce, read_manifest
