@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import argparse
 import difflib
-import enum
 import json
 import math
 import os
@@ -48,11 +47,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import attrs
-
 from ._bindgen import generate_bindings
-from ._bindings import TypeNamespace
 from ._exceptions import GuestError, WasmplugError, WitError
+from ._jsonvalue import to_json
 from ._version import __version__
 
 if TYPE_CHECKING:
@@ -173,29 +170,6 @@ def _inspect(args: argparse.Namespace) -> int:
     return 0
 
 
-def _to_json(value: Any, types: TypeNamespace) -> Any:
-    """A lifted WIT value as JSON data: records as objects, a variant case as
-    ``{"case": payload}`` (``{"case": null}`` without one), enums by case name, flags
-    as the list of those set, bytes as a list of numbers."""
-    cls = type(value)
-    case = types.variant_case(cls)
-    if case is not None:
-        return {case: _to_json(getattr(value, "value", None), types)}
-    if attrs.has(cls):
-        return {f.name: _to_json(getattr(value, f.name), types) for f in attrs.fields(cls)}
-    if isinstance(value, enum.Flag):  # flags: the WIT names of the flags set
-        return [str(m.name).lower().replace("_", "-") for m in type(value) if m in value]
-    if isinstance(value, enum.Enum):
-        return value.value
-    if isinstance(value, bytes | bytearray):
-        return list(value)
-    if isinstance(value, list | tuple):
-        return [_to_json(v, types) for v in value]
-    if isinstance(value, dict):
-        return {str(k): _to_json(v, types) for k, v in value.items()}
-    return value
-
-
 class _Failed(Exception):
     """A command's error, already worded for standard error."""
 
@@ -245,7 +219,7 @@ def _call(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             try:
                 result = plugin.call(args.function, *values)
             except GuestError as e:
-                print(json.dumps({"err": _to_json(e.value, types)}))
+                print(json.dumps({"err": to_json(e.value, types)}))
                 print(f"wasmplug call: {e}", file=sys.stderr)
                 return 1
             finally:
@@ -254,7 +228,7 @@ def _call(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     except (_Failed, OSError, WasmplugError) as e:
         print(f"wasmplug call: error: {e}", file=sys.stderr)
         return 1
-    print(json.dumps(_to_json(result, types)))
+    print(json.dumps(to_json(result, types)))
     return 0
 
 
