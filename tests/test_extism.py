@@ -266,6 +266,13 @@ def test_http_grant_applies_every_field(load: Any, server: Server) -> None:
     assert "HTTP 403" in str(error.value)
 
 
+def test_config_without_the_grant_is_a_denial(load: Any) -> None:
+    """Reading configuration without ``Grants.config`` is a counted denial (the
+    plugin reads nothing), as on the other backends."""
+    plugin = load()
+    assert assert_denied(plugin, "config", "get-config", "greeting") is None
+
+
 def test_files_are_the_preopens_only(load: Any, tmp_path: Path) -> None:
     """A granted directory is readable at its guest path; any other path is not
     there for the guest (its error comes back as its ``err``)."""

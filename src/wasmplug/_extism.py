@@ -27,7 +27,9 @@ with a :class:`~wasmplug.PolicyError` (:func:`refusals`):
 - ``Limits.memory_bytes``: the manifest's ``memory.max_pages`` (whole 64 KiB pages).
 - ``Limits.deadline_ms``: the manifest's ``timeout_ms``.
 - ``Grants.files``: the manifest's ``allowed_paths`` (``ro:`` when not writable).
-- ``Grants.config``: the manifest's ``config``.
+- ``Grants.config``: the manifest's ``config``, served by wasmplug's ``config``
+  capability in place of Extism's ``config_get`` (a read without the grant is a
+  counted denial, as on the other backends).
 - ``Grants.http``: served by wasmplug's own HTTP capability (``_http.py``) in place
   of Extism's ``http_request``, so every field of the grant applies as on the other
   backends; the manifest's ``allowed_hosts`` lists the granted hosts as well.
@@ -243,8 +245,17 @@ class ExtismBackend(Sandbox, Backend):
         self._exports: dict[str, tuple[bytes, ExportFunc]] = {
             name: (extism_name(name).encode(), export) for name, export in world.exports.items()
         }
+        # Host functions as (namespace, name, params, results, body); libextism links
+        # a function into one compiled plugin only, so they are made per compile.
+        self._specs: list[tuple[str, str, list[int], list[int], native.HostCallback]] = []
         self._keep: list[Any] = []
         self._functions: list[Any] = []
+        # A cancel was sent to the running call (interrupt): libextism's cancel is
+        # processed on its timer thread, maybe after the call ended, and stops
+        # whatever runs on the compiled plugin's engine then. So after it the
+        # instance is dropped and the plugin compiled afresh (a new engine).
+        self._cancel_sent = False
+        self._recompile = False
         self._http_status = 0
         self._manifest = self._make_manifest(wasm)
         self._link(imports, world, host_impls)
@@ -363,6 +374,8 @@ class ExtismBackend(Sandbox, Backend):
             self._add(EXTISM_ENV, name, 0, 1, self._http_status_code, results_type=native.I32)
         elif name == "http_headers" and signature == ([], ["i64"]):
             self._add(EXTISM_ENV, name, 0, 1, self._no_headers)
+        elif name == "config_get" and signature == (["i64"], ["i64"]):
+            self._add(EXTISM_ENV, name, 1, 1, self._config_get)
         elif name in _LOG_LEVELS and signature == (["i64"], []):
             self._add(EXTISM_ENV, name, 1, 0, self._log_body(_Level(_LOG_LEVELS[name])))
         elif name == "get_log_level" and signature == ([], ["i32"]):
@@ -382,20 +395,22 @@ class ExtismBackend(Sandbox, Backend):
         *,
         results_type: int = native.I64,
     ) -> None:
-        function, keep = native.new_function(
-            namespace,
-            name,
-            [native.I64] * n_params,
-            [results_type] * n_results,
-            self._guarded(f"{namespace}#{name}", body),
+        self._specs.append(
+            (
+                namespace,
+                name,
+                [native.I64] * n_params,
+                [results_type] * n_results,
+                self._guarded(f"{namespace}#{name}", body),
+            )
         )
-        self._functions.append(function)
-        self._keep.append(keep)
 
     def _guarded(self, qualified: str, body: native.HostCallback) -> native.HostCallback:
         """Wraps a host function body: it counts as a host call, and whatever it
-        raises is recorded as the call's failure (libextism cannot fail a call from a
-        host function, so the running call is cancelled and fails on return)."""
+        raises is recorded as the call's failure. libextism cannot fail a call from a
+        host function: the guest gets no result (offset 0), its later host calls do
+        nothing, and the call fails with the recorded failure when the guest returns
+        (within its fuel and deadline)."""
         ctx = self._ctx
 
         def call(current: Any, args: list[int], out: list[int]) -> None:
@@ -407,7 +422,6 @@ class ExtismBackend(Sandbox, Backend):
                 body(current, args, out)
             except BaseException as e:  # never into cffi, which would print and go on
                 ctx.failure = (qualified, e)
-                self._stop()
 
         return call
 
@@ -478,6 +492,15 @@ class ExtismBackend(Sandbox, Backend):
             body = bytes(value["body"])
         out[0] = self._write(current, body, "http_request")
 
+    def _config_get(self, current: Any, args: list[int], out: list[int]) -> None:
+        """Extism's ``config_get`` over wasmplug's ``config`` capability: a key of
+        ``Grants.config`` (offset 0 for a missing one), or a counted denial (offset
+        0) without the grant."""
+        key = native.read_block(current, args[0]).decode(errors="replace")
+        result = _host._config_get(self._ctx, key)
+        value = result.value
+        out[0] = 0 if not isinstance(value, str) else self._write(current, value.encode(), key)
+
     def _http_status_code(self, current: Any, args: list[int], out: list[int]) -> None:
         out[0] = self._http_status
 
@@ -505,9 +528,7 @@ class ExtismBackend(Sandbox, Backend):
         """
         plugin = self._ctx.plugin
         try:
-            self._compiled = native.compile_plugin(
-                self._manifest, self._functions, wasi=self._wasi, fuel=self._policy.limits.fuel
-            )
+            self._compile()
         except native.ExtismFailure as e:
             text = str(e)
             if "import" in text:
@@ -522,7 +543,38 @@ class ExtismBackend(Sandbox, Backend):
         if missing:
             raise WorldMismatchError(self._world.name, missing, plugin=plugin)
 
+    def _compile(self) -> None:
+        """(Re)compiles the plugin with new host functions, freeing the old ones.
+
+        Raises:
+            native.ExtismFailure: libextism refused it.
+        """
+        self._free_compiled()
+        made = [native.new_function(*spec) for spec in self._specs]
+        self._functions = [function for function, _ in made]
+        self._keep = [keep for _, keep in made]
+        self._compiled = native.compile_plugin(
+            self._manifest, self._functions, wasi=self._wasi, fuel=self._policy.limits.fuel
+        )
+
+    def _free_compiled(self) -> None:
+        if self._compiled is not None:
+            native.free_compiled(self._compiled)
+            self._compiled = None
+        for function in self._functions:
+            native.free_function(function)
+        self._functions = []
+        self._keep = []
+
     def _instantiate(self) -> None:
+        if self._recompile:
+            self._recompile = False
+            try:
+                self._compile()
+            except native.ExtismFailure as e:
+                raise InstantiationError(
+                    f"cannot compile it again: {e}", plugin=self._ctx.plugin
+                ) from None
         self._ctx.deadline = perf_counter() + (
             math.inf if self._limits.deadline_ms is None else self._limits.deadline_ms / 1000
         )
@@ -571,11 +623,16 @@ class ExtismBackend(Sandbox, Backend):
             self._instantiate()
         self.begin(function)
         start = perf_counter()
-        self._running = True
+        with self._lock:
+            self._running = True
         try:
             rc, error = native.call(self._plugin, name, data)
         finally:
-            self._running = False
+            with self._lock:
+                self._running = False
+                cancelled, self._cancel_sent = self._cancel_sent, False
+        if cancelled:
+            self._recompile = True  # a cancel may still be on its way: a new engine
         stats = CallStats(
             function,
             0,  # libextism does not report the fuel a call used
@@ -597,7 +654,7 @@ class ExtismBackend(Sandbox, Backend):
                 return self._guest_error(export, function, error, stats), False, stats
             return self._result(export, function, stats), True, stats
         finally:
-            if self.per_call:
+            if self.per_call or cancelled:
                 self._discard()
 
     @staticmethod
@@ -743,18 +800,14 @@ class ExtismBackend(Sandbox, Backend):
 
     # -- lifecycle ---------------------------------------------------------------------
 
-    def _stop(self) -> None:
-        """Cancels the running call (from a host function or another thread)."""
-        with self._lock:
-            if self._cancel is not None and self._running:
-                native.cancel(self._cancel)
-
     def interrupt(self) -> None:
         """Stops the running call, if any: it fails with
-        :class:`~wasmplug.CallInterrupted`."""
-        if self._running:
-            self._interrupted = True
-            self._stop()
+        :class:`~wasmplug.CallInterrupted`. Callable from any thread."""
+        with self._lock:
+            if self._cancel is not None and self._running:
+                self._interrupted = True
+                self._cancel_sent = True
+                native.cancel(self._cancel)
 
     def _discard(self) -> None:
         with self._lock:
@@ -765,10 +818,4 @@ class ExtismBackend(Sandbox, Backend):
     def close(self) -> None:
         """Frees the instance, the compiled plugin and the host functions."""
         self._discard()
-        if self._compiled is not None:
-            native.free_compiled(self._compiled)
-            self._compiled = None
-        for function in self._functions:
-            native.free_function(function)
-        self._functions = []
-        self._keep = []
+        self._free_compiled()
