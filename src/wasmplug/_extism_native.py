@@ -30,6 +30,7 @@ __all__ = [
     "I64",
     "ExtismFailure",
     "HostCallback",
+    "call",
     "cancel",
     "cancel_handle",
     "compile_plugin",
@@ -39,8 +40,9 @@ __all__ = [
     "function_exists",
     "instantiate",
     "new_function",
+    "output",
+    "output_length",
     "read_block",
-    "set_output",
     "version",
     "write_block",
 ]
@@ -241,8 +243,3 @@ def write_block(current: Any, data: bytes) -> int:
     base = lib.extism_current_plugin_memory(current)
     ffi.memmove(base + offset, data, len(data))
     return offset
-
-
-def set_output(values: list[int], value: int) -> None:
-    """Sets the first result of a host function."""
-    values[0] = value
