@@ -52,17 +52,19 @@ def shout(text: str) -> str:
 
 @pytest.fixture
 def load(wasm: Path, wasmplug_load: Any) -> Any:
-    """Loads the Extism fixture under ``grants`` and ``limits`` (default ones), with
-    ``shout`` as its host function unless ``imports`` is given."""
+    """Loads the Extism fixture under ``grants`` and ``limits`` (default ones), or
+    ``policy``, with ``shout`` as its host function unless ``imports`` is given."""
 
     def load(
         grants: wasmplug.Grants | None = None,
         limits: wasmplug.Limits | None = None,
+        policy: wasmplug.Policy | None = None,
         **kwargs: Any,
     ) -> wasmplug.Plugin:
-        policy = wasmplug.Policy(
-            grants=grants or wasmplug.Grants(), limits=limits or wasmplug.Limits()
-        )
+        if policy is None:
+            policy = wasmplug.Policy(
+                grants=grants or wasmplug.Grants(), limits=limits or wasmplug.Limits()
+            )
         kwargs.setdefault("imports", {"hooks": {"shout": shout}})
         kwargs.setdefault("name", "ext")
         return wasmplug_load(wasm, world=WORLD, policy=policy, **kwargs)  # type: ignore[no-any-return]
@@ -130,6 +132,39 @@ def test_a_wrong_argument_is_refused_before_the_call(load: Any) -> None:
     with pytest.raises(wasmplug.ArgumentError, match=r"s\.rect\.x: expected s32"):
         plugin.call("describe", T.ShapeRect(T.Point(x=2**40, y=0)), T.Color.RED)
     assert plugin.last_call is None
+
+
+def test_a_result_that_does_not_fit_its_type_is_an_invalid_guest_value(
+    wasm: Path, wasmplug_load: Any, tmp_path: Path
+) -> None:
+    """Output that does not decode as the export's WIT result is the guest's fault:
+    InvalidGuestValue (a Trap) naming the plugin, what was expected and found."""
+    (tmp_path / "w.wit").write_text(
+        "package t:t;\n"
+        "interface hooks { shout: func(text: string) -> string; }\n"
+        "world w { import hooks; export add: func(a: u32, b: u32) -> string; }\n"
+    )
+    world = wasmplug.load_world(tmp_path, "w")
+    plugin = wasmplug_load(wasm, world=world, imports={"hooks": {"shout": shout}}, name="liar")
+    with pytest.raises(wasmplug.InvalidGuestValue) as info:
+        plugin.call("add", 1, 2)
+    assert info.value.plugin == "liar"
+    assert "result: expected string, found int 3" in str(info.value)
+
+
+def test_instance_per_call(load: Any) -> None:
+    """The first call after load runs on a fresh instance, the next ones on the same;
+    with ``Policy.instance_per_call`` every call runs on a fresh instance."""
+    plugin = load()
+    for fresh_instance in (True, False, False):
+        plugin.call("add", 1, 1)
+        assert plugin.last_call is not None
+        assert plugin.last_call.fresh_instance is fresh_instance
+    fresh = load(policy=wasmplug.Policy(instance_per_call=True), name="fresh")
+    for _ in range(2):
+        assert fresh.call("add", 1, 1) == 2
+        assert fresh.last_call is not None
+        assert fresh.last_call.fresh_instance
 
 
 def test_json_mapping_round_trips_and_names_the_mismatch() -> None:

@@ -256,6 +256,7 @@ class ExtismBackend(Sandbox, Backend):
         # instance is dropped and the plugin compiled afresh (a new engine).
         self._cancel_sent = False
         self._recompile = False
+        self._fresh = False
         self._http_status = 0
         self._manifest = self._make_manifest(wasm)
         self._link(imports, world, host_impls)
@@ -270,13 +271,8 @@ class ExtismBackend(Sandbox, Backend):
     def _make_manifest(self, wasm: bytes) -> bytes:
         grants, limits = self._policy.grants, self._policy.limits
         manifest: dict[str, Any] = {"wasm": [{"data": base64.b64encode(wasm).decode()}]}
-        memory: dict[str, int] = {}
         if limits.memory_bytes is not None:
-            memory["max_pages"] = limits.memory_bytes // _PAGE
-        if grants.http is not None:
-            memory["max_http_response_bytes"] = grants.http.max_response_bytes
-        if memory:
-            manifest["memory"] = memory
+            manifest["memory"] = {"max_pages": limits.memory_bytes // _PAGE}
         if limits.deadline_ms is not None:
             manifest["timeout_ms"] = limits.deadline_ms
         if grants.config is not None:
@@ -585,6 +581,7 @@ class ExtismBackend(Sandbox, Backend):
         with self._lock:
             self._plugin = instance
             self._cancel = native.cancel_handle(instance)
+        self._fresh = True  # no call has run on it yet
 
     # -- calls -------------------------------------------------------------------------
 
@@ -618,9 +615,9 @@ class ExtismBackend(Sandbox, Backend):
         name, export = self._exports[function]
         data = self._input(export, args, function)
         ctx = self._ctx
-        fresh = self._plugin is None
-        if fresh:
+        if self._plugin is None:
             self._instantiate()
+        fresh, self._fresh = self._fresh, False
         self.begin(function)
         start = perf_counter()
         with self._lock:
