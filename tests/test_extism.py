@@ -244,6 +244,18 @@ def test_memory_breach_is_memory_limit_exceeded(load: Any) -> None:
     assert plugin.call("grow", 1) == 1 << 20
 
 
+def test_a_host_result_past_the_memory_limit_is_memory_limit_exceeded(load: Any) -> None:
+    """A host function's result that does not fit in the guest's memory limit is
+    MemoryLimitExceeded too (not a host function failure)."""
+    plugin = load(
+        limits=wasmplug.Limits(memory_bytes=4 << 20),
+        imports={"hooks": {"shout": lambda text: "x" * (16 << 20)}},
+    )
+    error = assert_breach(plugin, "memory_bytes", "call-hook", "a")
+    assert isinstance(error, wasmplug.MemoryLimitExceeded)
+    assert plugin.call("add", 1, 2) == 3
+
+
 def test_output_limit(load: Any) -> None:
     """An output longer than ``output_bytes`` raises OutputLimitExceeded."""
     plugin = load(limits=wasmplug.Limits(output_bytes=40))

@@ -185,6 +185,11 @@ class _Level(enum.Enum):
     ERROR = "error"
 
 
+class _NoGuestMemory(Exception):
+    """Extism could not allocate a block for a host function's result: the guest's
+    memory is at ``Limits.memory_bytes``."""
+
+
 class _HttpRequest:
     """Extism's HTTP request (its JSON and the body block) in the shape the ``http``
     capability reads."""
@@ -458,7 +463,7 @@ class ExtismBackend(Sandbox, Backend):
     def _write(self, current: Any, data: bytes, qualified: str) -> int:
         offset = native.write_block(current, data)
         if offset == 0 and data:
-            raise MemoryError(f"Extism could not allocate {len(data)} bytes for {qualified}")
+            raise _NoGuestMemory(f"Extism could not allocate {len(data)} bytes for {qualified}")
         return offset
 
     def _http_request(self, current: Any, args: list[int], out: list[int]) -> None:
@@ -739,7 +744,18 @@ class ExtismBackend(Sandbox, Backend):
         limits = self._limits
         plugin = ctx.plugin
         error: CallError
-        if ctx.failure is not None:
+        if ctx.failure is not None and isinstance(ctx.failure[1], _NoGuestMemory):
+            error = MemoryLimitExceeded(
+                f"{function} ran out of memory (limit {limits.memory_bytes} bytes): "
+                f"{ctx.failure[1]}",
+                limit="memory_bytes",
+                allowed=limits.memory_bytes or 0,
+                plugin=plugin,
+                function=function,
+                stats=stats,
+                detail=message,
+            )
+        elif ctx.failure is not None:
             error = self._host_failure(function, ctx.failure, stats, message)
         elif self._interrupted:
             error = CallInterrupted(
