@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -81,6 +82,17 @@ def test_an_extism_plugin_is_recognized_by_its_imports(load: Any) -> None:
     plugin = load()
     assert plugin.kind == "extism"
     assert plugin.imports == ("extism:host/user#shout",)
+
+
+def test_without_the_extism_package_the_error_says_what_to_install(
+    wasm: Path, wasmplug_load: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``extism`` is an optional extra: without it, loading an Extism plugin is a
+    LoadError naming the plugin and the extra (wasmplug itself imports fine)."""
+    monkeypatch.setitem(sys.modules, "wasmplug._extism", None)  # as if not importable
+    with pytest.raises(wasmplug.LoadError, match=r"wasmplug\[extism\]") as info:
+        wasmplug_load(wasm, world=WORLD, imports={"hooks": {"shout": shout}}, name="no-sdk")
+    assert info.value.plugin == "no-sdk"
 
 
 def test_typed_calls_round_trip(load: Any) -> None:

@@ -535,7 +535,7 @@ def _check_header(wasm: bytes, plugin: str | None) -> bool:
             plugin=plugin,
         )
     if wasm[4:8] == _CORE_MODULE_HEADER:
-        if not _has_component_type(wasm) and not _imports_extism(wasm):
+        if not _has_component_type(wasm) and not imports_extism(wasm):
             raise InvalidWasmError(
                 "this is a core WebAssembly module without a component-type custom "
                 "section (the world wit-bindgen embeds) and not an Extism plugin (no "
@@ -567,7 +567,7 @@ def _has_component_type(wasm: bytes) -> bool:
 _EXTISM_IMPORT = b"\x0fextism:host/env"
 
 
-def _imports_extism(wasm: bytes) -> bool:
+def imports_extism(wasm: bytes) -> bool:
     """Whether a core module's import section names the module ``extism:host/env``
     (an Extism plugin: ``wasmplug._extism``)."""
     at = 8

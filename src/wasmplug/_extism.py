@@ -2,11 +2,12 @@
 under a wasmplug :class:`~wasmplug.Policy`, behind :class:`~wasmplug._backend.Backend`.
 
 ``wasmplug.load`` picks it for a core module that imports ``extism:host/env`` (every
-plugin ``extism-pdk`` builds does). libextism is called through ``_extism_native``
-(the only module that touches the SDK's cffi library object), not through
-``extism.Plugin``: that class has no fuel-limited constructor, gives every plugin
-the host functions of a process-wide registry, and ignores exceptions raised in host
-functions.
+plugin ``extism-pdk`` builds does; ``_engine.imports_extism``), and imports this
+module only then: the ``extism`` package is an optional extra. libextism is called
+through ``_extism_native`` (the only module that touches the SDK's cffi library
+object), not through ``extism.Plugin``: that class has no fuel-limited constructor,
+gives every plugin the host functions of a process-wide registry, and ignores
+exceptions raised in host functions.
 
 Calling convention (``docs/extism.md``): the world's WIT describes the exports. An
 export ``read-file`` (``rules.evaluate`` in an exported interface) is the Extism
@@ -82,7 +83,7 @@ if TYPE_CHECKING:
     from ._host import HostContext
     from ._world import ExportFunc, World
 
-__all__ = ["EXTISM_ENV", "EXTISM_USER", "ExtismBackend", "is_extism_module", "refusals"]
+__all__ = ["EXTISM_ENV", "EXTISM_USER", "ExtismBackend", "refusals"]
 
 #: The Extism kernel's import module.
 EXTISM_ENV = "extism:host/env"
@@ -112,12 +113,6 @@ _LOG_LEVELS = {
 #: message. A ``connection`` failure gets 502.
 _REFUSAL_STATUS = {"denied": 403, "invalid": 400, "too-large": 413, "timeout": 504}
 _REFUSAL_OTHER = 502
-
-
-def is_extism_module(module: wasmtime.Module) -> bool:
-    """Whether a core module is an Extism plugin: it imports from the Extism kernel
-    (``extism:host/env``), as everything ``extism-pdk`` builds does."""
-    return any(i.module == EXTISM_ENV for i in module.imports)
 
 
 def extism_name(call_name: str) -> str:

@@ -20,18 +20,18 @@ from ._backend import Backend, Outcome
 from ._bindings import TypeNamespace
 from ._component import ComponentBackend
 from ._core import CoreBackend
-from ._engine import Engine, sha256_hex
+from ._engine import Engine, imports_extism, sha256_hex
 from ._exceptions import (
     ArgumentError,
     CallError,
     IntegrityError,
     LinkError,
+    LoadError,
     PluginBusy,
     PluginClosedError,
     PolicyError,
     ReentrantCallError,
 )
-from ._extism import ExtismBackend, is_extism_module
 from ._host import HostContext
 from ._kv import KvNamespace, KvStore, MemoryKvStore
 from ._manifest import CapabilityReport, Manifest, compare, enforce, read_manifest
@@ -637,6 +637,7 @@ def load(
         ManifestError: the plugin's capability manifest is malformed, or there are two.
         CapabilityError: the policy is strict (``Policy.mode``) and the manifest asks
             for something its grants do not give.
+        LoadError: an Extism plugin, and the ``extism`` package is not installed.
         PolicyError: a preopened host directory does not exist; for an Extism
             plugin, the policy asks for something Extism cannot enforce (named).
         InstantiationError: the first instance cannot be created (for example its
@@ -685,7 +686,15 @@ def load(
         "epoch_deadline": engine.epoch_clock.deadline,
         "instance_per_call": policy.instance_per_call,
     }
-    if isinstance(compiled, wasmtime.Module) and is_extism_module(compiled):
+    if isinstance(compiled, wasmtime.Module) and imports_extism(wasm):
+        try:
+            from ._extism import ExtismBackend
+        except ImportError as e:
+            raise LoadError(
+                f"this is an Extism plugin, which needs the extism package ({e}): "
+                "pip install 'wasmplug[extism]'",
+                plugin=name,
+            ) from e
         backend = ExtismBackend(
             wasm=wasm,
             module=compiled,
