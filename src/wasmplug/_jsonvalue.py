@@ -50,6 +50,10 @@ _INT_RANGES = {
 }
 
 
+#: Python types whose values are their own JSON (checked first: the common case).
+_PLAIN = frozenset({int, str, float, bool, type(None)})
+
+
 def to_json(value: Any, types: TypeNamespace) -> Any:
     """A Python value of a WIT type (as :meth:`Plugin.call <wasmplug.Plugin.call>`
     takes and returns them) as JSON data, by its Python type: records as objects,
@@ -65,6 +69,8 @@ def to_json(value: Any, types: TypeNamespace) -> Any:
         Data :func:`json.dumps` can write.
     """
     cls = type(value)
+    if cls in _PLAIN:
+        return value
     case = types.variant_case(cls)
     if case is not None:
         return {case: to_json(getattr(value, "value", None), types)}
