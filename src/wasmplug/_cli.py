@@ -19,9 +19,10 @@ Subcommands:
     through the WIT types as :meth:`wasmplug.Plugin.call` maps Python values (records
     as objects with snake_case keys, enums by case name, flags as lists of names,
     options as ``null`` or the value, a variant case as ``{"case": payload}`` or,
-    without payload, ``"case"``, a result as ``{"ok": payload}`` or ``{"err": payload}``).
-    Prints the result as JSON on standard output (variant cases as
-    ``{"case": payload}``; a function's ``err`` as ``{"err": ...}``, exit status 1)
+    without payload, ``"case"``, a result as ``{"Ok": payload}`` or ``{"Err": payload}``:
+    wasmplug's one JSON mapping, :mod:`wasmplug._jsonvalue`). Prints the result as
+    JSON on standard output in the same forms (a function's ``err`` as
+    ``{"Err": ...}``, exit status 1)
     and the call's stats on standard error.
 
 ``bench PLUGIN FUNCTION [ARG ...] --wit WIT_PATH --world NAME [--policy FILE] [--calls N]``
@@ -43,7 +44,6 @@ from __future__ import annotations
 
 import argparse
 import difflib
-import enum
 import json
 import math
 import os
@@ -54,12 +54,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import attrs
-
-from . import _wit
 from ._bindgen import generate_bindings
-from ._bindings import Err, Ok, TypeNamespace, field_name
+from ._codec import Mismatch
 from ._exceptions import GuestError, WasmplugError, WitError
+from ._jsonvalue import from_json, to_json
 from ._version import __version__
 
 if TYPE_CHECKING:
@@ -236,111 +234,29 @@ def _inspect(args: argparse.Namespace) -> int:
     return 0
 
 
-def _to_json(value: Any, types: TypeNamespace) -> Any:
-    """A lifted WIT value as JSON data: records as objects, a variant case as
-    ``{"case": payload}`` (``{"case": null}`` without one), a nested result as
-    ``{"ok": payload}`` or ``{"err": payload}``, enums by case name, flags
-    as the list of those set, bytes as a list of numbers."""
-    if isinstance(value, Ok | Err):  # a result nested in another value
-        return {"ok" if isinstance(value, Ok) else "err": _to_json(value.value, types)}
-    cls = type(value)
-    case = types.variant_case(cls)
-    if case is not None:
-        return {case: _to_json(getattr(value, "value", None), types)}
-    if attrs.has(cls):
-        return {f.name: _to_json(getattr(value, f.name), types) for f in attrs.fields(cls)}
-    if isinstance(value, enum.Flag):  # flags: the WIT names of the flags set
-        return [str(m.name).lower().replace("_", "-") for m in type(value) if m in value]
-    if isinstance(value, enum.Enum):
-        return value.value
-    if isinstance(value, bytes | bytearray):
-        return list(value)
-    if isinstance(value, list | tuple):
-        return [_to_json(v, types) for v in value]
-    if isinstance(value, dict):
-        return {str(k): _to_json(v, types) for k, v in value.items()}
-    return value
-
-
 class _Failed(Exception):
     """A command's error, already worded for standard error."""
 
 
-def _from_json(value: Any, t: _wit.WitType, types: TypeNamespace, where: str) -> Any:
-    """A JSON argument as the Python value ``Plugin.call`` takes for WIT type ``t``:
-    variant cases written ``{"case": payload}`` (or ``"case"`` for a case without
-    payload) become their case classes and results written ``{"ok": payload}`` or
-    ``{"err": payload}`` become ``Ok``/``Err``, and a ``list<u8>`` written as an array
-    of numbers becomes ``bytes``, wherever they are nested; everything else is passed
-    on as it is (records as objects with snake_case keys, and so on).
-
-    Raises:
-        _Failed: a variant value names no case of its variant (``where`` says which
-            argument).
-    """
-    t = _wit.unalias(t)
-    if isinstance(t, _wit.TypeDef) and isinstance(t.kind, _wit.VariantKind):
-        cases = {c.name: c for c in t.kind.cases}
-        if isinstance(value, str) and value in cases and cases[value].type is None:
-            value = {value: None}
-        if not (isinstance(value, dict) and len(value) == 1 and next(iter(value)) in cases):
-            raise _Failed(
-                f'{where}: expected variant {t.name} as {{"case": payload}} with a case '
-                f"of: {', '.join(cases)}; found {json.dumps(value)}"
-            )
-        [(name, payload)] = value.items()
-        case = cases[name]
-        cls = types.variant_info(t).cases[name]
-        if case.type is None:
-            return cls()
-        return cls(_from_json(payload, case.type, types, f"{where}, case {name}"))
-    if isinstance(t, _wit.ResultType) and isinstance(value, dict) and len(value) == 1:
-        [(name, payload)] = value.items()
-        if name in ("ok", "err"):
-            inner = t.ok if name == "ok" else t.err
-            if inner is not None:
-                payload = _from_json(payload, inner, types, f"{where}, {name}")
-            return Ok(payload) if name == "ok" else Err(payload)
-    if (
-        isinstance(t, _wit.TypeDef)
-        and isinstance(t.kind, _wit.RecordKind)
-        and isinstance(value, dict)
-    ):
-        fields = {field_name(f.name): f for f in t.kind.fields}
-        return {
-            k: _from_json(v, fields[k].type, types, f"{where}, field {k}") if k in fields else v
-            for k, v in value.items()
-        }
-    if (
-        isinstance(t, _wit.ListType)
-        and t.element == _wit.Primitive("u8")
-        and isinstance(value, list)
-        and all(isinstance(b, int) and 0 <= b <= 255 for b in value)
-    ):
-        return bytes(value)  # list<u8>: bytes, printed as a list of numbers
-    if isinstance(t, _wit.ListType) and isinstance(value, list):
-        return [_from_json(v, t.element, types, where) for v in value]
-    if isinstance(t, _wit.OptionType) and value is not None:
-        return _from_json(value, t.inner, types, where)
-    if isinstance(t, _wit.TupleType) and isinstance(value, list) and len(value) == len(t.elements):
-        return [_from_json(v, e, types, where) for v, e in zip(value, t.elements, strict=True)]
-    return value
-
-
 def _typed_args(plugin: Plugin, function: str, values: list[Any]) -> list[Any]:
-    """``values`` mapped by :func:`_from_json` through ``function``'s parameter types
+    """``values`` mapped by :func:`~wasmplug._jsonvalue.from_json` (the one JSON
+    mapping, shared with the Extism backend) through ``function``'s parameter types
     (unchanged when there is no such export or the count is wrong: the call says so).
 
     Raises:
-        _Failed: as :func:`_from_json`.
+        _Failed: a value does not fit its parameter's type (the message names the
+            argument, the place inside it, what was expected and what was found).
     """
     export = plugin.world.exports.get(function)
     if export is None or len(export.wit.params) != len(values):
         return values
-    return [
-        _from_json(v, p.type, plugin.world.types, f"argument {i + 1} ({p.name})")
-        for i, (v, p) in enumerate(zip(values, export.wit.params, strict=True))
-    ]
+    typed = []
+    for i, (v, p) in enumerate(zip(values, export.wit.params, strict=True)):
+        try:
+            typed.append(from_json(v, p.type, plugin.world.types))
+        except Mismatch as e:
+            raise _Failed(e.describe(f"argument {i + 1} ({p.name})")) from None
+    return typed
 
 
 def _json_args(args: argparse.Namespace, parser: argparse.ArgumentParser) -> list[Any]:
@@ -389,7 +305,7 @@ def _call(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             try:
                 result = plugin.call(args.function, *values)
             except GuestError as e:
-                print(json.dumps({"err": _to_json(e.value, types)}))
+                print(json.dumps({"Err": to_json(e.value, types)}))
                 print(f"wasmplug call: {e}", file=sys.stderr)
                 return 1
             finally:
@@ -398,7 +314,7 @@ def _call(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     except (_Failed, OSError, WasmplugError) as e:
         print(f"wasmplug call: error: {e}", file=sys.stderr)
         return 1
-    print(json.dumps(_to_json(result, types)))
+    print(json.dumps(to_json(result, types)))
     return 0
 
 

@@ -535,11 +535,12 @@ def _check_header(wasm: bytes, plugin: str | None) -> bool:
             plugin=plugin,
         )
     if wasm[4:8] == _CORE_MODULE_HEADER:
-        if not _has_component_type(wasm):
+        if not _has_component_type(wasm) and not imports_extism(wasm):
             raise InvalidWasmError(
                 "this is a core WebAssembly module without a component-type custom "
-                "section (the world wit-bindgen embeds): build it with wit-bindgen "
-                "(wasm32-wasip1 for the fast path, wasm32-wasip2 for a component)",
+                "section (the world wit-bindgen embeds) and not an Extism plugin (no "
+                "extism:host/env imports): build it with wit-bindgen (wasm32-wasip1 for "
+                "the fast path, wasm32-wasip2 for a component) or with extism-pdk",
                 plugin=plugin,
             )
         return True
@@ -558,6 +559,23 @@ def _has_component_type(wasm: bytes) -> bool:
             name_len, name_at = _leb128(wasm, at)
             if wasm[name_at : name_at + name_len].startswith(b"component-type"):
                 return True
+        at += size
+    return False
+
+
+#: The import module of Extism's kernel, length-prefixed as in an import entry.
+_EXTISM_IMPORT = b"\x0fextism:host/env"
+
+
+def imports_extism(wasm: bytes) -> bool:
+    """Whether a core module's import section names the module ``extism:host/env``
+    (an Extism plugin: ``wasmplug._extism``)."""
+    at = 8
+    while at < len(wasm):
+        section = wasm[at]
+        size, at = _leb128(wasm, at + 1)
+        if section == 2:
+            return _EXTISM_IMPORT in wasm[at : at + size]
         at += size
     return False
 

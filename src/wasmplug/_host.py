@@ -189,6 +189,13 @@ class HostContext:
         self._log_refilled = time.monotonic()
         self._suppressed = 0
 
+    def add_error_cases(self, cases: Mapping[str, type]) -> None:
+        """Adds error case classes (made with the message) for the cases the world
+        does not define: a backend whose guests receive errors in another shape
+        (Extism's)."""
+        for case, make in cases.items():
+            self._error_cases.setdefault(case, make)
+
     def error(self, case: str, message: str) -> Err[Any]:
         """Returns ``err(error.<case>(message))`` for the guest; ``http.<case>`` names
         a case of ``http.http-error``."""

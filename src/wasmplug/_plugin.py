@@ -20,12 +20,13 @@ from ._backend import Backend, Outcome
 from ._bindings import TypeNamespace
 from ._component import ComponentBackend
 from ._core import CoreBackend
-from ._engine import Engine, sha256_hex
+from ._engine import Engine, imports_extism, sha256_hex
 from ._exceptions import (
     ArgumentError,
     CallError,
     IntegrityError,
     LinkError,
+    LoadError,
     PluginBusy,
     PluginClosedError,
     PolicyError,
@@ -581,7 +582,9 @@ def load(
 
     Args:
         source: Path to a component (``.wasm``, built for ``wasm32-wasip2`` or
-            componentized), or its bytes.
+            componentized), a core module ``wit-bindgen`` built, or an Extism plugin
+            (a core module importing ``extism:host/env``, see ``docs/extism.md``), or
+            its bytes.
         world: The world the plugin must implement (:func:`load_world`).
         policy: Grants and limits; default: nothing granted, default limits.
         name: The plugin's name for errors, logs and its default kv namespace; default
@@ -634,7 +637,9 @@ def load(
         ManifestError: the plugin's capability manifest is malformed, or there are two.
         CapabilityError: the policy is strict (``Policy.mode``) and the manifest asks
             for something its grants do not give.
-        PolicyError: a preopened host directory does not exist.
+        LoadError: an Extism plugin, and the ``extism`` package is not installed.
+        PolicyError: a preopened host directory does not exist; for an Extism
+            plugin, the policy asks for something Extism cannot enforce (named).
         InstantiationError: the first instance cannot be created (for example its
             initial memory exceeds ``Limits.memory_bytes``).
 
@@ -681,7 +686,26 @@ def load(
         "epoch_deadline": engine.epoch_clock.deadline,
         "instance_per_call": policy.instance_per_call,
     }
-    if isinstance(compiled, wasmtime.Module):
+    if isinstance(compiled, wasmtime.Module) and imports_extism(wasm):
+        try:
+            from ._extism import ExtismBackend
+        except ImportError as e:
+            raise LoadError(
+                f"this is an Extism plugin, which needs the extism package ({e}): "
+                "pip install 'wasmplug[extism]'",
+                plugin=name,
+            ) from e
+        backend = ExtismBackend(
+            wasm=wasm,
+            module=compiled,
+            world=world,
+            policy=policy,
+            ctx=ctx,
+            host_impls=host_impls,
+            epoch_tick_ms=engine.epoch_tick_ms,
+            epoch_deadline=engine.epoch_clock.deadline,
+        )
+    elif isinstance(compiled, wasmtime.Module):
         if policy.determinism is not None:
             raise LinkError(
                 "Policy.determinism needs the component path: build the plugin as a "

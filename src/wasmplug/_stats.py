@@ -15,7 +15,9 @@ class CallStats:
     Attributes:
         function: The WIT name of the export called.
         fuel_consumed: Fuel units the call burned (about one per WebAssembly
-            instruction), including any instantiation it triggered.
+            instruction), including any instantiation it triggered; 0 on the Extism
+            backend, whose runtime enforces ``Limits.fuel`` but cannot tell what a
+            call used.
         wall_time_us: Wall-clock time of the call in microseconds, from entering the
             backend to leaving it: on the core-module fast path lowering, the guest,
             host functions and lifting; on the component path the guest, host

@@ -208,7 +208,8 @@ def assert_within(
 
     Args:
         plugin: The plugin.
-        fuel: Most fuel units the call may have consumed.
+        fuel: Most fuel units the call may have consumed (not measured on the Extism
+            backend: asking for it there is an error).
         memory_bytes: Largest linear memory, in bytes, it may have had (measured on
             the core-module fast path only; on the component path asking for it is an
             error).
@@ -221,11 +222,17 @@ def assert_within(
 
     Raises:
         AssertionError: a bound was exceeded, the plugin made no call yet, or
-            ``memory_bytes`` was asked of a plugin that does not measure it.
+            ``memory_bytes`` or ``fuel`` was asked of a plugin that does not measure
+            it.
     """
     stats = plugin.last_call
     if stats is None:
         raise AssertionError(f"plugin {plugin.name!r} has made no call to check")
+    if fuel is not None and plugin.kind == "extism":
+        raise AssertionError(
+            f"plugin {plugin.name!r} (extism) does not measure fuel_consumed: libextism "
+            "enforces Limits.fuel but cannot tell how much a call used"
+        )
     over: list[str] = []
     if fuel is not None and stats.fuel_consumed > fuel:
         over.append(f"fuel {stats.fuel_consumed:,} > {fuel:,}")

@@ -1,0 +1,463 @@
+"""The Extism backend: an Extism plugin (``tests/fixtures/extism-guest``, built with
+``extism-pdk``) runs under a wasmplug policy, with typed calls, per-plugin host
+functions, and the same exceptions and audit records as the other backends for a
+breach or a denial (the pytest plugin's ``assert_breach`` / ``assert_denied``, which
+the other backends' tests use too)."""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import wasmplug
+from conftest import FIXTURES, REPO_ROOT
+from http_servers import Server
+from wasmplug import _jsonvalue
+from wasmplug._codec import Mismatch
+from wasmplug.testing import assert_breach, assert_denied, assert_within
+
+WORLD = wasmplug.load_world(FIXTURES / "extism-guest" / "wit", "guest")
+T: Any = WORLD.types
+HOOKS = "wasmplug-tests:extism-guest/hooks@0.1.0"
+JOIN_TIMEOUT_S = 30
+
+
+@pytest.fixture(scope="module")
+def wasm() -> Path:
+    """Builds the Extism fixture (a core module, ``build-wasm.sh --core``)."""
+    subprocess.run(
+        ["bash", str(REPO_ROOT / "scripts" / "build-wasm.sh"), "--core", "extism-guest"],
+        check=True,
+    )
+    return REPO_ROOT / "build" / "wasm-core" / "extism_guest.wasm"
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[Server]:
+    s = Server()
+    yield s
+    s.close()
+
+
+def shout(text: str) -> str:
+    return text.upper() + "!"
+
+
+@pytest.fixture
+def load(wasm: Path, wasmplug_load: Any) -> Any:
+    """Loads the Extism fixture under ``grants`` and ``limits`` (default ones), or
+    ``policy``, with ``shout`` as its host function unless ``imports`` is given."""
+
+    def load(
+        grants: wasmplug.Grants | None = None,
+        limits: wasmplug.Limits | None = None,
+        policy: wasmplug.Policy | None = None,
+        **kwargs: Any,
+    ) -> wasmplug.Plugin:
+        if policy is None:
+            policy = wasmplug.Policy(
+                grants=grants or wasmplug.Grants(), limits=limits or wasmplug.Limits()
+            )
+        kwargs.setdefault("imports", {"hooks": {"shout": shout}})
+        kwargs.setdefault("name", "ext")
+        return wasmplug_load(wasm, world=WORLD, policy=policy, **kwargs)  # type: ignore[no-any-return]
+
+    return load
+
+
+# -- loading and typed calls ------------------------------------------------------------
+
+
+def test_an_extism_plugin_is_recognized_by_its_imports(load: Any) -> None:
+    """A core module importing ``extism:host/env`` runs on the Extism backend; its
+    imports are its host functions."""
+    plugin = load()
+    assert plugin.kind == "extism"
+    assert plugin.imports == ("extism:host/user#shout",)
+
+
+def test_without_the_extism_package_the_error_says_what_to_install(
+    wasm: Path, wasmplug_load: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``extism`` is an optional extra: without it, loading an Extism plugin is a
+    LoadError naming the plugin and the extra (wasmplug itself imports fine)."""
+    monkeypatch.setitem(sys.modules, "wasmplug._extism", None)  # as if not importable
+    with pytest.raises(wasmplug.LoadError, match=r"wasmplug\[extism\]") as info:
+        wasmplug_load(wasm, world=WORLD, imports={"hooks": {"shout": shout}}, name="no-sdk")
+    assert info.value.plugin == "no-sdk"
+
+
+def test_typed_calls_round_trip(load: Any) -> None:
+    """Arguments go in and results come back as the world's Python types: numbers,
+    records, variants, enums, lists, options, bytes."""
+    plugin = load(grants=wasmplug.Grants(config={"greeting": "hi"}))
+    assert plugin.call("add", 2, 3) == 5
+    assert plugin.call("add", 2**32 - 1, 2) == 1
+    rect = plugin.call("describe", T.ShapeRect(T.Point(x=3, y=-4)), T.Color.GREEN)
+    assert rect == T.Summary(
+        kind="rect",
+        area=12,
+        color=T.Color.GREEN,
+        corners=[T.Point(x=0, y=0), T.Point(x=3, y=-4)],
+        note=None,
+        raw=b"",
+    )
+    circle = plugin.call("describe", T.ShapeCircle(2), "blue")
+    assert (circle.kind, circle.area, circle.color) == ("circle", 12, T.Color.BLUE)
+    assert (circle.note, circle.raw) == ("radius 2", b"\x01\x02\x03")
+    assert plugin.call("describe", T.ShapeEmpty(), T.Color.RED).raw == b"\xff"
+    assert plugin.call("get-config", "greeting") == "hi"
+    assert plugin.call("get-config", "missing") is None
+    assert plugin.call("noop") is None
+    assert plugin.call("divide", 7, 2) == 3
+    assert plugin.last_call is not None
+    assert plugin.last_call.function == "divide"
+
+
+def test_a_returned_error_is_the_worlds_guest_error(load: Any) -> None:
+    """An error the plugin returns is the ``err`` of the export's ``result``: the
+    world's ``GuestError``, carrying the plugin's message; the plugin keeps going."""
+    plugin = load()
+    with pytest.raises(wasmplug.GuestError) as info:
+        plugin.call("divide", 1, 0)
+    assert info.value.value == "cannot divide 1 by 0"
+    assert info.value.plugin == "ext"
+    assert plugin.call("divide", 9, 3) == 3
+
+
+def test_a_wrong_argument_is_refused_before_the_call(load: Any) -> None:
+    """An argument that does not fit its WIT type is an ArgumentError naming the
+    plugin, the parameter and what was expected; nothing ran."""
+    plugin = load()
+    with pytest.raises(wasmplug.ArgumentError) as info:
+        plugin.call("add", 1, "two")
+    assert info.value.plugin == "ext"
+    assert "b: expected u32" in str(info.value)
+    with pytest.raises(wasmplug.ArgumentError, match=r"s\.rect\.x: expected s32"):
+        plugin.call("describe", T.ShapeRect(T.Point(x=2**40, y=0)), T.Color.RED)
+    assert plugin.last_call is None
+
+
+def test_a_result_that_does_not_fit_its_type_is_an_invalid_guest_value(
+    wasm: Path, wasmplug_load: Any, tmp_path: Path
+) -> None:
+    """Output that does not decode as the export's WIT result is the guest's fault:
+    InvalidGuestValue (a Trap) naming the plugin, what was expected and found."""
+    (tmp_path / "w.wit").write_text(
+        "package t:t;\n"
+        "interface hooks { shout: func(text: string) -> string; }\n"
+        "world w { import hooks; export add: func(a: u32, b: u32) -> string; }\n"
+    )
+    world = wasmplug.load_world(tmp_path, "w")
+    plugin = wasmplug_load(wasm, world=world, imports={"hooks": {"shout": shout}}, name="liar")
+    with pytest.raises(wasmplug.InvalidGuestValue) as info:
+        plugin.call("add", 1, 2)
+    assert info.value.plugin == "liar"
+    assert "result: expected string, found int 3" in str(info.value)
+
+
+def test_instance_per_call(load: Any) -> None:
+    """The first call after load runs on a fresh instance, the next ones on the same;
+    with ``Policy.instance_per_call`` every call runs on a fresh instance."""
+    plugin = load()
+    for fresh_instance in (True, False, False):
+        plugin.call("add", 1, 1)
+        assert plugin.last_call is not None
+        assert plugin.last_call.fresh_instance is fresh_instance
+    fresh = load(policy=wasmplug.Policy(instance_per_call=True), name="fresh")
+    for _ in range(2):
+        assert fresh.call("add", 1, 1) == 2
+        assert fresh.last_call is not None
+        assert fresh.last_call.fresh_instance
+
+
+def test_json_mapping_round_trips_and_names_the_mismatch() -> None:
+    """The one JSON mapping (``_jsonvalue``): ``from_json(to_json(v))`` gives ``v``
+    back for each kind of WIT type, and a mismatch says where and what."""
+    export = WORLD.exports["describe"]
+    shape_t, color_t = (p.type for p in export.wit.params)
+    summary_t = export.wit.result
+    assert summary_t is not None
+    summary = T.Summary(
+        kind="k", area=1, color=T.Color.BLUE, corners=[T.Point(x=1, y=2)], note="n", raw=b"\x00"
+    )
+    for value, t in [
+        (T.ShapeRect(T.Point(x=1, y=2)), shape_t),
+        (T.ShapeEmpty(), shape_t),
+        (T.Color.RED, color_t),
+        (summary, summary_t),
+    ]:
+        assert _jsonvalue.from_json(_jsonvalue.to_json(value, T), t, T) == value
+    assert _jsonvalue.from_json("empty", shape_t, T) == T.ShapeEmpty()
+    with pytest.raises(Mismatch) as info:
+        _jsonvalue.from_json({"kind": "k"}, summary_t, T)
+    assert "missing ['area'" in info.value.describe("result")
+    with pytest.raises(Mismatch) as info:
+        _jsonvalue.from_json({"rect": {"x": 1, "y": "2"}}, shape_t, T)
+    assert info.value.describe("s") == "s.rect.y: expected s32, found str '2'"
+
+
+# -- limits -----------------------------------------------------------------------------
+
+
+def test_fuel_breach_is_fuel_exhausted(load: Any) -> None:
+    """Fuel goes through libextism's fuel-limited constructor, per call: many small
+    calls fit, one long one raises FuelExhausted, and the next call runs on a fresh
+    instance."""
+    plugin = load(limits=wasmplug.Limits(fuel=5_000_000))
+    for _ in range(50):  # 5,000,000 loop rounds in all: far past one call's budget
+        plugin.call("spin", 100_000)
+    error = assert_breach(plugin, "fuel", "spin", 10**9)
+    assert isinstance(error, wasmplug.FuelExhausted)
+    assert error.allowed == 5_000_000
+    assert plugin.audit_counts["breach:fuel"] == 1
+    assert plugin.call("add", 1, 1) == 2
+    assert plugin.last_call is not None
+    assert plugin.last_call.fresh_instance
+
+
+def test_fuel_use_is_not_claimed(load: Any) -> None:
+    """libextism cannot tell the fuel a call used: the pytest plugin refuses to check
+    a fuel budget rather than pass on a made-up number."""
+    plugin = load()
+    plugin.call("add", 1, 1)
+    with pytest.raises(AssertionError, match="does not measure fuel_consumed"):
+        assert_within(plugin, fuel=1_000_000)
+    assert assert_within(plugin, host_calls=0).function == "add"
+
+
+def test_deadline_breach_is_deadline_exceeded(load: Any) -> None:
+    """A call past ``deadline_ms`` (Extism's ``timeout_ms``) raises DeadlineExceeded,
+    within generous bounds of the deadline."""
+    plugin = load(limits=wasmplug.Limits(fuel=None, deadline_ms=200))
+    start = time.monotonic()
+    error = assert_breach(plugin, "deadline_ms", "spin", 10**15)
+    assert isinstance(error, wasmplug.DeadlineExceeded)
+    assert 0.15 < time.monotonic() - start < 10
+    assert plugin.call("add", 2, 2) == 4
+
+
+def test_memory_breach_is_memory_limit_exceeded(load: Any) -> None:
+    """Growing past ``memory_bytes`` (Extism's ``memory.max_pages``) raises
+    MemoryLimitExceeded; within the limit the same call works."""
+    plugin = load(limits=wasmplug.Limits(memory_bytes=8 << 20))
+    assert plugin.call("grow", 2) == 2 << 20
+    error = assert_breach(plugin, "memory_bytes", "grow", 32)
+    assert isinstance(error, wasmplug.MemoryLimitExceeded)
+    assert error.allowed == 8 << 20
+    assert plugin.call("grow", 1) == 1 << 20
+
+
+def test_a_host_result_past_the_memory_limit_is_memory_limit_exceeded(load: Any) -> None:
+    """A host function's result that does not fit in the guest's memory limit is
+    MemoryLimitExceeded too (not a host function failure)."""
+    plugin = load(
+        limits=wasmplug.Limits(memory_bytes=4 << 20),
+        imports={"hooks": {"shout": lambda text: "x" * (16 << 20)}},
+    )
+    error = assert_breach(plugin, "memory_bytes", "call-hook", "a")
+    assert isinstance(error, wasmplug.MemoryLimitExceeded)
+    assert plugin.call("add", 1, 2) == 3
+
+
+def test_output_limit(load: Any) -> None:
+    """An output longer than ``output_bytes`` raises OutputLimitExceeded."""
+    plugin = load(limits=wasmplug.Limits(output_bytes=40))
+    assert plugin.call("add", 1, 2) == 3
+    error = assert_breach(plugin, "output_bytes", "describe", T.ShapeCircle(1), T.Color.RED)
+    assert error.used is not None
+    assert error.used > 40
+
+
+def test_interrupt_stops_a_running_call(load: Any) -> None:
+    """``Plugin.interrupt`` cancels the running call: CallInterrupted, then the
+    plugin goes on."""
+    plugin = load(limits=wasmplug.Limits(fuel=None, deadline_ms=60_000))
+    outcome: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            plugin.call("spin", 10**15)
+        except BaseException as e:
+            outcome.append(e)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while thread.is_alive() and time.monotonic() < deadline:
+        plugin.interrupt()
+        thread.join(0.05)
+    thread.join(JOIN_TIMEOUT_S)
+    assert not thread.is_alive()
+    assert len(outcome) == 1
+    assert isinstance(outcome[0], wasmplug.CallInterrupted)
+    assert plugin.call("add", 1, 1) == 2
+
+
+# -- grants -----------------------------------------------------------------------------
+
+
+def test_http_denied_host_is_a_denial(load: Any, server: Server) -> None:
+    """A request the HTTP grant does not cover is denied as on the other backends:
+    counted, audited (``denial:http``), and handed to the guest (as a 403 response,
+    Extism's HTTP having no error value), which returns it as its ``err``."""
+    plugin = load()
+    error = assert_denied(plugin, "http", "fetch", server.url("/echo"))
+    assert isinstance(error, wasmplug.GuestError)
+    assert str(error.value).startswith("HTTP 403: http: outbound HTTP is not granted")
+    assert plugin.last_call is not None
+    assert plugin.last_call.denials == 1
+
+
+def test_http_grant_applies_every_field(load: Any, server: Server) -> None:
+    """wasmplug's own HTTP serves Extism's: a granted request goes through, and one
+    outside the rule in a field Extism's host list cannot express (the port) is
+    denied."""
+    rule = wasmplug.HttpRule(host="127.0.0.1", scheme="http", port=server.port)
+    grant = wasmplug.HttpGrant(allow=[rule], allow_private=True)
+    plugin = load(grants=wasmplug.Grants(http=grant))
+    assert plugin.call("fetch", server.url("/echo")) == 200
+    other = wasmplug.HttpRule(host="127.0.0.1", scheme="http", port=server.port + 1)
+    denied = load(
+        grants=wasmplug.Grants(http=wasmplug.HttpGrant(allow=[other], allow_private=True)),
+        name="other-port",
+    )
+    error = assert_denied(denied, "http", "fetch", server.url("/echo"))
+    assert isinstance(error, wasmplug.GuestError)
+    assert "HTTP 403" in str(error.value)
+
+
+def test_config_without_the_grant_is_a_denial(load: Any) -> None:
+    """Reading configuration without ``Grants.config`` is a counted denial (the
+    plugin reads nothing), as on the other backends."""
+    plugin = load()
+    assert assert_denied(plugin, "config", "get-config", "greeting") is None
+
+
+def test_files_are_the_preopens_only(load: Any, tmp_path: Path) -> None:
+    """A granted directory is readable at its guest path; any other path is not
+    there for the guest (its error comes back as its ``err``)."""
+    (tmp_path / "a.txt").write_text("hello file")
+    preopen = wasmplug.Preopen(host_path=tmp_path, guest_path="/data")
+    plugin = load(grants=wasmplug.Grants(files=[preopen]))
+    assert plugin.call("read-file", "/data/a.txt") == "hello file"
+    with pytest.raises(wasmplug.GuestError) as info:
+        plugin.call("read-file", "/etc/hostname")
+    assert "/etc/hostname" in str(info.value.value)
+    with pytest.raises(wasmplug.GuestError):
+        load(name="no-files").call("read-file", "/data/a.txt")
+
+
+def test_log_goes_through_the_log_capability(load: Any, caplog: pytest.LogCaptureFixture) -> None:
+    """Extism's log functions are wasmplug's ``log`` capability: denied (and audited)
+    without ``Grants.log``, recorded on the plugin's logger with it."""
+    quiet = load(name="quiet")
+    assert_denied(quiet, "log", "note", "not granted")
+    talker = load(grants=wasmplug.Grants(log=True), name="talker")
+    with caplog.at_level(logging.INFO, logger="wasmplug.plugin.talker"):
+        talker.call("note", "hello from extism")
+    assert any(r.getMessage() == "hello from extism" for r in caplog.records)
+
+
+@pytest.mark.parametrize(
+    ("policy", "named"),
+    [
+        (wasmplug.Policy(grants=wasmplug.Grants(kv=wasmplug.KvGrant())), "Grants.kv"),
+        (wasmplug.Policy(grants=wasmplug.Grants(env={"A": "1"})), "Grants.env"),
+        (wasmplug.Policy(grants=wasmplug.Grants(stdio=True)), "Grants.stdio"),
+        (wasmplug.Policy(determinism=wasmplug.Determinism()), "Policy.determinism"),
+        (wasmplug.Policy(limits=wasmplug.Limits(tables=3)), "Limits.tables"),
+        (wasmplug.Policy(limits=wasmplug.Limits(memory_bytes=1000)), "Limits.memory_bytes"),
+    ],
+)
+def test_what_extism_cannot_enforce_is_refused(
+    wasm: Path, wasmplug_load: Any, policy: wasmplug.Policy, named: str
+) -> None:
+    """A policy asking for what Extism cannot enforce is refused at load with a
+    PolicyError naming it, never silently dropped."""
+    with pytest.raises(wasmplug.PolicyError, match=named) as info:
+        wasmplug_load(wasm, world=WORLD, policy=policy, imports={"hooks": {"shout": shout}})
+    assert info.value.plugin == "extism_guest"
+
+
+# -- host functions ---------------------------------------------------------------------
+
+
+def test_host_functions_are_per_plugin(load: Any) -> None:
+    """Two plugins of the same module each call their own implementation."""
+    seen: list[str] = []
+
+    def record(text: str) -> str:
+        seen.append(text)
+        return f"<{text}>"
+
+    first = load(name="first")
+    second = load(name="second", imports={HOOKS: {"shout": record}})
+    assert first.call("call-hook", "a") == "A!"
+    assert second.call("call-hook", "b") == "<b>"
+    assert first.call("call-hook", "c") == "C!"
+    assert seen == ["b"]
+    assert second.last_call is not None
+    assert second.last_call.host_calls == 1
+
+
+def test_a_raising_host_function_fails_the_call(
+    load: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An exception in a host function is never swallowed: the call raises
+    HostFunctionError with the exception as ``__cause__``, it is logged with the
+    plugin's name, and the plugin goes on."""
+    problem = ValueError("no shouting today")
+
+    def refuse(text: str) -> str:
+        raise problem
+
+    plugin = load(name="grumpy", imports={"hooks": {"shout": refuse}})
+    with (
+        caplog.at_level(logging.ERROR, logger="wasmplug"),
+        pytest.raises(wasmplug.HostFunctionError) as info,
+    ):
+        plugin.call("call-hook", "hi")
+    assert info.value.__cause__ is problem
+    assert info.value.plugin == "grumpy"
+    assert info.value.host_function == "extism:host/user#shout"
+    assert any("grumpy" in r.getMessage() and r.exc_info for r in caplog.records)
+    assert plugin.call("add", 1, 2) == 3
+
+
+def test_a_host_function_returning_the_wrong_type_fails_the_call(load: Any) -> None:
+    """A host function's result is checked against its WIT type."""
+    plugin = load(imports={"hooks": {"shout": lambda text: 42}})
+    with pytest.raises(wasmplug.HostFunctionError, match="not a string"):
+        plugin.call("call-hook", "hi")
+
+
+def test_missing_host_function_is_a_link_error(wasm: Path, wasmplug_load: Any) -> None:
+    """Without the world's imports the plugin does not load (LinkError)."""
+    with pytest.raises(wasmplug.LinkError, match="imports="):
+        wasmplug_load(wasm, world=WORLD)
+
+
+def test_a_world_export_the_plugin_lacks_is_a_mismatch(
+    wasm: Path, wasmplug_load: Any, tmp_path: Path
+) -> None:
+    """Loading against a world with an export the plugin does not have raises
+    WorldMismatchError naming the plugin and the Extism function looked for."""
+    (tmp_path / "w.wit").write_text(
+        "package t:t;\n"
+        "interface hooks { shout: func(text: string) -> string; }\n"
+        "world w { import hooks; export absent-fn: func() -> u32; }\n"
+    )
+    world = wasmplug.load_world(tmp_path, "w")
+    with pytest.raises(wasmplug.WorldMismatchError) as info:
+        wasmplug_load(wasm, world=world, imports={"hooks": {"shout": shout}}, name="lacking")
+    assert info.value.plugin == "lacking"
+    assert "'absent_fn'" in str(info.value)
