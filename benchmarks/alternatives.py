@@ -546,6 +546,74 @@ class Extism(Alternative):
         return Prepared(lambda: loads(call("evaluate", dumps(flight))), lift)
 
 
+class WasmplugExtism(Alternative):
+    """wasmplug's Extism backend (``Plugin.call``) on the same module as the Extism
+    column, ``benchmarks/plugins/extism-bench``, through its JSON exports (the
+    interface ``json`` of ``benchmarks/plugins/extism-bench/wit/bench.wit``): typed
+    arguments checked against the WIT types and encoded as JSON, the JSON result
+    decoded into typed values, under wasmplug's default limits. What a user pays for
+    running an Extism plugin under wasmplug against the bare SDK. ``evaluate`` gets
+    ops-thresholds' configuration as ``Grants.config``. A fresh instance is a call of
+    a plugin whose policy sets ``instance_per_call``."""
+
+    key = "wasmplug_extism"
+    short = "wp.extism"
+    label = "wasmplug Extism backend (JSON)"
+
+    @classmethod
+    def check(cls) -> str | None:
+        return Extism.check()
+
+    def __init__(self) -> None:
+        import wasmplug
+        from run import OPS_CONFIG
+
+        self._wp = wasmplug
+        self.wasm = ROOT / "build" / "bench" / "wasm" / "extism_bench.wasm"
+        self.world = wasmplug.load_world(
+            ROOT / "benchmarks" / "plugins" / "extism-bench" / "wit", "extism-bench"
+        )
+        self.policy = wasmplug.Policy(grants=wasmplug.Grants(config=dict(OPS_CONFIG)))
+        self.plugin = wasmplug.load(
+            self.wasm, world=self.world, policy=self.policy, name="extism-bench"
+        )
+
+    def prepare(self, case: str, inputs: Inputs) -> Prepared | None:
+        call = self.plugin.call
+        a, b, blob, text = inputs.a, inputs.b, inputs.blob, inputs.text
+        if case == "add":
+            return Prepared(lambda: call("json.add", a, b))
+        if case == "noop":
+            return Prepared(lambda: call("json.noop"))
+        if case == "blob_stats":
+            return Prepared(lambda: call("json.blob-stats", blob), tuple)
+        if case == "echo_string":
+            return Prepared(lambda: call("json.echo-string", text))
+        if case == "echo_bytes":
+            return Prepared(lambda: call("json.echo-bytes", blob), bytes)
+        if case == "evaluate":
+            return self.prepare_flight(inputs.flight, inputs)
+        if case == "fresh_instance":
+            fresh = self._wp.load(
+                self.wasm,
+                world=self.world,
+                name="fresh",
+                policy=self._wp.Policy(grants=self.policy.grants, instance_per_call=True),
+            )
+            return Prepared(lambda: fresh.call("json.add", a, b))
+        return None
+
+    def prepare_flight(self, flight: Mapping[str, Any], inputs: Inputs) -> Prepared | None:
+        flight_type = self.world.types.Flight
+        weather_type = self.world.types.Weather
+        fields = dict(flight)
+        if fields.get("weather") is not None:
+            fields["weather"] = weather_type(**fields["weather"])
+        record = flight_type(**fields)
+        call = self.plugin.call
+        return Prepared(lambda: call("json.evaluate", record), _alerts_from_records)
+
+
 def all_alternatives() -> list[type[Alternative]]:
     """Every alternative, in table order; ``wasmplug`` is the reference column."""
     return [
@@ -555,5 +623,6 @@ def all_alternatives() -> list[type[Alternative]]:
         RawWasmtime,
         UncheckedFloor,
         Extism,
+        WasmplugExtism,
         PlainPython,
     ]

@@ -5,7 +5,8 @@ One run of the whole harness (its build script included) checks that it writes a
 ``results.json`` of the documented shape with every case for every alternative that
 can express it, that each answer was checked (the harness stops on a wrong answer,
 so a finished run means every alternative agreed with plain Python), and that the
-chart was drawn. The Extism column needs the ``extism`` package, which
+chart was drawn. The Extism columns (the SDK, and wasmplug's Extism backend on the same
+plugin) need the ``extism`` package, which
 ``scripts/setup.sh`` installs (the ``bench`` extra): where it is installed, Extism
 must have every result; where it is not, the run must say so in
 ``alternatives.extism.reason`` and have no Extism results. Nothing is skipped.
@@ -41,8 +42,11 @@ ALTERNATIVES = [
     "raw_wasmtime",
     "floor",
     "extism",
+    "wasmplug_extism",
     "python",
 ]
+#: The alternatives that need the ``extism`` package.
+EXTISM_ALTERNATIVES = {"extism", "wasmplug_extism"}
 #: Which alternative can express which per-call case (the rest say why not).
 NOT_EXPRESSIBLE = {
     ("wasmtime_component", "evaluate"),
@@ -84,12 +88,12 @@ def _stats_ok(entry: dict[str, Any]) -> bool:
 def test_every_alternative_is_listed_and_extism_matches_the_environment(
     results: tuple[dict[str, Any], Path],
 ) -> None:
-    """Every alternative appears; only Extism may be unavailable, and only when its
-    package is missing."""
+    """Every alternative appears; only the Extism ones (the SDK, wasmplug's Extism
+    backend) may be unavailable, and only when the package is missing."""
     doc, _ = results
     assert list(doc["alternatives"]) == ALTERNATIVES
     for key, alt in doc["alternatives"].items():
-        expected = HAVE_EXTISM or key != "extism"
+        expected = HAVE_EXTISM or key not in EXTISM_ALTERNATIVES
         assert alt["available"] is expected, (key, alt)
         assert (alt["reason"] is None) is expected
 
@@ -115,7 +119,7 @@ def test_every_call_case_has_every_available_alternative(
                 assert entry["ratios"][alt] == pytest.approx(ratio)
         assert entry["ratios"]["wasmplug"] == pytest.approx(1.0)
         if not HAVE_EXTISM:
-            assert "extism" not in entry["results"]
+            assert not EXTISM_ALTERNATIVES & set(entry["results"])
 
 
 def test_process_cases_and_density(results: tuple[dict[str, Any], Path]) -> None:
@@ -153,6 +157,7 @@ def test_rule_engine_answers_were_compared(results: tuple[dict[str, Any], Path])
     assert "wasmplug" in check["alternatives"]
     assert "wasmplug_fast" in check["alternatives"]
     assert ("extism" in check["alternatives"]) is HAVE_EXTISM
+    assert ("wasmplug_extism" in check["alternatives"]) is HAVE_EXTISM
 
 
 def test_targets_and_metadata(results: tuple[dict[str, Any], Path]) -> None:

@@ -13,6 +13,13 @@
 //! | `echo_string` | UTF-8 text (checked)               | the same text                            |
 //! | `evaluate`    | one flight as JSON                 | its alerts as a JSON list                |
 //!
+//! The same work again under wasmplug's Extism calling convention (JSON in, JSON
+//! out, `docs/extism.md`), as the exported interface `json` of `wit/bench.wit`:
+//! `json_add`, `json_noop`, `json_blob_stats`, `json_echo_bytes`,
+//! `json_echo_string` and `json_evaluate`. The benchmark suite calls them with
+//! `Plugin.call` (the column `wasmplug_extism`), so that running this plugin under
+//! wasmplug can be compared with the bare SDK on the same module.
+//!
 //! `evaluate` applies ops-thresholds' four rules with the thresholds read from
 //! the plugin's Extism config (the same keys and values the rule engine grants
 //! that tenant), parsed once per instance.
@@ -166,6 +173,48 @@ fn delay_severity(delay: i32, threshold: i32) -> &'static str {
 /// cancelled-watched, in that order.
 #[plugin_fn]
 pub fn evaluate(Json(flight): Json<Flight>) -> FnResult<Json<Vec<Alert>>> {
+    alerts(&flight).map(Json)
+}
+
+/// `add` with its arguments as a JSON array `[a, b]` and its sum as JSON.
+#[plugin_fn]
+pub fn json_add(Json((a, b)): Json<(u32, u32)>) -> FnResult<Json<u32>> {
+    Ok(Json(a.wrapping_add(b)))
+}
+
+/// Does nothing (no input, no output: a WIT `func()`).
+#[plugin_fn]
+pub fn json_noop() -> FnResult<()> {
+    Ok(())
+}
+
+/// Length and byte sum of a JSON array of bytes, as the JSON array `[len, sum]`.
+#[plugin_fn]
+pub fn json_blob_stats(Json(blob): Json<Vec<u8>>) -> FnResult<Json<(u32, u64)>> {
+    let sum: u64 = blob.iter().map(|&b| u64::from(b)).sum();
+    Ok(Json((blob.len() as u32, sum)))
+}
+
+/// Returns its JSON array of bytes.
+#[plugin_fn]
+pub fn json_echo_bytes(Json(blob): Json<Vec<u8>>) -> FnResult<Json<Vec<u8>>> {
+    Ok(Json(blob))
+}
+
+/// Returns its JSON string.
+#[plugin_fn]
+pub fn json_echo_string(Json(text): Json<String>) -> FnResult<Json<String>> {
+    Ok(Json(text))
+}
+
+/// `evaluate` under the `json` interface's name (the same JSON in and out).
+#[plugin_fn]
+pub fn json_evaluate(Json(flight): Json<Flight>) -> FnResult<Json<Vec<Alert>>> {
+    alerts(&flight).map(Json)
+}
+
+/// The alerts ops-thresholds' rules raise for `flight`.
+fn alerts(flight: &Flight) -> FnResult<Vec<Alert>> {
     let t = match Thresholds::get() {
         Ok(t) => t,
         Err(reason) => {
@@ -213,5 +262,5 @@ pub fn evaluate(Json(flight): Json<Flight>) -> FnResult<Json<Vec<Alert>>> {
             message: format!("{cf} to {dest} cancelled"),
         });
     }
-    Ok(Json(alerts))
+    Ok(alerts)
 }
