@@ -6,6 +6,7 @@ Usage::
 
 ALTERNATIVE is a key of :func:`benchmarks.alternatives.all_alternatives`
 (``wasmplug``, ``wasmtime_component``, ``raw_wasmtime``, ``floor``, ``extism``,
+``wasmplug_extism``,
 ``python``), CASE one of the per-call cases (``add``, ``noop``, ``blob_stats``,
 ``echo_string``, ``echo_bytes``, ``evaluate``, ``fresh_instance``), CALLS how many
 calls (default 10,000). The answer is checked once before the loop. Prints the mean

@@ -6,6 +6,7 @@ the other backends' tests use too)."""
 
 from __future__ import annotations
 
+import json
 import logging
 import subprocess
 import sys
@@ -20,7 +21,7 @@ import pytest
 import wasmplug
 from conftest import FIXTURES, REPO_ROOT
 from http_servers import Server
-from wasmplug import _jsonvalue
+from wasmplug import _jsonvalue, wit
 from wasmplug._codec import Mismatch
 from wasmplug.testing import assert_breach, assert_denied, assert_within
 
@@ -203,6 +204,64 @@ def test_json_mapping_round_trips_and_names_the_mismatch() -> None:
     with pytest.raises(Mismatch) as info:
         _jsonvalue.from_json({"rect": {"x": 1, "y": "2"}}, shape_t, T)
     assert info.value.describe("s") == "s.rect.y: expected s32, found str '2'"
+
+
+def test_json_writers_and_readers_agree_with_the_mapping() -> None:
+    """``json_writer``/``json_reader`` (made once per WIT type, with shortcuts for
+    integers, strings and bytes) write and read what ``to_json``/``from_json`` do,
+    and refuse what they refuse."""
+    u32, string = wit.Primitive("u32"), wit.Primitive("string")
+    blob = wit.ListType(wit.Primitive("u8"))
+    summary_t = WORLD.exports["describe"].wit.result
+    assert summary_t is not None
+    summary = T.Summary(
+        kind="k", area=1, color=T.Color.BLUE, corners=[], note=None, raw=b"\x00\xff"
+    )
+    cases: list[tuple[Any, Any]] = [
+        (0, u32),
+        (2**32 - 1, u32),
+        ('héllo ✓ "q"\n', string),
+        (b"", blob),
+        (bytes(range(256)), blob),
+        (summary, summary_t),
+    ]
+    for value, t in cases:
+        text = _jsonvalue.json_writer(t, T)(value)
+        assert json.loads(text) == _jsonvalue.to_json(value, T)
+        assert _jsonvalue.json_reader(t, T)(text.encode()) == value
+    assert json.loads(_jsonvalue.json_writer(blob, T)(bytearray(b"\x01\x02"))) == [1, 2]
+    for value, t in [(-1, u32), (2**32, u32), (True, u32), ("1", u32), (b"x", string)]:
+        with pytest.raises(Mismatch):
+            _jsonvalue.json_writer(t, T)(value)
+    readers: list[tuple[bytes, Any]] = [
+        (b"-1", u32),
+        (b"true", u32),
+        (b"1.0", u32),
+        (b"1", string),
+        (b"[1, 256]", blob),
+        (b"[1, true]", blob),
+        (b"[1.0]", blob),
+        (b'["1"]', blob),
+    ]
+    for raw, t in readers:
+        with pytest.raises(Mismatch):
+            _jsonvalue.json_reader(t, T)(raw)
+    with pytest.raises(Mismatch) as info:
+        _jsonvalue.json_reader(blob, T)(b"[0, 1, 300]")
+    assert info.value.describe("result") == "result[2]: expected u8, found int 300"
+    for bad in (b"", b"[1,", b"\xff"):
+        with pytest.raises(ValueError, match=r"Expecting value|decode"):
+            _jsonvalue.json_reader(u32, T)(bad)
+
+
+def test_a_lone_surrogate_is_an_argument_error(load: Any) -> None:
+    """A string argument holding a lone surrogate (no Unicode scalar value, so no WIT
+    string) is refused before the call."""
+    plugin = load()
+    with pytest.raises(wasmplug.ArgumentError, match="lone surrogate"):
+        plugin.call("read-file", "a\ud800b")
+    assert plugin.last_call is None
+    assert plugin.call("call-hook", "ok ✓") == "OK ✓!"
 
 
 # -- limits -----------------------------------------------------------------------------

@@ -74,7 +74,7 @@ from ._exceptions import (
     Trap,
     WorldMismatchError,
 )
-from ._jsonvalue import from_json, to_json
+from ._jsonvalue import from_json, json_reader, json_writer, to_json
 from ._policy import Limits, Policy
 from ._sandbox import Sandbox, check_host_call, run_host_function
 from ._stats import CallStats
@@ -244,6 +244,15 @@ class ExtismBackend(Sandbox, Backend):
         self._wasi = any(m == _WASI_P1 for m, _, _ in imports) or bool(policy.grants.files)
         self._exports: dict[str, tuple[bytes, ExportFunc]] = {
             name: (extism_name(name).encode(), export) for name, export in world.exports.items()
+        }
+        # Per export, made once: a JSON writer per parameter, and the reader of the
+        # output (of T for a result<T, E>; None when there is nothing to read).
+        self._codecs: dict[str, tuple[tuple[Callable[[Any], str], ...], Any]] = {
+            name: (
+                tuple(json_writer(param.type, self._types) for param in export.wit.params),
+                self._output_reader(export),
+            )
+            for name, export in world.exports.items()
         }
         # Host functions as (namespace, name, params, results, body); libextism links
         # a function into one compiled plugin only, so they are made per compile.
@@ -585,35 +594,71 @@ class ExtismBackend(Sandbox, Backend):
 
     # -- calls -------------------------------------------------------------------------
 
-    def _input(self, export: ExportFunc, args: Sequence[Any], function: str) -> bytes:
-        """The call's input: the arguments as JSON, each checked against its type.
+    def _output_reader(self, export: ExportFunc) -> Callable[[bytes], Any] | None:
+        """The reader of an export's JSON output: of its result type, of ``T`` for a
+        ``result<T, E>``; ``None`` when it returns nothing to read."""
+        result = export.wit.result
+        if result is None:
+            return None
+        target = _wit.unalias(result)
+        if isinstance(target, _wit.ResultType):
+            if target.ok is None:
+                return None
+            result = target.ok
+        return json_reader(result, self._types)
+
+    def _input(self, function: str, export: ExportFunc, args: Sequence[Any]) -> bytes:
+        """The call's input: the arguments as JSON (nothing for none, the value for
+        one, an array for several), each checked against its type.
 
         Raises:
             ArgumentError: an argument does not fit its WIT type.
         """
-        types = self._types
-        data = []
-        for param, arg in zip(export.wit.params, args, strict=True):
-            value = to_json(arg, types)
-            try:
-                from_json(value, param.type, types)
-            except Mismatch as e:
-                raise ArgumentError(
-                    f"{export.signature}: {e.describe(param.name)}",
-                    plugin=self._ctx.plugin,
-                    function=function,
-                ) from None
-            data.append(value)
-        if not data:
+        writers = self._codecs[function][0]
+        if len(writers) == 1 and len(args) == 1:
+            parts = [self._write_arg(writers[0], args[0], export.wit.params[0], export, function)]
+            text = parts[0]
+        elif not writers and not args:
             return b""
-        return json.dumps(data[0] if len(data) == 1 else data).encode()
+        else:
+            parts = [
+                self._write_arg(write, arg, param, export, function)
+                for write, arg, param in zip(writers, args, export.wit.params, strict=True)
+            ]
+            text = "[" + ",".join(parts) + "]"
+        try:
+            return text.encode()
+        except UnicodeEncodeError as e:
+            raise ArgumentError(
+                f"{export.signature}: a string holds {text[e.start]!r}, a lone surrogate, "
+                "which is not a Unicode scalar value (a WIT string holds only those)",
+                plugin=self._ctx.plugin,
+                function=function,
+            ) from None
+
+    def _write_arg(
+        self,
+        write: Callable[[Any], str],
+        arg: Any,
+        param: _wit.Param,
+        export: ExportFunc,
+        function: str,
+    ) -> str:
+        try:
+            return write(arg)
+        except Mismatch as e:
+            raise ArgumentError(
+                f"{export.signature}: {e.describe(param.name)}",
+                plugin=self._ctx.plugin,
+                function=function,
+            ) from None
 
     def invoke(self, function: str, args: Sequence[Any], owner: object) -> Outcome:
         """Calls the export: arguments in as JSON, the result out as JSON, under the
         plugin's fuel, memory, deadline and host-call limits. See
         :meth:`Backend.invoke <wasmplug._backend.Backend.invoke>`."""
         name, export = self._exports[function]
-        data = self._input(export, args, function)
+        data = self._input(function, export, args)
         ctx = self._ctx
         if self._plugin is None:
             self._instantiate()
@@ -677,18 +722,22 @@ class ExtismBackend(Sandbox, Backend):
             raise error
 
     def _result(self, export: ExportFunc, function: str, stats: CallStats) -> Any:
-        result = export.wit.result
-        if result is None:
+        read = self._codecs[function][1]
+        if read is None:
             return None
-        size = native.output_length(self._plugin)
+        plugin = self._plugin
+        size = native.output_length(plugin)
         self._output_limit(function, size, stats)
-        raw = native.output(self._plugin, size)
-        target = _wit.unalias(result)
-        if isinstance(target, _wit.ResultType):
-            if target.ok is None:
-                return None
-            result = target.ok
-        return self._decode(raw, result, function, "result", stats)
+        raw = native.output(plugin, size)
+        try:
+            return read(raw)
+        except (ValueError, Mismatch) as e:
+            result = export.wit.result
+            assert result is not None  # there is a reader
+            target = _wit.unalias(result)
+            if isinstance(target, _wit.ResultType) and target.ok is not None:
+                result = target.ok
+            raise self._bad_output(raw, result, function, "result", stats, cause=e) from None
 
     def _guest_error(
         self, export: ExportFunc, function: str, message: str, stats: CallStats
@@ -719,17 +768,31 @@ class ExtismBackend(Sandbox, Backend):
         try:
             return from_json(json.loads(raw), t, self._types)
         except (ValueError, Mismatch) as e:
-            text = e.describe(what) if isinstance(e, Mismatch) else f"not JSON ({e})"
-            error = InvalidGuestValue(
-                f"{function}: its {what} is not JSON of {describe(t)}: {text}",
-                plugin=self._ctx.plugin,
-                function=function,
-                stats=stats,
-                detail=raw[:200].decode(errors="replace"),
-            )
-            self._discard()
-            self.audit(error)
-            raise error from None
+            raise self._bad_output(raw, t, function, what, stats, cause=e) from None
+
+    def _bad_output(
+        self,
+        raw: bytes,
+        t: _wit.WitType,
+        function: str,
+        what: str,
+        stats: CallStats,
+        *,
+        cause: ValueError | Mismatch,
+    ) -> InvalidGuestValue:
+        """Discards the instance after an output that is not JSON of ``t``, audits it
+        and returns its exception."""
+        text = cause.describe(what) if isinstance(cause, Mismatch) else f"not JSON ({cause})"
+        error = InvalidGuestValue(
+            f"{function}: its {what} is not JSON of {describe(t)}: {text}",
+            plugin=self._ctx.plugin,
+            function=function,
+            stats=stats,
+            detail=raw[:200].decode(errors="replace"),
+        )
+        self._discard()
+        self.audit(error)
+        return error
 
     def _failed(self, function: str, message: str, stats: CallStats) -> CallError:
         """Discards the instance after a failed call and returns its exception: the

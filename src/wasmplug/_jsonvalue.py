@@ -28,6 +28,8 @@ WIT                           JSON
 from __future__ import annotations
 
 import enum
+import json
+from collections.abc import Callable
 from typing import Any
 
 import attrs
@@ -36,7 +38,7 @@ from . import _wit
 from ._bindings import Err, Ok, TypeNamespace, describe, field_name
 from ._codec import Mismatch, char_code, check_float, check_int
 
-__all__ = ["from_json", "to_json"]
+__all__ = ["from_json", "json_reader", "json_writer", "to_json"]
 
 _INT_RANGES = {
     "u8": (0, (1 << 8) - 1),
@@ -146,7 +148,14 @@ class _FromJson(_wit.TypeVisitor[Any]):
         elem = _wit.unalias(t.element)
         items = _expect(self.data, list, f"an array ({describe(t)})")
         if elem == _U8:
-            return bytes(_primitive(b, _U8) for b in items)
+            # Whole-list check first (JSON numbers only: no bool, float or str), the
+            # element-wise walk only to say which element is wrong.
+            if items and set(map(type, items)) == {int}:
+                try:
+                    return bytes(items)
+                except ValueError:
+                    pass
+            return bytes(self.at(b, _U8, f"[{i}]") for i, b in enumerate(items))
         return [self.at(v, t.element, f"[{i}]") for i, v in enumerate(items)]
 
     def visit_option(self, t: _wit.OptionType) -> Any:
@@ -272,3 +281,90 @@ def _expect(data: Any, kind: type, expected: str) -> Any:
     if not isinstance(data, kind):
         raise Mismatch(expected, data)
     return data
+
+
+# ------------------------------------------------------------- per-type readers and writers
+
+#: Compact JSON text (no spaces), non-ASCII characters as they are (the caller encodes
+#: the text as UTF-8).
+_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+_loads = json.JSONDecoder().decode
+#: The JSON text of each byte value (bytes are written by table: 4x json.dumps's speed).
+_BYTE_TEXT = tuple(str(b) for b in range(256))
+
+
+def _write_any(value: Any, t: _wit.WitType, types: TypeNamespace) -> str:
+    data = to_json(value, types)
+    from_json(data, t, types)  # the check: raises Mismatch
+    return _dumps(data)
+
+
+def json_writer(t: _wit.WitType, types: TypeNamespace) -> Callable[[Any], str]:
+    """A function from a Python value of WIT type ``t`` to its JSON text (compact,
+    non-ASCII characters unescaped): :func:`to_json` and ``json.dumps``, with the
+    value checked against ``t`` first. Made once per type; integers, strings and
+    ``bytes`` for ``list<u8>`` take a shortcut (the same text and the same checks).
+
+    The returned function raises :class:`~wasmplug._codec.Mismatch` when the value
+    does not fit ``t``.
+    """
+    target = _wit.unalias(t)
+    if isinstance(target, _wit.Primitive):
+        bounds = _INT_RANGES.get(target.name)
+        if bounds is not None:
+            lo, hi = bounds
+
+            def write_int(value: Any) -> str:
+                if type(value) is int and lo <= value <= hi:
+                    return str(value)
+                return _write_any(value, t, types)
+
+            return write_int
+        if target.name == "string":
+
+            def write_str(value: Any) -> str:
+                if type(value) is str:
+                    return _dumps(value)
+                return _write_any(value, t, types)
+
+            return write_str
+    if isinstance(target, _wit.ListType) and _wit.unalias(target.element) == _U8:
+
+        def write_bytes(value: Any) -> str:
+            if type(value) is bytes or type(value) is bytearray:
+                return "[" + ",".join(map(_BYTE_TEXT.__getitem__, value)) + "]"
+            return _write_any(value, t, types)
+
+        return write_bytes
+    return lambda value: _write_any(value, t, types)
+
+
+def json_reader(t: _wit.WitType, types: TypeNamespace) -> Callable[[bytes], Any]:
+    """A function from JSON text (UTF-8 bytes) to the Python value of WIT type ``t``:
+    ``json.loads`` and :func:`from_json`, made once per type; integer and string
+    results take a shortcut (the same checks).
+
+    The returned function raises ``ValueError`` when the bytes are not UTF-8 JSON,
+    :class:`~wasmplug._codec.Mismatch` when the JSON does not fit ``t``.
+    """
+    target = _wit.unalias(t)
+    if isinstance(target, _wit.Primitive):
+        bounds = _INT_RANGES.get(target.name)
+        if bounds is not None:
+            lo, hi = bounds
+
+            def read_int(raw: bytes) -> Any:
+                data = _loads(raw.decode())
+                if type(data) is int and lo <= data <= hi:
+                    return data
+                return from_json(data, t, types)
+
+            return read_int
+        if target.name == "string":
+
+            def read_str(raw: bytes) -> Any:
+                data = _loads(raw.decode())
+                return data if type(data) is str else from_json(data, t, types)
+
+            return read_str
+    return lambda raw: from_json(_loads(raw.decode()), t, types)
