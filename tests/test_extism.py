@@ -23,6 +23,7 @@ from conftest import FIXTURES, REPO_ROOT
 from http_servers import Server
 from wasmplug import _jsonvalue, wit
 from wasmplug._codec import Mismatch
+from wasmplug._coremodule import CoreExport, CoreModuleError, read_exports, read_imports
 from wasmplug.testing import assert_breach, assert_denied, assert_within
 
 WORLD = wasmplug.load_world(FIXTURES / "extism-guest" / "wit", "guest")
@@ -262,6 +263,59 @@ def test_a_lone_surrogate_is_an_argument_error(load: Any) -> None:
         plugin.call("read-file", "a\ud800b")
     assert plugin.last_call is None
     assert plugin.call("call-hook", "ok ✓") == "OK ✓!"
+
+
+def test_loading_does_not_compile_with_wasmtime(
+    wasm: Path, wasmplug_load: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """libextism compiles an Extism plugin; wasmplug reads its imports from the bytes
+    and never compiles it with wasmtime as well."""
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("an Extism plugin was compiled with wasmtime")
+
+    monkeypatch.setattr(wasmplug.Engine, "compile", refuse)
+    plugin = wasmplug_load(wasm, world=WORLD, imports={"hooks": {"shout": shout}}, name="once")
+    assert plugin.kind == "extism"
+    assert plugin.call("add", 2, 3) == 5
+    assert plugin.call("call-hook", "hi") == "HI!"
+
+
+def test_core_module_sections_are_read_as_wasmtime_reads_them(wasm: Path) -> None:
+    """``_coremodule`` reads the imports (with function types) and exports that
+    wasmtime reads, and refuses a malformed module with the place it stopped."""
+    import wasmtime
+
+    data = wasm.read_bytes()
+    module = wasmtime.Module(wasmtime.Engine(), data)
+    expected = []
+    for imp in module.imports:
+        ftype = imp.type
+        assert isinstance(ftype, wasmtime.FuncType)
+        params = tuple(str(p) for p in ftype.params)
+        expected.append(
+            (imp.module, imp.name, "func", params, tuple(str(r) for r in ftype.results))
+        )
+    got = [(i.module, i.name, i.kind, i.params, i.results) for i in read_imports(data)]
+    assert got == expected
+    assert ("extism:host/user", "shout", "func", ("i64",), ("i64",)) in got
+    exports = read_exports(data)
+    assert [e.name for e in exports] == [e.name for e in module.exports]
+    assert CoreExport("add", "func") in exports
+    assert CoreExport("memory", "memory") in exports
+    with pytest.raises(CoreModuleError, match="expected a core WebAssembly module"):
+        read_imports(b"\0asm\x0d\x00\x01\x00")
+    with pytest.raises(CoreModuleError, match=r"at byte \d+: expected section"):
+        read_exports(data[: len(data) // 2])
+
+
+def test_a_truncated_extism_plugin_is_invalid_wasm(wasm: Path, wasmplug_load: Any) -> None:
+    """An Extism plugin cut short is an InvalidWasmError naming the plugin, not a
+    crash."""
+    data = wasm.read_bytes()
+    with pytest.raises(wasmplug.InvalidWasmError) as info:
+        wasmplug_load(data[: len(data) // 2], world=WORLD, name="cut")
+    assert info.value.plugin == "cut"
 
 
 # -- limits -----------------------------------------------------------------------------

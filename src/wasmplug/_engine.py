@@ -567,6 +567,12 @@ def _has_component_type(wasm: bytes) -> bool:
 _EXTISM_IMPORT = b"\x0fextism:host/env"
 
 
+def is_extism_plugin(wasm: bytes) -> bool:
+    """Whether ``wasm`` is a core module (magic bytes, version 1) that imports from
+    ``extism:host/env``: an Extism plugin, run by ``wasmplug._extism``."""
+    return wasm[:4] == _WASM_MAGIC and wasm[4:8] == _CORE_MODULE_HEADER and imports_extism(wasm)
+
+
 def imports_extism(wasm: bytes) -> bool:
     """Whether a core module's import section names the module ``extism:host/env``
     (an Extism plugin: ``wasmplug._extism``)."""

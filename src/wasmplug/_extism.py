@@ -2,7 +2,7 @@
 under a wasmplug :class:`~wasmplug.Policy`, behind :class:`~wasmplug._backend.Backend`.
 
 ``wasmplug.load`` picks it for a core module that imports ``extism:host/env`` (every
-plugin ``extism-pdk`` builds does; ``_engine.imports_extism``), and imports this
+plugin ``extism-pdk`` builds does; ``_engine.is_extism_plugin``), and imports this
 module only then: the ``extism`` package is an optional extra. libextism is called
 through ``_extism_native`` (the only module that touches the SDK's cffi library
 object), not through ``extism.Plugin``: that class has no fuel-limited constructor,
@@ -51,13 +51,12 @@ from collections.abc import Callable, Mapping, Sequence
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
-import wasmtime
-
 from . import _extism_native as native
 from . import _host, _wit
 from ._backend import Backend, Outcome
 from ._bindings import describe
 from ._codec import Mismatch
+from ._coremodule import CoreImport
 from ._exceptions import (
     ArgumentError,
     CallError,
@@ -211,7 +210,7 @@ class ExtismBackend(Sandbox, Backend):
         self,
         *,
         wasm: bytes,
-        module: wasmtime.Module,
+        imports: Sequence[CoreImport],
         world: World,
         policy: Policy,
         ctx: HostContext,
@@ -237,11 +236,12 @@ class ExtismBackend(Sandbox, Backend):
         self._world = world
         self._types = world.types
         self._policy = policy
-        imports = [(i.module, i.name or "", i.type) for i in module.imports]
         self.imports = tuple(
-            dict.fromkeys(f"{m}#{n}" for m, n, _ in imports if m not in (EXTISM_ENV, _WASI_P1))
+            dict.fromkeys(
+                f"{i.module}#{i.name}" for i in imports if i.module not in (EXTISM_ENV, _WASI_P1)
+            )
         )
-        self._wasi = any(m == _WASI_P1 for m, _, _ in imports) or bool(policy.grants.files)
+        self._wasi = any(i.module == _WASI_P1 for i in imports) or bool(policy.grants.files)
         self._exports: dict[str, tuple[bytes, ExportFunc]] = {
             name: (extism_name(name).encode(), export) for name, export in world.exports.items()
         }
@@ -303,7 +303,7 @@ class ExtismBackend(Sandbox, Backend):
 
     def _link(
         self,
-        imports: Sequence[tuple[str, str, Any]],
+        imports: Sequence[CoreImport],
         world: World,
         host_impls: Mapping[str, Mapping[str, Callable[..., Any]]],
     ) -> None:
@@ -323,17 +323,17 @@ class ExtismBackend(Sandbox, Backend):
         for key, item in world.wit.imports.items():
             if isinstance(item, _wit.Function):
                 own.setdefault(extism_name(key), (key, item, host_impls[""][key]))
-        for module, name, ftype in imports:
+        for imported in imports:
+            module, name = imported.module, imported.name
             if module in (_WASI_P1,):
                 continue
-            if not isinstance(ftype, wasmtime.FuncType):
+            if imported.kind != "func":
                 raise LinkError(
                     f"imports {module}#{name}, which is not a function",
                     [f"{module}#{name}"],
                     plugin=plugin,
                 )
-            params = [str(p) for p in ftype.params]
-            results = [str(r) for r in ftype.results]
+            params, results = list(imported.params), list(imported.results)
             if module == EXTISM_ENV:
                 self._link_kernel(name, params, results)
                 continue

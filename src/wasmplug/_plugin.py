@@ -20,11 +20,13 @@ from ._backend import Backend, Outcome
 from ._bindings import TypeNamespace
 from ._component import ComponentBackend
 from ._core import CoreBackend
-from ._engine import Engine, imports_extism, sha256_hex
+from ._coremodule import CoreModuleError, read_imports
+from ._engine import Engine, is_extism_plugin, sha256_hex
 from ._exceptions import (
     ArgumentError,
     CallError,
     IntegrityError,
+    InvalidWasmError,
     LinkError,
     LoadError,
     PluginBusy,
@@ -661,7 +663,9 @@ def load(
     policy = policy if policy is not None else Policy()
     engine = engine or Engine.default()
     _check_reservation(engine, policy, name)
-    compiled = engine.compile(wasm, sha256=digest, plugin=name)
+    # An Extism plugin is compiled by libextism (with its host functions), not here.
+    extism = is_extism_plugin(wasm)
+    compiled = None if extism else engine.compile(wasm, sha256=digest, plugin=name)
     grants = policy.grants
     report = compare(read_manifest(wasm, sha256=digest, plugin=name), grants, plugin=name)
     enforce(report, strict=policy.mode == "strict")
@@ -686,7 +690,7 @@ def load(
         "epoch_deadline": engine.epoch_clock.deadline,
         "instance_per_call": policy.instance_per_call,
     }
-    if isinstance(compiled, wasmtime.Module) and imports_extism(wasm):
+    if compiled is None:
         try:
             from ._extism import ExtismBackend
         except ImportError as e:
@@ -695,9 +699,13 @@ def load(
                 "pip install 'wasmplug[extism]'",
                 plugin=name,
             ) from e
+        try:
+            imported = read_imports(wasm)
+        except CoreModuleError as e:
+            raise InvalidWasmError(f"cannot read its imports: {e}", plugin=name) from None
         backend = ExtismBackend(
             wasm=wasm,
-            module=compiled,
+            imports=imported,
             world=world,
             policy=policy,
             ctx=ctx,
