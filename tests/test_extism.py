@@ -24,6 +24,7 @@ from http_servers import Server
 from wasmplug import _jsonvalue, wit
 from wasmplug._codec import Mismatch
 from wasmplug._coremodule import CoreExport, CoreModuleError, read_exports, read_imports
+from wasmplug._extism import extism_name
 from wasmplug.testing import assert_breach, assert_denied, assert_within
 
 WORLD = wasmplug.load_world(FIXTURES / "extism-guest" / "wit", "guest")
@@ -316,6 +317,44 @@ def test_a_truncated_extism_plugin_is_invalid_wasm(wasm: Path, wasmplug_load: An
     with pytest.raises(wasmplug.InvalidWasmError) as info:
         wasmplug_load(data[: len(data) // 2], world=WORLD, name="cut")
     assert info.value.plugin == "cut"
+
+
+def test_inspect_lists_an_extism_plugins_imports_and_exports(wasm: Path) -> None:
+    """``wasmplug.inspect`` on an Extism plugin: kind ``extism``, no world or WIT, its
+    kernel and host-function imports, and its exported functions (the world's
+    exports under their Extism names), without running it."""
+    info = wasmplug.inspect(wasm)
+    assert (info.kind, info.world, info.wit) == ("extism", None, "")
+    assert info.size_bytes == wasm.stat().st_size
+    assert "extism:host/env#config_get" in info.imports
+    assert "extism:host/user#shout" in info.imports
+    assert info.host_functions == ("shout(i64) -> i64",)
+    assert sorted(info.exports) == sorted(extism_name(name) for name in WORLD.exports)
+    text = str(info)
+    assert text.startswith("Extism plugin (core module)")
+    assert "    shout(i64) -> i64" in text
+    assert "  read_file" in text
+
+
+def test_cli_inspect_of_an_extism_plugin(wasm: Path) -> None:
+    """``wasmplug inspect`` prints the summary; ``--wit`` says there is no WIT (exit
+    status 1)."""
+    script = str(Path(sys.executable).parent / "wasmplug")
+    out = subprocess.run(
+        [script, "inspect", str(wasm)], capture_output=True, text=True, timeout=300, check=False
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("Extism plugin (core module)")
+    assert "extism:host/user (host functions, given with imports=):" in out.stdout
+    wit = subprocess.run(
+        [script, "inspect", "--wit", str(wasm)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert wit.returncode == 1
+    assert "is an Extism plugin: it carries no WIT" in wit.stderr
 
 
 # -- limits -----------------------------------------------------------------------------

@@ -230,6 +230,13 @@ def _inspect(args: argparse.Namespace) -> int:
     except (OSError, WasmplugError) as e:
         print(f"wasmplug inspect: error: {e}", file=sys.stderr)
         return 1
+    if args.wit and info.world is None:
+        print(
+            f"wasmplug inspect: error: {args.plugin} is an Extism plugin: it carries no WIT "
+            "(describe its exports in a WIT world of your own, docs/extism.md)",
+            file=sys.stderr,
+        )
+        return 1
     print(info.wit if args.wit else info)
     return 0
 
