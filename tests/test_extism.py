@@ -6,6 +6,7 @@ the other backends' tests use too)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import subprocess
@@ -452,6 +453,87 @@ def test_interrupt_stops_a_running_call(load: Any) -> None:
     assert len(outcome) == 1
     assert isinstance(outcome[0], wasmplug.CallInterrupted)
     assert plugin.call("add", 1, 1) == 2
+
+
+# -- pools ------------------------------------------------------------------------------
+
+
+def _meeting_shout(parties: int) -> tuple[Any, threading.Barrier]:
+    """A ``shout`` that returns only once ``parties`` calls are inside it at once (so
+    ``parties`` instances ran guest code concurrently); a 10 s wait fails it."""
+    barrier = threading.Barrier(parties, timeout=10)
+
+    def shout(text: str) -> str:
+        barrier.wait()
+        return text.upper()
+
+    return shout, barrier
+
+
+def test_a_pool_of_extism_plugins_serves_threads(wasm: Path, wasmplug_engine: Any) -> None:
+    """``load_pool`` on an Extism plugin: every instance is an Extism plugin with the
+    host functions, calls from many threads all answered, and two instances run at
+    once (both calls meet inside the host function)."""
+    shout, barrier = _meeting_shout(2)
+    with wasmplug.load_pool(
+        wasm, world=WORLD, size=2, imports={"hooks": {"shout": shout}}, engine=wasmplug_engine
+    ) as pool:
+        assert [p.kind for p in pool.plugins] == ["extism", "extism"]
+        met: list[str] = []
+        errors: list[BaseException] = []
+        sums: list[int] = []
+
+        def work(i: int) -> None:
+            try:
+                met.append(pool.call("call-hook", f"t{i}"))
+                sums.extend(pool.call("add", i, k) - i - k for k in range(50))
+            except BaseException as e:
+                errors.append(e)
+
+        threads = [threading.Thread(target=work, args=(i,)) for i in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(JOIN_TIMEOUT_S)
+        assert not any(t.is_alive() for t in threads)
+        assert errors == []
+        assert sorted(met) == ["T0", "T1"]
+        assert sums == [0] * 100
+        assert not barrier.broken
+
+
+def test_a_pool_of_extism_plugins_serves_asyncio(wasm: Path, wasmplug_engine: Any) -> None:
+    """The same under asyncio (``Pool.acall``); cancelling a task whose call spins
+    stops it, and the pool serves again."""
+    shout, _ = _meeting_shout(2)
+    policy = wasmplug.Policy(limits=wasmplug.Limits(fuel=None, deadline_ms=None))
+
+    async def scenario(pool: wasmplug.Pool) -> None:
+        met = await asyncio.wait_for(
+            asyncio.gather(pool.acall("call-hook", "a"), pool.acall("call-hook", "b")), 30
+        )
+        assert sorted(met) == ["A", "B"]
+        sums = await asyncio.wait_for(
+            asyncio.gather(*(pool.acall("add", i, 1) for i in range(40))), 30
+        )
+        assert sums == [i + 1 for i in range(40)]
+        task = asyncio.create_task(pool.acall("spin", 10**15))
+        await asyncio.sleep(0.3)
+        assert not task.done()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert await asyncio.wait_for(pool.acall("add", 2, 2), timeout=10) == 4
+
+    with wasmplug.load_pool(
+        wasm,
+        world=WORLD,
+        size=2,
+        policy=policy,
+        imports={"hooks": {"shout": shout}},
+        engine=wasmplug_engine,
+    ) as pool:
+        asyncio.run(scenario(pool))
 
 
 # -- grants -----------------------------------------------------------------------------
