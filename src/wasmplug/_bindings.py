@@ -89,6 +89,7 @@ def class_name(wit_name: str) -> str:
     return _safe("".join(w[:1].upper() + w[1:].lower() for w in _words(wit_name)))
 
 
+@functools.lru_cache(maxsize=4096)
 def field_name(wit_name: str) -> str:
     """Returns the Python attribute name for a WIT field or function name: ``dep-delay`` ->
     ``dep_delay``."""

@@ -198,9 +198,9 @@ class _FromJson(_wit.TypeVisitor[Any]):
     def visit_record(self, t: _wit.TypeDef, kind: _wit.RecordKind) -> Any:
         obj = _expect(self.data, dict, f"an object ({describe(t)})")
         names = [field_name(f.name) for f in kind.fields]
-        missing = [n for n in names if n not in obj]
-        extra = sorted(set(obj) - set(names))
-        if missing or extra:
+        if len(obj) != len(names) or not all(n in obj for n in names):
+            missing = [n for n in names if n not in obj]
+            extra = sorted(set(obj) - set(names))
             raise Mismatch(
                 f"an object with keys {names} ({describe(t)}; missing {missing}, "
                 f"unexpected {extra})",
