@@ -21,7 +21,7 @@ import wasmplug
 from conftest import FIXTURES, REPO_ROOT
 from http_servers import Server
 from wasmplug import _jsonvalue
-from wasmplug._codec import Mismatch
+from wasmplug._checks import Mismatch
 from wasmplug.testing import assert_breach, assert_denied, assert_within
 
 WORLD = wasmplug.load_world(FIXTURES / "extism-guest" / "wit", "guest")

@@ -19,7 +19,8 @@ from hypothesis import strategies as st
 import strategies
 import wasmplug
 from wasmplug import _cabi, _wit
-from wasmplug._codec import VAL_SIZE, Arena, Mismatch
+from wasmplug._checks import Mismatch
+from wasmplug._codec import VAL_SIZE, Arena
 
 WAT = Path(__file__).resolve().parent / "wat"
 GETTERS = ("get-text", "get-items", "get-result")

@@ -10,19 +10,18 @@ core values (else in memory, behind one pointer), its result flat when it needs 
 most :data:`MAX_FLAT_RESULTS` (else in memory). Strings and lists live in memory the
 guest allocates with its ``cabi_realloc``.
 
-The checks of scalar values are the component path's own (``check_int``,
-``check_float``, ``char_code`` in :mod:`wasmplug._codec`), so both paths accept and
-refuse the same values with the same messages. One :class:`Layout` per WIT type is
-built when a plugin is loaded (from the same
-Python classes the component path uses: :class:`~wasmplug._bindings.TypeNamespace`),
-so both backends map the same WIT value to the same Python value.
+Values are checked by :mod:`wasmplug._checks`, the checks every backend shares, so
+both paths accept and refuse the same values with the same messages
+(:class:`~wasmplug._checks.Mismatch`); the layouts encode what the checks return. One
+:class:`Layout` per WIT type is built when a plugin is loaded (from the same Python
+classes the component path uses: :class:`~wasmplug._bindings.TypeNamespace`), so both
+backends map the same WIT value to the same Python value.
 
-Lowering checks every host value as the component path does and raises
-:class:`~wasmplug._codec.Mismatch` with the same messages. Lifting trusts nothing
-from the guest: every pointer and length is checked against the memory's size, every
-pointer against its alignment, every discriminant against its case count, every
-``char`` against the Unicode scalar values and every string against UTF-8; a bad one
-raises :class:`BadValue`, and no byte outside the guest's memory is ever read.
+Lifting trusts nothing from the guest: every pointer and length is checked against the
+memory's size, every pointer against its alignment, every discriminant against its
+case count, every ``char`` against the Unicode scalar values and every string against
+UTF-8; a bad one raises :class:`BadValue`, and no byte outside the guest's memory is
+ever read.
 """
 
 from __future__ import annotations
@@ -36,14 +35,23 @@ from typing import Any
 
 from . import _wit
 from ._bindings import Err, Ok, TypeNamespace, describe, field_name
-from ._codec import (
+from ._checks import (
+    CaseChoice,
+    EnumChoice,
+    FlagsChoice,
     Mismatch,
-    UnsupportedType,
     char_code,
+    check_bool,
+    check_bytes,
     check_float,
     check_int,
+    check_sequence,
+    check_tuple,
     record_values,
+    result_case,
+    utf8,
 )
+from ._codec import UnsupportedType
 
 __all__ = [
     "MAX_FLAT_PARAMS",
@@ -257,17 +265,13 @@ class _Bool(Layout):
         super().__init__(wit, 1, 1, ("i32",), 1)
 
     def store(self, mem: Memory, ptr: int, value: Any) -> None:
-        if value is not True and value is not False:
-            raise Mismatch("bool", value)
-        mem.view[ptr] = value
+        mem.view[ptr] = check_bool(value)
 
     def load(self, mem: Memory, ptr: int) -> Any:
         return mem.view[ptr] != 0
 
     def lower(self, mem: Memory, value: Any, out: list[Any]) -> None:
-        if value is not True and value is not False:
-            raise Mismatch("bool", value)
-        out.append(int(value))
+        out.append(int(check_bool(value)))
 
     def lift(self, mem: Memory, flat: Iterator[Any]) -> Any:
         return next(flat) != 0
@@ -371,12 +375,7 @@ class _String(_Span):
     __slots__ = ()
 
     def put(self, mem: Memory, value: Any) -> tuple[int, int]:
-        if not isinstance(value, str):
-            raise Mismatch("str", value)
-        try:
-            data = value.encode("utf-8")
-        except UnicodeEncodeError:
-            raise Mismatch("str encodable as UTF-8 (no lone surrogates)", value) from None
+        data = utf8(value)
         n = len(data)
         p = mem.alloc(1, n)
         if n:
@@ -401,8 +400,7 @@ class _Bytes(_Span):
     __slots__ = ()
 
     def put(self, mem: Memory, value: Any) -> tuple[int, int]:
-        if not isinstance(value, bytes | bytearray | memoryview):
-            raise Mismatch("bytes (list<u8>)", value)
+        value = check_bytes(value)
         n = len(value) if not isinstance(value, memoryview) else value.nbytes
         p = mem.alloc(1, n)
         if n:
@@ -429,8 +427,7 @@ class _NumberList(_Span):
         return self.elem.fixed or 0
 
     def put(self, mem: Memory, value: Any) -> tuple[int, int]:
-        if not isinstance(value, Sequence) or isinstance(value, str | bytes | bytearray):
-            raise Mismatch(f"a sequence ({describe(self.wit)})", value)
+        value = check_sequence(value, self.wit)
         elem = self.elem
         n = len(value)
         p = mem.alloc(elem.align, n * elem.size)
@@ -485,8 +482,7 @@ class _List(_Span):
         return total
 
     def put(self, mem: Memory, value: Any) -> tuple[int, int]:
-        if not isinstance(value, Sequence) or isinstance(value, str | bytes | bytearray):
-            raise Mismatch(f"a sequence ({describe(self.wit)})", value)
+        value = check_sequence(value, self.wit)
         elem = self.elem
         n = len(value)
         p = mem.alloc(elem.align, n * elem.size)
@@ -798,14 +794,7 @@ class _Tuple(_Fields):
         super().__init__(wit, fields, [f"[{i}]" for i in range(len(fields))])
 
     def values(self, value: Any) -> Sequence[Any]:
-        n = len(self.fields)
-        if (
-            not isinstance(value, Sequence)
-            or isinstance(value, str | bytes | bytearray)
-            or len(value) != n
-        ):
-            raise Mismatch(f"a sequence of {n} items ({describe(self.wit)})", value)
-        return value
+        return check_tuple(value, len(self.fields), self.wit)
 
     def make(self, values: list[Any]) -> Any:
         return tuple(values)
@@ -993,17 +982,8 @@ class _Result(_Cases):
         super().__init__(wit, [ok, err])
 
     def choose(self, value: Any) -> tuple[int, Any]:
-        if isinstance(value, Ok):
-            case = 0
-        elif isinstance(value, Err):
-            case = 1
-        else:
-            raise Mismatch(f"wasmplug.Ok or wasmplug.Err ({describe(self.wit)})", value)
-        if self.payloads[case] is None and value.value is not None:
-            raise Mismatch(
-                f"no payload for the {('ok', 'err')[case]} case (value None)", value.value
-            )
-        return case, value.value
+        ok, err = self.payloads
+        return result_case(value, ok is not None, err is not None, self.wit)
 
     def make(self, case: int, payload: Any) -> Any:
         return Err(payload) if case else Ok(payload)
@@ -1017,26 +997,18 @@ class _Result(_Cases):
 
 
 class _Variant(_Cases):
-    __slots__ = ("_by_class", "_classes", "_names", "_python_name")
+    __slots__ = ("_choose", "_classes", "_names")
 
     def __init__(
         self, wit: _wit.TypeDef, python_name: str, cases: list[tuple[str, type, Layout | None]]
     ) -> None:
         super().__init__(wit, [c[2] for c in cases])
-        self._python_name = python_name
         self._classes = [c[1] for c in cases]
         self._names = [c[0] for c in cases]
-        self._by_class = {c[1]: i for i, c in enumerate(cases)}
+        self._choose = CaseChoice(python_name, self._classes, [c[2] is not None for c in cases])
 
     def choose(self, value: Any) -> tuple[int, Any]:
-        case = self._by_class.get(value.__class__)
-        if case is None:
-            raise Mismatch(
-                f"one of {self._python_name}'s cases "
-                f"({', '.join(c.__name__ for c in self._classes)})",
-                value,
-            )
-        return case, (value.value if self.payloads[case] is not None else None)
+        return self._choose(value)
 
     def make(self, case: int, payload: Any) -> Any:
         cls = self._classes[case]
@@ -1047,26 +1019,17 @@ class _Variant(_Cases):
 
 
 class _Enum(_Cases):
-    __slots__ = ("_cls", "_index", "_members")
+    __slots__ = ("_choose", "_cls", "_members")
 
     def __init__(self, wit: _wit.TypeDef, cls: type[enum.Enum]) -> None:
         members = list(cls)
         super().__init__(wit, [None] * len(members))
         self._cls = cls
         self._members = members
-        self._index: dict[Any, int] = {}
-        for i, m in enumerate(members):
-            self._index[m] = i
-            self._index[m.value] = i
+        self._choose = EnumChoice(cls)
 
     def choose(self, value: Any) -> tuple[int, Any]:
-        try:
-            return self._index[value], None
-        except (KeyError, TypeError):
-            raise Mismatch(
-                f"a {self._cls.__name__} member or one of {[m.value for m in self._members]}",
-                value,
-            ) from None
+        return self._choose(value), None
 
     def make(self, case: int, payload: Any) -> Any:
         return self._members[case]
@@ -1076,7 +1039,7 @@ class _Enum(_Cases):
 
 
 class _Flags(Layout):
-    __slots__ = ("_bits", "_cls", "_fmt", "_from_name", "_members", "_words")
+    __slots__ = ("_bits", "_choose", "_cls", "_fmt", "_from_name", "_members", "_words")
 
     def __init__(self, wit: _wit.TypeDef, cls: type[enum.Flag], wit_names: list[str]) -> None:
         n = len(wit_names)
@@ -1092,21 +1055,12 @@ class _Flags(Layout):
         self._cls = cls
         self._members = list(cls)
         self._from_name = dict(zip(wit_names, self._members, strict=True))
+        self._choose = FlagsChoice(cls, wit_names)
 
     def _bits_of(self, value: Any) -> int:
-        if isinstance(value, self._cls):
-            chosen = [m for m in self._members if m in value]
-        elif isinstance(value, set | frozenset | list | tuple) and all(
-            v in self._from_name for v in value
-        ):
-            chosen = [self._from_name[v] for v in self._from_name if v in value]
-        else:
-            raise Mismatch(
-                f"a {self._cls.__name__} value or a set of {list(self._from_name)}", value
-            )
         bits = 0
-        for m in chosen:
-            bits |= 1 << self._members.index(m)
+        for i in self._choose(value):
+            bits |= 1 << i
         return bits
 
     def _value(self, bits: int) -> Any:

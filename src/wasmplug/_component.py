@@ -24,12 +24,12 @@ import wasmtime.component as wc
 from . import _native, _wit
 from ._backend import Backend, Outcome
 from ._bindings import TypeNamespace, describe
+from ._checks import Mismatch
 from ._codec import (
     VAL_SIZE,
     Arena,
     Codec,
     HostHandleCodec,
-    Mismatch,
     UnsupportedType,
     _Result,
     build_codec,

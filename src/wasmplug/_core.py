@@ -34,7 +34,8 @@ import wasmtime
 from . import _cabi, _native, _wit
 from ._backend import Backend, RawStats
 from ._cabi import BadValue, Layout, Memory, Signature, layout_of
-from ._codec import Mismatch, UnsupportedType
+from ._checks import Mismatch
+from ._codec import UnsupportedType
 from ._exceptions import (
     ArgumentError,
     CallError,

@@ -57,7 +57,7 @@ from . import _extism_native as native
 from . import _host, _wit
 from ._backend import Backend, Outcome
 from ._bindings import describe
-from ._codec import Mismatch
+from ._checks import Mismatch
 from ._exceptions import (
     ArgumentError,
     CallError,

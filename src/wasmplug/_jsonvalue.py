@@ -34,7 +34,7 @@ import attrs
 
 from . import _wit
 from ._bindings import Err, Ok, TypeNamespace, describe, field_name
-from ._codec import Mismatch, char_code, check_float, check_int
+from ._checks import Mismatch, char_code, check_float, check_int
 
 __all__ = ["from_json", "to_json"]
 

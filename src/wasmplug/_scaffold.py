@@ -164,8 +164,7 @@ class _Crate:
         # Whether generate! can derive PartialEq for the world's records and variants
         # (so tests can compare answers): not when one holds a resource handle.
         self.derives = not any(
-            _is_compound(t) and _has_handles([t])
-            for t in _world_typedefs(world)
+            _is_compound(t) and _has_handles([t]) for t in _world_typedefs(world)
         )
 
     def comparable(self, t: _wit.WitType | None) -> bool:
