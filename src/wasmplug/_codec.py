@@ -1030,8 +1030,10 @@ _scope = threading.local()
 
 
 @contextmanager
-def handle_scope(scope: HandleScope) -> Iterator[None]:
-    """Makes ``scope`` the current thread's handle scope while the block runs."""
+def handle_scope(scope: object) -> Iterator[None]:
+    """Makes ``scope`` the current thread's handle scope while the block runs: a
+    :class:`HandleScope` on the component path, a
+    :class:`~wasmplug._cabi.CoreHandleScope` on the core-module fast path."""
     previous = getattr(_scope, "current", None)
     _scope.current = scope
     try:

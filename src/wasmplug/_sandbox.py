@@ -49,6 +49,7 @@ from ._exceptions import (
 )
 from ._host import HostContext, LogBreach
 from ._policy import Limits
+from ._resources import TableFull
 from ._stats import CallStats
 
 __all__ = ["Sandbox", "classify_failure"]
@@ -88,8 +89,7 @@ class _HostCallLimit(Exception):
     """The call tried more host calls than ``Limits.host_calls``."""
 
 
-class _TableFull(Exception):
-    """An instance's host resource table is full (``Limits.resource_handles``)."""
+_TableFull = TableFull  # an instance's handle table is full (``Limits.resource_handles``)
 
 
 class _Output:
