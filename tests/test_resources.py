@@ -813,6 +813,55 @@ def test_fast_path_passes_resources(core_dir: Path, engine: wasmplug.Engine) -> 
         assert plugin.call("count-with-host", 1, [2, 3]) == 6
 
 
+class _Token:
+    """The host's ``vault.token`` of the forger fixture."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def value(self) -> int:
+        return self.n
+
+
+class _Vault:
+    Token = _Token
+
+
+@pytest.mark.parametrize(
+    ("function", "handle"),
+    [
+        ("token-value", 0),  # a host resource's method, handle 0 (never valid)
+        ("token-value", 7),  # one the instance never had
+        ("made.read", 9),  # [resource-rep] of an exported resource
+        ("made.give", 3),  # an own<thing> result the guest does not hold
+    ],
+)
+def test_forged_handles_are_typed_errors(
+    plugin_dir: Path, engine: wasmplug.Engine, function: str, handle: int
+) -> None:
+    """A guest that uses a handle it does not hold (``tests/fixtures/forger``) fails
+    the call with a Trap before anything uses the handle: on the fast path an
+    InvalidGuestValue naming the handle, on the component path wasmtime's check.
+    No host object is touched and the plugin continues on a fresh instance."""
+    world = fixture_world("forger")
+    with wasmplug.load(
+        plugin_dir / "forger.wasm", world=world, engine=engine, imports={"vault": _Vault()}
+    ) as plugin:
+        assert plugin.call("token-round-trip", 4) == 4
+        with pytest.raises(wasmplug.Trap) as info:
+            plugin.call(function, handle)
+        if plugin.kind == "core-module":
+            assert isinstance(info.value, wasmplug.InvalidGuestValue)
+            assert f"(handle {handle}) that is not in its instance's handle table" in str(
+                info.value
+            )
+        else:
+            assert f"unknown handle index {handle}" in str(info.value)
+        assert plugin.call("token-round-trip", 5) == 5
+        with world.types.Thing(plugin, 3) as thing:
+            assert thing.value() == 3
+
+
 def test_resource_handles_limit_is_validated() -> None:
     """``Limits.resource_handles`` is a positive int, kept by the policy's dict form."""
     with pytest.raises(wasmplug.PolicyError):

@@ -1200,6 +1200,12 @@ class _CoreScope:
         return handle
 
     def host_lift(self, codec: HostHandleCodec, address: int) -> Any:
+        """The host object of the guest's handle ``address``.
+
+        Raises:
+            BadValue: a handle the guest does not hold (forged, or used after it
+                dropped or gave it away): the call fails with ``InvalidGuestValue``.
+        """
         try:
             return self.backend._table.get(
                 address, codec.type_id, codec.resource.name, remove=not codec.borrow
