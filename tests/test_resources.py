@@ -470,6 +470,28 @@ def test_handle_table_limit(load: Callable[..., wasmplug.Plugin]) -> None:
     assert plugin.call("hold-counters", 3) == 3  # a fresh instance, an empty table
 
 
+def test_fast_path_table_counts_the_guests_own_handles(
+    load: Callable[..., wasmplug.Plugin],
+) -> None:
+    """On the fast path the instance's one handle table also holds the guest's
+    handles to its own resources (``[resource-new]``), so a guest that fills it with
+    host counters cannot make a buffer either; on the component path wasmtime keeps
+    those handles apart. A buffer handed to the host leaves the table."""
+    plugin = load(limits=wasmplug.Limits(resource_handles=2))
+    with Buffer(plugin, "a") as a, Buffer(plugin, "b") as b:  # held by the host only
+        assert plugin.call("hold-counters", 2) == 2
+        assert a.read() + b.read() == "ab"
+        if plugin.kind == "core-module":
+            with pytest.raises(wasmplug.HandleLimitExceeded, match="resource-new"):
+                Buffer(plugin, "c")
+            with pytest.raises(wasmplug.StaleHandleError, match="replaced"):
+                a.read()  # the instance went with the failed call
+            assert plugin.call("hold-counters", 2) == 2  # a fresh, empty table
+        else:
+            with Buffer(plugin, "c") as c:
+                assert c.read() == "c"
+
+
 def test_unknown_rep_is_a_typed_error() -> None:
     """A handle whose rep is not in the instance's table (forged, or stale) is a
     StaleHandleError, not a crash; the table refuses entries past its limit."""

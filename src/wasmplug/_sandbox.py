@@ -589,7 +589,7 @@ class Sandbox:
                 HandleLimitExceeded,
                 "resource_handles",
                 f"{function}: the instance would hold more than {limits.resource_handles} "
-                f"host resources (Limits.resource_handles); refused in {host_function}",
+                f"resource handles (Limits.resource_handles); refused in {host_function}",
             )
             used = limits.resource_handles + 1
         elif isinstance(cause, _HostCallLimit):
