@@ -1183,7 +1183,7 @@ HandleLayouts = Callable[[_wit.HandleType], "Layout"]
 class CoreHandleScope(Protocol):
     """Where the fast path's handle layouts lift and lower: the core backend's scope
     of one call or host function call, made current with
-    :func:`wasmplug._codec.handle_scope` (the component path's mechanism)."""
+    :func:`wasmplug._codec.swap_scope` (the component path's thread-local scope)."""
 
     def guest_lower(self, layout: GuestHandle, value: Any) -> int:
         """The flat ``i32`` for handle ``value`` of a resource the plugin exports: a

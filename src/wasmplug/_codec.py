@@ -56,6 +56,7 @@ __all__ = [
     "check_float",
     "check_int",
     "handle_scope",
+    "swap_scope",
 ]
 
 VAL_SIZE = COMPONENT_VAL_SIZE
@@ -1040,6 +1041,15 @@ def handle_scope(scope: object) -> Iterator[None]:
         yield
     finally:
         _scope.current = previous
+
+
+def swap_scope(scope: object) -> object:
+    """Makes ``scope`` the current thread's handle scope and returns the one it
+    replaces, to put back afterwards: :func:`handle_scope` without a generator, for
+    the fast path's calls."""
+    previous = getattr(_scope, "current", None)
+    _scope.current = scope
+    return previous
 
 
 def _current_scope(what: str, value: Any = None) -> HandleScope:

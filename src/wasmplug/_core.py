@@ -40,7 +40,7 @@ import wasmtime
 from . import _cabi, _native, _wit
 from ._backend import Backend, RawStats
 from ._cabi import BadValue, GuestHandle, HostHandle, Layout, Memory, Signature, layout_of
-from ._codec import GuestHandleCodec, HostHandleCodec, Mismatch, UnsupportedType, handle_scope
+from ._codec import GuestHandleCodec, HostHandleCodec, Mismatch, UnsupportedType, swap_scope
 from ._exceptions import (
     ArgumentError,
     CallError,
@@ -754,8 +754,11 @@ class CoreBackend(Sandbox, Backend):
                 ) from None
 
         def run_with_handles(raw: int, nraw: int) -> None:
-            with handle_scope(_CoreScope(self, None)):
+            previous = swap_scope(_CoreScope(self, None))
+            try:
                 run(raw, nraw)
+            finally:
+                swap_scope(previous)
 
         return host_call_entry(ctx, qualified, run_with_handles if handles else run)
 
@@ -860,9 +863,9 @@ class CoreBackend(Sandbox, Backend):
         if name not in self._handle_exports:
             return self._call(name, args)
         scope = _CoreScope(self, owner, arguments=True)
+        previous = swap_scope(scope)
         try:
-            with handle_scope(scope):
-                return self._call(name, args, scope)
+            return self._call(name, args, scope)
         except TableFull as e:
             scope.abort()
             limit = self._limits.resource_handles
@@ -881,6 +884,7 @@ class CoreBackend(Sandbox, Backend):
             scope.abort()
             raise
         finally:
+            swap_scope(previous)
             scope.close()
 
     def _call(
