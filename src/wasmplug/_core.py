@@ -1138,7 +1138,7 @@ class _CoreScope:
     does not happen.
     """
 
-    __slots__ = ("_added", "_ran", "arguments", "backend", "handles", "owner")
+    __slots__ = ("_added", "_moved", "_ran", "_seen", "arguments", "backend", "handles", "owner")
 
     def __init__(self, backend: CoreBackend, owner: object, *, arguments: bool = False) -> None:
         self.backend = backend
@@ -1148,6 +1148,9 @@ class _CoreScope:
         self._added: list[tuple[int, bool]] = []
         # Guest resource handles lowered: (handle object, moved).
         self.handles: list[tuple[ResourceHandle, bool]] = []
+        # ids of the handle objects lowered, and of those moved (own).
+        self._seen: set[int] = set()
+        self._moved: set[int] = set()
         self._ran = False
 
     def lowered(self) -> None:
@@ -1160,8 +1163,22 @@ class _CoreScope:
         ctx = backend._ctx
         if not self.arguments:
             raise Mismatch("a host value (guest resource handles go only to the plugin)", value)
-        self.handles.append((value, not layout.borrow))
-        check_handles(ctx.function, self.handles, self.owner, backend.current_instance, ctx.plugin)
+        moved = not layout.borrow
+        check_handles(
+            ctx.function, ((value, moved),), self.owner, backend.current_instance, ctx.plugin
+        )
+        key = id(value)
+        if key in self._moved or (moved and key in self._seen):
+            raise ArgumentError(
+                f"{ctx.function}: a {type(value).__name__} handle is moved (own) and "
+                "passed again in the same call",
+                plugin=ctx.plugin,
+                function=ctx.function,
+            )
+        self._seen.add(key)
+        if moved:
+            self._moved.add(key)
+        self.handles.append((value, moved))
         rep = value._lower_address()
         if layout.borrow:  # lower_borrow: the callee defines the resource
             return int(rep)
