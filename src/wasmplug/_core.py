@@ -452,6 +452,24 @@ class CoreBackend(Sandbox, Backend):
             if sig is None:
                 continue
             plans[name] = _Export(core, sig, export.error)
+        for key, item in self._world.wit.exports.items():
+            if not isinstance(item, _wit.Interface):
+                continue
+            for td in defined_resources(item):
+                # A destructor is called through the unchecked path: its type must be
+                # exactly the canonical ABI's.
+                dtor = found.get(f"{key}#[dtor]{td.name}")
+                want: tuple[tuple[str, ...], tuple[str, ...]] = (("i32",), ())
+                if dtor is None:
+                    continue
+                have = (
+                    _native.func_type_names(dtor) if isinstance(dtor, wasmtime.FuncType) else None
+                )
+                if have != want:
+                    problems.append(
+                        f"core export {key}#[dtor]{td.name}: expected the canonical ABI's "
+                        f"{_show(want)}, found {_show(have) if have else 'another kind'}"
+                    )
         memory = found.get("memory")
         if any(p.needs_memory for p in plans.values()) and not isinstance(
             memory, wasmtime.MemoryType
