@@ -31,7 +31,7 @@ import math
 import struct
 from collections.abc import Callable, Iterator, Sequence
 from operator import attrgetter
-from typing import Any
+from typing import Any, Protocol, cast
 
 from . import _wit
 from ._bindings import Err, Ok, TypeNamespace, describe, field_name
@@ -51,12 +51,14 @@ from ._checks import (
     result_case,
     utf8,
 )
-from ._codec import UnsupportedType
+from ._codec import HostHandleCodec, UnsupportedType, _current_scope
 
 __all__ = [
     "MAX_FLAT_PARAMS",
     "MAX_FLAT_RESULTS",
     "BadValue",
+    "CoreHandleScope",
+    "HandleLayouts",
     "Layout",
     "Memory",
     "Signature",
@@ -1103,34 +1105,166 @@ _INT_BITS = {
 }
 
 
-def layout_of(t: _wit.WitType, ns: TypeNamespace, cache: dict[int, Layout] | None = None) -> Layout:
+def layout_of(
+    t: _wit.WitType,
+    ns: TypeNamespace,
+    cache: dict[int, Layout] | None = None,
+    handles: HandleLayouts | None = None,
+) -> Layout:
     """Builds (and memoizes per named type) the layout of a WIT type.
 
     Args:
         t: The type.
         ns: The world's Python classes (shared with the component path).
         cache: Layouts of named types already built, by ``id`` of their definition.
+        handles: Makes the layout of a resource handle (:func:`guest_handle` or
+            :func:`host_handle`, by the side that defines the resource); ``None``
+            refuses handles.
 
     Raises:
-        UnsupportedType: the type is or holds a resource handle or an async type,
-            which the fast path does not pass.
+        UnsupportedType: the type is or holds an async type, or a resource handle
+            without ``handles`` (or one ``handles`` refuses).
     """
-    return _LayoutBuilder(ns, {} if cache is None else cache).visit(t)
+    return _LayoutBuilder(ns, {} if cache is None else cache, handles).visit(t)
 
 
-_NO_RESOURCES = (
-    "the core-module fast path does not pass resources yet (build the plugin as a component)"
-)
+#: Makes the layout of a resource handle type.
+HandleLayouts = Callable[[_wit.HandleType], "Layout"]
+
+
+class CoreHandleScope(Protocol):
+    """Where the fast path's handle layouts lift and lower: the core backend's scope
+    of one call or host function call, made current with
+    :func:`wasmplug._codec.swap_scope` (the component path's thread-local scope)."""
+
+    def guest_lower(self, layout: GuestHandle, value: Any) -> int:
+        """The flat ``i32`` for handle ``value`` of a resource the plugin exports: a
+        new handle in the instance's table for ``own<r>``, its ``rep`` for
+        ``borrow<r>`` (the canonical ABI's ``lower_borrow`` when the callee defines
+        the resource).
+
+        Raises:
+            ArgumentError, StaleHandleError: a handle of another plugin or instance,
+                closed, or moved and passed again.
+            TableFull: the instance's handle table is full.
+        """
+
+    def guest_lift(self, layout: GuestHandle, handle: int) -> Any:
+        """A new handle object for the ``own<r>`` the guest gave at ``handle``
+        (removed from the instance's table).
+
+        Raises:
+            BadValue: ``handle`` is not an ``r`` in the table.
+        """
+
+    def host_lower(self, codec: HostHandleCodec, value: Any) -> int:
+        """The guest's handle for host object ``value`` (added to the table).
+
+        Raises:
+            Mismatch: ``value`` is not an object of the resource's host class.
+            TableFull: the instance's handle table is full.
+        """
+
+    def host_lift(self, codec: HostHandleCodec, address: int) -> Any:
+        """The host object of the guest's handle ``address``.
+
+        Raises:
+            BadValue: it is not a handle to that resource in the table.
+        """
+
+
+def _scope(what: str, value: Any = None) -> CoreHandleScope:
+    return cast(CoreHandleScope, _current_scope(what, value))
+
+
+class GuestHandle(Layout):
+    """``own<r>``/``borrow<r>`` of a resource the plugin exports (a handle object on
+    the host's side, a flat ``i32`` in the guest).
+
+    Attributes:
+        cls: The handle class (``types.Buffer``).
+        type_id: The resource's type number in the instance's handle table.
+        borrow: Whether this is ``borrow<r>``.
+    """
+
+    __slots__ = ("borrow", "cls", "type_id")
+
+    def __init__(self, wit: _wit.HandleType, cls: type, type_id: int) -> None:
+        super().__init__(wit, 4, 4, ("i32",), 4)
+        self.cls: Any = cls
+        self.type_id = type_id
+        self.borrow = wit.borrow
+
+    def _lower(self, value: Any) -> int:
+        if not isinstance(value, self.cls):
+            raise Mismatch(f"a {self.cls.__name__} handle ({describe(self.wit)})", value)
+        return _scope(f"{self.cls.__name__} handles are passed", value).guest_lower(self, value)
+
+    def store(self, mem: Memory, ptr: int, value: Any) -> None:
+        _U32.pack_into(mem.view, ptr, self._lower(value))
+
+    def load(self, mem: Memory, ptr: int) -> Any:
+        return self._lift(_U32.unpack_from(mem.view, ptr)[0])
+
+    def lower(self, mem: Memory, value: Any, out: list[Any]) -> None:
+        out.append(self._lower(value))
+
+    def lift(self, mem: Memory, flat: Iterator[Any]) -> Any:
+        return self._lift(next(flat) & 0xFFFF_FFFF)
+
+    def _lift(self, handle: int) -> Any:
+        return _scope(f"{self.cls.__name__} handles are made").guest_lift(self, handle)
+
+
+class HostHandle(Layout):
+    """``own<r>``/``borrow<r>`` of a resource the host defines (the host's object,
+    kept in the instance's handle table while the guest holds it).
+
+    Attributes:
+        codec: What the handle scope needs of it (the component path's codec: the
+            type number, the WIT resource, ``borrow``).
+    """
+
+    __slots__ = ("codec",)
+
+    def __init__(self, wit: _wit.HandleType, type_id: int) -> None:
+        super().__init__(wit, 4, 4, ("i32",), 4)
+        self.codec = HostHandleCodec(wit, type_id)
+
+    def _lower(self, value: Any) -> int:
+        scope = _scope(
+            f"no host resource here: a {self.codec.resource.name} is passed to the plugin "
+            "by host functions",
+            value,
+        )
+        return scope.host_lower(self.codec, value)
+
+    def store(self, mem: Memory, ptr: int, value: Any) -> None:
+        _U32.pack_into(mem.view, ptr, self._lower(value))
+
+    def load(self, mem: Memory, ptr: int) -> Any:
+        return _scope("host resources are lifted").host_lift(
+            self.codec, _U32.unpack_from(mem.view, ptr)[0]
+        )
+
+    def lower(self, mem: Memory, value: Any, out: list[Any]) -> None:
+        out.append(self._lower(value))
+
+    def lift(self, mem: Memory, flat: Iterator[Any]) -> Any:
+        return _scope("host resources are lifted").host_lift(self.codec, next(flat) & 0xFFFF_FFFF)
 
 
 class _LayoutBuilder(_wit.TypeVisitor[Layout]):
     """Builds the layout of a type (:func:`layout_of`), memoizing named types."""
 
-    __slots__ = ("_cache", "_ns")
+    __slots__ = ("_cache", "_handles", "_ns")
 
-    def __init__(self, ns: TypeNamespace, cache: dict[int, Layout]) -> None:
+    def __init__(
+        self, ns: TypeNamespace, cache: dict[int, Layout], handles: HandleLayouts | None
+    ) -> None:
         self._ns = ns
         self._cache = cache
+        self._handles = handles
 
     def visit_named(self, t: _wit.TypeDef) -> Layout:
         key = id(t)
@@ -1178,7 +1312,9 @@ class _LayoutBuilder(_wit.TypeVisitor[Layout]):
         raise UnsupportedType(f"{t.text}: {t.construct} is not supported by wasmplug yet")
 
     def visit_handle(self, t: _wit.HandleType) -> Layout:
-        raise UnsupportedType(f"resource handle {describe(t)}: {_NO_RESOURCES}")
+        if self._handles is None:
+            raise UnsupportedType(f"resource handle {describe(t)}: no resources here")
+        return self._handles(t)
 
     def visit_alias(self, t: _wit.TypeDef, kind: _wit.AliasKind) -> Layout:
         return self.visit(kind.target)
@@ -1202,7 +1338,7 @@ class _LayoutBuilder(_wit.TypeVisitor[Layout]):
         return _Flags(t, self._ns.for_typedef(t), [f.name for f in kind.flags])
 
     def visit_resource(self, t: _wit.TypeDef, kind: _wit.ResourceKind) -> Layout:
-        raise UnsupportedType(f"{describe(t)}: {_NO_RESOURCES}")
+        raise UnsupportedType(f"{describe(t)}: a resource is passed by a handle (own or borrow)")
 
 
 # -- functions -----------------------------------------------------------------------------

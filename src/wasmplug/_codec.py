@@ -70,6 +70,7 @@ __all__ = [
     "HostHandleCodec",
     "build_codec",
     "handle_scope",
+    "swap_scope",
 ]
 
 VAL_SIZE = COMPONENT_VAL_SIZE
@@ -892,14 +893,25 @@ _scope = threading.local()
 
 
 @contextmanager
-def handle_scope(scope: HandleScope) -> Iterator[None]:
-    """Makes ``scope`` the current thread's handle scope while the block runs."""
+def handle_scope(scope: object) -> Iterator[None]:
+    """Makes ``scope`` the current thread's handle scope while the block runs: a
+    :class:`HandleScope` on the component path, a
+    :class:`~wasmplug._cabi.CoreHandleScope` on the core-module fast path."""
     previous = getattr(_scope, "current", None)
     _scope.current = scope
     try:
         yield
     finally:
         _scope.current = previous
+
+
+def swap_scope(scope: object) -> object:
+    """Makes ``scope`` the current thread's handle scope and returns the one it
+    replaces, to put back afterwards: :func:`handle_scope` without a generator, for
+    the fast path's calls."""
+    previous = getattr(_scope, "current", None)
+    _scope.current = scope
+    return previous
 
 
 def _current_scope(what: str, value: Any = None) -> HandleScope:

@@ -36,7 +36,6 @@ from ._codec import (
     handle_scope,
 )
 from ._exceptions import (
-    ArgumentError,
     HandleLimitExceeded,
     InstantiationError,
     LinkError,
@@ -46,11 +45,10 @@ from ._exceptions import (
 )
 from ._host import CAPABILITIES, HTTP, HostContext, HostImpl, defined_resources
 from ._policy import Determinism, Limits
-from ._resources import ResourceHandle
+from ._resources import HandleTable, ResourceHandle, TableFull, check_handles, close_quietly
 from ._sandbox import (
     FILES_BREACHED,
     Sandbox,
-    _TableFull,
     _WasiWait,
     check_host_call,
     host_call_entry,
@@ -301,100 +299,6 @@ def _register(fn: _HostCall) -> int:
     return key
 
 
-class _HostTable:
-    """The host resources one instance holds: ``rep`` -> (resource type number, object).
-
-    A guest refers to a host resource by a handle that wasmtime maps to a ``rep`` (a
-    u32 chosen here); the object lives here while any handle to it is alive. An
-    object the host lends to one call of an export (a ``borrow<r>`` argument) is
-    here for that call only, and is never closed by wasmplug (the host keeps it).
-    """
-
-    __slots__ = ("_next", "lent", "limit", "objects")
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self.objects: dict[int, tuple[int, Any]] = {}
-        self.lent: set[int] = set()  # reps of objects lent by the host to a call
-        self._next = 1
-
-    def add(self, type_id: int, obj: Any, *, lent: bool = False) -> int:
-        """Stores ``obj``; returns its new ``rep``.
-
-        Args:
-            type_id: The resource's host type number.
-            obj: The host object.
-            lent: The host lends it to the current call (it is not closed with the
-                instance).
-
-        Raises:
-            _TableFull: the table holds ``limit`` objects.
-        """
-        self.check_room()
-        objects = self.objects
-        rep = self._next
-        while rep in objects:  # only after 2**32 - 1 handles
-            rep = rep % 0xFFFF_FFFF + 1
-        self._next = rep % 0xFFFF_FFFF + 1
-        objects[rep] = (type_id, obj)
-        if lent:
-            self.lent.add(rep)
-        return rep
-
-    def forget(self, rep: int) -> None:
-        """Removes ``rep`` if it is there, without closing its object."""
-        self.objects.pop(rep, None)
-        self.lent.discard(rep)
-
-    def get(self, rep: int, type_id: int, name: str, *, remove: bool = False) -> Any:
-        """The object of ``rep`` (removed from the table with ``remove``).
-
-        Raises:
-            StaleHandleError: no object of that resource has this ``rep``.
-        """
-        entry = self.objects.get(rep)
-        if entry is None or entry[0] != type_id:
-            raise StaleHandleError(
-                f"the guest used a handle to host resource {name} (rep {rep}) "
-                "that is not in its instance's handle table",
-                resource=name,
-            )
-        if remove:
-            del self.objects[rep]
-            self.lent.discard(rep)
-        return entry[1]
-
-    def check_room(self) -> None:
-        """Raises :class:`_TableFull` when the table cannot take one more object."""
-        if len(self.objects) >= self.limit:
-            raise _TableFull(f"the instance holds {len(self.objects)} host resources already")
-
-    def drain(self) -> list[Any]:
-        """Empties the table; returns the objects it held for the guest (not those the
-        host lent to a call: those stay the host's)."""
-        lent = self.lent
-        objects = [obj for rep, (_, obj) in self.objects.items() if rep not in lent]
-        self.objects.clear()
-        lent.clear()
-        return objects
-
-
-def _close_quietly(objects: list[Any], plugin: str) -> None:
-    """Calls ``close()`` on each object that has one; failures are logged."""
-    for obj in objects:
-        close = getattr(obj, "close", None)
-        if callable(close):
-            try:
-                close()
-            except Exception:
-                _logger.exception(
-                    "plugin %r: closing host resource %r failed",
-                    plugin,
-                    obj,
-                    extra={"plugin": plugin},
-                )
-
-
 class _HostResources:
     """A plugin's host resources: the host's class per resource type number and the
     current instance's table. Host functions refer to this, not to the backend (the
@@ -404,7 +308,7 @@ class _HostResources:
 
     def __init__(self, classes: dict[int, type], limit: int) -> None:
         self.classes = classes
-        self.table = _HostTable(limit)
+        self.table = HandleTable(limit)
 
 
 class _Scope:
@@ -445,7 +349,7 @@ class _Scope:
         self.arguments = arguments
         self._keep: list[Any] = []
         # With ``arguments``: (table, rep, object, lent) per host object lowered.
-        self._added: list[tuple[_HostTable, int, Any, bool]] = []
+        self._added: list[tuple[HandleTable, int, Any, bool]] = []
         # With ``arguments``: the lowered arguments (the arena owns their memory),
         # their address, and the guest resource handles among them.
         self.arena: Arena | None = None
@@ -735,7 +639,7 @@ class _Instance:
     __slots__ = ("address", "context", "funcs", "store", "table", "token")
 
     def __init__(
-        self, store: wasmtime.Store, funcs: _native.ComponentFuncs, table: _HostTable
+        self, store: wasmtime.Store, funcs: _native.ComponentFuncs, table: HandleTable
     ) -> None:
         self.store = store
         # The context as host functions see it (a ctypes pointer), and its address
@@ -1045,7 +949,7 @@ class ComponentBackend(Sandbox, Backend):
         """
         if self._seeded is not None:
             self._seeded.reset()
-        self._resources.table = table = _HostTable(self._limits.resource_handles)
+        self._resources.table = table = HandleTable(self._limits.resource_handles)
         store = self.new_store(self._engine, self._wasi)
         try:
             instance = self._linker.instantiate(store, self._component)
@@ -1160,40 +1064,12 @@ class ComponentBackend(Sandbox, Backend):
         handles: tuple[tuple[ResourceHandle, bool], ...],
         owner: object,
     ) -> None:
-        """Checks that every resource handle among a call's arguments is open, belongs
-        to ``owner`` and the live instance, and is not moved while also used otherwise.
+        """:func:`~wasmplug._resources.check_handles` against the live instance.
 
         Raises:
-            ArgumentError: a handle of another plugin, or one handle both moved and
-                passed again in the same call.
-            StaleHandleError: a closed or moved handle, or one of a replaced instance.
+            ArgumentError, StaleHandleError: as ``check_handles``.
         """
-        plugin = self._ctx.plugin
-        live = self.current_instance
-        for handle, _ in handles:
-            if handle._plugin is not owner:
-                other = handle._plugin.name if handle._plugin is not None else "none"
-                raise ArgumentError(
-                    f"{function}: a {type(handle).__name__} handle of another plugin "
-                    f"({other!r}); a handle belongs to the plugin that made it",
-                    plugin=plugin,
-                    function=function,
-                )
-            if handle._native is None:
-                raise handle._stale("is closed (closed, or moved into the plugin)")
-            if handle._instance is not live:
-                raise handle._stale(
-                    "belongs to an instance that was replaced after a failed call; "
-                    "the resource went with it"
-                )
-        for handle, own in handles:
-            if own and sum(h is handle for h, _ in handles) > 1:
-                raise ArgumentError(
-                    f"{function}: a {type(handle).__name__} handle is moved (own) and "
-                    "passed again in the same call",
-                    plugin=plugin,
-                    function=function,
-                )
+        check_handles(function, handles, owner, self.current_instance, self._ctx.plugin)
 
     def call(self, name: str, args_base: int, nargs: int) -> tuple[bytes | None, CallStats]:
         """Calls export ``name`` with already lowered arguments.
@@ -1303,7 +1179,7 @@ class ComponentBackend(Sandbox, Backend):
         every host resource it held is closed."""
         self._instance = None
         self._early = None
-        _close_quietly(self._resources.table.drain(), self._ctx.plugin)
+        close_quietly(self._resources.table.drain(), self._ctx.plugin)
 
     @property
     def current_instance(self) -> object | None:
@@ -1349,7 +1225,7 @@ class ComponentBackend(Sandbox, Backend):
         try:
             with handle_scope(scope):
                 arena, slots = World._lower(export, args, plugin)
-        except _TableFull as e:
+        except TableFull as e:
             scope.abort()
             limit = self._limits.resource_handles
             error = HandleLimitExceeded(

@@ -52,6 +52,7 @@ from ._exceptions import (
 from ._files import FileBreach, FileLimits
 from ._host import HostContext, LogBreach
 from ._policy import Limits
+from ._resources import TableFull
 from ._stats import CallStats
 
 __all__ = ["Sandbox", "classify_failure"]
@@ -94,8 +95,7 @@ class _HostCallLimit(Exception):
     """The call tried more host calls than ``Limits.host_calls``."""
 
 
-class _TableFull(Exception):
-    """An instance's host resource table is full (``Limits.resource_handles``)."""
+_TableFull = TableFull  # an instance's handle table is full (``Limits.resource_handles``)
 
 
 class _Output:
@@ -711,7 +711,7 @@ class Sandbox:
                 HandleLimitExceeded,
                 "resource_handles",
                 f"{function}: the instance would hold more than {limits.resource_handles} "
-                f"host resources (Limits.resource_handles); refused in {host_function}",
+                f"resource handles (Limits.resource_handles); refused in {host_function}",
             )
             used = limits.resource_handles + 1
         elif isinstance(cause, _HostCallLimit):
