@@ -60,6 +60,8 @@ def _cases(wp: Any) -> dict[str, Callable[[], Any]]:
         cases[f"{kind} add"] = functools.partial(plugin.call, "add", 1, 2)
         cases[f"{kind} noop"] = functools.partial(plugin.call, "noop")
         cases[f"{kind} add prepared"] = functools.partial(plugin.call_prepared, prepared)
+        cases[f"{kind} echo-string"] = functools.partial(plugin.call, "echo-string", "héllo")
+        cases[f"{kind} blob-stats"] = functools.partial(plugin.call, "blob-stats", b"x" * 64)
     return cases
 
 

@@ -153,27 +153,38 @@ fi
 out_rel=${OUT_DIR#"$ROOT/"}
 mkdir -p "$OUT_DIR"
 failed=()
-for name in "${selected[@]}"; do
-    lib=$(awk -v n="$name" '$1 == n { print $2 }' <<<"$plugins")
-    echo "build-wasm: building $name -> $out_rel/$lib.wasm"
-    start=$SECONDS
-    if ! (cd "$ROOT" && "${cargo_env[@]}" "$CARGO" rustc --release --lib \
-        -p "$name" --target "$target" "${build_std[@]}" -- "${rustc_args[@]}"); then
-        echo "build-wasm: FAILED to build $name" >&2
-        rm -f "$OUT_DIR/$lib.wasm" # never leave a stale plugin behind
-        failed+=("$name")
-        continue
+
+# build_one LABEL DIR LIB OUT [CARGO ARG...]: builds one plugin crate from DIR (with the
+# extra cargo arguments) and copies its artifact to OUT/LIB.wasm once its header shows
+# the right kind; on failure records LABEL in $failed and leaves no stale plugin behind.
+build_one() {
+    local label=$1 dir=$2 lib=$3 out=$4
+    shift 4
+    local shown=${out#"$ROOT"/}
+    echo "build-wasm: building $label -> $shown/$lib.wasm"
+    local start=$SECONDS
+    if ! (cd "$dir" && "${cargo_env[@]}" "$CARGO" rustc --release --lib "$@" \
+        --target "$target" "${build_std[@]}" -- "${rustc_args[@]}"); then
+        echo "build-wasm: FAILED to build $label" >&2
+        rm -f "$out/$lib.wasm"
+        failed+=("$label")
+        return
     fi
-    artifact=$CARGO_TARGET_DIR/$target/release/$lib.wasm
+    local artifact=$CARGO_TARGET_DIR/$target/release/$lib.wasm header
     header=$(od -An -tx1 -N8 "$artifact" 2>/dev/null | tr -d ' \n')
     if [[ $header != "$expected_header" ]]; then
         echo "build-wasm: FAILED: $artifact is not a $kind (header $header)" >&2
-        rm -f "$OUT_DIR/$lib.wasm"
-        failed+=("$name")
-        continue
+        rm -f "$out/$lib.wasm"
+        failed+=("$label")
+        return
     fi
-    cp "$artifact" "$OUT_DIR/$lib.wasm"
-    echo "build-wasm: built $out_rel/$lib.wasm ($(wc -c <"$OUT_DIR/$lib.wasm") bytes, $((SECONDS - start)) s)"
+    cp "$artifact" "$out/$lib.wasm"
+    echo "build-wasm: built $shown/$lib.wasm ($(wc -c <"$out/$lib.wasm") bytes, $((SECONDS - start)) s)"
+}
+
+for name in "${selected[@]}"; do
+    lib=$(awk -v n="$name" '$1 == n { print $2 }' <<<"$plugins")
+    build_one "$name" "$ROOT" "$lib" "$OUT_DIR" -p "$name"
 done
 
 # Crates outside the workspace: each with its own Cargo.toml (and Cargo.lock),
@@ -196,25 +207,7 @@ for target in (root or meta["packages"])[0]["targets"]:
     fi
     ext_out=$dir/build/$(basename "$OUT_DIR")
     mkdir -p "$ext_out"
-    echo "build-wasm: building $dir -> $ext_out/$lib.wasm"
-    start=$SECONDS
-    if ! (cd "$dir" && "${cargo_env[@]}" "$CARGO" rustc --release --lib \
-        --target "$target" "${build_std[@]}" -- "${rustc_args[@]}"); then
-        echo "build-wasm: FAILED to build $dir" >&2
-        rm -f "$ext_out/$lib.wasm"
-        failed+=("$dir")
-        continue
-    fi
-    artifact=$CARGO_TARGET_DIR/$target/release/$lib.wasm
-    header=$(od -An -tx1 -N8 "$artifact" 2>/dev/null | tr -d ' \n')
-    if [[ $header != "$expected_header" ]]; then
-        echo "build-wasm: FAILED: $artifact is not a $kind (header $header)" >&2
-        rm -f "$ext_out/$lib.wasm"
-        failed+=("$dir")
-        continue
-    fi
-    cp "$artifact" "$ext_out/$lib.wasm"
-    echo "build-wasm: built $ext_out/$lib.wasm ($(wc -c <"$ext_out/$lib.wasm") bytes, $((SECONDS - start)) s)"
+    build_one "$dir" "$dir" "$lib" "$ext_out"
 done
 
 total=$((${#selected[@]} + ${#external[@]}))

@@ -631,7 +631,7 @@ class _Store:
 
 
 def test_resources_round_trip_through_the_generated_module(
-    wasm_dir: Path, engine: wasmplug.Engine
+    plugin_dir: Path, engine: wasmplug.Engine
 ) -> None:
     """Through the generated module only: construct a buffer, call its methods, use
     its static function, lend one (borrow) and give one away (own), close it; the
@@ -641,7 +641,7 @@ def test_resources_round_trip_through_the_generated_module(
     assert issubclass(res.Buffer, wasmplug.ResourceHandle)
     assert res.WORLD.types.Buffer is res.Buffer
     _Counter.made = []
-    with res.Resources.load(wasm_dir / "resources.wasm", engine=engine, host_store=_Store()) as r:
+    with res.Resources.load(plugin_dir / "resources.wasm", engine=engine, host_store=_Store()) as r:
         plugin = r.plugin
         with res.Buffer(plugin, "ab") as buf:
             assert type(buf) is res.Buffer
@@ -675,7 +675,7 @@ def test_resources_round_trip_through_the_generated_module(
 
 
 def test_host_and_factory_resources_through_the_generated_module(
-    wasm_dir: Path, engine: wasmplug.Engine
+    plugin_dir: Path, engine: wasmplug.Engine
 ) -> None:
     """Through the generated module: the host's own counter objects go into exports
     (lent and given) and come back as themselves; a resource without a constructor
@@ -687,7 +687,7 @@ def test_host_and_factory_resources_through_the_generated_module(
     assert "only the plugin's functions returning one" in res.Cursor.__doc__
     assert "``text.words``" in res.Cursor.__doc__
     _Counter.made = []
-    with res.Resources.load(wasm_dir / "resources.wasm", engine=engine, host_store=_Store()) as r:
+    with res.Resources.load(plugin_dir / "resources.wasm", engine=engine, host_store=_Store()) as r:
         counter = _Counter(2)
         assert r.ledger.peek(counter) == 2
         assert r.ledger.bump(counter, 3) is counter

@@ -296,6 +296,44 @@ def test_bad_nested_field_names_its_path(world: wasmplug.World, plugin: wasmplug
         assert fragment in str(info.value)
 
 
+def test_both_backends_refuse_alike(
+    world: wasmplug.World, wasm_dir: Path, core_dir: Path, engine: wasmplug.Engine
+) -> None:
+    """The checks are shared (wasmplug._checks): every kind of misfit gets the very
+    same message on the component path and on the fast path."""
+    t = world.types
+    plugins = [
+        wasmplug.load(d / "typetest.wasm", world=world, engine=engine, name="typetest")
+        for d in (wasm_dir, core_dir)
+    ]
+    bad: list[tuple[str, Any]] = [
+        ("roundtrip", everything(world, flag=1)),
+        ("roundtrip", everything(world, text=b"bytes")),
+        ("roundtrip", everything(world, text="\ud800")),
+        ("roundtrip", everything(world, blob="text")),
+        ("roundtrip", everything(world, numbers="123")),
+        ("roundtrip", everything(world, pair=(1, "x", 2))),
+        ("roundtrip", everything(world, outcome="x")),
+        ("roundtrip", everything(world, outcome=wasmplug.Err(7))),
+        ("roundtrip", everything(world, shape=t.Point(x=1, y=2))),
+        ("roundtrip", everything(world, color=3)),
+        ("roundtrip", everything(world, perms=["read", "fly"])),
+        ("roundtrip", everything(world, letter="ab")),
+        ("roundtrip", {"flag": True}),
+    ]
+    try:
+        for function, value in bad:
+            messages = []
+            for plugin in plugins:
+                with pytest.raises(wasmplug.ArgumentError) as info:
+                    plugin.call(function, value)
+                messages.append(str(info.value))
+            assert messages[0] == messages[1], value
+    finally:
+        for plugin in plugins:
+            plugin.close()
+
+
 def test_refused_call_leaves_the_instance_untouched(
     world: wasmplug.World, plugin: wasmplug.Plugin
 ) -> None:

@@ -23,7 +23,7 @@ import wasmplug
 from conftest import FIXTURES, REPO_ROOT
 from http_servers import Server
 from wasmplug import _jsonvalue, wit
-from wasmplug._codec import Mismatch
+from wasmplug._checks import Mismatch
 from wasmplug._coremodule import CoreExport, CoreModuleError, read_exports, read_imports
 from wasmplug._extism import extism_name
 from wasmplug.testing import assert_breach, assert_denied, assert_within

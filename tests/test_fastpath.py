@@ -19,7 +19,8 @@ from hypothesis import strategies as st
 import strategies
 import wasmplug
 from wasmplug import _cabi, _wit
-from wasmplug._codec import VAL_SIZE, Arena, Mismatch
+from wasmplug._checks import Mismatch
+from wasmplug._codec import VAL_SIZE, Arena
 
 WAT = Path(__file__).resolve().parent / "wat"
 GETTERS = ("get-text", "get-items", "get-result")
@@ -287,3 +288,57 @@ def test_determinism_needs_the_component_path(engine: wasmplug.Engine) -> None:
     policy = wasmplug.Policy(determinism=wasmplug.Determinism(seed=1))
     with pytest.raises(wasmplug.LinkError, match="component path"):
         wasmplug.load(wasm, world=world, engine=engine, policy=policy)
+
+
+def resource_world(tmp_path: Path) -> wasmplug.World:
+    """A world exporting an interface that defines a resource and nothing else."""
+    (tmp_path / "w.wit").write_text(
+        "package t:d@0.1.0;\ninterface i { resource r; }\nworld w { export i; }\n"
+    )
+    return wasmplug.load_world(tmp_path, "w")
+
+
+def test_wrong_destructor_type_is_a_world_mismatch(engine: wasmplug.Engine, tmp_path: Path) -> None:
+    """A resource destructor export (``[dtor]r``, called through the unchecked path)
+    must have exactly the canonical ABI's type, ``(param i32)``."""
+    world = resource_world(tmp_path)
+    wasm = core_module('(func (export "t:d/i@0.1.0#[dtor]r") (param i32 i32))')
+    with pytest.raises(wasmplug.WorldMismatchError) as info:
+        wasmplug.load(wasm, world=world, engine=engine)
+    assert "t:d/i@0.1.0#[dtor]r" in str(info.value)
+    assert "found (func (param i32 i32) (result -))" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("name", "ty", "fragment"),
+    [
+        ("[resource-new]r", "(param i64) (result i32)", "expected the canonical ABI's"),
+        ("[resource-drop]r", "(param i32) (result i32)", "expected the canonical ABI's"),
+        ("[resource-new]nope", "(param i32) (result i32)", "does not import"),
+    ],
+)
+def test_resource_builtins_are_checked(
+    engine: wasmplug.Engine, tmp_path: Path, name: str, ty: str, fragment: str
+) -> None:
+    """The guest's imports of the resource built-ins (``[export]<interface>``) must
+    name a resource the world exports, with the canonical ABI's type."""
+    world = resource_world(tmp_path)
+    wasm = core_module("", imports=f'(import "[export]t:d/i@0.1.0" "{name}" (func {ty}))')
+    with pytest.raises(wasmplug.LinkError) as info:
+        wasmplug.load(wasm, world=world, engine=engine)
+    assert name in str(info.value)
+    assert fragment in str(info.value)
+
+
+def test_resource_world_loads_with_a_correct_destructor(
+    engine: wasmplug.Engine, tmp_path: Path
+) -> None:
+    """The same world with the canonical types loads on the fast path."""
+    world = resource_world(tmp_path)
+    wasm = core_module(
+        '(func (export "t:d/i@0.1.0#[dtor]r") (param i32))',
+        imports='(import "[export]t:d/i@0.1.0" "[resource-new]r" (func (param i32) (result i32)))',
+    )
+    with wasmplug.load(wasm, world=world, engine=engine) as plugin:
+        assert plugin.kind == "core-module"
+        assert plugin.imports == ()

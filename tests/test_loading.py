@@ -476,21 +476,21 @@ def test_a_plugin_never_closed_is_freed_when_collected(wasm_dir: Path) -> None:
     import gc
     import weakref
 
-    from wasmplug import _component
+    from wasmplug import _component_host
 
     world = fixture_world("caps")
     gc.collect()
-    before = len(_component._HOST_FUNCS)
+    before = len(_component_host._HOST_FUNCS)
     backends = []
     for i in range(5):
         plugin = wasmplug.load(wasm_dir / "caps.wasm", world=world, name=f"dropped-{i}")
         assert plugin.call("get-env", "X") is None  # an instance ran
         backends.append(weakref.ref(plugin._backend))
-        assert len(_component._HOST_FUNCS) > before
+        assert len(_component_host._HOST_FUNCS) > before
         del plugin
     gc.collect()
     assert all(ref() is None for ref in backends)
-    assert len(_component._HOST_FUNCS) == before
+    assert len(_component_host._HOST_FUNCS) == before
 
 
 def test_every_exception_is_in_the_errors_doc() -> None:

@@ -10,19 +10,18 @@ core values (else in memory, behind one pointer), its result flat when it needs 
 most :data:`MAX_FLAT_RESULTS` (else in memory). Strings and lists live in memory the
 guest allocates with its ``cabi_realloc``.
 
-The checks of scalar values are the component path's own (``check_int``,
-``check_float``, ``char_code`` in :mod:`wasmplug._codec`), so both paths accept and
-refuse the same values with the same messages. One :class:`Layout` per WIT type is
-built when a plugin is loaded (from the same
-Python classes the component path uses: :class:`~wasmplug._bindings.TypeNamespace`),
-so both backends map the same WIT value to the same Python value.
+Values are checked by :mod:`wasmplug._checks`, the checks every backend shares, so
+both paths accept and refuse the same values with the same messages
+(:class:`~wasmplug._checks.Mismatch`); the layouts encode what the checks return. One
+:class:`Layout` per WIT type is built when a plugin is loaded (from the same Python
+classes the component path uses: :class:`~wasmplug._bindings.TypeNamespace`), so both
+backends map the same WIT value to the same Python value.
 
-Lowering checks every host value as the component path does and raises
-:class:`~wasmplug._codec.Mismatch` with the same messages. Lifting trusts nothing
-from the guest: every pointer and length is checked against the memory's size, every
-pointer against its alignment, every discriminant against its case count, every
-``char`` against the Unicode scalar values and every string against UTF-8; a bad one
-raises :class:`BadValue`, and no byte outside the guest's memory is ever read.
+Lifting trusts nothing from the guest: every pointer and length is checked against the
+memory's size, every pointer against its alignment, every discriminant against its
+case count, every ``char`` against the Unicode scalar values and every string against
+UTF-8; a bad one raises :class:`BadValue`, and no byte outside the guest's memory is
+ever read.
 """
 
 from __future__ import annotations
@@ -32,23 +31,34 @@ import math
 import struct
 from collections.abc import Callable, Iterator, Sequence
 from operator import attrgetter
-from typing import Any
+from typing import Any, Protocol, cast
 
 from . import _wit
 from ._bindings import Err, Ok, TypeNamespace, describe, field_name
-from ._codec import (
+from ._checks import (
+    CaseChoice,
+    EnumChoice,
+    FlagsChoice,
     Mismatch,
-    UnsupportedType,
     char_code,
+    check_bool,
+    check_bytes,
     check_float,
     check_int,
+    check_sequence,
+    check_tuple,
     record_values,
+    result_case,
+    utf8,
 )
+from ._codec import HostHandleCodec, UnsupportedType, _current_scope
 
 __all__ = [
     "MAX_FLAT_PARAMS",
     "MAX_FLAT_RESULTS",
     "BadValue",
+    "CoreHandleScope",
+    "HandleLayouts",
     "Layout",
     "Memory",
     "Signature",
@@ -257,17 +267,13 @@ class _Bool(Layout):
         super().__init__(wit, 1, 1, ("i32",), 1)
 
     def store(self, mem: Memory, ptr: int, value: Any) -> None:
-        if value is not True and value is not False:
-            raise Mismatch("bool", value)
-        mem.view[ptr] = value
+        mem.view[ptr] = check_bool(value)
 
     def load(self, mem: Memory, ptr: int) -> Any:
         return mem.view[ptr] != 0
 
     def lower(self, mem: Memory, value: Any, out: list[Any]) -> None:
-        if value is not True and value is not False:
-            raise Mismatch("bool", value)
-        out.append(int(value))
+        out.append(int(check_bool(value)))
 
     def lift(self, mem: Memory, flat: Iterator[Any]) -> Any:
         return next(flat) != 0
@@ -371,12 +377,7 @@ class _String(_Span):
     __slots__ = ()
 
     def put(self, mem: Memory, value: Any) -> tuple[int, int]:
-        if not isinstance(value, str):
-            raise Mismatch("str", value)
-        try:
-            data = value.encode("utf-8")
-        except UnicodeEncodeError:
-            raise Mismatch("str encodable as UTF-8 (no lone surrogates)", value) from None
+        data = utf8(value)
         n = len(data)
         p = mem.alloc(1, n)
         if n:
@@ -401,8 +402,7 @@ class _Bytes(_Span):
     __slots__ = ()
 
     def put(self, mem: Memory, value: Any) -> tuple[int, int]:
-        if not isinstance(value, bytes | bytearray | memoryview):
-            raise Mismatch("bytes (list<u8>)", value)
+        value = check_bytes(value)
         n = len(value) if not isinstance(value, memoryview) else value.nbytes
         p = mem.alloc(1, n)
         if n:
@@ -429,8 +429,7 @@ class _NumberList(_Span):
         return self.elem.fixed or 0
 
     def put(self, mem: Memory, value: Any) -> tuple[int, int]:
-        if not isinstance(value, Sequence) or isinstance(value, str | bytes | bytearray):
-            raise Mismatch(f"a sequence ({describe(self.wit)})", value)
+        value = check_sequence(value, self.wit)
         elem = self.elem
         n = len(value)
         p = mem.alloc(elem.align, n * elem.size)
@@ -485,8 +484,7 @@ class _List(_Span):
         return total
 
     def put(self, mem: Memory, value: Any) -> tuple[int, int]:
-        if not isinstance(value, Sequence) or isinstance(value, str | bytes | bytearray):
-            raise Mismatch(f"a sequence ({describe(self.wit)})", value)
+        value = check_sequence(value, self.wit)
         elem = self.elem
         n = len(value)
         p = mem.alloc(elem.align, n * elem.size)
@@ -798,14 +796,7 @@ class _Tuple(_Fields):
         super().__init__(wit, fields, [f"[{i}]" for i in range(len(fields))])
 
     def values(self, value: Any) -> Sequence[Any]:
-        n = len(self.fields)
-        if (
-            not isinstance(value, Sequence)
-            or isinstance(value, str | bytes | bytearray)
-            or len(value) != n
-        ):
-            raise Mismatch(f"a sequence of {n} items ({describe(self.wit)})", value)
-        return value
+        return check_tuple(value, len(self.fields), self.wit)
 
     def make(self, values: list[Any]) -> Any:
         return tuple(values)
@@ -993,17 +984,8 @@ class _Result(_Cases):
         super().__init__(wit, [ok, err])
 
     def choose(self, value: Any) -> tuple[int, Any]:
-        if isinstance(value, Ok):
-            case = 0
-        elif isinstance(value, Err):
-            case = 1
-        else:
-            raise Mismatch(f"wasmplug.Ok or wasmplug.Err ({describe(self.wit)})", value)
-        if self.payloads[case] is None and value.value is not None:
-            raise Mismatch(
-                f"no payload for the {('ok', 'err')[case]} case (value None)", value.value
-            )
-        return case, value.value
+        ok, err = self.payloads
+        return result_case(value, ok is not None, err is not None, self.wit)
 
     def make(self, case: int, payload: Any) -> Any:
         return Err(payload) if case else Ok(payload)
@@ -1017,26 +999,18 @@ class _Result(_Cases):
 
 
 class _Variant(_Cases):
-    __slots__ = ("_by_class", "_classes", "_names", "_python_name")
+    __slots__ = ("_choose", "_classes", "_names")
 
     def __init__(
         self, wit: _wit.TypeDef, python_name: str, cases: list[tuple[str, type, Layout | None]]
     ) -> None:
         super().__init__(wit, [c[2] for c in cases])
-        self._python_name = python_name
         self._classes = [c[1] for c in cases]
         self._names = [c[0] for c in cases]
-        self._by_class = {c[1]: i for i, c in enumerate(cases)}
+        self._choose = CaseChoice(python_name, self._classes, [c[2] is not None for c in cases])
 
     def choose(self, value: Any) -> tuple[int, Any]:
-        case = self._by_class.get(value.__class__)
-        if case is None:
-            raise Mismatch(
-                f"one of {self._python_name}'s cases "
-                f"({', '.join(c.__name__ for c in self._classes)})",
-                value,
-            )
-        return case, (value.value if self.payloads[case] is not None else None)
+        return self._choose(value)
 
     def make(self, case: int, payload: Any) -> Any:
         cls = self._classes[case]
@@ -1047,26 +1021,17 @@ class _Variant(_Cases):
 
 
 class _Enum(_Cases):
-    __slots__ = ("_cls", "_index", "_members")
+    __slots__ = ("_choose", "_cls", "_members")
 
     def __init__(self, wit: _wit.TypeDef, cls: type[enum.Enum]) -> None:
         members = list(cls)
         super().__init__(wit, [None] * len(members))
         self._cls = cls
         self._members = members
-        self._index: dict[Any, int] = {}
-        for i, m in enumerate(members):
-            self._index[m] = i
-            self._index[m.value] = i
+        self._choose = EnumChoice(cls)
 
     def choose(self, value: Any) -> tuple[int, Any]:
-        try:
-            return self._index[value], None
-        except (KeyError, TypeError):
-            raise Mismatch(
-                f"a {self._cls.__name__} member or one of {[m.value for m in self._members]}",
-                value,
-            ) from None
+        return self._choose(value), None
 
     def make(self, case: int, payload: Any) -> Any:
         return self._members[case]
@@ -1076,7 +1041,7 @@ class _Enum(_Cases):
 
 
 class _Flags(Layout):
-    __slots__ = ("_bits", "_cls", "_fmt", "_from_name", "_members", "_words")
+    __slots__ = ("_bits", "_choose", "_cls", "_fmt", "_from_name", "_members", "_words")
 
     def __init__(self, wit: _wit.TypeDef, cls: type[enum.Flag], wit_names: list[str]) -> None:
         n = len(wit_names)
@@ -1092,21 +1057,12 @@ class _Flags(Layout):
         self._cls = cls
         self._members = list(cls)
         self._from_name = dict(zip(wit_names, self._members, strict=True))
+        self._choose = FlagsChoice(cls, wit_names)
 
     def _bits_of(self, value: Any) -> int:
-        if isinstance(value, self._cls):
-            chosen = [m for m in self._members if m in value]
-        elif isinstance(value, set | frozenset | list | tuple) and all(
-            v in self._from_name for v in value
-        ):
-            chosen = [self._from_name[v] for v in self._from_name if v in value]
-        else:
-            raise Mismatch(
-                f"a {self._cls.__name__} value or a set of {list(self._from_name)}", value
-            )
         bits = 0
-        for m in chosen:
-            bits |= 1 << self._members.index(m)
+        for i in self._choose(value):
+            bits |= 1 << i
         return bits
 
     def _value(self, bits: int) -> Any:
@@ -1149,34 +1105,166 @@ _INT_BITS = {
 }
 
 
-def layout_of(t: _wit.WitType, ns: TypeNamespace, cache: dict[int, Layout] | None = None) -> Layout:
+def layout_of(
+    t: _wit.WitType,
+    ns: TypeNamespace,
+    cache: dict[int, Layout] | None = None,
+    handles: HandleLayouts | None = None,
+) -> Layout:
     """Builds (and memoizes per named type) the layout of a WIT type.
 
     Args:
         t: The type.
         ns: The world's Python classes (shared with the component path).
         cache: Layouts of named types already built, by ``id`` of their definition.
+        handles: Makes the layout of a resource handle (:func:`guest_handle` or
+            :func:`host_handle`, by the side that defines the resource); ``None``
+            refuses handles.
 
     Raises:
-        UnsupportedType: the type is or holds a resource handle or an async type,
-            which the fast path does not pass.
+        UnsupportedType: the type is or holds an async type, or a resource handle
+            without ``handles`` (or one ``handles`` refuses).
     """
-    return _LayoutBuilder(ns, {} if cache is None else cache).visit(t)
+    return _LayoutBuilder(ns, {} if cache is None else cache, handles).visit(t)
 
 
-_NO_RESOURCES = (
-    "the core-module fast path does not pass resources yet (build the plugin as a component)"
-)
+#: Makes the layout of a resource handle type.
+HandleLayouts = Callable[[_wit.HandleType], "Layout"]
+
+
+class CoreHandleScope(Protocol):
+    """Where the fast path's handle layouts lift and lower: the core backend's scope
+    of one call or host function call, made current with
+    :func:`wasmplug._codec.swap_scope` (the component path's thread-local scope)."""
+
+    def guest_lower(self, layout: GuestHandle, value: Any) -> int:
+        """The flat ``i32`` for handle ``value`` of a resource the plugin exports: a
+        new handle in the instance's table for ``own<r>``, its ``rep`` for
+        ``borrow<r>`` (the canonical ABI's ``lower_borrow`` when the callee defines
+        the resource).
+
+        Raises:
+            ArgumentError, StaleHandleError: a handle of another plugin or instance,
+                closed, or moved and passed again.
+            TableFull: the instance's handle table is full.
+        """
+
+    def guest_lift(self, layout: GuestHandle, handle: int) -> Any:
+        """A new handle object for the ``own<r>`` the guest gave at ``handle``
+        (removed from the instance's table).
+
+        Raises:
+            BadValue: ``handle`` is not an ``r`` in the table.
+        """
+
+    def host_lower(self, codec: HostHandleCodec, value: Any) -> int:
+        """The guest's handle for host object ``value`` (added to the table).
+
+        Raises:
+            Mismatch: ``value`` is not an object of the resource's host class.
+            TableFull: the instance's handle table is full.
+        """
+
+    def host_lift(self, codec: HostHandleCodec, address: int) -> Any:
+        """The host object of the guest's handle ``address``.
+
+        Raises:
+            BadValue: it is not a handle to that resource in the table.
+        """
+
+
+def _scope(what: str, value: Any = None) -> CoreHandleScope:
+    return cast(CoreHandleScope, _current_scope(what, value))
+
+
+class GuestHandle(Layout):
+    """``own<r>``/``borrow<r>`` of a resource the plugin exports (a handle object on
+    the host's side, a flat ``i32`` in the guest).
+
+    Attributes:
+        cls: The handle class (``types.Buffer``).
+        type_id: The resource's type number in the instance's handle table.
+        borrow: Whether this is ``borrow<r>``.
+    """
+
+    __slots__ = ("borrow", "cls", "type_id")
+
+    def __init__(self, wit: _wit.HandleType, cls: type, type_id: int) -> None:
+        super().__init__(wit, 4, 4, ("i32",), 4)
+        self.cls: Any = cls
+        self.type_id = type_id
+        self.borrow = wit.borrow
+
+    def _lower(self, value: Any) -> int:
+        if not isinstance(value, self.cls):
+            raise Mismatch(f"a {self.cls.__name__} handle ({describe(self.wit)})", value)
+        return _scope(f"{self.cls.__name__} handles are passed", value).guest_lower(self, value)
+
+    def store(self, mem: Memory, ptr: int, value: Any) -> None:
+        _U32.pack_into(mem.view, ptr, self._lower(value))
+
+    def load(self, mem: Memory, ptr: int) -> Any:
+        return self._lift(_U32.unpack_from(mem.view, ptr)[0])
+
+    def lower(self, mem: Memory, value: Any, out: list[Any]) -> None:
+        out.append(self._lower(value))
+
+    def lift(self, mem: Memory, flat: Iterator[Any]) -> Any:
+        return self._lift(next(flat) & 0xFFFF_FFFF)
+
+    def _lift(self, handle: int) -> Any:
+        return _scope(f"{self.cls.__name__} handles are made").guest_lift(self, handle)
+
+
+class HostHandle(Layout):
+    """``own<r>``/``borrow<r>`` of a resource the host defines (the host's object,
+    kept in the instance's handle table while the guest holds it).
+
+    Attributes:
+        codec: What the handle scope needs of it (the component path's codec: the
+            type number, the WIT resource, ``borrow``).
+    """
+
+    __slots__ = ("codec",)
+
+    def __init__(self, wit: _wit.HandleType, type_id: int) -> None:
+        super().__init__(wit, 4, 4, ("i32",), 4)
+        self.codec = HostHandleCodec(wit, type_id)
+
+    def _lower(self, value: Any) -> int:
+        scope = _scope(
+            f"no host resource here: a {self.codec.resource.name} is passed to the plugin "
+            "by host functions",
+            value,
+        )
+        return scope.host_lower(self.codec, value)
+
+    def store(self, mem: Memory, ptr: int, value: Any) -> None:
+        _U32.pack_into(mem.view, ptr, self._lower(value))
+
+    def load(self, mem: Memory, ptr: int) -> Any:
+        return _scope("host resources are lifted").host_lift(
+            self.codec, _U32.unpack_from(mem.view, ptr)[0]
+        )
+
+    def lower(self, mem: Memory, value: Any, out: list[Any]) -> None:
+        out.append(self._lower(value))
+
+    def lift(self, mem: Memory, flat: Iterator[Any]) -> Any:
+        return _scope("host resources are lifted").host_lift(self.codec, next(flat) & 0xFFFF_FFFF)
 
 
 class _LayoutBuilder(_wit.TypeVisitor[Layout]):
     """Builds the layout of a type (:func:`layout_of`), memoizing named types."""
 
-    __slots__ = ("_cache", "_ns")
+    __slots__ = ("_cache", "_handles", "_ns")
 
-    def __init__(self, ns: TypeNamespace, cache: dict[int, Layout]) -> None:
+    def __init__(
+        self, ns: TypeNamespace, cache: dict[int, Layout], handles: HandleLayouts | None
+    ) -> None:
         self._ns = ns
         self._cache = cache
+        self._handles = handles
 
     def visit_named(self, t: _wit.TypeDef) -> Layout:
         key = id(t)
@@ -1224,7 +1312,9 @@ class _LayoutBuilder(_wit.TypeVisitor[Layout]):
         raise UnsupportedType(f"{t.text}: {t.construct} is not supported by wasmplug yet")
 
     def visit_handle(self, t: _wit.HandleType) -> Layout:
-        raise UnsupportedType(f"resource handle {describe(t)}: {_NO_RESOURCES}")
+        if self._handles is None:
+            raise UnsupportedType(f"resource handle {describe(t)}: no resources here")
+        return self._handles(t)
 
     def visit_alias(self, t: _wit.TypeDef, kind: _wit.AliasKind) -> Layout:
         return self.visit(kind.target)
@@ -1248,7 +1338,7 @@ class _LayoutBuilder(_wit.TypeVisitor[Layout]):
         return _Flags(t, self._ns.for_typedef(t), [f.name for f in kind.flags])
 
     def visit_resource(self, t: _wit.TypeDef, kind: _wit.ResourceKind) -> Layout:
-        raise UnsupportedType(f"{describe(t)}: {_NO_RESOURCES}")
+        raise UnsupportedType(f"{describe(t)}: a resource is passed by a handle (own or borrow)")
 
 
 # -- functions -----------------------------------------------------------------------------

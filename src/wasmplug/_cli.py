@@ -55,7 +55,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ._bindgen import generate_bindings
-from ._codec import Mismatch
+from ._checks import Mismatch
 from ._exceptions import GuestError, WasmplugError, WitError
 from ._jsonvalue import from_json, to_json
 from ._version import __version__

@@ -17,9 +17,11 @@ Lifting reads wasmtime-owned result memory with ``ctypes.string_at`` and
 ``struct.unpack_from``; the caller frees the result tree once with
 ``wasmtime_component_val_delete``.
 
-Every value is checked against its WIT type before any byte reaches wasmtime:
-wasmtime's own conversion panics (aborting the process) on an invalid ``char`` and
-traps on an unknown enum case, and wasmtime-py silently wraps out-of-range integers.
+Every value is checked against its WIT type before any byte reaches wasmtime, by the
+checks every backend shares (:mod:`wasmplug._checks`), and the codecs encode what the
+checks return: wasmtime's own conversion panics (aborting the process) on an invalid
+``char`` and traps on an unknown enum case, and wasmtime-py silently wraps out-of-
+range integers.
 """
 
 from __future__ import annotations
@@ -28,13 +30,29 @@ import ctypes
 import enum
 import struct
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from operator import attrgetter
 from typing import Any, Protocol
 
 from . import _wit
-from ._bindings import Err, Ok, TypeNamespace, any_value, describe, field_name
+from ._bindings import Err, Ok, TypeNamespace, describe, field_name
+from ._checks import (
+    CaseChoice,
+    EnumChoice,
+    FlagsChoice,
+    Mismatch,
+    char_code,
+    check_bool,
+    check_bytes,
+    check_float,
+    check_int,
+    check_sequence,
+    check_tuple,
+    record_values,
+    result_case,
+    utf8,
+)
 from ._native import (
     COMPONENT_KINDS,
     COMPONENT_VAL_SIZE,
@@ -50,12 +68,9 @@ __all__ = [
     "GuestHandleCodec",
     "HandleScope",
     "HostHandleCodec",
-    "Mismatch",
     "build_codec",
-    "char_code",
-    "check_float",
-    "check_int",
     "handle_scope",
+    "swap_scope",
 ]
 
 VAL_SIZE = COMPONENT_VAL_SIZE
@@ -95,79 +110,6 @@ _VARIANT = struct.Struct(f"<B{OF - 1}xQQQ")  # kind, name size, name data, paylo
 _RESULT = struct.Struct(f"<B{OF - 1}x?7xQ")  # kind, is_ok, payload pointer
 
 _string_at = ctypes.string_at
-
-
-class Mismatch(Exception):
-    """A Python value does not fit a WIT type. ``path`` grows as the error propagates."""
-
-    def __init__(self, expected: str, found: Any) -> None:
-        super().__init__(expected)
-        self.expected = expected
-        self.found = any_value(found)
-        self.path: list[str] = []
-
-    def at(self, part: str) -> Mismatch:
-        """Prepends one step (``.field``, ``[3]``) to the path; returns ``self``."""
-        self.path.insert(0, part)
-        return self
-
-    def describe(self, root: str) -> str:
-        """The message: ``root`` and the path, what was expected, what was found."""
-        where = root + "".join(self.path)
-        return f"{where}: expected {self.expected}, found {self.found}"
-
-
-def check_int(value: Any, lo: int, hi: int, expected: str) -> int:
-    """``value`` as an int of ``[lo, hi]`` (never a bool), for every backend.
-
-    Raises:
-        Mismatch: it is not (``expected`` says what was).
-    """
-    if value.__class__ is not int and (not isinstance(value, int) or isinstance(value, bool)):
-        raise Mismatch(expected, value)
-    if not lo <= value <= hi:
-        raise Mismatch(expected, value)
-    return int(value)
-
-
-def check_float(value: Any, wit: _wit.WitType, single: bool) -> float:
-    """``value`` as a float of ``f32``/``f64`` range (ints accepted, bools not), for
-    every backend.
-
-    Raises:
-        Mismatch: it is not a number, or beyond the type's range.
-    """
-    if value.__class__ is not float:
-        if not isinstance(value, int | float) or isinstance(value, bool):
-            raise Mismatch(f"float ({describe(wit)})", value)
-        try:
-            value = float(value)
-        except OverflowError:  # an int beyond any float, e.g. 10**400
-            raise Mismatch(f"a number within {describe(wit)} range", value) from None
-    if single:
-        try:
-            _F32.pack(value)
-        except (OverflowError, struct.error):
-            raise Mismatch("float within f32 range", value) from None
-    return float(value)
-
-
-def char_code(value: Any) -> int:
-    """The code point of a one-character ``str`` that is a Unicode scalar value, for
-    every backend.
-
-    Raises:
-        Mismatch: it is not.
-    """
-    if not isinstance(value, str) or len(value) != 1:
-        raise Mismatch("str of length 1 (char)", value)
-    code = ord(value)
-    if 0xD800 <= code <= 0xDFFF:
-        raise Mismatch("a Unicode scalar value (char), not a surrogate", value)
-    return code
-
-
-_F32 = struct.Struct("<f")
 
 
 class Arena:
@@ -305,9 +247,7 @@ class _Bool(Codec):
         super().__init__(wit, 1)
 
     def lower(self, arena: Arena, slot: int, value: Any) -> None:
-        if value is not True and value is not False:
-            raise Mismatch("bool", value)
-        self._fmt.pack_into(arena.buf, slot, K_BOOL, value)
+        self._fmt.pack_into(arena.buf, slot, K_BOOL, check_bool(value))
 
     def lift(self, raw: bytes, off: int) -> Any:
         return raw[off + OF] != 0
@@ -355,12 +295,7 @@ class _String(Codec):
         return 8 + _HEADER_SIZE_PTR.unpack_from(raw, off)[1]  # type: ignore[no-any-return]
 
     def lower(self, arena: Arena, slot: int, value: Any) -> None:
-        if not isinstance(value, str):
-            raise Mismatch("str", value)
-        try:
-            data = value.encode("utf-8")
-        except UnicodeEncodeError:
-            raise Mismatch("str encodable as UTF-8 (no lone surrogates)", value) from None
+        data = utf8(value)
         _HEADER_SIZE_PTR.pack_into(arena.buf, slot, K_STRING, len(data), 0)
         arena.pointer(slot + OF + 8, arena.add_bytes(data))
 
@@ -382,9 +317,7 @@ class _Bytes(Codec):
         return 8 + _HEADER_SIZE_PTR.unpack_from(raw, off)[1]  # type: ignore[no-any-return]
 
     def lower(self, arena: Arena, slot: int, value: Any) -> None:
-        if not isinstance(value, bytes | bytearray | memoryview):
-            raise Mismatch("bytes (list<u8>)", value)
-        data = bytes(value)
+        data = bytes(check_bytes(value))
         n = len(data)
         _HEADER_SIZE_PTR.pack_into(arena.buf, slot, K_LIST, n, 0)
         if n:
@@ -419,8 +352,7 @@ class _List(Codec):
         return 8 + _measure_all(self.elem, ptr, size, budget - 8)
 
     def lower(self, arena: Arena, slot: int, value: Any) -> None:
-        if not isinstance(value, Sequence) or isinstance(value, str | bytes | bytearray):
-            raise Mismatch(f"a sequence ({describe(self.wit)})", value)
+        value = check_sequence(value, self.wit)
         n = len(value)
         _HEADER_SIZE_PTR.pack_into(arena.buf, slot, K_LIST, n, 0)
         arr = arena.alloc(n * VAL_SIZE) if n else 0
@@ -457,12 +389,7 @@ class _Tuple(Codec):
 
     def lower(self, arena: Arena, slot: int, value: Any) -> None:
         n = len(self.elems)
-        if (
-            not isinstance(value, Sequence)
-            or isinstance(value, str | bytes | bytearray)
-            or len(value) != n
-        ):
-            raise Mismatch(f"a sequence of {n} items ({describe(self.wit)})", value)
+        value = check_tuple(value, n, self.wit)
         _HEADER_SIZE_PTR.pack_into(arena.buf, slot, K_TUPLE, n, 0)
         arr = arena.alloc(n * VAL_SIZE) if n else 0
         arena.pointer(slot + OF + 8, arr)
@@ -478,45 +405,6 @@ class _Tuple(Codec):
             return ()
         arr = _string_at(ptr, size * VAL_SIZE)
         return tuple(c.lift(arr, i * VAL_SIZE) for i, c in enumerate(self.elems))
-
-
-def record_values(
-    value: Any, wit: _wit.WitType, cls: type, attrs: list[str], get: Callable[[Any], Any]
-) -> Sequence[Any]:
-    """The field values of a record given as something other than its class: a mapping
-    by snake_case field name, or any object with those attributes. Both backends check
-    such values here, so they accept the same values and refuse the rest alike.
-
-    Args:
-        value: The value given for the record.
-        wit: The record's type (for messages).
-        cls: The record's Python class.
-        attrs: The Python field names, in order.
-        get: Reads the fields of an object, in order (an ``attrgetter``).
-
-    Returns:
-        The field values, in order.
-
-    Raises:
-        Mismatch: a mapping lacks a field, or an object an attribute.
-    """
-    if isinstance(value, Mapping):
-        try:
-            return [value[a] for a in attrs]
-        except KeyError:
-            missing = [a for a in attrs if a not in value]
-            extra = sorted(set(value) - set(attrs))
-            hint = f"; unexpected keys {extra}" if extra else ""
-            raise Mismatch(
-                f"{describe(wit)} with keys {attrs} (missing {missing}{hint})", value
-            ) from None
-    try:
-        return get(value)  # type: ignore[no-any-return]
-    except AttributeError:
-        missing = [a for a in attrs if not hasattr(value, a)]
-        raise Mismatch(
-            f"{cls.__name__} (or an object/mapping with {attrs}; missing {missing})", value
-        ) from None
 
 
 class _Record(Codec):
@@ -785,22 +673,18 @@ class _Result(Codec):
         return 1 + codec.measure(_string_at(ptr, VAL_SIZE), 0, budget)
 
     def lower(self, arena: Arena, slot: int, value: Any) -> None:
-        if isinstance(value, Ok):
-            is_ok, codec, case = True, self.ok, "ok"
-        elif isinstance(value, Err):
-            is_ok, codec, case = False, self.err, "err"
-        else:
-            raise Mismatch(f"wasmplug.Ok or wasmplug.Err ({describe(self.wit)})", value)
-        _RESULT.pack_into(arena.buf, slot, K_RESULT, is_ok, 0)
+        case, payload_value = result_case(
+            value, self.ok is not None, self.err is not None, self.wit
+        )
+        codec = self.err if case else self.ok
+        _RESULT.pack_into(arena.buf, slot, K_RESULT, not case, 0)
         if codec is None:
-            if value.value is not None:
-                raise Mismatch(f"no payload for the {case} case (value None)", value.value)
             return
         payload = arena.alloc(VAL_SIZE)
         try:
-            codec.lower(arena, payload, value.value)
+            codec.lower(arena, payload, payload_value)
         except Mismatch as e:
-            raise e.at(f".{case}") from None
+            raise e.at((".ok", ".err")[case]) from None
         arena.pointer(slot + OF + 8, payload)
 
     def lift_parts(self, raw: bytes, off: int) -> tuple[bool, Any]:
@@ -816,7 +700,7 @@ class _Result(Codec):
 
 
 class _Variant(Codec):
-    __slots__ = ("_by_class", "_by_name", "_cases", "_names", "_python_name")
+    __slots__ = ("_by_name", "_cases", "_choose", "_codecs", "_names")
     kind = K_VARIANT
 
     def __init__(
@@ -826,28 +710,23 @@ class _Variant(Codec):
         cases: list[tuple[str, type, Codec | None]],
     ) -> None:
         super().__init__(wit, _case_fixed([c[2] for c in cases]))
-        self._python_name = python_name
         self._names = _Names([c[0] for c in cases])
-        self._by_class = {
-            cls: (self._names.entries[i], codec) for i, (_, cls, codec) in enumerate(cases)
-        }
+        self._choose = CaseChoice(
+            python_name, [c[1] for c in cases], [c[2] is not None for c in cases]
+        )
+        self._codecs = [c[2] for c in cases]
         self._by_name = {name: (cls, codec) for name, cls, codec in cases}
         self._cases = [c[0] for c in cases]
 
     def lower(self, arena: Arena, slot: int, value: Any) -> None:
-        try:
-            (size, addr), codec = self._by_class[value.__class__]
-        except KeyError:
-            raise Mismatch(
-                f"one of {self._python_name}'s cases "
-                f"({', '.join(c.__name__ for c in self._by_class)})",
-                value,
-            ) from None
+        case, payload_value = self._choose(value)
+        size, addr = self._names.entries[case]
         _VARIANT.pack_into(arena.buf, slot, K_VARIANT, size, addr, 0)
+        codec = self._codecs[case]
         if codec is not None:
             payload = arena.alloc(VAL_SIZE)
             try:
-                codec.lower(arena, payload, value.value)
+                codec.lower(arena, payload, payload_value)
             except Mismatch as e:
                 raise e.at(".value") from None
             arena.pointer(slot + OF + NAME_SIZE, payload)
@@ -871,26 +750,18 @@ class _Variant(Codec):
 
 
 class _Enum(Codec):
-    __slots__ = ("_cls", "_entries", "_from_name", "_names")
+    __slots__ = ("_choose", "_cls", "_from_name", "_names")
     kind = K_ENUM
 
     def __init__(self, wit: _wit.TypeDef, cls: type[enum.Enum]) -> None:
         super().__init__(wit, 1)
         self._cls = cls
-        self._names = names = _Names([m.value for m in cls])
-        self._entries: dict[Any, tuple[int, int]] = {}
-        for member, entry in zip(cls, names.entries, strict=True):
-            self._entries[member] = entry
-            self._entries[member.value] = entry
+        self._names = _Names([m.value for m in cls])
+        self._choose = EnumChoice(cls)
         self._from_name = {m.value: m for m in cls}
 
     def lower(self, arena: Arena, slot: int, value: Any) -> None:
-        try:
-            size, addr = self._entries[value]
-        except (KeyError, TypeError):
-            raise Mismatch(
-                f"a {self._cls.__name__} member or one of {list(self._from_name)}", value
-            ) from None
+        size, addr = self._names.entries[self._choose(value)]
         _HEADER_SIZE_PTR.pack_into(arena.buf, slot, K_ENUM, size, addr)
 
     def lift(self, raw: bytes, off: int) -> Any:
@@ -899,7 +770,7 @@ class _Enum(Codec):
 
 
 class _Flags(Codec):
-    __slots__ = ("_cls", "_entries", "_from_name", "_names")
+    __slots__ = ("_choose", "_cls", "_from_name", "_names")
     kind = K_FLAGS
 
     def __init__(self, wit: _wit.TypeDef, cls: type[enum.Flag], wit_names: list[str]) -> None:
@@ -907,26 +778,18 @@ class _Flags(Codec):
         self._cls = cls
         self._names = _Names(wit_names)
         members = list(cls)
-        self._entries = dict(zip(members, self._names.entries, strict=True))
+        self._choose = FlagsChoice(cls, wit_names)
         self._from_name = dict(zip(wit_names, members, strict=True))
 
     def lower(self, arena: Arena, slot: int, value: Any) -> None:
-        if isinstance(value, self._cls):
-            chosen = [m for m in self._cls if m in value]
-        elif isinstance(value, set | frozenset | list | tuple) and all(
-            v in self._from_name for v in value
-        ):
-            chosen = [self._from_name[v] for v in self._from_name if v in value]
-        else:
-            raise Mismatch(
-                f"a {self._cls.__name__} value or a set of {list(self._from_name)}", value
-            )
+        chosen = self._choose(value)
         n = len(chosen)
         _HEADER_SIZE_PTR.pack_into(arena.buf, slot, K_FLAGS, n, 0)
         arr = arena.alloc(n * NAME_SIZE) if n else 0
         arena.pointer(slot + OF + 8, arr)
-        for i, m in enumerate(chosen):
-            size, addr = self._entries[m]
+        entries = self._names.entries
+        for i, index in enumerate(chosen):
+            size, addr = entries[index]
             _NAME.pack_into(arena.buf, arr + i * NAME_SIZE, size, addr)
 
     def lift(self, raw: bytes, off: int) -> Any:
@@ -1030,14 +893,25 @@ _scope = threading.local()
 
 
 @contextmanager
-def handle_scope(scope: HandleScope) -> Iterator[None]:
-    """Makes ``scope`` the current thread's handle scope while the block runs."""
+def handle_scope(scope: object) -> Iterator[None]:
+    """Makes ``scope`` the current thread's handle scope while the block runs: a
+    :class:`HandleScope` on the component path, a
+    :class:`~wasmplug._cabi.CoreHandleScope` on the core-module fast path."""
     previous = getattr(_scope, "current", None)
     _scope.current = scope
     try:
         yield
     finally:
         _scope.current = previous
+
+
+def swap_scope(scope: object) -> object:
+    """Makes ``scope`` the current thread's handle scope and returns the one it
+    replaces, to put back afterwards: :func:`handle_scope` without a generator, for
+    the fast path's calls."""
+    previous = getattr(_scope, "current", None)
+    _scope.current = scope
+    return previous
 
 
 def _current_scope(what: str, value: Any = None) -> HandleScope:

@@ -1,19 +1,16 @@
 """The component backend: validate, link, instantiate and call through wasmtime.
 
-Everything that touches ``wasmtime.component`` lives here, behind :class:`ComponentBackend`
-(validate once, then ``instantiate`` and ``call``), so the core-module fast path and the
-Extism backend can sit beside it later. wasmtime errors are translated into wasmplug
-exceptions in exactly one place, :func:`classify_failure`.
+:class:`ComponentBackend` runs a component behind the backend interface
+(:mod:`wasmplug._backend`): it checks the component's types against the world
+(:mod:`wasmplug._compare`), links the host's functions and WASI
+(:mod:`wasmplug._component_host`), instantiates, calls, and turns wasmtime's failures
+into wasmplug's exceptions (:func:`wasmplug._sandbox.classify_failure`).
 """
 
 from __future__ import annotations
 
 import ctypes
-import itertools
 import logging
-import random
-import threading
-import time
 from collections.abc import Callable, Sequence
 from time import perf_counter
 from typing import Any
@@ -23,707 +20,50 @@ import wasmtime.component as wc
 
 from . import _native, _wit
 from ._backend import Backend, Outcome
-from ._bindings import TypeNamespace, describe
 from ._codec import (
     VAL_SIZE,
-    Arena,
     Codec,
-    HostHandleCodec,
-    Mismatch,
     UnsupportedType,
     _Result,
-    build_codec,
     handle_scope,
 )
+from ._compare import compare_func
+from ._component_host import (
+    MONOTONIC_CLOCK,
+    HostCall,
+    HostResources,
+    Scope,
+    Seeded,
+    destructor,
+    deterministic_wasi,
+    finalize,
+    host_call,
+    host_destructor,
+    monotonic_clock,
+    register,
+    trampoline,
+    with_room,
+)
 from ._exceptions import (
-    ArgumentError,
     HandleLimitExceeded,
     InstantiationError,
     LinkError,
     OutputLimitExceeded,
-    StaleHandleError,
     WorldMismatchError,
 )
 from ._host import CAPABILITIES, HTTP, HostContext, HostImpl, defined_resources
 from ._policy import Determinism, Limits
-from ._resources import ResourceHandle
+from ._resources import HandleTable, ResourceHandle, TableFull, check_handles, close_quietly
 from ._sandbox import (
     FILES_BREACHED,
     Sandbox,
-    _TableFull,
-    _WasiWait,
-    check_host_call,
-    host_call_entry,
-    run_host_function,
 )
 from ._stats import CallStats
 from ._world import ExportFunc, PreparedCall, World, has_handle
 
-__all__ = ["ComponentBackend", "compare_types"]
+__all__ = ["ComponentBackend"]
 
 _logger = logging.getLogger("wasmplug")
-
-# -- type comparison -------------------------------------------------------------------
-
-_PRIMS: dict[str, type] = {
-    "bool": wc.Bool,
-    "s8": wc.S8,
-    "s16": wc.S16,
-    "s32": wc.S32,
-    "s64": wc.S64,
-    "u8": wc.U8,
-    "u16": wc.U16,
-    "u32": wc.U32,
-    "u64": wc.U64,
-    "f32": wc.F32,
-    "f64": wc.F64,
-    "char": wc.Char,
-    "string": wc.String,
-}
-
-
-def _found(v: Any) -> str:
-    """WIT-like text for a wasmtime value type."""
-    for name, cls in _PRIMS.items():
-        if isinstance(v, cls):
-            return name
-    if isinstance(v, wc.ListType):
-        return f"list<{_found(v.element)}>"
-    if isinstance(v, wc.OptionType):
-        return f"option<{_found(v.payload)}>"
-    if isinstance(v, wc.ResultType):
-        ok = _found(v.ok) if v.ok is not None else "_"
-        return f"result<{ok}, {_found(v.err)}>" if v.err is not None else f"result<{ok}>"
-    if isinstance(v, wc.TupleType):
-        return "tuple<" + ", ".join(_found(e) for e in v.elements) + ">"
-    if isinstance(v, wc.RecordType):
-        return "record {" + ", ".join(n for n, _ in v.fields) + "}"
-    if isinstance(v, wc.VariantType):
-        return "variant {" + ", ".join(n for n, _ in v.cases) + "}"
-    if isinstance(v, wc.EnumType):
-        return "enum {" + ", ".join(v.names) + "}"
-    if isinstance(v, wc.FlagsType):
-        return "flags {" + ", ".join(v.names) + "}"
-    return type(v).__name__
-
-
-def compare_types(expected: _wit.WitType, found: Any, path: str) -> list[str]:
-    """Compares a WIT type with the type wasmtime reports for a component.
-
-    Returns:
-        One line per difference, each naming the path, the expected and the found type;
-        empty when they match.
-    """
-    return _Comparer(expected, found, path).visit(_wit.unalias(expected))
-
-
-class _Comparer(_wit.TypeVisitor[list[str]]):
-    """Compares one WIT type (after aliases) with a wasmtime type (:func:`compare_types`)."""
-
-    __slots__ = ("expected", "found", "path")
-
-    def __init__(self, expected: _wit.WitType, found: Any, path: str) -> None:
-        self.expected = expected
-        self.found = found
-        self.path = path
-
-    def bad(self) -> list[str]:
-        return [f"{self.path}: expected {describe(self.expected)}, found {_found(self.found)}"]
-
-    def visit_primitive(self, t: _wit.Primitive) -> list[str]:
-        return [] if isinstance(self.found, _PRIMS[t.name]) else self.bad()
-
-    def visit_list(self, t: _wit.ListType) -> list[str]:
-        if not isinstance(self.found, wc.ListType):
-            return self.bad()
-        return compare_types(t.element, self.found.element, f"{self.path}[]")
-
-    def visit_option(self, t: _wit.OptionType) -> list[str]:
-        if not isinstance(self.found, wc.OptionType):
-            return self.bad()
-        return compare_types(t.inner, self.found.payload, f"{self.path}?")
-
-    def visit_result(self, t: _wit.ResultType) -> list[str]:
-        found, path = self.found, self.path
-        if not isinstance(found, wc.ResultType):
-            return self.bad()
-        out: list[str] = []
-        for case, exp, got in (("ok", t.ok, found.ok), ("err", t.err, found.err)):
-            if (exp is None) != (got is None):
-                out.append(
-                    f"{path}.{case}: expected {describe(exp) if exp else 'no payload'}, "
-                    f"found {_found(got) if got is not None else 'no payload'}"
-                )
-            elif exp is not None:
-                out += compare_types(exp, got, f"{path}.{case}")
-        return out
-
-    def visit_tuple(self, t: _wit.TupleType) -> list[str]:
-        found = self.found
-        if not isinstance(found, wc.TupleType) or len(found.elements) != len(t.elements):
-            return self.bad()
-        out: list[str] = []
-        for i, (e, g) in enumerate(zip(t.elements, found.elements, strict=True)):
-            out += compare_types(e, g, f"{self.path}[{i}]")
-        return out
-
-    def visit_handle(self, t: _wit.HandleType) -> list[str]:
-        return [] if isinstance(self.found, wc.OwnType | wc.BorrowType) else self.bad()
-
-    def visit_unsupported(self, t: _wit.Unsupported) -> list[str]:
-        return self.bad()
-
-    def visit_record(self, t: _wit.TypeDef, kind: _wit.RecordKind) -> list[str]:
-        if not isinstance(self.found, wc.RecordType):
-            return self.bad()
-        fields = self.found.fields
-        if [f.name for f in kind.fields] != [n for n, _ in fields]:
-            return self.bad()
-        out: list[str] = []
-        for f, (_, g) in zip(kind.fields, fields, strict=True):
-            out += compare_types(f.type, g, f"{self.path}.{f.name}")
-        return out
-
-    def visit_variant(self, t: _wit.TypeDef, kind: _wit.VariantKind) -> list[str]:
-        if not isinstance(self.found, wc.VariantType):
-            return self.bad()
-        cases = self.found.cases
-        if [c.name for c in kind.cases] != [n for n, _ in cases]:
-            return self.bad()
-        out: list[str] = []
-        for c, (_, payload) in zip(kind.cases, cases, strict=True):
-            if (c.type is None) != (payload is None):
-                out += self.bad()
-            elif c.type is not None:
-                out += compare_types(c.type, payload, f"{self.path}.{c.name}")
-        return out
-
-    def visit_enum(self, t: _wit.TypeDef, kind: _wit.EnumKind) -> list[str]:
-        found = self.found
-        ok = isinstance(found, wc.EnumType) and found.names == [c.name for c in kind.cases]
-        return [] if ok else self.bad()
-
-    def visit_flags(self, t: _wit.TypeDef, kind: _wit.FlagsKind) -> list[str]:
-        found = self.found
-        ok = isinstance(found, wc.FlagsType) and found.names == [f.name for f in kind.flags]
-        return [] if ok else self.bad()
-
-    def visit_alias(self, t: _wit.TypeDef, kind: _wit.AliasKind) -> list[str]:
-        return self.visit(_wit.unalias(t))  # pragma: no cover - compare_types unaliases
-
-    def visit_resource(self, t: _wit.TypeDef, kind: _wit.ResourceKind) -> list[str]:
-        return self.bad()
-
-
-def compare_func(expected: _wit.Function, found: Any, name: str) -> list[str]:
-    """Compares a WIT function with a component's function type (params by name and
-    type, then the result)."""
-    if not isinstance(found, wc.FuncType):
-        return [f"{name}: expected a function, found {type(found).__name__}"]
-    out: list[str] = []
-    params = found.params
-    exp_names = [p.name for p in expected.params]
-    got_names = [n for n, _ in params]
-    if exp_names != got_names:
-        return [
-            f"{name}: expected parameters ({', '.join(exp_names)}), found ({', '.join(got_names)})"
-        ]
-    for p, (_, g) in zip(expected.params, params, strict=True):
-        out += compare_types(p.type, g, f"{name}({p.name})")
-    result = found.result
-    if (expected.result is None) != (result is None):
-        out.append(
-            f"{name}: expected {'no result' if expected.result is None else 'a result'}, "
-            f"found {'none' if result is None else _found(result)}"
-        )
-    elif expected.result is not None:
-        out += compare_types(expected.result, result, f"{name} result")
-    return out
-
-
-# -- host functions ----------------------------------------------------------------------
-
-#: A raw host function: ``(context, args address, nargs, results address)``; a raw
-#: resource destructor: ``(context, rep)``.
-_HostCall = Callable[..., None]
-_HOST_FUNCS: dict[int, _HostCall] = {}
-_HOST_FUNCS_LOCK = threading.Lock()
-_host_func_ids = itertools.count(1)
-
-
-def _error_for(e: BaseException, what: str) -> int | None:
-    message = f"{what} failed: {type(e).__name__}: {e}".encode(errors="replace")
-    return _native.new_error(message)
-
-
-@_native.HostFuncCallback
-def _trampoline(data, context, ty, args, nargs, results, nresults):  # type: ignore[no-untyped-def]  # noqa: PLR0917
-    """Entry point for every host function: looks up the Python callable by ``data``.
-
-    A failure was recorded in the plugin's :class:`HostContext` by the callable (the
-    backend reports it once control is back from wasm); here it only becomes a
-    wasmtime error, which makes the guest trap: nothing may unwind into wasmtime.
-    """
-    try:
-        fn = _HOST_FUNCS[data or 0]
-        fn(
-            context,
-            ctypes.cast(args, ctypes.c_void_p).value or 0,
-            nargs,
-            ctypes.cast(results, ctypes.c_void_p).value or 0,
-        )
-        return 0
-    except BaseException as e:
-        return _error_for(e, "host function")
-
-
-@_native.ResourceDestructor
-def _destructor(data, context, rep):  # type: ignore[no-untyped-def]
-    """Entry point for every host resource's destructor (the guest dropped a handle)."""
-    try:
-        _HOST_FUNCS[data or 0](context, rep)
-        return 0
-    except BaseException as e:
-        return _error_for(e, "host resource destructor")
-
-
-@ctypes.CFUNCTYPE(None, ctypes.c_void_p)
-def _finalize(data, _funcs=_HOST_FUNCS):  # type: ignore[no-untyped-def]
-    # The registry is bound as a default: linkers still alive at interpreter exit
-    # are freed after module globals are gone.
-    _funcs.pop(data or 0, None)
-
-
-def _register(fn: _HostCall) -> int:
-    with _HOST_FUNCS_LOCK:
-        key = next(_host_func_ids)
-        _HOST_FUNCS[key] = fn
-    return key
-
-
-class _HostTable:
-    """The host resources one instance holds: ``rep`` -> (resource type number, object).
-
-    A guest refers to a host resource by a handle that wasmtime maps to a ``rep`` (a
-    u32 chosen here); the object lives here while any handle to it is alive. An
-    object the host lends to one call of an export (a ``borrow<r>`` argument) is
-    here for that call only, and is never closed by wasmplug (the host keeps it).
-    """
-
-    __slots__ = ("_next", "lent", "limit", "objects")
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self.objects: dict[int, tuple[int, Any]] = {}
-        self.lent: set[int] = set()  # reps of objects lent by the host to a call
-        self._next = 1
-
-    def add(self, type_id: int, obj: Any, *, lent: bool = False) -> int:
-        """Stores ``obj``; returns its new ``rep``.
-
-        Args:
-            type_id: The resource's host type number.
-            obj: The host object.
-            lent: The host lends it to the current call (it is not closed with the
-                instance).
-
-        Raises:
-            _TableFull: the table holds ``limit`` objects.
-        """
-        self.check_room()
-        objects = self.objects
-        rep = self._next
-        while rep in objects:  # only after 2**32 - 1 handles
-            rep = rep % 0xFFFF_FFFF + 1
-        self._next = rep % 0xFFFF_FFFF + 1
-        objects[rep] = (type_id, obj)
-        if lent:
-            self.lent.add(rep)
-        return rep
-
-    def forget(self, rep: int) -> None:
-        """Removes ``rep`` if it is there, without closing its object."""
-        self.objects.pop(rep, None)
-        self.lent.discard(rep)
-
-    def get(self, rep: int, type_id: int, name: str, *, remove: bool = False) -> Any:
-        """The object of ``rep`` (removed from the table with ``remove``).
-
-        Raises:
-            StaleHandleError: no object of that resource has this ``rep``.
-        """
-        entry = self.objects.get(rep)
-        if entry is None or entry[0] != type_id:
-            raise StaleHandleError(
-                f"the guest used a handle to host resource {name} (rep {rep}) "
-                "that is not in its instance's handle table",
-                resource=name,
-            )
-        if remove:
-            del self.objects[rep]
-            self.lent.discard(rep)
-        return entry[1]
-
-    def check_room(self) -> None:
-        """Raises :class:`_TableFull` when the table cannot take one more object."""
-        if len(self.objects) >= self.limit:
-            raise _TableFull(f"the instance holds {len(self.objects)} host resources already")
-
-    def drain(self) -> list[Any]:
-        """Empties the table; returns the objects it held for the guest (not those the
-        host lent to a call: those stay the host's)."""
-        lent = self.lent
-        objects = [obj for rep, (_, obj) in self.objects.items() if rep not in lent]
-        self.objects.clear()
-        lent.clear()
-        return objects
-
-
-def _close_quietly(objects: list[Any], plugin: str) -> None:
-    """Calls ``close()`` on each object that has one; failures are logged."""
-    for obj in objects:
-        close = getattr(obj, "close", None)
-        if callable(close):
-            try:
-                close()
-            except Exception:
-                _logger.exception(
-                    "plugin %r: closing host resource %r failed",
-                    plugin,
-                    obj,
-                    extra={"plugin": plugin},
-                )
-
-
-class _HostResources:
-    """A plugin's host resources: the host's class per resource type number and the
-    current instance's table. Host functions refer to this, not to the backend (the
-    global registry of host functions must not keep a backend and its linker alive)."""
-
-    __slots__ = ("classes", "table")
-
-    def __init__(self, classes: dict[int, type], limit: int) -> None:
-        self.classes = classes
-        self.table = _HostTable(limit)
-
-
-class _Scope:
-    """The :class:`~wasmplug._codec.HandleScope` of one call or host function call.
-
-    With ``arguments`` it lowers the arguments of a call of an export: host objects
-    go into the instance's table, lent ones (``borrow<r>``) only until
-    :meth:`close`, and :meth:`abort` takes them all out again when the call does not
-    happen.
-    """
-
-    __slots__ = (
-        "_added",
-        "_keep",
-        "address",
-        "arena",
-        "arguments",
-        "context",
-        "handles",
-        "instance",
-        "owner",
-        "resources",
-    )
-
-    def __init__(
-        self,
-        resources: _HostResources,
-        context: Any,
-        instance: Any = None,
-        owner: Any = None,
-        *,
-        arguments: bool = False,
-    ) -> None:
-        self.resources = resources
-        self.context = context
-        self.instance = instance
-        self.owner = owner
-        self.arguments = arguments
-        self._keep: list[Any] = []
-        # With ``arguments``: (table, rep, object, lent) per host object lowered.
-        self._added: list[tuple[_HostTable, int, Any, bool]] = []
-        # With ``arguments``: the lowered arguments (the arena owns their memory),
-        # their address, and the guest resource handles among them.
-        self.arena: Arena | None = None
-        self.address = 0
-        self.handles: tuple[Any, ...] = ()
-
-    def adopt(self, cls: type, address: int) -> Any:
-        native, addr = _native.resource_any_clone(address)
-        return cls._adopt(self.owner, self.instance, native, addr)  # type: ignore[attr-defined]
-
-    def host_lift(self, codec: HostHandleCodec, address: int) -> Any:
-        rep = _native.resource_host_rep(self.context, address)
-        name = codec.resource.name
-        if isinstance(rep, str):
-            raise StaleHandleError(
-                f"the guest passed a handle that is not a host {name}: {rep}", resource=name
-            )
-        return self.resources.table.get(rep, codec.type_id, name, remove=not codec.borrow)
-
-    def host_lower(self, codec: HostHandleCodec, value: Any) -> int:
-        cls = self.resources.classes.get(codec.type_id)
-        if cls is None or not isinstance(value, cls):
-            expected = cls.__name__ if cls is not None else "host object"
-            raise Mismatch(f"a {expected} (host resource {codec.resource.name})", value)
-        table = self.resources.table
-        lent = self.arguments and codec.borrow
-        if self.arguments:
-            for _, _, other, other_lent in self._added:
-                if other is value and not (lent and other_lent):
-                    raise Mismatch(
-                        f"a {cls.__name__} passed once (an object given to the plugin, "
-                        f"own<{codec.resource.name}>, cannot be passed again in the same call)",
-                        value,
-                    )
-        rep = table.add(codec.type_id, value, lent=lent)
-        if self.arguments:
-            self._added.append((table, rep, value, lent))
-        native = _native.resource_to_guest(
-            self.context, own=not codec.borrow, rep=rep, type_id=codec.type_id
-        )
-        if isinstance(native, str):
-            table.get(rep, codec.type_id, codec.resource.name, remove=True)
-            raise RuntimeError(f"cannot pass host resource: {native}")
-        self._keep.append(native)
-        return _native.resource_any_address(native)
-
-    def close(self) -> None:
-        """Frees the native handles made for lowering (wasmtime has copied them) and
-        forgets the host objects lent to the call (the guest's borrows ended with
-        it)."""
-        for native in self._keep:
-            _native.resource_any_delete(native)
-        self._keep.clear()
-        for table, rep, _, lent in self._added:
-            if lent:
-                table.forget(rep)
-        self._added.clear()
-        self.arena = None
-
-    def abort(self) -> None:
-        """Forgets every host object lowered (the call did not happen), then
-        :meth:`close`."""
-        for table, rep, _, _ in self._added:
-            table.forget(rep)
-        self._added.clear()
-        self.close()
-
-
-def _lower_result(codec: Codec, value: Any, results: int) -> None:
-    """Lowers a host function's result into wasmtime-owned memory at ``results``.
-
-    Raises:
-        Mismatch: ``value`` does not fit the codec's WIT type.
-    """
-    arena = Arena()
-    slot = arena.alloc(VAL_SIZE)
-    codec.lower(arena, slot, value)
-    base = arena.finalize()
-    _native.val_clone(base + slot, results)
-
-
-def _host_call(
-    qualified: str,
-    impl: Callable[..., Any],
-    ctx: HostContext,
-    params: Sequence[Codec],
-    result: Codec | None,
-    *,
-    timed: bool,
-    resources: _HostResources,
-    handles: bool,
-) -> _HostCall:
-    """Wraps a host function as a raw one: lift the arguments, call ``impl``, check and
-    lower its result into wasmtime-owned memory.
-
-    Any failure (an exception from ``impl``, a result that does not fit its WIT type,
-    the call's deadline passing) is recorded in ``ctx.failure`` before it propagates,
-    so that the backend raises the right exception once wasm has unwound. With
-    ``handles`` (the signature holds resource handles) the conversions run in a
-    handle scope of the calling instance.
-    """
-
-    def run(context: Any, args: int, nargs: int, results: int) -> None:
-        check_host_call(ctx, qualified)
-        raw = ctypes.string_at(args, nargs * VAL_SIZE) if nargs else b""
-        values = [codec.lift(raw, i * VAL_SIZE) for i, codec in enumerate(params)]
-        value = run_host_function(ctx, qualified, impl, values, timed=timed)
-        if result is not None:
-            try:
-                _lower_result(result, value, results)
-            except Mismatch as e:
-                raise TypeError(e.describe(f"{qualified} result")) from None
-
-    def run_with_handles(context: Any, args: int, nargs: int, results: int) -> None:
-        scope = _Scope(resources, context)
-        try:
-            with handle_scope(scope):
-                run(context, args, nargs, results)
-        finally:
-            scope.close()
-
-    return host_call_entry(ctx, qualified, run_with_handles if handles else run)
-
-
-#: The prefix of the WASI interface whose waits wasmplug serves itself.
-MONOTONIC_CLOCK = "wasi:clocks/monotonic-clock@"
-
-
-def _u64_answer(value: Callable[[], int]) -> _HostCall:
-    """A raw WASI function of no arguments whose ``u64`` result is ``value()``."""
-
-    def answer(context: Any, args: int, nargs: int, results: int) -> None:
-        _native.val_set_u64(results, value())
-
-    return answer
-
-
-def _monotonic_clock(interface: str, ctx: HostContext) -> dict[str, _HostCall]:
-    """wasmplug's ``wasi:clocks/monotonic-clock``: ``now`` and ``resolution`` as the
-    host's monotonic clock gives them (nanoseconds from an arbitrary origin), and the
-    two subscriptions refused (they are what ``sleep`` and timed polls are made of,
-    and wasmtime's implementation blocks where the deadline cannot interrupt it).
-    A refusal records a :class:`_WasiWait` in ``ctx.failure`` and traps the guest."""
-
-    def subscription(name: str, *, absolute: bool) -> _HostCall:
-        qualified = f"{interface}#{name}"
-
-        def subscribe(context: Any, args: int, nargs: int, results: int) -> None:
-            value = _native.val_u64(args)
-            wait = max(0, value - time.monotonic_ns()) if absolute else value
-            error = _WasiWait(qualified, wait, perf_counter() + wait / 1e9 > ctx.deadline)
-            if ctx.failure is None:
-                ctx.failure = (qualified, error)
-            raise error
-
-        return subscribe
-
-    return {
-        "now": _u64_answer(time.monotonic_ns),
-        "resolution": _u64_answer(lambda: 1),
-        "subscribe-duration": subscription("subscribe-duration", absolute=False),
-        "subscribe-instant": subscription("subscribe-instant", absolute=True),
-    }
-
-
-class Seeded:
-    """The random generator of a plugin run with :class:`~wasmplug.Determinism`,
-    re-seeded for every fresh instance (host functions refer to this, not to the
-    backend)."""
-
-    __slots__ = ("rng", "seed")
-
-    def __init__(self, seed: int) -> None:
-        self.seed = seed
-        self.rng = random.Random(seed)
-
-    def reset(self) -> None:
-        self.rng.seed(self.seed)
-
-
-#: The largest random byte string a deterministic guest may ask for at once.
-MAX_RANDOM_BYTES = 1 << 20
-
-_U64 = _wit.Primitive("u64")
-_WASI_TYPES = TypeNamespace()
-_DATETIME = _wit.TypeDef(
-    name="datetime",
-    owner="wasi:clocks/wall-clock",
-    kind=_wit.RecordKind(
-        fields=(_wit.Field("seconds", _U64), _wit.Field("nanoseconds", _wit.Primitive("u32")))
-    ),
-)
-_Datetime = _WASI_TYPES.add(_DATETIME)
-_DATETIME_CODEC = build_codec(_DATETIME, _WASI_TYPES)
-_BYTES_CODEC = build_codec(_wit.ListType(_wit.Primitive("u8")), _WASI_TYPES)
-_SEED_CODEC = build_codec(_wit.TupleType((_U64, _U64)), _WASI_TYPES)
-
-
-def _deterministic_wasi(
-    determinism: Determinism, seeded: Seeded
-) -> dict[str, dict[str, _HostCall]]:
-    """wasmplug's clock and random interfaces for a deterministic plugin: interface
-    name (without its version) -> function name -> raw host function. The monotonic
-    clock's waits come from :func:`_monotonic_clock` and are replaced here only for
-    ``now`` and ``resolution``."""
-    seconds, nanos = divmod(determinism.wall_clock_ns, 1_000_000_000)
-
-    def fixed(codec: Codec, value: Any) -> _HostCall:
-        def answer(context: Any, args: int, nargs: int, results: int) -> None:
-            _lower_result(codec, value, results)
-
-        return answer
-
-    def random_bytes(context: Any, args: int, nargs: int, results: int) -> None:
-        n = _native.val_u64(args)
-        if n > MAX_RANDOM_BYTES:
-            raise ValueError(
-                f"the guest asked for {n} random bytes at once; at most {MAX_RANDOM_BYTES}"
-            )
-        _lower_result(_BYTES_CODEC, seeded.rng.randbytes(n), results)
-
-    def random_u64() -> int:
-        return seeded.rng.getrandbits(64)
-
-    def seed_pair(context: Any, args: int, nargs: int, results: int) -> None:
-        _lower_result(_SEED_CODEC, (random_u64(), random_u64()), results)
-
-    return {
-        "wasi:clocks/wall-clock": {
-            "now": fixed(_DATETIME_CODEC, _Datetime(seconds=seconds, nanoseconds=nanos)),
-            "resolution": fixed(_DATETIME_CODEC, _Datetime(seconds=0, nanoseconds=1)),
-        },
-        "wasi:clocks/monotonic-clock": {
-            "now": _u64_answer(lambda: 0),
-            "resolution": _u64_answer(lambda: 1),
-        },
-        "wasi:random/random": {
-            "get-random-bytes": random_bytes,
-            "get-random-u64": _u64_answer(random_u64),
-        },
-        "wasi:random/insecure": {
-            "get-insecure-random-bytes": random_bytes,
-            "get-insecure-random-u64": _u64_answer(random_u64),
-        },
-        "wasi:random/insecure-seed": {"insecure-seed": seed_pair},
-    }
-
-
-def _with_room(constructor: HostImpl, resources: _HostResources) -> HostImpl:
-    """A host resource's constructor that is not called when the instance's table is
-    full (the object would be refused anyway)."""
-
-    def construct(*args: Any) -> Any:
-        resources.table.check_room()
-        return constructor(*args)
-
-    return construct
-
-
-def _host_destructor(
-    qualified: str, type_id: int, name: str, ctx: HostContext, resources: _HostResources
-) -> _HostCall:
-    """Wraps the destructor of a host resource: the guest dropped its last handle to
-    an object; it leaves the table and its ``close()`` (if any) is called."""
-
-    def destroy(context: Any, rep: int) -> None:
-        try:
-            obj = resources.table.get(rep, type_id, name, remove=True)
-            close = getattr(obj, "close", None)
-            if callable(close):
-                close()
-        except BaseException as e:
-            if ctx.failure is None:
-                ctx.failure = (qualified, e)
-            raise
-
-    return destroy
-
 
 # -- the backend -------------------------------------------------------------------------
 
@@ -735,7 +75,7 @@ class _Instance:
     __slots__ = ("address", "context", "funcs", "store", "table", "token")
 
     def __init__(
-        self, store: wasmtime.Store, funcs: _native.ComponentFuncs, table: _HostTable
+        self, store: wasmtime.Store, funcs: _native.ComponentFuncs, table: HandleTable
     ) -> None:
         self.store = store
         # The context as host functions see it (a ctypes pointer), and its address
@@ -829,7 +169,7 @@ class ComponentBackend(Sandbox, Backend):
             cls = host_impls.get(td.owner, {}).get(f"[resource]{td.name}")
             if isinstance(cls, type):
                 classes[i + 1] = cls
-        self._resources = _HostResources(classes, limits.resource_handles)
+        self._resources = HostResources(classes, limits.resource_handles)
         # Checking a component against a world reads its types through ctypes (about
         # 70% of a load); the outcome depends only on the two, so it is done once per
         # compiled component and world. Keyed by the component object itself (weakly):
@@ -948,28 +288,28 @@ class ComponentBackend(Sandbox, Backend):
                         for func in td.kind.methods:  # type: ignore[union-attr]
                             impl = impls[func.name]
                             if func.name.startswith("[constructor]"):
-                                impl = _with_room(impl, self._resources)
+                                impl = with_room(impl, self._resources)
                             self._add_func(inst, name, func, impl)
                     for fname, func in item.functions.items():
                         self._add_func(inst, name, func, impls[fname])
         return linker
 
-    def _served_wasi(self) -> dict[str, dict[str, _HostCall]]:
+    def _served_wasi(self) -> dict[str, dict[str, HostCall]]:
         """The WASI interfaces (exact versioned names the component imports) that
         wasmplug serves instead of wasmtime, with their raw functions: always the
         monotonic clock (its waits are refused), and with determinism the clocks and
         random interfaces."""
-        served: dict[str, dict[str, _HostCall]] = {}
+        served: dict[str, dict[str, HostCall]] = {}
         deterministic = (
-            _deterministic_wasi(self._determinism, self._seeded)
+            deterministic_wasi(self._determinism, self._seeded)
             if self._determinism is not None and self._seeded is not None
             else {}
         )
         for name in self.imports:
             unversioned = name.partition("@")[0]
-            functions: dict[str, _HostCall] = {}
+            functions: dict[str, HostCall] = {}
             if name.startswith(MONOTONIC_CLOCK):
-                functions.update(_monotonic_clock(name, self._ctx))
+                functions.update(monotonic_clock(name, self._ctx))
             functions.update(deterministic.get(unversioned, {}))
             if functions:
                 served[name] = functions
@@ -981,9 +321,9 @@ class ComponentBackend(Sandbox, Backend):
         plugin = self._ctx.plugin
         type_id = self._world.host_resources.index(td) + 1
         qualified = f"{iface}#[resource-drop]{td.name}"
-        key = _register(_host_destructor(qualified, type_id, td.name, self._ctx, self._resources))
+        key = register(host_destructor(qualified, type_id, td.name, self._ctx, self._resources))
         err = _native.linker_add_resource(
-            inst, td.name, type_id=type_id, destructor=_destructor, data=key, finalizer=_finalize
+            inst, td.name, type_id=type_id, destructor=destructor, data=key, finalizer=finalize
         )
         if err is not None:
             raise LinkError(
@@ -1005,7 +345,7 @@ class ComponentBackend(Sandbox, Backend):
         # HTTP blocks on the network: timed like the host's own functions, so a
         # request still running at the deadline fails the call (DeadlineExceeded).
         timed = iface not in CAPABILITIES or iface == HTTP
-        call = _host_call(
+        call = host_call(
             qualified,
             impl,
             self._ctx,
@@ -1017,16 +357,14 @@ class ComponentBackend(Sandbox, Backend):
         )
         self._add_raw(inst, qualified, func.name, call)
 
-    def _add_raw(self, inst: wc.LinkerInstance, qualified: str, name: str, call: _HostCall) -> None:
+    def _add_raw(self, inst: wc.LinkerInstance, qualified: str, name: str, call: HostCall) -> None:
         """Defines ``name`` in ``inst`` as the raw host function ``call``.
 
         Raises:
             LinkError: wasmtime refused the definition.
         """
-        key = _register(call)
-        err = _native.linker_add_func(
-            inst, name, callback=_trampoline, data=key, finalizer=_finalize
-        )
+        key = register(call)
+        err = _native.linker_add_func(inst, name, callback=trampoline, data=key, finalizer=finalize)
         if err is not None:
             raise LinkError(
                 f"cannot define {qualified}: {err}",
@@ -1045,7 +383,7 @@ class ComponentBackend(Sandbox, Backend):
         """
         if self._seeded is not None:
             self._seeded.reset()
-        self._resources.table = table = _HostTable(self._limits.resource_handles)
+        self._resources.table = table = HandleTable(self._limits.resource_handles)
         store = self.new_store(self._engine, self._wasi)
         try:
             instance = self._linker.instantiate(store, self._component)
@@ -1160,40 +498,12 @@ class ComponentBackend(Sandbox, Backend):
         handles: tuple[tuple[ResourceHandle, bool], ...],
         owner: object,
     ) -> None:
-        """Checks that every resource handle among a call's arguments is open, belongs
-        to ``owner`` and the live instance, and is not moved while also used otherwise.
+        """:func:`~wasmplug._resources.check_handles` against the live instance.
 
         Raises:
-            ArgumentError: a handle of another plugin, or one handle both moved and
-                passed again in the same call.
-            StaleHandleError: a closed or moved handle, or one of a replaced instance.
+            ArgumentError, StaleHandleError: as ``check_handles``.
         """
-        plugin = self._ctx.plugin
-        live = self.current_instance
-        for handle, _ in handles:
-            if handle._plugin is not owner:
-                other = handle._plugin.name if handle._plugin is not None else "none"
-                raise ArgumentError(
-                    f"{function}: a {type(handle).__name__} handle of another plugin "
-                    f"({other!r}); a handle belongs to the plugin that made it",
-                    plugin=plugin,
-                    function=function,
-                )
-            if handle._native is None:
-                raise handle._stale("is closed (closed, or moved into the plugin)")
-            if handle._instance is not live:
-                raise handle._stale(
-                    "belongs to an instance that was replaced after a failed call; "
-                    "the resource went with it"
-                )
-        for handle, own in handles:
-            if own and sum(h is handle for h, _ in handles) > 1:
-                raise ArgumentError(
-                    f"{function}: a {type(handle).__name__} handle is moved (own) and "
-                    "passed again in the same call",
-                    plugin=plugin,
-                    function=function,
-                )
+        check_handles(function, handles, owner, self.current_instance, self._ctx.plugin)
 
     def call(self, name: str, args_base: int, nargs: int) -> tuple[bytes | None, CallStats]:
         """Calls export ``name`` with already lowered arguments.
@@ -1303,7 +613,7 @@ class ComponentBackend(Sandbox, Backend):
         every host resource it held is closed."""
         self._instance = None
         self._early = None
-        _close_quietly(self._resources.table.drain(), self._ctx.plugin)
+        close_quietly(self._resources.table.drain(), self._ctx.plugin)
 
     @property
     def current_instance(self) -> object | None:
@@ -1312,7 +622,7 @@ class ComponentBackend(Sandbox, Backend):
         inst = self._instance
         return inst.token if inst is not None else None
 
-    def lower_arguments(self, export: ExportFunc, args: tuple[Any, ...], owner: object) -> _Scope:
+    def lower_arguments(self, export: ExportFunc, args: tuple[Any, ...], owner: object) -> Scope:
         """Checks and lowers the arguments of a call that can hold host resources, on
         the instance that will run it (created now when there is none).
 
@@ -1344,12 +654,12 @@ class ComponentBackend(Sandbox, Backend):
         if self._instance is None:
             self._instance, self._early = self.instantiate()
         inst = self._instance
-        scope = _Scope(self._resources, inst.context, inst.token, owner, arguments=True)
+        scope = Scope(self._resources, inst.context, inst.token, owner, arguments=True)
         plugin = self._ctx.plugin
         try:
             with handle_scope(scope):
                 arena, slots = World._lower(export, args, plugin)
-        except _TableFull as e:
+        except TableFull as e:
             scope.abort()
             limit = self._limits.resource_handles
             error = HandleLimitExceeded(
@@ -1371,13 +681,13 @@ class ComponentBackend(Sandbox, Backend):
         scope.handles = tuple(arena.handles)
         return scope
 
-    def lift_scope(self, owner: object) -> _Scope:
+    def lift_scope(self, owner: object) -> Scope:
         """The handle scope for lifting a call's result on the current instance: guest
         resource handles made by it belong to ``owner`` (the plugin) and the instance."""
         inst = self._instance
         if inst is None:
-            return _Scope(self._resources, None, None, owner)
-        return _Scope(self._resources, inst.context, inst.token, owner)
+            return Scope(self._resources, None, None, owner)
+        return Scope(self._resources, inst.context, inst.token, owner)
 
     def release(self, native: Any, instance: object, what: str) -> None:
         """Releases a native guest resource handle the host held.

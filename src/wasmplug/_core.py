@@ -15,8 +15,14 @@ exports through wasmtime's unchecked call path with arguments lowered and result
 lifted by :mod:`wasmplug._cabi`. Limits, failures and the audit trail are the
 shared ones of :class:`~wasmplug._sandbox.Sandbox`.
 
-Not supported here yet (a load-time :class:`~wasmplug.LinkError` or
-:class:`~wasmplug.WorldMismatchError` names the function): resources, and the
+Resources work as on the component path, with the instance's handle table kept
+here (:class:`~wasmplug._resources.HandleTable`, as the canonical ABI keeps it): the
+guest's ``[resource-new]``, ``[resource-rep]`` and ``[resource-drop]`` of the
+resources it exports (module ``[export]<interface>``) and the ``[resource-drop]``,
+constructors, methods and static functions of the host's resources are served by
+:class:`CoreBackend`; its ``[dtor]<resource>`` exports run the guest's destructors.
+
+Not supported here yet (a load-time :class:`~wasmplug.LinkError` names it): the
 determinism option (``Policy.determinism``), which needs the component path.
 """
 
@@ -27,25 +33,35 @@ import ctypes
 import struct
 from collections.abc import Callable, Sequence
 from time import perf_counter
-from typing import Any
+from typing import Any, Literal
 
 import wasmtime
 
 from . import _cabi, _native, _wit
 from ._backend import Backend, RawStats
-from ._cabi import BadValue, Layout, Memory, Signature, layout_of
-from ._codec import Mismatch, UnsupportedType
+from ._cabi import BadValue, GuestHandle, HostHandle, Layout, Memory, Signature, layout_of
+from ._checks import Mismatch
+from ._codec import GuestHandleCodec, HostHandleCodec, UnsupportedType, swap_scope
 from ._exceptions import (
     ArgumentError,
     CallError,
+    HandleLimitExceeded,
     InvalidGuestValue,
     LinkError,
     OutputLimitExceeded,
+    StaleHandleError,
     WorldMismatchError,
 )
 from ._files import InstanceFiles, WasiFiles
-from ._host import CAPABILITIES, HTTP, HostContext, HostImpl
+from ._host import CAPABILITIES, HTTP, HostContext, HostImpl, defined_resources
 from ._policy import Limits
+from ._resources import (
+    HandleTable,
+    ResourceHandle,
+    TableFull,
+    check_handles,
+    close_quietly,
+)
 from ._sandbox import (
     GuestFailure,
     Sandbox,
@@ -55,7 +71,7 @@ from ._sandbox import (
     run_host_function,
 )
 from ._stats import CallStats
-from ._world import World
+from ._world import World, has_handle
 
 __all__ = ["CoreBackend"]
 
@@ -63,6 +79,8 @@ __all__ = ["CoreBackend"]
 WASI_P1 = "wasi_snapshot_preview1"
 #: The module name of world-level imported functions.
 ROOT_MODULE = "$root"
+#: The prefix of the module names of the intrinsics of resources the guest exports.
+EXPORT_PREFIX = "[export]"
 
 _call_unchecked = _native.call_unchecked
 _set_fuel = _native.set_fuel
@@ -258,6 +276,13 @@ class _CoreInstance:
         self.funcs[name] = func
         return func
 
+    def export(self, name: str) -> int | None:
+        """The address of exported function ``name``, or ``None`` without one."""
+        func = self._keep.export(name, "func")
+        if func is not None:
+            self.funcs[name] = func
+        return func
+
     def view(self) -> memoryview:
         """The memory's current view. Cached while the memory's size stays put (one
         foreign call to check): memories never move (the engine turns
@@ -292,8 +317,7 @@ class CoreBackend(Sandbox, Backend):
 
     Raises:
         WorldMismatchError: an export of the world is missing, or its core signature
-            is not the canonical ABI's for its WIT type; or the world passes
-            resources, which the fast path does not support yet.
+            is not the canonical ABI's for its WIT type.
         LinkError: the module imports something the world or the host does not
             provide, with another core signature, or the determinism option is set.
     """
@@ -329,9 +353,22 @@ class CoreBackend(Sandbox, Backend):
         # Layouts are the world's (records compile code once per world), kept on it.
         self._layouts: dict[int, Layout] = world._core_layouts
         self._instance: _CoreInstance | None = None
+        # Resources: the handle layouts, the host's class per host resource type
+        # number, the live instance's handle table, and the exports that pass handles.
+        self._handles = _handle_layouts(world)
+        self._host_classes: dict[int, type] = {}
+        for i, td in enumerate(world.host_resources):
+            cls = host_impls.get(td.owner, {}).get(f"[resource]{td.name}")
+            if isinstance(cls, type):
+                self._host_classes[i + 1] = cls
+        self._table = HandleTable(limits.resource_handles)
+        self._handle_exports = frozenset(
+            name for name, export in world.exports.items() if has_handle(export.wit)
+        )
         self._fuel_out = ctypes.c_uint64()
         self._fuel_addr = ctypes.addressof(self._fuel_out)
         self._trap = _native.TrapSlot()
+        self._inner_trap = _native.TrapSlot()  # destructors run inside a guest call
         # What checking the module against the world found depends on the two only:
         # done once per compiled module and world (keyed by the module itself,
         # weakly). Each plugin copies the plans and gives them their own slots.
@@ -351,7 +388,11 @@ class CoreBackend(Sandbox, Backend):
         # Every scalar result (at most 8 bytes) fits in Limits.output_bytes.
         self._fixed_fits = limits.output_bytes is None or limits.output_bytes >= 8
         self.imports: tuple[str, ...] = tuple(
-            dict.fromkeys(m for m, _ in imports if m not in (WASI_P1, ROOT_MODULE))
+            dict.fromkeys(
+                m
+                for m, _ in imports
+                if m not in (WASI_P1, ROOT_MODULE) and not m.startswith(EXPORT_PREFIX)
+            )
         )
         self._callbacks: list[Any] = []
         linker = self._link(imports)
@@ -363,11 +404,10 @@ class CoreBackend(Sandbox, Backend):
     # -- load-time checks ----------------------------------------------------------------
 
     def _signature(self, func: _wit.Function) -> Signature:
-        params = [layout_of(p.type, self._world.types, self._layouts) for p in func.params]
+        types, layouts, handles = self._world.types, self._layouts, self._handles
+        params = [layout_of(p.type, types, layouts, handles) for p in func.params]
         result = (
-            layout_of(func.result, self._world.types, self._layouts)
-            if func.result is not None
-            else None
+            layout_of(func.result, types, layouts, handles) if func.result is not None else None
         )
         return Signature(params, result)
 
@@ -417,6 +457,24 @@ class CoreBackend(Sandbox, Backend):
             if sig is None:
                 continue
             plans[name] = _Export(core, sig, export.error)
+        for key, item in self._world.wit.exports.items():
+            if not isinstance(item, _wit.Interface):
+                continue
+            for td in defined_resources(item):
+                # A destructor is called through the unchecked path: its type must be
+                # exactly the canonical ABI's.
+                dtor = found.get(f"{key}#[dtor]{td.name}")
+                want: tuple[tuple[str, ...], tuple[str, ...]] = (("i32",), ())
+                if dtor is None:
+                    continue
+                have = (
+                    _native.func_type_names(dtor) if isinstance(dtor, wasmtime.FuncType) else None
+                )
+                if have != want:
+                    problems.append(
+                        f"core export {key}#[dtor]{td.name}: expected the canonical ABI's "
+                        f"{_show(want)}, found {_show(have) if have else 'another kind'}"
+                    )
         memory = found.get("memory")
         if any(p.needs_memory for p in plans.values()) and not isinstance(
             memory, wasmtime.MemoryType
@@ -458,6 +516,13 @@ class CoreBackend(Sandbox, Backend):
                     run = self._wasi_files.function(name)
                     self._define(linker, module, name, ty, self._wasi_entry(name, run))
                 continue
+            if module.startswith(EXPORT_PREFIX):
+                intrinsic = self._guest_intrinsic(module, name, ty, problems)
+                if intrinsic is False:
+                    unknown.append(f"{module}#{name}")
+                elif intrinsic is not None:
+                    self._define(linker, module, name, ty, intrinsic)
+                continue
             if module == ROOT_MODULE:
                 item = items.get(name)
                 func = item if isinstance(item, _wit.Function) else None
@@ -468,6 +533,16 @@ class CoreBackend(Sandbox, Backend):
                 func = iface.functions.get(name) if isinstance(iface, _wit.Interface) else None
                 impls = self._host_impls.get(module, {})
                 qualified = f"{module}#{name}"
+                if func is None and isinstance(iface, _wit.Interface) and name.startswith("["):
+                    resource = self._host_resource_import(iface, module, name, ty, problems)
+                    if resource is False:
+                        unknown.append(qualified)
+                    elif isinstance(resource, _wit.Function):
+                        func = resource
+                    else:
+                        if resource is not None:
+                            self._define(linker, module, name, ty, resource)
+                        continue
             if func is None:
                 unknown.append(qualified)
                 continue
@@ -479,7 +554,10 @@ class CoreBackend(Sandbox, Backend):
                 unknown.append(qualified)
                 continue
             timed = module not in CAPABILITIES or module == HTTP
-            self._define(linker, module, name, ty, self._host_call(qualified, sig, impl, timed))
+            if func.name.startswith("[constructor]"):
+                impl = _with_room(impl, self)
+            run = self._host_call(qualified, sig, impl, timed, handles=has_handle(func))
+            self._define(linker, module, name, ty, run)
         if unknown:
             raise LinkError(
                 f"imports {', '.join(unknown)}, which world {self._world.name} does not import",
@@ -500,6 +578,122 @@ class CoreBackend(Sandbox, Backend):
     ) -> None:
         callback = _native.define_unchecked(linker, module=module, name=name, ty=ty, run=call)
         self._callbacks.append(callback)
+
+    # -- resources -------------------------------------------------------------------------
+
+    def _guest_intrinsic(
+        self, module: str, name: str, ty: Any, problems: list[str]
+    ) -> Callable[[int, int], None] | Literal[False] | None:
+        """The ``[resource-new]``, ``[resource-rep]`` or ``[resource-drop]`` import of a
+        resource the guest exports (module ``[export]<interface>``): ``False`` when the
+        world has no such resource, ``None`` (with a problem) for another core type."""
+        iface_name = module.removeprefix(EXPORT_PREFIX)
+        iface = self._world.wit.exports.get(iface_name)
+        kind, _, rname = name.removeprefix("[").partition("]")
+        td = None
+        if isinstance(iface, _wit.Interface):
+            td = next((t for t in defined_resources(iface) if t.name == rname), None)
+        if td is None or kind not in ("resource-new", "resource-rep", "resource-drop"):
+            return False
+        want = (("i32",), ()) if kind == "resource-drop" else (("i32",), ("i32",))
+        have = _native.func_type_names(ty)
+        qualified = f"{module}#{name}"
+        if have != want:
+            problems.append(
+                f"{qualified}: expected the canonical ABI's {_show(want)}, found {_show(have)}"
+            )
+            return None
+        type_id = _guest_type_id(self._world, td)
+        dtor = f"{iface_name}#[dtor]{rname}"
+        ctx = self._ctx
+
+        def run(raw: int, nraw: int) -> None:
+            buf = _native.raw_view(raw, nraw)
+            handle = _U32.unpack_from(buf, 0)[0]
+            table = self._table
+            if kind == "resource-new":  # handle is the guest's rep
+                _U32.pack_into(buf, 0, table.add(type_id, handle))
+                return
+            try:
+                rep = table.get(handle, type_id, rname, remove=kind == "resource-drop")
+            except StaleHandleError as e:
+                raise self._forged(qualified, e) from None
+            if kind == "resource-rep":
+                _U32.pack_into(buf, 0, rep)
+                return
+            message = self._destroy(dtor, rep, self._inner_trap)
+            if message is not None:
+                raise GuestFailure(message)
+
+        return _recording(ctx, qualified, run)
+
+    def _host_resource_import(
+        self, iface: _wit.Interface, module: str, name: str, ty: Any, problems: list[str]
+    ) -> Callable[[int, int], None] | _wit.Function | Literal[False] | None:
+        """An import of a host resource: its ``[resource-drop]`` (returned as the raw
+        function; ``None`` with a problem for another core type), or its constructor,
+        method or static function (returned as the WIT function, linked as any host
+        function). ``False`` when the interface has no such resource function."""
+        for td in defined_resources(iface):
+            assert isinstance(td.kind, _wit.ResourceKind)
+            for func in td.kind.methods:
+                if func.name == name:
+                    return func
+            if name != f"[resource-drop]{td.name}":
+                continue
+            qualified = f"{module}#{name}"
+            want: tuple[tuple[str, ...], tuple[str, ...]] = (("i32",), ())
+            have = _native.func_type_names(ty)
+            if have != want:
+                problems.append(
+                    f"{qualified}: expected the canonical ABI's {_show(want)}, found {_show(have)}"
+                )
+                return None
+            return self._host_drop(qualified, self._world.host_resources.index(td) + 1, td.name)
+        return False
+
+    def _host_drop(self, qualified: str, type_id: int, name: str) -> Callable[[int, int], None]:
+        """The guest dropped its handle to a host object: it leaves the table, and its
+        ``close()`` (if any) is called unless the host only lent it to the call."""
+
+        def run(raw: int, nraw: int) -> None:
+            handle = _U32.unpack_from(_native.raw_view(raw, nraw), 0)[0]
+            table = self._table
+            lent = handle in table.lent
+            try:
+                obj = table.get(handle, type_id, name, remove=True)
+            except StaleHandleError as e:
+                raise self._forged(qualified, e) from None
+            close = getattr(obj, "close", None)
+            if not lent and callable(close):
+                close()
+
+        return _recording(self._ctx, qualified, run)
+
+    def _forged(self, qualified: str, e: StaleHandleError) -> InvalidGuestValue:
+        """The error for a handle the guest forged or used after dropping it."""
+        ctx = self._ctx
+        return InvalidGuestValue(
+            f"{qualified}: the guest used a handle it does not hold",
+            plugin=ctx.plugin,
+            function=ctx.function,
+            detail=f"it called {qualified} with a handle that breaks the canonical ABI: "
+            f"{e.args[0] if e.args else e}",
+        )
+
+    def _destroy(self, dtor: str, rep: int, trap: _native.TrapSlot) -> str | None:
+        """Runs the guest's destructor export ``dtor`` (``<interface>#[dtor]<r>``) on
+        ``rep`` in the live instance; returns wasmtime's message if it failed. A guest
+        without that export has no destructor to run."""
+        inst = self._instance
+        if inst is None:
+            return None
+        func = inst.funcs.get(dtor) or inst.export(dtor)
+        if func is None:
+            return None
+        buf = (_native.RAW * 1)()
+        _U32.pack_into(buf, 0, rep)
+        return _native.call(inst.context, func, buf, 1, trap)
 
     # -- imports ---------------------------------------------------------------------------
 
@@ -562,11 +756,13 @@ class CoreBackend(Sandbox, Backend):
         return realloc
 
     def _host_call(
-        self, qualified: str, sig: Signature, impl: HostImpl, timed: bool
+        self, qualified: str, sig: Signature, impl: HostImpl, timed: bool, *, handles: bool
     ) -> Callable[[int, int], None]:
         """Wraps a host function as a raw unchecked one: lift the arguments from the
         raw slots (or from memory), call ``impl``, check and lower its result.
-        Failures are recorded in the context, as on the component path."""
+        Failures are recorded in the context, as on the component path. With
+        ``handles`` (the signature holds resource handles) the conversions run in a
+        handle scope of the calling instance."""
         ctx = self._ctx
         params_in = _slots_struct(sig.import_params_flat)
         ptypes = sig.import_params_flat
@@ -619,7 +815,14 @@ class CoreBackend(Sandbox, Backend):
                     f"canonical ABI: {e}",
                 ) from None
 
-        return host_call_entry(ctx, qualified, run)
+        def run_with_handles(raw: int, nraw: int) -> None:
+            previous = swap_scope(_CoreScope(self, None))
+            try:
+                run(raw, nraw)
+            finally:
+                swap_scope(previous)
+
+        return host_call_entry(ctx, qualified, run_with_handles if handles else run)
 
     def _poll_oneoff(self) -> Callable[[int, int], None]:
         """WASI preview 1's ``poll_oneoff``, refusing clock waits as the component
@@ -665,6 +868,9 @@ class CoreBackend(Sandbox, Backend):
         """
         store = self.new_store(self._engine, self._wasi)
         context = _native.context_of(store)
+        # The new instance's handle table (start-up code may already make handles).
+        close_quietly(self._table.drain(), self._ctx.plugin)
+        self._table = HandleTable(self._limits.resource_handles)
         instance = _native.instantiate(self._pre, context, self._trap)
         message = instance if isinstance(instance, str) else None
         if isinstance(instance, _native.Instance):
@@ -699,8 +905,55 @@ class CoreBackend(Sandbox, Backend):
     def invoke(
         self, name: str, args: Sequence[Any], owner: object = None
     ) -> tuple[Any, bool, RawStats]:
-        """Calls export ``name``: lowers ``args``, calls, lifts the result
-        (``owner`` is unused: the fast path passes no resource handles yet).
+        """Calls export ``name``: lowers ``args``, calls, lifts the result. Resource
+        handles lifted from the result belong to ``owner`` (the plugin) and the
+        live instance; handle arguments must.
+
+        Returns:
+            As :meth:`_call`.
+
+        Raises:
+            ArgumentError: an argument does not match its WIT type, or is a handle of
+                another plugin or one moved and passed again (nothing ran in the
+                guest but ``cabi_realloc``; the instance is kept).
+            StaleHandleError: a handle argument is closed, moved, or of a replaced
+                instance (likewise).
+            HandleLimitExceeded: the arguments would overfill the instance's handle
+                table (``Limits.resource_handles``; likewise).
+            CallError, OutputLimitExceeded, InstantiationError: as :meth:`_call`.
+        """
+        if name not in self._handle_exports:
+            return self._call(name, args)
+        scope = _CoreScope(self, owner, arguments=True)
+        previous = swap_scope(scope)
+        try:
+            return self._call(name, args, scope)
+        except TableFull as e:
+            scope.abort()
+            limit = self._limits.resource_handles
+            error = HandleLimitExceeded(
+                f"{name}: the arguments would make the instance hold more than "
+                f"{limit} resource handles (Limits.resource_handles)",
+                limit="resource_handles",
+                allowed=limit,
+                used=limit + 1,
+                plugin=self._ctx.plugin,
+                function=name,
+            )
+            self.audit(error)
+            raise error from e
+        except BaseException:
+            scope.abort()
+            raise
+        finally:
+            swap_scope(previous)
+            scope.close()
+
+    def _call(
+        self, name: str, args: Sequence[Any], scope: _CoreScope | None = None
+    ) -> tuple[Any, bool, RawStats]:
+        """Calls export ``name``: lowers ``args``, calls, lifts the result (within
+        ``scope``, the call's handle scope, when the export passes handles).
 
         Returns:
             ``(value, is_ok, stats)``: the lifted result (``None`` without one; the
@@ -745,6 +998,8 @@ class CoreBackend(Sandbox, Backend):
             scalar = plan.scalar_lower
             if (scalar is None or not scalar(buf, args)) and plan.pack.size:
                 self._lower_args(name, plan, mem, args, buf)
+            if scope is not None:
+                scope.lowered()
             phase = "it returned a value that breaks the canonical ABI"
             trap = self._trap
             func = inst.funcs.get(plan.core_name) or inst.func(plan.core_name)
@@ -884,15 +1139,242 @@ class CoreBackend(Sandbox, Backend):
         self._pre = None  # type: ignore[assignment]
 
     def _discard(self) -> None:
+        """Drops the current instance: every resource handle into it becomes stale and
+        every host resource it held is closed."""
         inst = self._instance
         if inst is not None:
             inst.release()
         self._instance = None
+        close_quietly(self._table.drain(), self._ctx.plugin)
 
     @property
     def current_instance(self) -> object | None:
+        """The live instance's token (``None`` until the next call creates one);
+        handles of guest resources remember the token of their instance."""
         inst = self._instance
         return inst.token if inst is not None else None
+
+    def release(self, native: Any, instance: object, what: str) -> None:
+        """Drops a guest resource the host held (:meth:`ResourceHandle.close
+        <wasmplug.ResourceHandle.close>`): when ``instance`` is the live instance's
+        token, the guest's destructor runs under the call limits; a handle of a
+        discarded instance is only forgotten.
+
+        Args:
+            native: ``(destructor export, rep)``, as :meth:`_CoreScope.guest_lift`
+                made it.
+            instance: The token of the instance it belongs to.
+            what: The drop's name in errors, e.g. ``[resource-drop]buffer``.
+
+        Raises:
+            CallError: the destructor trapped or breached a limit; the instance is
+                discarded.
+        """
+        inst = self._instance
+        if inst is None or instance is not inst.token:
+            return
+        dtor, rep = native
+        start = perf_counter()
+        _set_fuel(inst.context, self.fuel_budget)
+        _set_epoch_deadline(inst.context, self._deadline_of(self.slice_ticks))
+        self.begin(what)
+        message = self._destroy(dtor, rep, self._trap)
+        if message is not None or self._output.breached:
+            stats = CallStats(*self._stats(what, inst, start, 0, False))
+            raise self.fail(what, message or "", stats)
+
+    @staticmethod
+    def free(native: Any) -> None:
+        """Forgets a guest resource without dropping it (it was moved into the guest,
+        or its instance is gone): the fast path holds nothing native for it."""
+
+
+class _CoreScope:
+    """The :class:`~wasmplug._cabi.CoreHandleScope` of one call of an export (with
+    ``arguments``) or of one host function call, on the backend's live instance.
+
+    With ``arguments`` it lowers the arguments of a call: guest resource handles are
+    checked (:func:`~wasmplug._resources.check_handles`) as they are lowered, host
+    objects go into the instance's table (lent ones, ``borrow<r>``, only until
+    :meth:`close`), and :meth:`abort` takes out again whatever went in when the call
+    does not happen.
+    """
+
+    __slots__ = ("_added", "_moved", "_ran", "_seen", "arguments", "backend", "handles", "owner")
+
+    def __init__(self, backend: CoreBackend, owner: object, *, arguments: bool = False) -> None:
+        self.backend = backend
+        self.owner = owner
+        self.arguments = arguments
+        # Handles added to the table while lowering: (handle, lent).
+        self._added: list[tuple[int, bool]] = []
+        # Guest resource handles lowered: (handle object, moved).
+        self.handles: list[tuple[ResourceHandle, bool]] = []
+        # ids of the handle objects lowered, and of those moved (own).
+        self._seen: set[int] = set()
+        self._moved: set[int] = set()
+        self._ran = False
+
+    def lowered(self) -> None:
+        """The arguments are lowered: the call is about to run (moved handles are
+        the guest's from now on, even if it fails)."""
+        self._ran = True
+
+    def guest_lower(self, layout: GuestHandle, value: Any) -> int:
+        backend = self.backend
+        ctx = backend._ctx
+        if not self.arguments:
+            raise Mismatch("a host value (guest resource handles go only to the plugin)", value)
+        moved = not layout.borrow
+        check_handles(
+            ctx.function, ((value, moved),), self.owner, backend.current_instance, ctx.plugin
+        )
+        key = id(value)
+        if key in self._moved or (moved and key in self._seen):
+            raise ArgumentError(
+                f"{ctx.function}: a {type(value).__name__} handle is moved (own) and "
+                "passed again in the same call",
+                plugin=ctx.plugin,
+                function=ctx.function,
+            )
+        self._seen.add(key)
+        if moved:
+            self._moved.add(key)
+        self.handles.append((value, moved))
+        rep = value._lower_address()
+        if layout.borrow:  # lower_borrow: the callee defines the resource
+            return int(rep)
+        handle = backend._table.add(layout.type_id, rep)
+        self._added.append((handle, False))
+        return handle
+
+    def guest_lift(self, layout: GuestHandle, handle: int) -> Any:
+        backend = self.backend
+        name = layout.cls.__wit_type__.name
+        try:
+            rep = backend._table.get(handle, layout.type_id, name, remove=True)
+        except StaleHandleError as e:
+            raise BadValue(e.args[0] if e.args else str(e)) from None
+        resource = layout.cls.__wit_type__
+        owner = resource.owner
+        dtor = f"{_export_key(backend._world, owner)}#[dtor]{name}"
+        return layout.cls._adopt(self.owner, backend.current_instance, (dtor, rep), rep)
+
+    def host_lower(self, codec: HostHandleCodec, value: Any) -> int:
+        backend = self.backend
+        cls = backend._host_classes.get(codec.type_id)
+        if cls is None or not isinstance(value, cls):
+            expected = cls.__name__ if cls is not None else "host object"
+            raise Mismatch(f"a {expected} (host resource {codec.resource.name})", value)
+        table = backend._table
+        lent = self.arguments and codec.borrow
+        if self.arguments:
+            for handle, other_lent in self._added:
+                other = table.objects.get(handle, (0, None))[1]
+                if other is value and not (lent and other_lent):
+                    raise Mismatch(
+                        f"a {cls.__name__} passed once (an object given to the plugin, "
+                        f"own<{codec.resource.name}>, cannot be passed again in the same call)",
+                        value,
+                    )
+        handle = table.add(codec.type_id, value, lent=lent)
+        if self.arguments:
+            self._added.append((handle, lent))
+        return handle
+
+    def host_lift(self, codec: HostHandleCodec, address: int) -> Any:
+        """The host object of the guest's handle ``address``.
+
+        Raises:
+            BadValue: a handle the guest does not hold (forged, or used after it
+                dropped or gave it away): the call fails with ``InvalidGuestValue``.
+        """
+        try:
+            return self.backend._table.get(
+                address, codec.type_id, codec.resource.name, remove=not codec.borrow
+            )
+        except StaleHandleError as e:
+            raise BadValue(e.args[0] if e.args else str(e)) from None
+
+    def close(self) -> None:
+        """After the call: moved guest handles are closed here (the guest owns their
+        resources), host objects lent to the call leave the table (the guest's
+        borrows ended with it)."""
+        if self._ran:
+            for moved_handle, moved in self.handles:
+                if moved:
+                    moved_handle._native = None
+        table = self.backend._table
+        for handle, lent in self._added:
+            if lent:
+                table.forget(handle)
+        self._added.clear()
+
+    def abort(self) -> None:
+        """The call did not run: whatever lowering added leaves the table again."""
+        if self._ran:
+            return
+        table = self.backend._table
+        for handle, _ in self._added:
+            table.forget(handle)
+        self._added.clear()
+
+
+def _guest_type_id(world: World, td: _wit.TypeDef) -> int:
+    """The type number of a resource the guest exports, in the fast path's handle
+    tables (negative: host resources have 1, 2...)."""
+    return -1 - list(world._guest_resources).index(id(td))
+
+
+def _export_key(world: World, owner: str) -> str:
+    """The world's export key (the core module's name) of the interface ``owner``."""
+    for key, item in world.wit.exports.items():
+        if isinstance(item, _wit.Interface) and owner in (key, item.name):
+            return key
+    return owner
+
+
+def _handle_layouts(world: World) -> _cabi.HandleLayouts:
+    """Makes the fast path's layout of a handle type of ``world``: the world decides
+    which side defines the resource (and refuses one on both sides or neither)."""
+
+    def make(t: _wit.HandleType) -> Layout:
+        codec = world._handle_codec(t)
+        if isinstance(codec, GuestHandleCodec):
+            return GuestHandle(t, codec.cls, _guest_type_id(world, t.resource))
+        assert isinstance(codec, HostHandleCodec)
+        return HostHandle(t, codec.type_id)
+
+    return make
+
+
+def _recording(
+    ctx: HostContext, qualified: str, run: Callable[[int, int], None]
+) -> Callable[[int, int], None]:
+    """Wraps a raw canonical built-in (a resource's ``new``, ``rep`` or ``drop``):
+    unlike a host function it is not counted as a host call, but a failure is recorded
+    in ``ctx.failure`` the same way."""
+
+    def call(raw: int, nraw: int) -> None:
+        try:
+            run(raw, nraw)
+        except BaseException as e:
+            if ctx.failure is None:
+                ctx.failure = (qualified, e)
+            raise
+
+    return call
+
+
+def _with_room(constructor: HostImpl, backend: CoreBackend) -> HostImpl:
+    """A host resource's constructor that is not called when the instance's table is
+    full (the object would be refused anyway)."""
+
+    def construct(*args: Any) -> Any:
+        backend._table.check_room()
+        return constructor(*args)
+
+    return construct
 
 
 class _NoMemory(Memory):

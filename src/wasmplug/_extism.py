@@ -55,19 +55,15 @@ from . import _extism_native as native
 from . import _host, _wit
 from ._backend import Backend, Outcome
 from ._bindings import describe
-from ._codec import Mismatch
+from ._checks import Mismatch
 from ._coremodule import CoreImport
 from ._exceptions import (
     ArgumentError,
     CallError,
-    CallInterrupted,
-    DeadlineExceeded,
-    FuelExhausted,
     InstantiationError,
     InvalidGuestValue,
     InvalidWasmError,
     LinkError,
-    MemoryLimitExceeded,
     OutputLimitExceeded,
     PolicyError,
     Trap,
@@ -75,7 +71,15 @@ from ._exceptions import (
 )
 from ._jsonvalue import from_json, json_reader, json_writer, to_json
 from ._policy import Limits, Policy
-from ._sandbox import Sandbox, check_host_call, run_host_function
+from ._sandbox import (
+    Sandbox,
+    call_interrupted,
+    check_host_call,
+    deadline_exceeded,
+    fuel_exhausted,
+    memory_exceeded,
+    run_host_function,
+)
 from ._stats import CallStats
 
 if TYPE_CHECKING:
@@ -803,58 +807,34 @@ class ExtismBackend(Sandbox, Backend):
         plugin = ctx.plugin
         error: CallError
         if ctx.failure is not None and isinstance(ctx.failure[1], _NoGuestMemory):
-            error = MemoryLimitExceeded(
-                f"{function} ran out of memory (limit {limits.memory_bytes} bytes): "
-                f"{ctx.failure[1]}",
-                limit="memory_bytes",
-                allowed=limits.memory_bytes or 0,
+            error = memory_exceeded(
+                function,
+                limits=limits,
+                why=f": {ctx.failure[1]}",
                 plugin=plugin,
-                function=function,
                 stats=stats,
                 detail=message,
             )
         elif ctx.failure is not None:
             error = self._host_failure(function, ctx.failure, stats, message)
         elif self._interrupted:
-            error = CallInterrupted(
-                f"{function} was interrupted (Plugin.interrupt, or its awaiting task was "
-                "cancelled)",
-                plugin=plugin,
-                function=function,
-                stats=stats,
-                detail=message,
-            )
+            error = call_interrupted(function, plugin=plugin, stats=stats, detail=message)
         elif message == _TIMEOUT:
-            error = DeadlineExceeded(
-                f"{function} ran past its deadline ({limits.deadline_ms} ms)",
-                limit="deadline_ms",
-                allowed=limits.deadline_ms or 0,
-                used=round(stats.wall_time_us / 1000),
-                plugin=plugin,
-                function=function,
-                stats=stats,
-                detail=message,
+            error = deadline_exceeded(
+                function, limits=limits, plugin=plugin, stats=stats, detail=message
             )
         elif _OUT_OF_FUEL in message:
-            error = FuelExhausted(
-                f"{function} ran out of fuel (limit {limits.fuel} fuel units)",
-                limit="fuel",
-                allowed=limits.fuel or 0,
+            error = fuel_exhausted(
+                function,
+                limits=limits,
                 used=limits.fuel,
                 plugin=plugin,
-                function=function,
                 stats=stats,
                 detail=message,
             )
         elif message == _OOM:
-            error = MemoryLimitExceeded(
-                f"{function} ran out of memory (limit {limits.memory_bytes} bytes)",
-                limit="memory_bytes",
-                allowed=limits.memory_bytes or 0,
-                plugin=plugin,
-                function=function,
-                stats=stats,
-                detail=message,
+            error = memory_exceeded(
+                function, limits=limits, plugin=plugin, stats=stats, detail=message
             )
         else:
             lines = [line.strip() for line in message.splitlines() if line.strip()]

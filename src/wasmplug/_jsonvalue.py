@@ -36,7 +36,7 @@ import attrs
 
 from . import _wit
 from ._bindings import Err, Ok, TypeNamespace, describe, field_name
-from ._codec import Mismatch, char_code, check_float, check_int
+from ._checks import Mismatch, char_code, check_float, check_int
 
 __all__ = ["from_json", "json_reader", "json_writer", "to_json"]
 
@@ -305,7 +305,7 @@ def json_writer(t: _wit.WitType, types: TypeNamespace) -> Callable[[Any], str]:
     value checked against ``t`` first. Made once per type; integers, strings and
     ``bytes`` for ``list<u8>`` take a shortcut (the same text and the same checks).
 
-    The returned function raises :class:`~wasmplug._codec.Mismatch` when the value
+    The returned function raises :class:`~wasmplug._checks.Mismatch` when the value
     does not fit ``t``.
     """
     target = _wit.unalias(t)
@@ -345,7 +345,7 @@ def json_reader(t: _wit.WitType, types: TypeNamespace) -> Callable[[bytes], Any]
     results take a shortcut (the same checks).
 
     The returned function raises ``ValueError`` when the bytes are not UTF-8 JSON,
-    :class:`~wasmplug._codec.Mismatch` when the JSON does not fit ``t``.
+    :class:`~wasmplug._checks.Mismatch` when the JSON does not fit ``t``.
     """
     target = _wit.unalias(t)
     if isinstance(target, _wit.Primitive):

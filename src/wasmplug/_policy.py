@@ -445,9 +445,11 @@ class Limits:
         resource_handles: Handles to host-defined resources (objects of the host's
             resource classes) that one instance may hold at once: the size of its
             handle table. A handle is released when the guest drops it; all are
-            released when the instance is replaced. Default 10,000. Breach:
-            :class:`~wasmplug.HandleLimitExceeded`, and the plugin continues on a
-            fresh instance.
+            released when the instance is replaced. On the core-module fast path
+            the table also holds the guest's handles to the resources it exports
+            (wasmtime keeps those on the component path), and they count too.
+            Default 10,000. Breach: :class:`~wasmplug.HandleLimitExceeded`, and the
+            plugin continues on a fresh instance.
         host_calls: Host function calls (capabilities and the host's own imports)
             one call may make. Default 10,000. Breach:
             :class:`~wasmplug.HostCallsExceeded`, and the plugin continues on a fresh

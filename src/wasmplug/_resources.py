@@ -12,23 +12,41 @@ of :class:`ResourceHandle`, made by :func:`make_handle_class`:
 - :meth:`ResourceHandle.close` drops the resource (the guest's destructor runs).
 
 The handle is only the host's side of the bookkeeping: the owning plugin does the work
-(:meth:`Plugin._release_handle <wasmplug.Plugin>`), and the component backend owns the
-native handle. Nothing here touches wasmtime.
+(:meth:`Plugin._release_handle <wasmplug.Plugin>`), and the backend owns the native
+handle (a wasmtime resource on the component path, the resource's ``rep`` on the
+core-module fast path).
+
+Both backends share the rest of the machinery here: :class:`HandleTable` (an
+instance's handles, with ``Limits.resource_handles``), :func:`check_handles` (the
+checks of handle arguments before a call) and :func:`close_quietly` (host objects of
+a discarded instance). Nothing here touches wasmtime.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import logging
+from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar, Self
 
-from ._exceptions import StaleHandleError, WitError
+from ._exceptions import ArgumentError, StaleHandleError, WitError
 
 if TYPE_CHECKING:
     from ._plugin import Plugin
     from ._wit import TypeDef
 
-__all__ = ["RESERVED", "ResourceHandle", "check_handle_class", "make_handle_class"]
+__all__ = [
+    "RESERVED",
+    "HandleTable",
+    "ResourceHandle",
+    "TableFull",
+    "check_handle_class",
+    "check_handles",
+    "close_quietly",
+    "make_handle_class",
+]
+
+_logger = logging.getLogger("wasmplug")
 
 #: Names a handle class keeps for itself; a WIT method of one of these names gets a
 #: trailing underscore (``close_``).
@@ -285,3 +303,164 @@ def check_handle_class(
     if bound is not None and (bound.owner, bound.name) != (typedef.owner, typedef.name):
         raise WitError(f"{where}: {cls.__name__} is the handle class of {bound.name} already")
     cls.__wit_type__ = typedef
+
+
+# -- shared by the backends ----------------------------------------------------------------
+
+
+class TableFull(Exception):
+    """An instance's handle table is full (``Limits.resource_handles``)."""
+
+
+class HandleTable:
+    """The resource handles one instance holds: handle -> (resource type number, value).
+
+    On the component path it holds the host resources the guest has: wasmtime maps the
+    guest's handle to a ``rep`` (a u32 chosen here) and the host object lives here
+    while any handle to it is alive. On the core-module fast path it is the instance's
+    whole handle table, as the canonical ABI keeps it: the keys are the handles the
+    guest sees, the values are host objects (for host resources) or the ``rep`` the
+    guest gave ``[resource-new]`` (for the resources it exports).
+
+    A value the host lends to one call of an export (a ``borrow<r>`` argument) is here
+    for that call only, and is never closed by wasmplug (the host keeps it).
+
+    Attributes:
+        limit: The most entries it holds (``Limits.resource_handles``).
+        objects: handle -> (type number, value).
+        lent: The handles of values lent by the host to the current call.
+    """
+
+    __slots__ = ("_next", "lent", "limit", "objects")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.objects: dict[int, tuple[int, Any]] = {}
+        self.lent: set[int] = set()
+        self._next = 1
+
+    def add(self, type_id: int, obj: Any, *, lent: bool = False) -> int:
+        """Stores ``obj``; returns its new handle (a u32 other than 0).
+
+        Args:
+            type_id: The resource's type number.
+            obj: The value.
+            lent: The host lends it to the current call (it is not closed with the
+                instance).
+
+        Raises:
+            TableFull: the table holds ``limit`` entries.
+        """
+        self.check_room()
+        objects = self.objects
+        rep = self._next
+        while rep in objects:  # only after 2**32 - 1 handles
+            rep = rep % 0xFFFF_FFFF + 1
+        self._next = rep % 0xFFFF_FFFF + 1
+        objects[rep] = (type_id, obj)
+        if lent:
+            self.lent.add(rep)
+        return rep
+
+    def forget(self, rep: int) -> None:
+        """Removes ``rep`` if it is there, without closing its object."""
+        self.objects.pop(rep, None)
+        self.lent.discard(rep)
+
+    def get(self, rep: int, type_id: int, name: str, *, remove: bool = False) -> Any:
+        """The value of handle ``rep`` (removed from the table with ``remove``).
+
+        Raises:
+            StaleHandleError: no value of that resource has this handle (the guest
+                forged it, or used it after dropping or giving it away).
+        """
+        entry = self.objects.get(rep)
+        if entry is None or entry[0] != type_id:
+            raise StaleHandleError(
+                f"the guest used a handle to resource {name} (handle {rep}) "
+                "that is not in its instance's handle table",
+                resource=name,
+            )
+        if remove:
+            del self.objects[rep]
+            self.lent.discard(rep)
+        return entry[1]
+
+    def check_room(self) -> None:
+        """Raises :class:`TableFull` when the table cannot take one more entry."""
+        if len(self.objects) >= self.limit:
+            raise TableFull(f"the instance holds {len(self.objects)} resource handles already")
+
+    def drain(self) -> list[Any]:
+        """Empties the table; returns the values it held for the guest (not those the
+        host lent to a call: those stay the host's)."""
+        lent = self.lent
+        objects = [obj for rep, (_, obj) in self.objects.items() if rep not in lent]
+        self.objects.clear()
+        lent.clear()
+        return objects
+
+
+def close_quietly(objects: list[Any], plugin: str) -> None:
+    """Calls ``close()`` on each object that has one; failures are logged."""
+    for obj in objects:
+        close = getattr(obj, "close", None)
+        if callable(close):
+            try:
+                close()
+            except Exception:
+                _logger.exception(
+                    "plugin %r: closing host resource %r failed",
+                    plugin,
+                    obj,
+                    extra={"plugin": plugin},
+                )
+
+
+def check_handles(
+    function: str,
+    handles: Sequence[tuple[ResourceHandle, bool]],
+    owner: object,
+    live: object,
+    plugin: str,
+) -> None:
+    """Checks that every resource handle among a call's arguments is open, belongs
+    to ``owner`` and the live instance, and is not moved while also used otherwise.
+
+    Args:
+        function: The export's call name, for errors.
+        handles: (handle, moved) per guest resource handle among the arguments
+            (``moved``: passed as ``own<r>``).
+        owner: The plugin making the call.
+        live: The token of the live instance.
+        plugin: The plugin's name, for errors.
+
+    Raises:
+        ArgumentError: a handle of another plugin, or one handle both moved and
+            passed again in the same call.
+        StaleHandleError: a closed or moved handle, or one of a replaced instance.
+    """
+    for handle, _ in handles:
+        if handle._plugin is not owner:
+            other = handle._plugin.name if handle._plugin is not None else "none"
+            raise ArgumentError(
+                f"{function}: a {type(handle).__name__} handle of another plugin "
+                f"({other!r}); a handle belongs to the plugin that made it",
+                plugin=plugin,
+                function=function,
+            )
+        if handle._native is None:
+            raise handle._stale("is closed (closed, or moved into the plugin)")
+        if handle._instance is not live:
+            raise handle._stale(
+                "belongs to an instance that was replaced after a failed call; "
+                "the resource went with it"
+            )
+    for handle, own in handles:
+        if own and sum(h is handle for h, _ in handles) > 1:
+            raise ArgumentError(
+                f"{function}: a {type(handle).__name__} handle is moved (own) and "
+                "passed again in the same call",
+                plugin=plugin,
+                function=function,
+            )

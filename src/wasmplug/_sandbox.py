@@ -52,6 +52,7 @@ from ._exceptions import (
 from ._files import FileBreach, FileLimits
 from ._host import HostContext, LogBreach
 from ._policy import Limits
+from ._resources import TableFull
 from ._stats import CallStats
 
 __all__ = ["Sandbox", "classify_failure"]
@@ -94,8 +95,7 @@ class _HostCallLimit(Exception):
     """The call tried more host calls than ``Limits.host_calls``."""
 
 
-class _TableFull(Exception):
-    """An instance's host resource table is full (``Limits.resource_handles``)."""
+_TableFull = TableFull  # an instance's handle table is full (``Limits.resource_handles``)
 
 
 class _Output:
@@ -219,6 +219,88 @@ def run_host_function(
     return value
 
 
+def fuel_exhausted(
+    function: str,
+    *,
+    plugin: str,
+    limits: Limits,
+    stats: CallStats | None,
+    detail: str,
+    used: int | None,
+) -> FuelExhausted:
+    """The :class:`~wasmplug.FuelExhausted` of a call that burned ``Limits.fuel`` (every
+    backend words it alike); ``used`` is the fuel consumed, when the runtime tells."""
+    return FuelExhausted(
+        f"{function} ran out of fuel (limit {limits.fuel} fuel units)",
+        limit="fuel",
+        allowed=limits.fuel or UNLIMITED_FUEL,
+        used=used,
+        plugin=plugin,
+        function=function,
+        stats=stats,
+        detail=detail,
+    )
+
+
+def deadline_exceeded(
+    function: str,
+    *,
+    plugin: str,
+    limits: Limits,
+    stats: CallStats | None,
+    detail: str,
+    where: str = "",
+) -> DeadlineExceeded:
+    """The :class:`~wasmplug.DeadlineExceeded` of a call past ``Limits.deadline_ms``
+    (``where``: e.g. " in host function f"); the time used is the call's wall time."""
+    return DeadlineExceeded(
+        f"{function} ran past its deadline ({limits.deadline_ms} ms){where}",
+        limit="deadline_ms",
+        allowed=limits.deadline_ms or 0,
+        used=round(stats.wall_time_us / 1000) if stats is not None else None,
+        plugin=plugin,
+        function=function,
+        stats=stats,
+        detail=detail,
+    )
+
+
+def call_interrupted(
+    function: str, *, plugin: str, stats: CallStats | None, detail: str
+) -> CallInterrupted:
+    """The :class:`~wasmplug.CallInterrupted` of a call stopped by
+    :meth:`~wasmplug.Plugin.interrupt` (or by cancelling the task awaiting it)."""
+    return CallInterrupted(
+        f"{function} was interrupted (Plugin.interrupt, or its awaiting task was cancelled)",
+        plugin=plugin,
+        function=function,
+        stats=stats,
+        detail=detail,
+    )
+
+
+def memory_exceeded(
+    function: str,
+    *,
+    plugin: str,
+    limits: Limits,
+    stats: CallStats | None,
+    detail: str,
+    why: str = "",
+) -> MemoryLimitExceeded:
+    """The :class:`~wasmplug.MemoryLimitExceeded` of a guest that could not grow its
+    memory past ``Limits.memory_bytes`` (``why``: what it was doing, e.g. ": <cause>")."""
+    return MemoryLimitExceeded(
+        f"{function} ran out of memory (limit {limits.memory_bytes} bytes){why}",
+        limit="memory_bytes",
+        allowed=limits.memory_bytes or 0,
+        plugin=plugin,
+        function=function,
+        stats=stats,
+        detail=detail,
+    )
+
+
 def classify_failure(
     message: str,
     *,
@@ -240,35 +322,14 @@ def classify_failure(
     # wasmtime puts the backtrace first and the cause ("wasm trap: ...") last.
     cause = re.sub(r"^\d+: ", "", lines[-1]) if lines else "unknown failure"
     if "all fuel consumed" in detail:
-        return FuelExhausted(
-            f"{function} ran out of fuel (limit {limits.fuel} fuel units)",
-            limit="fuel",
-            allowed=limits.fuel or UNLIMITED_FUEL,
-            used=stats.fuel_consumed if stats is not None else None,
-            plugin=plugin,
-            function=function,
-            stats=stats,
-            detail=detail,
+        used = stats.fuel_consumed if stats is not None else None
+        return fuel_exhausted(
+            function, limits=limits, used=used, plugin=plugin, stats=stats, detail=detail
         )
     if INTERRUPTED in detail:
-        return CallInterrupted(
-            f"{function} was interrupted (Plugin.interrupt, or its awaiting task was cancelled)",
-            plugin=plugin,
-            function=function,
-            stats=stats,
-            detail=detail,
-        )
+        return call_interrupted(function, plugin=plugin, stats=stats, detail=detail)
     if DEADLINE_REACHED in detail or "wasm trap: interrupt" in detail:
-        return DeadlineExceeded(
-            f"{function} ran past its deadline ({limits.deadline_ms} ms)",
-            limit="deadline_ms",
-            allowed=limits.deadline_ms or 0,
-            used=round(stats.wall_time_us / 1000) if stats is not None else None,
-            plugin=plugin,
-            function=function,
-            stats=stats,
-            detail=detail,
-        )
+        return deadline_exceeded(function, limits=limits, plugin=plugin, stats=stats, detail=detail)
     if COPY_BUDGET in detail:
         return OutputLimitExceeded(
             f"{function} tried to pass more data between guest and host than wasmtime "
@@ -282,15 +343,7 @@ def classify_failure(
             detail=detail,
         )
     if limits.memory_bytes is not None and "memory allocation of" in stderr:
-        return MemoryLimitExceeded(
-            f"{function} ran out of memory (limit {limits.memory_bytes} bytes)",
-            limit="memory_bytes",
-            allowed=limits.memory_bytes,
-            plugin=plugin,
-            function=function,
-            stats=stats,
-            detail=detail,
-        )
+        return memory_exceeded(function, limits=limits, plugin=plugin, stats=stats, detail=detail)
     if "deferred host scope has no call context" in detail:
         cause = (
             "wasmtime cannot lend more than one handle of a host resource to one host "
@@ -658,7 +711,7 @@ class Sandbox:
                 HandleLimitExceeded,
                 "resource_handles",
                 f"{function}: the instance would hold more than {limits.resource_handles} "
-                f"host resources (Limits.resource_handles); refused in {host_function}",
+                f"resource handles (Limits.resource_handles); refused in {host_function}",
             )
             used = limits.resource_handles + 1
         elif isinstance(cause, _HostCallLimit):

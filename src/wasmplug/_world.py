@@ -10,13 +10,13 @@ from typing import Any
 
 from . import _wit
 from ._bindings import TypeNamespace, describe, field_name, namespace_for_world, world_typedefs
+from ._checks import Mismatch
 from ._codec import (
     VAL_SIZE,
     Arena,
     Codec,
     GuestHandleCodec,
     HostHandleCodec,
-    Mismatch,
     UnsupportedType,
     build_codec,
 )
