@@ -174,8 +174,9 @@ def load_pool(
 
     ``source``, ``world``, ``policy``, ``name`` and ``imports`` are as for
     :func:`~wasmplug.load`; the plugin is compiled and checked once, then instantiated
-    ``size`` times. The host implementations in ``imports`` are shared by the
-    instances, so they must be thread-safe.
+    ``size`` times (an Extism plugin is compiled by libextism for each instance, with
+    that instance's host functions: ``docs/extism.md``). The host implementations in
+    ``imports`` are shared by the instances, so they must be thread-safe.
 
     Args:
         size: How many instances (at least 1): the most calls that run at once.
