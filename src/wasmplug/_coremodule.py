@@ -9,9 +9,18 @@ exports with them.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import attrs
 
-__all__ = ["CoreExport", "CoreImport", "CoreModuleError", "read_exports", "read_imports"]
+__all__ = [
+    "CoreExport",
+    "CoreImport",
+    "CoreModuleError",
+    "custom_section_names",
+    "read_exports",
+    "read_imports",
+]
 
 _MAGIC = b"\0asm"
 _CORE_VERSION = b"\x01\x00\x00\x00"
@@ -109,23 +118,47 @@ class _Reader:
             self.uleb()
 
 
-def _sections(wasm: bytes) -> dict[int, tuple[int, int]]:
-    """``{section id: (start, end)}`` of the sections this module reads."""
+def _section_spans(wasm: bytes) -> Iterator[tuple[int, int, int]]:
+    """``(section id, start, end)`` of every section, in order.
+
+    Raises:
+        CoreModuleError: not a core module, or a section runs past the end.
+    """
     if len(wasm) < 8 or wasm[:4] != _MAGIC or wasm[4:8] != _CORE_VERSION:
         raise CoreModuleError(
             f"expected a core WebAssembly module (b'\\x00asm' version 1), found {wasm[:8]!r}"
         )
-    found: dict[int, tuple[int, int]] = {}
     r = _Reader(wasm, 8, len(wasm))
     while r.at < r.end:
         section = r.byte()
         size = r.uleb()
         if r.at + size > r.end:
             raise r.fail(f"section {section} of {size} bytes within the module")
-        if section in (_TYPE, _IMPORT, _EXPORT):
-            found[section] = (r.at, r.at + size)
+        yield section, r.at, r.at + size
         r.at += size
-    return found
+
+
+def _sections(wasm: bytes) -> dict[int, tuple[int, int]]:
+    """``{section id: (start, end)}`` of the sections this module reads."""
+    return {
+        section: (start, end)
+        for section, start, end in _section_spans(wasm)
+        if section in (_TYPE, _IMPORT, _EXPORT)
+    }
+
+
+def custom_section_names(wasm: bytes) -> list[str]:
+    """The names of a core module's custom sections (id 0), in order (wit-bindgen's
+    is ``component-type:<world>``).
+
+    Raises:
+        CoreModuleError: the bytes are not a well-formed core module.
+    """
+    names = []
+    for section, start, end in _section_spans(wasm):
+        if section == 0:
+            names.append(_Reader(wasm, start, end).name())
+    return names
 
 
 def _types(wasm: bytes, span: tuple[int, int] | None) -> list[tuple[tuple[str, ...], ...]]:

@@ -17,6 +17,7 @@ import wasmtime
 import wasmtime.component
 
 from ._audit import AuditCallback
+from ._coremodule import CoreModuleError, custom_section_names, read_imports
 from ._diskcache import cache_root, read_trusted, write_atomically
 from ._exceptions import InvalidWasmError, PolicyError
 from ._stack import HOST_STACK_MARGIN, StackGuard
@@ -549,22 +550,16 @@ def _check_header(wasm: bytes, plugin: str | None) -> bool:
 
 def _has_component_type(wasm: bytes) -> bool:
     """Whether a core module has a custom section named ``component-type...``
-    (wit-bindgen names it ``component-type:<world>``): walks the section headers
-    (id byte, LEB128 size) of the binary format."""
-    at = 8
-    while at < len(wasm):
-        section = wasm[at]
-        size, at = _leb128(wasm, at + 1)
-        if section == 0:
-            name_len, name_at = _leb128(wasm, at)
-            if wasm[name_at : name_at + name_len].startswith(b"component-type"):
-                return True
-        at += size
-    return False
+    (wit-bindgen names it ``component-type:<world>``); ``False`` for bytes that are
+    not a well-formed module (compiling them says what is wrong)."""
+    try:
+        return any(n.startswith("component-type") for n in custom_section_names(wasm))
+    except CoreModuleError:
+        return False
 
 
-#: The import module of Extism's kernel, length-prefixed as in an import entry.
-_EXTISM_IMPORT = b"\x0fextism:host/env"
+#: The import module of Extism's kernel.
+EXTISM_KERNEL = "extism:host/env"
 
 
 def is_extism_plugin(wasm: bytes) -> bool:
@@ -574,29 +569,12 @@ def is_extism_plugin(wasm: bytes) -> bool:
 
 
 def imports_extism(wasm: bytes) -> bool:
-    """Whether a core module's import section names the module ``extism:host/env``
-    (an Extism plugin: ``wasmplug._extism``)."""
-    at = 8
-    while at < len(wasm):
-        section = wasm[at]
-        size, at = _leb128(wasm, at + 1)
-        if section == 2:
-            return _EXTISM_IMPORT in wasm[at : at + size]
-        at += size
-    return False
-
-
-def _leb128(data: bytes, at: int) -> tuple[int, int]:
-    """An unsigned LEB128 at ``data[at:]``: ``(value, position after it)``."""
-    value = shift = 0
-    while at < len(data):
-        byte = data[at]
-        at += 1
-        value |= (byte & 0x7F) << shift
-        shift += 7
-        if not byte & 0x80:
-            break
-    return value, at
+    """Whether a core module imports from ``extism:host/env`` (an Extism plugin:
+    ``wasmplug._extism``); ``False`` for bytes that are not a well-formed module."""
+    try:
+        return any(i.module == EXTISM_KERNEL for i in read_imports(wasm))
+    except CoreModuleError:
+        return False
 
 
 def sha256_hex(data: bytes) -> str:

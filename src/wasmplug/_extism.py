@@ -57,6 +57,7 @@ from ._backend import Backend, Outcome
 from ._bindings import describe
 from ._checks import Mismatch
 from ._coremodule import CoreImport
+from ._engine import EXTISM_KERNEL
 from ._exceptions import (
     ArgumentError,
     CallError,
@@ -89,7 +90,7 @@ if TYPE_CHECKING:
 __all__ = ["EXTISM_ENV", "EXTISM_USER", "ExtismBackend", "refusals"]
 
 #: The Extism kernel's import module.
-EXTISM_ENV = "extism:host/env"
+EXTISM_ENV = EXTISM_KERNEL
 #: The import module of the host's own functions (``#[host_fn]``'s default).
 EXTISM_USER = "extism:host/user"
 _WASI_P1 = "wasi_snapshot_preview1"
