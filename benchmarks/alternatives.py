@@ -169,6 +169,8 @@ class Wasmplug(Alternative):
     label = "wasmplug"
     #: Where the plugins are: ``build/<wasm_dir>/``.
     wasm_dir = "wasm"
+    #: What the benchmark exports' names start with in the plugin's world.
+    prefix = ""
 
     def __init__(self) -> None:
         import wasmplug
@@ -178,6 +180,7 @@ class Wasmplug(Alternative):
         self.world = wasmplug.load_world(
             ROOT / "tests" / "fixtures" / "benchcalls" / "wit", "benchcalls"
         )
+        self.policy = wasmplug.Policy()
         self.plugin = wasmplug.load(self.wasm, world=self.world, name="benchcalls")
         self._tenant: Any = None
 
@@ -197,18 +200,18 @@ class Wasmplug(Alternative):
         return self._tenant
 
     def prepare(self, case: str, inputs: Inputs) -> Prepared | None:
-        call = self.plugin.call
+        call, p = self.plugin.call, self.prefix
         a, b, blob, text = inputs.a, inputs.b, inputs.blob, inputs.text
         if case == "add":
-            return Prepared(lambda: call("add", a, b))
+            return Prepared(lambda: call(f"{p}add", a, b))
         if case == "noop":
-            return Prepared(lambda: call("noop"))
+            return Prepared(lambda: call(f"{p}noop"))
         if case == "blob_stats":
-            return Prepared(lambda: call("blob-stats", blob), tuple)
+            return Prepared(lambda: call(f"{p}blob-stats", blob), tuple)
         if case == "echo_string":
-            return Prepared(lambda: call("echo-string", text))
+            return Prepared(lambda: call(f"{p}echo-string", text))
         if case == "echo_bytes":
-            return Prepared(lambda: call("echo-bytes", blob), bytes)
+            return Prepared(lambda: call(f"{p}echo-bytes", blob), bytes)
         if case == "evaluate":
             return self.prepare_flight(inputs.flight, inputs)
         if case == "fresh_instance":
@@ -216,9 +219,9 @@ class Wasmplug(Alternative):
                 self.wasm,
                 world=self.world,
                 name="fresh",
-                policy=self._wp.Policy(instance_per_call=True),
+                policy=self._wp.Policy(grants=self.policy.grants, instance_per_call=True),
             )
-            return Prepared(lambda: fresh.call("add", a, b))
+            return Prepared(lambda: fresh.call(f"{p}add", a, b))
         return None
 
     def prepare_flight(self, flight: Mapping[str, Any], inputs: Inputs) -> Prepared | None:
@@ -546,7 +549,7 @@ class Extism(Alternative):
         return Prepared(lambda: loads(call("evaluate", dumps(flight))), lift)
 
 
-class WasmplugExtism(Alternative):
+class WasmplugExtism(Wasmplug):
     """wasmplug's Extism backend (``Plugin.call``) on the same module as the Extism
     column, ``benchmarks/plugins/extism-bench``, through its JSON exports (the
     interface ``json`` of ``benchmarks/plugins/extism-bench/wit/bench.wit``): typed
@@ -559,6 +562,7 @@ class WasmplugExtism(Alternative):
     key = "wasmplug_extism"
     short = "wp.extism"
     label = "wasmplug Extism backend (JSON)"
+    prefix = "json."
 
     @classmethod
     def check(cls) -> str | None:
@@ -577,31 +581,6 @@ class WasmplugExtism(Alternative):
         self.plugin = wasmplug.load(
             self.wasm, world=self.world, policy=self.policy, name="extism-bench"
         )
-
-    def prepare(self, case: str, inputs: Inputs) -> Prepared | None:
-        call = self.plugin.call
-        a, b, blob, text = inputs.a, inputs.b, inputs.blob, inputs.text
-        if case == "add":
-            return Prepared(lambda: call("json.add", a, b))
-        if case == "noop":
-            return Prepared(lambda: call("json.noop"))
-        if case == "blob_stats":
-            return Prepared(lambda: call("json.blob-stats", blob), tuple)
-        if case == "echo_string":
-            return Prepared(lambda: call("json.echo-string", text))
-        if case == "echo_bytes":
-            return Prepared(lambda: call("json.echo-bytes", blob), bytes)
-        if case == "evaluate":
-            return self.prepare_flight(inputs.flight, inputs)
-        if case == "fresh_instance":
-            fresh = self._wp.load(
-                self.wasm,
-                world=self.world,
-                name="fresh",
-                policy=self._wp.Policy(grants=self.policy.grants, instance_per_call=True),
-            )
-            return Prepared(lambda: fresh.call("json.add", a, b))
-        return None
 
     def prepare_flight(self, flight: Mapping[str, Any], inputs: Inputs) -> Prepared | None:
         flight_type = self.world.types.Flight

@@ -48,7 +48,15 @@ from . import _wit
 from ._exceptions import GuestError, WitError
 from ._resources import ResourceHandle
 
-__all__ = ["Err", "Ok", "TypeNamespace", "class_name", "field_name", "member_name"]
+__all__ = [
+    "ConversionBuilder",
+    "Err",
+    "Ok",
+    "TypeNamespace",
+    "class_name",
+    "field_name",
+    "member_name",
+]
 
 T = TypeVar("T")
 E = TypeVar("E")
@@ -662,3 +670,34 @@ def any_value(value: Any) -> str:
     if len(text) > 60:
         text = text[:57] + "..."
     return f"{type(value).__name__} {text}"
+
+
+R = TypeVar("R")
+
+
+class ConversionBuilder(_wit.TypeVisitor[R]):
+    """The base of a backend's builder of per-type conversions (the component path's
+    codecs, the fast path's layouts): a visitor of the WIT model that knows the world's
+    Python classes (``ns``), memoizes what it built for each named type (by ``id``, in
+    ``cache``, which callers may share across calls) and asks ``handles`` for what a
+    resource handle becomes (``None``: the backend passes no handles here).
+    """
+
+    __slots__ = ("_cache", "_handles", "_ns")
+
+    def __init__(
+        self,
+        ns: TypeNamespace,
+        cache: dict[int, R],
+        handles: Callable[[_wit.HandleType], R] | None,
+    ) -> None:
+        self._ns = ns
+        self._cache = cache
+        self._handles = handles
+
+    def visit_named(self, t: _wit.TypeDef) -> R:
+        key = id(t)
+        built = self._cache.get(key)
+        if built is None:
+            built = self._cache[key] = super().visit_named(t)
+        return built

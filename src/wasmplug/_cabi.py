@@ -34,7 +34,7 @@ from operator import attrgetter
 from typing import Any, Protocol, cast
 
 from . import _wit
-from ._bindings import Err, Ok, TypeNamespace, describe, field_name
+from ._bindings import ConversionBuilder, Err, Ok, TypeNamespace, describe, field_name
 from ._checks import (
     CaseChoice,
     EnumChoice,
@@ -1254,24 +1254,10 @@ class HostHandle(Layout):
         return _scope("host resources are lifted").host_lift(self.codec, next(flat) & 0xFFFF_FFFF)
 
 
-class _LayoutBuilder(_wit.TypeVisitor[Layout]):
+class _LayoutBuilder(ConversionBuilder[Layout]):
     """Builds the layout of a type (:func:`layout_of`), memoizing named types."""
 
-    __slots__ = ("_cache", "_handles", "_ns")
-
-    def __init__(
-        self, ns: TypeNamespace, cache: dict[int, Layout], handles: HandleLayouts | None
-    ) -> None:
-        self._ns = ns
-        self._cache = cache
-        self._handles = handles
-
-    def visit_named(self, t: _wit.TypeDef) -> Layout:
-        key = id(t)
-        layout = self._cache.get(key)
-        if layout is None:
-            layout = self._cache[key] = super().visit_named(t)
-        return layout
+    __slots__ = ()
 
     def visit_primitive(self, t: _wit.Primitive) -> Layout:
         name = t.name

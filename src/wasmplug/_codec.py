@@ -36,7 +36,7 @@ from operator import attrgetter
 from typing import Any, Protocol
 
 from . import _wit
-from ._bindings import Err, Ok, TypeNamespace, describe, field_name
+from ._bindings import ConversionBuilder, Err, Ok, TypeNamespace, describe, field_name
 from ._checks import (
     CaseChoice,
     EnumChoice,
@@ -1010,24 +1010,10 @@ def build_codec(
     return _CodecBuilder(ns, {} if cache is None else cache, handles).visit(t)
 
 
-class _CodecBuilder(_wit.TypeVisitor[Codec]):
+class _CodecBuilder(ConversionBuilder[Codec]):
     """Builds the codec of a type (:func:`build_codec`), memoizing named types."""
 
-    __slots__ = ("_cache", "_handles", "_ns")
-
-    def __init__(
-        self, ns: TypeNamespace, cache: dict[int, Codec], handles: HandleCodecs | None
-    ) -> None:
-        self._ns = ns
-        self._cache = cache
-        self._handles = handles
-
-    def visit_named(self, t: _wit.TypeDef) -> Codec:
-        key = id(t)
-        codec = self._cache.get(key)
-        if codec is None:
-            codec = self._cache[key] = super().visit_named(t)
-        return codec
+    __slots__ = ()
 
     def visit_primitive(self, t: _wit.Primitive) -> Codec:
         name = t.name
