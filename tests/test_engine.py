@@ -311,3 +311,54 @@ def test_least_recently_used_instances_are_dropped(plugin_dir: Path) -> None:
             t.close()
     finally:
         engine.close()
+
+
+def test_checks_are_kept_per_compilation_and_world(engine: wasmplug.Engine) -> None:
+    """A backend's check of a compiled artifact against a world runs once per pair,
+    and its result goes with either of them (weakly kept, never found by a reused id)."""
+
+    class Thing:
+        pass
+
+    artifact, world, other_world = Thing(), Thing(), Thing()
+    runs: list[object] = []
+
+    def check() -> tuple[int]:
+        runs.append(None)
+        return (len(runs),)
+
+    assert engine.checked(artifact, world, check) == (1,)
+    assert engine.checked(artifact, world, check) == (1,)
+    assert engine.checked(artifact, other_world, check) == (2,)
+    gone = weakref.ref(artifact)
+    del artifact
+    gc.collect()
+    assert gone() is None
+    fresh = Thing()
+    assert engine.checked(fresh, world, check) == (3,)
+
+
+def test_loading_again_reuses_the_check(
+    plugin_dir: Path, engine: wasmplug.Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The second plugin of one compiled artifact and world is not checked again."""
+    world = wasmplug.load_world(Path(__file__).parent / "fixtures" / "typetest" / "wit", "typetest")
+    seen: list[object] = []
+    real = engine.checked
+
+    def counting(artifact: object, w: object, check: Callable[[], object]) -> object:
+        def counted() -> object:
+            seen.append(artifact)
+            return check()
+
+        return real(artifact, w, counted)
+
+    monkeypatch.setattr(engine, "checked", counting)
+    first = wasmplug.load(plugin_dir / "typetest.wasm", world=world, engine=engine)
+    second = wasmplug.load(plugin_dir / "typetest.wasm", world=world, engine=engine)
+    try:
+        assert len(seen) == 1
+        assert second.call("add", 2, 3) == first.call("add", 2, 3) == 5
+    finally:
+        first.close()
+        second.close()

@@ -24,8 +24,8 @@ runtime (Extism) implements this interface and raises the same exceptions.
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from ._audit import Auditor
 from ._exceptions import CallError
@@ -34,13 +34,27 @@ from ._stats import CallStats
 if TYPE_CHECKING:
     from ._world import PreparedCall
 
-__all__ = ["Backend", "Outcome", "RawStats"]
+__all__ = ["Backend", "CheckCache", "Outcome", "RawStats", "check_uncached"]
 
 #: A call's :class:`CallStats` fields, in order (a backend may report them so, and the
 #: plugin makes the :class:`CallStats` only when someone reads ``last_call``).
 RawStats = tuple[str, int, float, int, int, bool, float, int | None]
 #: What :meth:`Backend.invoke` returns: ``(value, is_ok, stats)``.
 Outcome = tuple[Any, bool, CallStats | RawStats]
+_T = TypeVar("_T")
+
+
+class CheckCache(Protocol):
+    """Where a backend keeps what checking a compiled artifact against a world found:
+    ``checks(artifact, world, check)`` returns ``check()``'s result, computed once per
+    pair (:meth:`wasmplug.Engine.checked` keeps it while both live)."""
+
+    def __call__(self, artifact: Any, world: Any, check: Callable[[], _T]) -> _T: ...
+
+
+def check_uncached(artifact: Any, world: Any, check: Callable[[], _T]) -> _T:
+    """A :class:`CheckCache` that keeps nothing: runs ``check`` every time."""
+    return check()
 
 
 class Backend(abc.ABC):

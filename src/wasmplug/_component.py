@@ -19,7 +19,7 @@ import wasmtime
 import wasmtime.component as wc
 
 from . import _native, _wit
-from ._backend import Backend, Outcome
+from ._backend import Backend, CheckCache, Outcome, check_uncached
 from ._codec import (
     VAL_SIZE,
     Codec,
@@ -132,6 +132,7 @@ class ComponentBackend(Sandbox, Backend):
         epoch_deadline: Callable[[int], int],
         determinism: Determinism | None = None,
         instance_per_call: bool = False,
+        checks: CheckCache = check_uncached,
     ) -> None:
         super().__init__(
             limits=limits,
@@ -170,18 +171,18 @@ class ComponentBackend(Sandbox, Backend):
             if isinstance(cls, type):
                 classes[i + 1] = cls
         self._resources = HostResources(classes, limits.resource_handles)
+
         # Checking a component against a world reads its types through ctypes (about
         # 70% of a load); the outcome depends only on the two, so it is done once per
         # compiled component and world. Keyed by the component object itself (weakly):
         # export indices belong to that compilation, and an entry goes with it (an id
         # or a sha256 could name another engine's compilation).
-        checked: tuple[dict[str, Any], list[str], tuple[str, ...]] | None
-        checked = world._checked.get(component)
-        if checked is None:
+        def check() -> tuple[dict[str, Any], list[str], tuple[str, ...]]:
             ctype = component.type
             export_index = self._check_exports(ctype, ctx.plugin)
-            host_imports, imports = self._check_imports(ctype, ctx.plugin)
-            checked = world._checked[component] = (export_index, host_imports, imports)
+            return (export_index, *self._check_imports(ctype, ctx.plugin))
+
+        checked = checks(component, world, check)
         self._export_index: dict[str, Any] = checked[0]
         host_imports = checked[1]
         self.imports: tuple[str, ...] = checked[2]

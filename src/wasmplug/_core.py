@@ -38,7 +38,7 @@ from typing import Any, Literal
 import wasmtime
 
 from . import _cabi, _native, _wit
-from ._backend import Backend, RawStats
+from ._backend import Backend, CheckCache, RawStats, check_uncached
 from ._cabi import BadValue, GuestHandle, HostHandle, Layout, Memory, Signature, layout_of
 from ._checks import Mismatch
 from ._codec import GuestHandleCodec, HostHandleCodec, UnsupportedType, swap_scope
@@ -337,6 +337,7 @@ class CoreBackend(Sandbox, Backend):
         epoch_tick_ms: float,
         epoch_deadline: Callable[[int], int],
         instance_per_call: bool = False,
+        checks: CheckCache = check_uncached,
     ) -> None:
         super().__init__(
             limits=limits,
@@ -369,19 +370,19 @@ class CoreBackend(Sandbox, Backend):
         self._fuel_addr = ctypes.addressof(self._fuel_out)
         self._trap = _native.TrapSlot()
         self._inner_trap = _native.TrapSlot()  # destructors run inside a guest call
+
         # What checking the module against the world found depends on the two only:
         # done once per compiled module and world (keyed by the module itself,
         # weakly). Each plugin copies the plans and gives them their own slots.
-        checked: tuple[dict[str, _Export], set[str], dict[tuple[str, str], Any]] | None
-        checked = world._checked.get(module)
-        if checked is None:
+        def check() -> tuple[dict[str, _Export], set[str], dict[tuple[str, str], Any]]:
             plans = self._check_exports()
             names = {e.name for e in module.exports}
             for plan in plans.values():
                 plan.has_post = plan.post_name in names
             imports = {(i.module, i.name or ""): i.type for i in module.imports}
-            checked = world._checked[module] = (plans, names, imports)
-        shared, names, imports = checked
+            return plans, names, imports
+
+        shared, names, imports = checks(module, world, check)
         self._exports = {name: plan.for_plugin() for name, plan in shared.items()}
         self._has_init = "_initialize" in names
         self._no_args = (_native.RAW * 1)()

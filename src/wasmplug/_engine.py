@@ -10,8 +10,9 @@ import threading
 import time
 import weakref
 from collections import OrderedDict
+from collections.abc import Callable
 from pathlib import Path
-from typing import ClassVar, Protocol
+from typing import Any, ClassVar, Protocol, TypeVar
 
 import wasmtime
 import wasmtime.component
@@ -55,6 +56,9 @@ def _check_int(name: str, value: object, minimum: int, unit: str = "") -> None:
     if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
         what = f"{minimum}" + (f" ({unit})" if unit else "")
         raise PolicyError(f"{name} must be an int >= {what}, found {value!r}")
+
+
+_T = TypeVar("_T")
 
 
 class Evictable(Protocol):
@@ -203,6 +207,10 @@ class Engine:
         self._live: OrderedDict[int, weakref.ref[Evictable]] = OrderedDict()
         self._live_lock = threading.Lock()
         self._lock = threading.Lock()
+        # compiled artifact -> world -> what checking the one against the other found
+        # (:meth:`checked`); weak both ways, so an entry goes with either.
+        self._checked: weakref.WeakKeyDictionary[Any, weakref.WeakKeyDictionary[Any, Any]]
+        self._checked = weakref.WeakKeyDictionary()
         self.epoch_clock = EpochClock(epoch_tick_ms / 1000.0)
         self._ticker = threading.Thread(
             target=_tick,
@@ -233,6 +241,32 @@ class Engine:
         thread had less than :attr:`native_stack_bytes` of native stack left (or it
         could not be measured on this platform)."""
         return self._stack_guard.offloads
+
+    def checked(self, artifact: Any, world: Any, check: Callable[[], _T]) -> _T:
+        """What a backend's load-time check of a compiled component or module against a
+        world found, which depends on the two only: ``check()`` runs the first time
+        the pair is seen; later loads of the same compilation for the same world reuse
+        its result. Kept while both live (weakly keyed by the compiled object itself,
+        whose export indices belong to that compilation, and by the world).
+
+        Args:
+            artifact: The compiled component or module (from :meth:`compile`).
+            world: The :class:`~wasmplug.World`.
+            check: Computes the result; its exceptions propagate and nothing is kept.
+
+        Returns:
+            What ``check`` returned for this pair.
+        """
+        with self._lock:
+            per_world = self._checked.get(artifact)
+            if per_world is None:
+                per_world = self._checked[artifact] = weakref.WeakKeyDictionary()
+            found = per_world.get(world)
+        if found is None:
+            found = check()
+            with self._lock:
+                per_world[world] = found
+        return found
 
     def used(self, plugin: Evictable) -> None:
         """Records that ``plugin`` just used its instance (a call, or the first

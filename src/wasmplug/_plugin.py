@@ -689,6 +689,7 @@ def load(
         "epoch_tick_ms": engine.epoch_tick_ms,
         "epoch_deadline": engine.epoch_clock.deadline,
         "instance_per_call": policy.instance_per_call,
+        "checks": engine.checked,
     }
     if compiled is None:
         try:

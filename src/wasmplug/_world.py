@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import weakref
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -166,10 +165,6 @@ class World:
         self.name = wit.qualified_name
         self.types: TypeNamespace = types if types is not None else namespace_for_world(wit)
         self._codecs: dict[int, Codec] = {}
-        # compiled component -> what checking it found; filled by the component backend
-        # so that loading the same component again is cheap. Weak: an entry lives as
-        # long as its compiled component.
-        self._checked: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
         # The fast path's canonical-ABI layouts of this world's types (by ``id`` of
         # their definition; a record's compiles code, once per world).
         self._core_layouts: dict[int, Any] = {}
