@@ -53,6 +53,7 @@ __all__ = [
     "Err",
     "Ok",
     "TypeNamespace",
+    "UnsupportedType",
     "class_name",
     "field_name",
     "member_name",
@@ -675,6 +676,10 @@ def any_value(value: Any) -> str:
 R = TypeVar("R")
 
 
+class UnsupportedType(Exception):
+    """A WIT type wasmplug cannot pass across the boundary yet (resources, async)."""
+
+
 class ConversionBuilder(_wit.TypeVisitor[R]):
     """The base of a backend's builder of per-type conversions (the component path's
     codecs, the fast path's layouts): a visitor of the WIT model that knows the world's
@@ -701,3 +706,21 @@ class ConversionBuilder(_wit.TypeVisitor[R]):
         if built is None:
             built = self._cache[key] = super().visit_named(t)
         return built
+
+    def visit_alias(self, t: _wit.TypeDef, kind: _wit.AliasKind) -> R:
+        return self.visit(kind.target)
+
+    def visit_unsupported(self, t: _wit.Unsupported) -> R:
+        raise UnsupportedType(f"{t.text}: {t.construct} is not supported by wasmplug yet")
+
+    def variant_cases(
+        self, t: _wit.TypeDef, kind: _wit.VariantKind
+    ) -> tuple[str, list[tuple[str, type, R | None]]]:
+        """A variant's Python name and, per case in WIT order, its WIT name, its case
+        class and what was built for its payload (``None`` without one)."""
+        info = self._ns.variant_info(t)
+        cases = [
+            (c.name, info.cases[c.name], self.visit(c.type) if c.type is not None else None)
+            for c in kind.cases
+        ]
+        return info.name, cases

@@ -34,7 +34,15 @@ from operator import attrgetter
 from typing import Any, Protocol, cast
 
 from . import _wit
-from ._bindings import ConversionBuilder, Err, Ok, TypeNamespace, describe, field_name
+from ._bindings import (
+    ConversionBuilder,
+    Err,
+    Ok,
+    TypeNamespace,
+    UnsupportedType,
+    describe,
+    field_name,
+)
 from ._checks import (
     CaseChoice,
     EnumChoice,
@@ -51,7 +59,7 @@ from ._checks import (
     result_case,
     utf8,
 )
-from ._codec import HostHandleCodec, UnsupportedType, _current_scope
+from ._codec import HostHandleCodec, _current_scope
 
 __all__ = [
     "MAX_FLAT_PARAMS",
@@ -1294,28 +1302,17 @@ class _LayoutBuilder(ConversionBuilder[Layout]):
     def visit_tuple(self, t: _wit.TupleType) -> Layout:
         return _Tuple(t, [self.visit(e) for e in t.elements])
 
-    def visit_unsupported(self, t: _wit.Unsupported) -> Layout:
-        raise UnsupportedType(f"{t.text}: {t.construct} is not supported by wasmplug yet")
-
     def visit_handle(self, t: _wit.HandleType) -> Layout:
         if self._handles is None:
             raise UnsupportedType(f"resource handle {describe(t)}: no resources here")
         return self._handles(t)
-
-    def visit_alias(self, t: _wit.TypeDef, kind: _wit.AliasKind) -> Layout:
-        return self.visit(kind.target)
 
     def visit_record(self, t: _wit.TypeDef, kind: _wit.RecordKind) -> Layout:
         cls = self._ns.for_typedef(t)
         return _Record(t, cls, [(field_name(f.name), self.visit(f.type)) for f in kind.fields])
 
     def visit_variant(self, t: _wit.TypeDef, kind: _wit.VariantKind) -> Layout:
-        info = self._ns.variant_info(t)
-        cases = [
-            (c.name, info.cases[c.name], self.visit(c.type) if c.type is not None else None)
-            for c in kind.cases
-        ]
-        return _Variant(t, info.name, cases)
+        return _Variant(t, *self.variant_cases(t, kind))
 
     def visit_enum(self, t: _wit.TypeDef, kind: _wit.EnumKind) -> Layout:
         return _Enum(t, self._ns.for_typedef(t))

@@ -36,7 +36,15 @@ from operator import attrgetter
 from typing import Any, Protocol
 
 from . import _wit
-from ._bindings import ConversionBuilder, Err, Ok, TypeNamespace, describe, field_name
+from ._bindings import (
+    ConversionBuilder,
+    Err,
+    Ok,
+    TypeNamespace,
+    UnsupportedType,
+    describe,
+    field_name,
+)
 from ._checks import (
     CaseChoice,
     EnumChoice,
@@ -985,10 +993,6 @@ class HostHandleCodec(Codec):
 HandleCodecs = Callable[[_wit.HandleType], Codec]
 
 
-class UnsupportedType(Exception):
-    """A WIT type wasmplug cannot pass across the boundary yet (resources, async)."""
-
-
 def build_codec(
     t: _wit.WitType,
     ns: TypeNamespace,
@@ -1048,9 +1052,6 @@ class _CodecBuilder(ConversionBuilder[Codec]):
     def visit_tuple(self, t: _wit.TupleType) -> Codec:
         return _Tuple(t, [self.visit(e) for e in t.elements])
 
-    def visit_unsupported(self, t: _wit.Unsupported) -> Codec:
-        raise UnsupportedType(f"{t.text}: {t.construct} is not supported by wasmplug yet")
-
     def visit_handle(self, t: _wit.HandleType) -> Codec:
         if self._handles is not None:
             return self._handles(t)
@@ -1058,21 +1059,13 @@ class _CodecBuilder(ConversionBuilder[Codec]):
             f"resource handle {describe(t)}: resources are not supported by wasmplug yet"
         )
 
-    def visit_alias(self, t: _wit.TypeDef, kind: _wit.AliasKind) -> Codec:
-        return self.visit(kind.target)
-
     def visit_record(self, t: _wit.TypeDef, kind: _wit.RecordKind) -> Codec:
         cls = self._ns.for_typedef(t)
         fields = [(f.name, field_name(f.name), self.visit(f.type)) for f in kind.fields]
         return _Record(t, cls, fields)
 
     def visit_variant(self, t: _wit.TypeDef, kind: _wit.VariantKind) -> Codec:
-        info = self._ns.variant_info(t)
-        cases = [
-            (c.name, info.cases[c.name], self.visit(c.type) if c.type is not None else None)
-            for c in kind.cases
-        ]
-        return _Variant(t, info.name, cases)
+        return _Variant(t, *self.variant_cases(t, kind))
 
     def visit_enum(self, t: _wit.TypeDef, kind: _wit.EnumKind) -> Codec:
         return _Enum(t, self._ns.for_typedef(t))

@@ -20,10 +20,10 @@ import wasmtime.component as wc
 
 from . import _native, _wit
 from ._backend import Backend, CheckCache, Outcome, check_uncached
+from ._bindings import UnsupportedType
 from ._codec import (
     VAL_SIZE,
     Codec,
-    UnsupportedType,
     _Result,
     handle_scope,
 )

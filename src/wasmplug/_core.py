@@ -39,9 +39,10 @@ import wasmtime
 
 from . import _cabi, _native, _wit
 from ._backend import Backend, CheckCache, RawStats, check_uncached
+from ._bindings import UnsupportedType
 from ._cabi import BadValue, GuestHandle, HostHandle, Layout, Memory, Signature, layout_of
 from ._checks import Mismatch
-from ._codec import GuestHandleCodec, HostHandleCodec, UnsupportedType, swap_scope
+from ._codec import GuestHandleCodec, HostHandleCodec, swap_scope
 from ._exceptions import (
     ArgumentError,
     CallError,

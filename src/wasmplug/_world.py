@@ -8,7 +8,14 @@ from pathlib import Path
 from typing import Any
 
 from . import _wit
-from ._bindings import TypeNamespace, describe, field_name, namespace_for_world, world_typedefs
+from ._bindings import (
+    TypeNamespace,
+    UnsupportedType,
+    describe,
+    field_name,
+    namespace_for_world,
+    world_typedefs,
+)
 from ._checks import Mismatch
 from ._codec import (
     VAL_SIZE,
@@ -16,7 +23,6 @@ from ._codec import (
     Codec,
     GuestHandleCodec,
     HostHandleCodec,
-    UnsupportedType,
     build_codec,
 )
 from ._exceptions import ArgumentError, GuestError, WitError
