@@ -24,7 +24,13 @@ from conftest import FIXTURES, REPO_ROOT
 from http_servers import Server
 from wasmplug import _jsonvalue, wit
 from wasmplug._checks import Mismatch
-from wasmplug._coremodule import CoreExport, CoreModuleError, read_exports, read_imports
+from wasmplug._coremodule import (
+    CoreExport,
+    CoreModuleError,
+    imports_from,
+    read_exports,
+    read_imports,
+)
 from wasmplug._extism import extism_name
 from wasmplug.testing import assert_breach, assert_denied, assert_within
 
@@ -309,6 +315,10 @@ def test_core_module_sections_are_read_as_wasmtime_reads_them(wasm: Path) -> Non
         read_imports(b"\0asm\x0d\x00\x01\x00")
     with pytest.raises(CoreModuleError, match=r"at byte \d+: expected section"):
         read_exports(data[: len(data) // 2])
+    # imports_from answers from the import section alone, as read_imports would.
+    for source in {i.module for i in read_imports(data)} | {"nowhere", "wasi"}:
+        assert imports_from(data, source) == any(i.module == source for i in read_imports(data))
+    assert imports_from(data, "extism:host/env")
 
 
 def test_a_truncated_extism_plugin_is_invalid_wasm(wasm: Path, wasmplug_load: Any) -> None:

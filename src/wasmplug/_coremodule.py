@@ -18,6 +18,7 @@ __all__ = [
     "CoreImport",
     "CoreModuleError",
     "custom_section_names",
+    "imports_from",
     "read_exports",
     "read_imports",
 ]
@@ -176,34 +177,22 @@ def _types(wasm: bytes, span: tuple[int, int] | None) -> list[tuple[tuple[str, .
     return types
 
 
-def read_imports(wasm: bytes) -> list[CoreImport]:
-    """The imports of a core module, in order.
+def _import_entries(wasm: bytes, span: tuple[int, int]) -> Iterator[tuple[str, str, int, int]]:
+    """Each import entry of the import section at ``span``: ``(module, name, kind,
+    type index)``, the type index ``-1`` for an import that is not a function; the
+    other kinds' descriptors are read past.
 
     Raises:
-        CoreModuleError: the bytes are not a core module, or its type or import
-            section is malformed (or uses types of proposals this reader does not
-            know, such as GC types).
+        CoreModuleError: an entry is malformed.
     """
-    spans = _sections(wasm)
-    types = _types(wasm, spans.get(_TYPE))
-    span = spans.get(_IMPORT)
-    if span is None:
-        return []
     r = _Reader(wasm, *span)
-    imports: list[CoreImport] = []
     for _ in range(r.uleb()):
         module, name = r.name(), r.name()
         kind = r.byte()
+        index = -1
         if kind == 0:
             index = r.uleb()
-            if index >= len(types):
-                raise CoreModuleError(
-                    f"import {module}#{name}: type {index} of {len(types)} function types"
-                )
-            params, results = types[index]
-            imports.append(CoreImport(module, name, "func", params, results))
-            continue
-        if kind == 1:
+        elif kind == 1:
             r.valtype()
             r.limits()
         elif kind == 2:
@@ -217,8 +206,47 @@ def read_imports(wasm: bytes) -> list[CoreImport]:
         else:
             r.at -= 1
             raise r.fail("an import kind (0 to 4)")
-        imports.append(CoreImport(module, name, _KINDS[kind]))
+        yield module, name, kind, index
+
+
+def read_imports(wasm: bytes) -> list[CoreImport]:
+    """The imports of a core module, in order.
+
+    Raises:
+        CoreModuleError: the bytes are not a core module, or its type or import
+            section is malformed (or uses types of proposals this reader does not
+            know, such as GC types).
+    """
+    spans = _sections(wasm)
+    span = spans.get(_IMPORT)
+    if span is None:
+        return []
+    types = _types(wasm, spans.get(_TYPE))
+    imports: list[CoreImport] = []
+    for module, name, kind, index in _import_entries(wasm, span):
+        if kind != 0:
+            imports.append(CoreImport(module, name, _KINDS[kind]))
+            continue
+        if index >= len(types):
+            raise CoreModuleError(
+                f"import {module}#{name}: type {index} of {len(types)} function types"
+            )
+        params, results = types[index]
+        imports.append(CoreImport(module, name, "func", params, results))
     return imports
+
+
+def imports_from(wasm: bytes, module: str) -> bool:
+    """Whether a core module imports anything from ``module``: :func:`read_imports`'s
+    answer without reading the type section (the engine asks it of every core module
+    it loads).
+
+    Raises:
+        CoreModuleError: the bytes are not a core module, or its import section is
+            malformed.
+    """
+    span = _sections(wasm).get(_IMPORT)
+    return span is not None and any(m == module for m, *_ in _import_entries(wasm, span))
 
 
 def read_exports(wasm: bytes) -> list[CoreExport]:

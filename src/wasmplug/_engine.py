@@ -18,7 +18,7 @@ import wasmtime
 import wasmtime.component
 
 from ._audit import AuditCallback
-from ._coremodule import CoreModuleError, custom_section_names, read_imports
+from ._coremodule import CoreModuleError, custom_section_names, imports_from
 from ._diskcache import cache_root, read_trusted, write_atomically
 from ._exceptions import InvalidWasmError, PolicyError
 from ._stack import HOST_STACK_MARGIN, StackGuard
@@ -606,7 +606,7 @@ def imports_extism(wasm: bytes) -> bool:
     """Whether a core module imports from ``extism:host/env`` (an Extism plugin:
     ``wasmplug._extism``); ``False`` for bytes that are not a well-formed module."""
     try:
-        return any(i.module == EXTISM_KERNEL for i in read_imports(wasm))
+        return imports_from(wasm, EXTISM_KERNEL)
     except CoreModuleError:
         return False
 
