@@ -55,6 +55,7 @@ from ._checks import (
     check_int,
     check_sequence,
     check_tuple,
+    int_range,
     record_values,
     result_case,
     utf8,
@@ -245,8 +246,7 @@ class _Int(Layout):
         self._fmt = struct.Struct("<" + (code if signed else code.upper()))
         self._signed = signed
         self._mask = (1 << bits) - 1
-        self.lo = -(1 << (bits - 1)) if signed else 0
-        self.hi = (1 << (bits - 1)) - 1 if signed else (1 << bits) - 1
+        self.lo, self.hi = int_range(bits, signed)
         self._expected = f"int in [{self.lo}, {self.hi}] ({describe(wit)})"
 
     def _check(self, value: Any) -> int:

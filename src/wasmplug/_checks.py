@@ -24,6 +24,7 @@ from . import _wit
 from ._bindings import Err, Ok, any_value, describe
 
 __all__ = [
+    "INT_RANGES",
     "CaseChoice",
     "EnumChoice",
     "FlagsChoice",
@@ -35,6 +36,7 @@ __all__ = [
     "check_int",
     "check_sequence",
     "check_tuple",
+    "int_range",
     "record_values",
     "result_case",
     "utf8",
@@ -73,6 +75,21 @@ def check_bool(value: Any) -> bool:
     if value is not True and value is not False:
         raise Mismatch("bool", value)
     return value
+
+
+def int_range(bits: int, signed: bool) -> tuple[int, int]:
+    """The values of a WIT integer type of ``bits`` bits: ``(lowest, highest)``."""
+    if signed:
+        return -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    return 0, (1 << bits) - 1
+
+
+#: Each WIT integer type's ``(lowest, highest)`` value.
+INT_RANGES = {
+    f"{'s' if signed else 'u'}{bits}": int_range(bits, signed)
+    for bits in (8, 16, 32, 64)
+    for signed in (False, True)
+}
 
 
 def check_int(value: Any, lo: int, hi: int, expected: str) -> int:

@@ -57,6 +57,7 @@ from ._checks import (
     check_int,
     check_sequence,
     check_tuple,
+    int_range,
     record_values,
     result_case,
     utf8,
@@ -234,8 +235,7 @@ class _Int(Codec):
         super().__init__(wit, bits // 8)
         self.kind = kind
         self._fmt = struct.Struct(f"<B{OF - 1}x{code}")
-        self.lo = -(1 << (bits - 1)) if signed else 0
-        self.hi = (1 << (bits - 1)) - 1 if signed else (1 << bits) - 1
+        self.lo, self.hi = int_range(bits, signed)
         self._expected = f"int in [{self.lo}, {self.hi}] ({describe(wit)})"
 
     def lower(self, arena: Arena, slot: int, value: Any) -> None:

@@ -36,20 +36,9 @@ import attrs
 
 from . import _wit
 from ._bindings import Err, Ok, TypeNamespace, describe, field_name
-from ._checks import Mismatch, char_code, check_float, check_int
+from ._checks import INT_RANGES, Mismatch, char_code, check_float, check_int
 
 __all__ = ["from_json", "json_reader", "json_writer", "to_json"]
-
-_INT_RANGES = {
-    "u8": (0, (1 << 8) - 1),
-    "u16": (0, (1 << 16) - 1),
-    "u32": (0, (1 << 32) - 1),
-    "u64": (0, (1 << 64) - 1),
-    "s8": (-(1 << 7), (1 << 7) - 1),
-    "s16": (-(1 << 15), (1 << 15) - 1),
-    "s32": (-(1 << 31), (1 << 31) - 1),
-    "s64": (-(1 << 63), (1 << 63) - 1),
-}
 
 
 #: Python types whose values are their own JSON (checked first: the common case).
@@ -259,10 +248,10 @@ _U8 = _wit.Primitive("u8")
 
 def _primitive(data: Any, t: _wit.Primitive) -> Any:
     name = t.name
-    if name in _INT_RANGES:
+    if name in INT_RANGES:
         if isinstance(data, bool):
             raise Mismatch(name, data)
-        return check_int(data, *_INT_RANGES[name], name)
+        return check_int(data, *INT_RANGES[name], name)
     if name == "bool":
         return _expect(data, bool, "bool")
     if name in ("f32", "f64"):
@@ -310,7 +299,7 @@ def json_writer(t: _wit.WitType, types: TypeNamespace) -> Callable[[Any], str]:
     """
     target = _wit.unalias(t)
     if isinstance(target, _wit.Primitive):
-        bounds = _INT_RANGES.get(target.name)
+        bounds = INT_RANGES.get(target.name)
         if bounds is not None:
             lo, hi = bounds
 
@@ -349,7 +338,7 @@ def json_reader(t: _wit.WitType, types: TypeNamespace) -> Callable[[bytes], Any]
     """
     target = _wit.unalias(t)
     if isinstance(target, _wit.Primitive):
-        bounds = _INT_RANGES.get(target.name)
+        bounds = INT_RANGES.get(target.name)
         if bounds is not None:
             lo, hi = bounds
 
