@@ -10,7 +10,6 @@ into wasmplug's exceptions (:func:`wasmplug._sandbox.classify_failure`).
 from __future__ import annotations
 
 import ctypes
-import logging
 from collections.abc import Callable, Sequence
 from time import perf_counter
 from typing import Any
@@ -63,7 +62,6 @@ from ._world import ExportFunc, PreparedCall, World, has_handle
 
 __all__ = ["ComponentBackend"]
 
-_logger = logging.getLogger("wasmplug")
 
 # -- the backend -------------------------------------------------------------------------
 

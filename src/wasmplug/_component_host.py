@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import ctypes
 import itertools
-import logging
 import random
 import threading
 import time
@@ -55,7 +54,6 @@ __all__ = [
     "with_room",
 ]
 
-_logger = logging.getLogger("wasmplug")
 
 # -- host functions ----------------------------------------------------------------------
 
