@@ -87,10 +87,8 @@ if TYPE_CHECKING:
     from ._host import HostContext
     from ._world import ExportFunc, World
 
-__all__ = ["EXTISM_ENV", "EXTISM_USER", "ExtismBackend", "refusals"]
+__all__ = ["EXTISM_USER", "ExtismBackend", "refusals"]
 
-#: The Extism kernel's import module.
-EXTISM_ENV = EXTISM_KERNEL
 #: The import module of the host's own functions (``#[host_fn]``'s default).
 EXTISM_USER = "extism:host/user"
 _WASI_P1 = "wasi_snapshot_preview1"
@@ -243,7 +241,7 @@ class ExtismBackend(Sandbox, Backend):
         self._policy = policy
         self.imports = tuple(
             dict.fromkeys(
-                f"{i.module}#{i.name}" for i in imports if i.module not in (EXTISM_ENV, _WASI_P1)
+                f"{i.module}#{i.name}" for i in imports if i.module not in (EXTISM_KERNEL, _WASI_P1)
             )
         )
         self._wasi = any(i.module == _WASI_P1 for i in imports) or bool(policy.grants.files)
@@ -339,7 +337,7 @@ class ExtismBackend(Sandbox, Backend):
                     plugin=plugin,
                 )
             params, results = list(imported.params), list(imported.results)
-            if module == EXTISM_ENV:
+            if module == EXTISM_KERNEL:
                 self._link_kernel(name, params, results)
                 continue
             if module != EXTISM_USER:
@@ -379,20 +377,20 @@ class ExtismBackend(Sandbox, Backend):
         wasmplug's own, so that the policy applies to them."""
         signature = (params, results)
         if name == "http_request" and signature == (["i64", "i64"], ["i64"]):
-            self._add(EXTISM_ENV, name, 2, 1, self._http_request)
+            self._add(EXTISM_KERNEL, name, 2, 1, self._http_request)
         elif name == "http_status_code" and signature == ([], ["i32"]):
-            self._add(EXTISM_ENV, name, 0, 1, self._http_status_code, results_type=native.I32)
+            self._add(EXTISM_KERNEL, name, 0, 1, self._http_status_code, results_type=native.I32)
         elif name == "http_headers" and signature == ([], ["i64"]):
-            self._add(EXTISM_ENV, name, 0, 1, self._no_headers)
+            self._add(EXTISM_KERNEL, name, 0, 1, self._no_headers)
         elif name == "config_get" and signature == (["i64"], ["i64"]):
-            self._add(EXTISM_ENV, name, 1, 1, self._config_get)
+            self._add(EXTISM_KERNEL, name, 1, 1, self._config_get)
         elif name in _LOG_LEVELS and signature == (["i64"], []):
-            self._add(EXTISM_ENV, name, 1, 0, self._log_body(_Level(_LOG_LEVELS[name])))
+            self._add(EXTISM_KERNEL, name, 1, 0, self._log_body(_Level(_LOG_LEVELS[name])))
         elif name == "get_log_level" and signature == ([], ["i32"]):
             # Every record reaches the log capability, which applies Grants.log and
             # counts a denied one.
             self._add(
-                EXTISM_ENV, name, 0, 1, lambda current, args, out: None, results_type=native.I32
+                EXTISM_KERNEL, name, 0, 1, lambda current, args, out: None, results_type=native.I32
             )
 
     def _add(

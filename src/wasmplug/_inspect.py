@@ -10,7 +10,7 @@ import attrs
 
 from . import _wit
 from ._coremodule import CoreModuleError, read_exports, read_imports
-from ._engine import is_extism_plugin
+from ._engine import EXTISM_KERNEL, is_extism_plugin
 from ._exceptions import InvalidWasmError
 from ._manifest import Manifest, read_manifest
 from ._wit._official import ParserError, decode_wasm
@@ -22,7 +22,6 @@ _KINDS = {
     "core-module": "core module with a component-type section",
     "extism": "Extism plugin (core module)",
 }
-_EXTISM_ENV = "extism:host/env"
 _EXTISM_USER = "extism:host/user"
 
 
@@ -87,13 +86,13 @@ class PluginInfo:
         for qualified in self.imports:
             module, _, name = qualified.partition("#")
             by_module.setdefault(module, []).append(name)
-        kernel = by_module.pop(_EXTISM_ENV, [])
+        kernel = by_module.pop(EXTISM_KERNEL, [])
         by_module.pop(_EXTISM_USER, None)
         lines = [
             f"{_KINDS['extism']}, {self.size_bytes:,} bytes, no WIT (describe its exports "
             "in a WIT world to call it: docs/extism.md)",
             "imports:",
-            f"  {_EXTISM_ENV} (Extism's kernel): {', '.join(kernel) or '(none)'}",
+            f"  {EXTISM_KERNEL} (Extism's kernel): {', '.join(kernel) or '(none)'}",
             f"  {_EXTISM_USER} (host functions, given with imports=):",
             *(f"    {sig}" for sig in self.host_functions or ("(none)",)),
             *(f"  {module}: {', '.join(names)}" for module, names in by_module.items()),
