@@ -27,6 +27,7 @@ from pathlib import Path
 import attrs
 
 from . import _wit
+from ._bindings import world_typedefs
 from ._exceptions import WitError
 from ._host import check_host_wit_copies, host_interface
 
@@ -163,9 +164,7 @@ class _Crate:
         self.impls: dict[int, str] = {}  # exported resource -> its stub struct
         # Whether generate! can derive PartialEq for the world's records and variants
         # (so tests can compare answers): not when one holds a resource handle.
-        self.derives = not any(
-            _is_compound(t) and _has_handles([t]) for t in _world_typedefs(world)
-        )
+        self.derives = not any(_is_compound(t) and _has_handles([t]) for t in world_typedefs(world))
 
     def comparable(self, t: _wit.WitType | None) -> bool:
         """Whether values of ``t`` implement ``PartialEq`` in the generated crate."""
@@ -330,16 +329,6 @@ class _RustOf(_wit.TypeVisitor[_Rust]):
 
 def _doc(text: str, indent: str) -> list[str]:
     return [f"{indent}///{' ' if line else ''}{line}".rstrip() for line in text.splitlines()]
-
-
-def _world_typedefs(world: _wit.World) -> list[_wit.TypeDef]:
-    """The named types wit-bindgen generates for a world: its own and those of every
-    interface it imports or exports."""
-    found = list(world.types.values())
-    for item in [*world.imports.values(), *world.exports.values()]:
-        if isinstance(item, _wit.Interface):
-            found += item.types.values()
-    return found
 
 
 def _is_compound(t: _wit.TypeDef) -> bool:
