@@ -10,6 +10,7 @@ median block (microseconds per call) of each, and the median of the per-round ra
 (work tree / revision; below 1 is faster).
 
 Usage: python -m benchmarks.compare_trees [--base main] [--rounds 150] [--calls 1000]
+    [--cases TEXT]
 (after ``scripts/build-wasm.sh`` and ``scripts/build-wasm.sh --core``).
 """
 
@@ -62,6 +63,13 @@ def _cases(wp: Any) -> dict[str, Callable[[], Any]]:
         cases[f"{kind} add prepared"] = functools.partial(plugin.call_prepared, prepared)
         cases[f"{kind} echo-string"] = functools.partial(plugin.call, "echo-string", "héllo")
         cases[f"{kind} blob-stats"] = functools.partial(plugin.call, "blob-stats", b"x" * 64)
+        fresh = wp.load(
+            ROOT / "build" / folder / "benchcalls.wasm",
+            world=world,
+            name="bench-fresh",
+            policy=wp.Policy(instance_per_call=True),
+        )
+        cases[f"{kind} fresh add"] = functools.partial(fresh.call, "add", 1, 2)
     return cases
 
 
@@ -77,6 +85,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--base", default="main", help="git revision to compare with")
     parser.add_argument("--rounds", type=int, default=150)
     parser.add_argument("--calls", type=int, default=1000, help="calls per block")
+    parser.add_argument(
+        "--cases", default="", help="run only the cases whose name contains this text"
+    )
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         rev_name, tree_name = _packages(args.base, Path(tmp))
@@ -85,6 +96,8 @@ def main(argv: list[str] | None = None) -> None:
         tree = _cases(importlib.import_module(tree_name))
         print(f"{'case':24} {args.base + ' min/median':>20} {'tree min/median':>20} ratio")
         for case, rev_fn in rev.items():
+            if args.cases not in case:
+                continue
             tree_fn = tree[case]
             for _ in range(3):  # warm-up
                 _block(rev_fn, args.calls)

@@ -256,7 +256,7 @@ def join_contained(threads: list[threading.Thread], engine: wasmplug.Engine) -> 
     rescue = time.monotonic() + 30
     while any(t.is_alive() for t in stuck) and time.monotonic() < rescue:
         for _ in range(10_000):
-            engine.wasmtime_engine.increment_epoch()
+            engine.increment_epoch()
     pytest.fail(
         f"{len(stuck)} attacker call(s) still running after {CONTAINED_WITHIN_S} s; "
         f"{state}\n{stacks}"
@@ -311,6 +311,8 @@ def attack_memory_growth_bomb(lab: Lab) -> None:
     plugin = lab.hostile()
     e = breach(wasmplug.MemoryLimitExceeded, "memory_bytes", lambda: plugin.call("grow", 0))
     assert e.allowed == 64 << 20
+    assert e.used is not None
+    assert e.allowed - (2 << 20) < e.used <= e.allowed
 
 
 @attack

@@ -4,6 +4,7 @@ other plugins are unaffected and the next call runs on a clean instance."""
 
 from __future__ import annotations
 
+import gc
 import re
 import threading
 import time
@@ -15,6 +16,7 @@ import pytest
 
 import wasmplug
 from conftest import fixture_world
+from wasmplug import _memory
 
 
 @pytest.fixture(scope="module")
@@ -123,6 +125,11 @@ def test_memory_limit(load: Any) -> None:
     assert e.limit == "memory_bytes"
     assert e.allowed == 32 << 20
     assert "33554432 bytes" in str(e)
+    # used: the memory it had when the next 1 MiB chunk did not fit.
+    assert e.used is not None
+    assert e.allowed - (2 << 20) < e.used <= e.allowed
+    assert e.stats is not None
+    assert e.stats.memory_bytes == e.used
     assert_fresh_instance_next(plugin)
     assert plugin.call("grow", 8) == 8
 
@@ -643,17 +650,13 @@ def test_instance_per_call_in_policy_dicts() -> None:
         wasmplug.Policy(instance_per_call=1)  # type: ignore[arg-type]
 
 
-def test_stats_report_linear_memory_on_the_fast_path(load: Any) -> None:
+def test_stats_report_linear_memory(load: Any) -> None:
     """CallStats.memory_bytes is the linear memory's size after the call (its peak:
-    memories never shrink) on the fast path, and unknown (None) on the component
-    path."""
+    memories never shrink), on both backends."""
     plugin = load(memory_bytes=64 << 20)
     plugin.call("bump")
     before = plugin.last_call
     assert before is not None
-    if plugin.kind == "component":
-        assert before.memory_bytes is None
-        return
     assert before.memory_bytes is not None
     assert before.memory_bytes % 65_536 == 0
     assert plugin.call("grow", 8) == 8
@@ -661,3 +664,66 @@ def test_stats_report_linear_memory_on_the_fast_path(load: Any) -> None:
     assert after is not None
     assert after.memory_bytes is not None
     assert after.memory_bytes >= before.memory_bytes + (8 << 20)
+
+
+def test_reported_memory_is_what_the_guest_sees(load: Any) -> None:
+    """memory_bytes equals the size the guest's own ``memory.size`` instruction reads
+    (the plugin has one linear memory), after growing and on a fresh instance."""
+    plugin = load(memory_bytes=64 << 20)
+    for mib in (0, 3, 5):
+        assert plugin.call("grow", mib) == mib if mib else plugin.call("bump") == 1
+        grown = plugin.last_call
+        assert grown is not None
+        assert grown.memory_bytes is not None
+        assert plugin.call("memory-size") == grown.memory_bytes
+    fresh = load(memory_bytes=64 << 20, name="fresh")
+    assert fresh.call("memory-size") == fresh.last_call.memory_bytes
+    assert fresh.last_call.memory_bytes < grown.memory_bytes
+
+
+def test_memory_is_reported_per_instance(load: Any) -> None:
+    """A fresh instance per call starts its memory over: the size reported is that
+    instance's, not a sum over the instances before it."""
+    plugin = load(memory_bytes=64 << 20, name="per-call")
+    sizes = []
+    for _ in range(3):
+        plugin.call("grow", 4)
+        assert plugin.last_call is not None
+        sizes.append(plugin.last_call.memory_bytes)
+        plugin.evict()
+    assert sizes[0] is not None
+    assert sizes == [sizes[0]] * 3
+
+
+def test_component_memory_can_go_unmeasured(plugin_dir: Path, world: wasmplug.World) -> None:
+    """Engine(measure_component_memory=False) runs components on the core engine
+    (wasmtime's own memories): their memory_bytes is None; the fast path still
+    measures."""
+    engine = wasmplug.Engine(measure_component_memory=False, cache_dir=None)
+    assert engine.component_wasmtime_engine is engine.wasmtime_engine
+    plugin = wasmplug.load(plugin_dir / "hostile.wasm", world=world, engine=engine)
+    assert plugin.call("grow", 2) == 2
+    assert plugin.last_call is not None
+    if plugin.kind == "component":
+        assert plugin.last_call.memory_bytes is None
+    else:
+        assert plugin.last_call.memory_bytes == plugin.call("memory-size")
+    measured = wasmplug.Engine(cache_dir=None)
+    assert measured.component_wasmtime_engine is not measured.wasmtime_engine
+
+
+def test_component_memories_are_released(plugin_dir: Path, world: wasmplug.World) -> None:
+    """The linear memories wasmplug allocates for components are unmapped with their
+    Store: loading, calling and closing plugins leaves no memory behind."""
+    engine = wasmplug.Engine(cache_dir=None)
+    gc.collect()
+    before = _memory.live()
+    for i in range(20):
+        plugin = wasmplug.load(
+            plugin_dir / "hostile.wasm", world=world, engine=engine, name=f"p{i}"
+        )
+        plugin.call("grow", 1)
+        plugin.close()
+        del plugin
+    gc.collect()
+    assert _memory.live() == before

@@ -196,6 +196,24 @@ def test_compile_cache_is_reused(
     assert wasmplug.load(typetest_wasm, world=typetest_world, engine=third).call("add", 1, 1) == 2
 
 
+def test_engines_measuring_component_memory_or_not_share_a_cache_directory(
+    typetest_world: wasmplug.World,
+    typetest_wasm: bytes,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Components compiled for host-allocated memories (no copy-on-write images,
+    which wasmtime refuses to mix) are cached apart: each kind of engine reuses its
+    own entry and never logs the other's as unusable."""
+    digest = hashlib.sha256(typetest_wasm).hexdigest()
+    for measure in (True, False, True, False):
+        engine = wasmplug.Engine(cache_dir=tmp_path, measure_component_memory=measure)
+        plugin = wasmplug.load(typetest_wasm, world=typetest_world, engine=engine)
+        assert plugin.call("add", 2, 3) == 5
+    assert len(list(tmp_path.glob(f"wasmtime-*/{digest}.cwasm"))) == 2
+    assert "unusable" not in caplog.text
+
+
 @pytest.mark.parametrize("writable", ["entry", "directory"])
 def test_compile_cache_entries_others_could_write_are_not_trusted(
     typetest_world: wasmplug.World,

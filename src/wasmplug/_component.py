@@ -51,6 +51,7 @@ from ._exceptions import (
     WorldMismatchError,
 )
 from ._host import CAPABILITIES, HTTP, HostContext, HostImpl, defined_resources
+from ._memory import MemoryMeter, metered
 from ._policy import Determinism, Limits
 from ._resources import HandleTable, ResourceHandle, TableFull, check_handles, close_quietly
 from ._sandbox import (
@@ -70,12 +71,18 @@ class _Instance:
     """One Store and one component instance in it, plus the resolved export funcs and
     the host resources the instance holds."""
 
-    __slots__ = ("address", "context", "funcs", "store", "table", "token")
+    __slots__ = ("address", "context", "funcs", "memory", "store", "table", "token")
 
     def __init__(
-        self, store: wasmtime.Store, funcs: _native.ComponentFuncs, table: HandleTable
+        self,
+        store: wasmtime.Store,
+        funcs: _native.ComponentFuncs,
+        table: HandleTable,
+        memory: MemoryMeter,
     ) -> None:
         self.store = store
+        # Its linear memories (none counted when the engine does not allocate them).
+        self.memory = memory
         # The context as host functions see it (a ctypes pointer), and its address
         # for the hot path's prototypes.
         self.context = _native.store_context(store)
@@ -384,8 +391,10 @@ class ComponentBackend(Sandbox, Backend):
             self._seeded.reset()
         self._resources.table = table = HandleTable(self._limits.resource_handles)
         store = self.new_store(self._engine, self._wasi)
+        meter = MemoryMeter()
         try:
-            instance = self._linker.instantiate(store, self._component)
+            with metered(meter):
+                instance = self._linker.instantiate(store, self._component)
         except wasmtime.WasmtimeError as e:
             error = self.instantiation_error(str(e))
             raise error from error.__cause__
@@ -398,7 +407,7 @@ class ComponentBackend(Sandbox, Backend):
                     f"export {name} is not a function", plugin=self._ctx.plugin
                 )
             funcs.add(name, func)
-        return _Instance(store, funcs, table), used
+        return _Instance(store, funcs, table, meter), used
 
     def start(self) -> None:
         """Creates the first instance now, so that link and instantiation errors surface
@@ -549,6 +558,7 @@ class ComponentBackend(Sandbox, Backend):
             self._results_addr,
             1 if has_result else 0,
         )
+        memory = inst.memory
         # No frame of a raised exception's traceback may keep the instance (its Store
         # and the files WASI holds for it) alive after it is discarded.
         del inst
@@ -561,6 +571,7 @@ class ComponentBackend(Sandbox, Backend):
             denials=ctx.denials,
             fresh_instance=fresh,
             host_time_us=ctx.host_time * 1e6,
+            memory_bytes=memory.bytes if memory.count else None,
         )
         if err or output.breached:
             raise self.fail(name, _wasmtime_message(err) if err else "", stats)

@@ -17,6 +17,7 @@ from typing import Any, ClassVar, Protocol, TypeVar
 import wasmtime
 import wasmtime.component
 
+from . import _memory
 from ._audit import AuditCallback
 from ._coremodule import CoreModuleError, custom_section_names, imports_from
 from ._diskcache import cache_root, read_trusted, write_atomically
@@ -128,6 +129,22 @@ class Engine:
             30,000 memories at the default; see "Density" in
             ``docs/performance.md``); guest memory accesses then cost an explicit
             bounds check. A multiple of 64 KiB (one wasm page), at least 64 KiB.
+        max_live_instances: How many plugins of this engine may hold a live instance
+            at once, or ``None`` (the default) for no bound. Past it, the instances of
+            the plugins used least recently are dropped (a plugin whose call is running
+            keeps its own); their next call creates a fresh instance. A positive int.
+        measure_component_memory: Whether components report their linear memory
+            (:attr:`CallStats.memory_bytes <wasmplug.CallStats.memory_bytes>`; the
+            fast path always does). wasmtime's component API shows no memory of a
+            component instance, so components run on a second wasmtime engine whose
+            linear memories wasmplug allocates itself (``mmap``/``mprotect``) and
+            counts; that engine gives up wasmtime's copy-on-write memory images, and
+            a fresh component instance costs more: a call on a fresh instance took
+            1.09x as long, about 12 µs more (``python benchmarks/bench_memory.py``,
+            measured against ``False`` in the same run); calls on a live instance
+            cost the same. Default ``True``; ``False`` runs components on the core
+            engine, and their ``memory_bytes`` is ``None`` (as it is where the host
+            has no POSIX ``mmap``).
 
     Attributes:
         max_wasm_stack_bytes: As given.
@@ -155,6 +172,7 @@ class Engine:
         max_wasm_stack_bytes: int = DEFAULT_MAX_WASM_STACK,
         memory_reservation_bytes: int | None = None,
         max_live_instances: int | None = None,
+        measure_component_memory: bool = True,
     ) -> None:
         if not epoch_tick_ms > 0:
             raise PolicyError(f"epoch_tick_ms must be > 0, found {epoch_tick_ms!r}")
@@ -171,20 +189,22 @@ class Engine:
                 )
         if max_live_instances is not None:
             _check_int("max_live_instances", max_live_instances, 1)
-        config = wasmtime.Config()
-        config.max_wasm_stack = max_wasm_stack_bytes
-        if memory_reservation_bytes is not None:
-            config.memory_reservation = memory_reservation_bytes
-            # Growth past the reservation would need the memory to move: never.
-            config.memory_reservation_for_growth = 0
-        config.consume_fuel = True
-        config.epoch_interruption = True
-        config.wasm_component_model = True
-        # Linear memories never move when they grow (wasmtime reserves the whole
-        # 32-bit range up front by default, so growth is not limited by this): the
-        # fast path keeps views of guest memory across guest calls that may grow it.
-        config.memory_may_move = False
-        self._wasmtime = wasmtime.Engine(config)
+        self._wasmtime = wasmtime.Engine(
+            self._config(max_wasm_stack_bytes, memory_reservation_bytes)
+        )
+        # Components run on an engine of their own whose linear memories wasmplug
+        # allocates (_memory), to see them; core modules keep wasmtime's own
+        # copy-on-write memories.
+        self._component_wasmtime = self._wasmtime
+        if measure_component_memory:
+            config = self._config(max_wasm_stack_bytes, memory_reservation_bytes)
+            if _memory.install(config):
+                self._component_wasmtime = wasmtime.Engine(config)
+        self._engines = (
+            (self._wasmtime,)
+            if self._component_wasmtime is self._wasmtime
+            else (self._wasmtime, self._component_wasmtime)
+        )
         self.epoch_tick_ms = float(epoch_tick_ms)
         self.audit = audit
         self.max_wasm_stack_bytes = max_wasm_stack_bytes
@@ -221,6 +241,23 @@ class Engine:
         self._ticker.start()
         self._finalizer = weakref.finalize(self, self.epoch_clock.stop)
 
+    @staticmethod
+    def _config(max_wasm_stack_bytes: int, memory_reservation_bytes: int | None) -> wasmtime.Config:
+        config = wasmtime.Config()
+        config.max_wasm_stack = max_wasm_stack_bytes
+        if memory_reservation_bytes is not None:
+            config.memory_reservation = memory_reservation_bytes
+            # Growth past the reservation would need the memory to move: never.
+            config.memory_reservation_for_growth = 0
+        config.consume_fuel = True
+        config.epoch_interruption = True
+        config.wasm_component_model = True
+        # Linear memories never move when they grow (wasmtime reserves the whole
+        # 32-bit range up front by default, so growth is not limited by this): the
+        # fast path keeps views of guest memory across guest calls that may grow it.
+        config.memory_may_move = False
+        return config
+
     @classmethod
     def default(cls) -> Engine:
         """Returns the process-wide shared engine, creating it on first use."""
@@ -231,8 +268,22 @@ class Engine:
 
     @property
     def wasmtime_engine(self) -> wasmtime.Engine:
-        """The underlying ``wasmtime.Engine``."""
+        """The ``wasmtime.Engine`` that compiles and runs core modules (and components
+        too when ``measure_component_memory`` is off)."""
         return self._wasmtime
+
+    @property
+    def component_wasmtime_engine(self) -> wasmtime.Engine:
+        """The ``wasmtime.Engine`` that compiles and runs components: a second engine
+        whose linear memories wasmplug allocates (``measure_component_memory``), or
+        :attr:`wasmtime_engine`."""
+        return self._component_wasmtime
+
+    def increment_epoch(self) -> None:
+        """Advances the epoch of every wasmtime engine this engine runs guests on by
+        one (what the ticker does per ``epoch_tick_ms``)."""
+        for engine in self._engines:
+            engine.increment_epoch()
 
     @property
     def stack_offloads(self) -> int:
@@ -337,7 +388,7 @@ class Engine:
                 component = (
                     wasmtime.Module(self._wasmtime, wasm)
                     if core
-                    else wasmtime.component.Component(self._wasmtime, wasm)
+                    else wasmtime.component.Component(self._component_wasmtime, wasm)
                 )
             except wasmtime.WasmtimeError as e:
                 what = "core module" if core else "component"
@@ -356,6 +407,8 @@ class Engine:
             return None
         suffix = ".core.cwasm" if core else ".cwasm"
         tag = self._config_tag
+        if not core and self._component_wasmtime is not self._wasmtime:
+            tag += "-hostmem"  # no copy-on-write images: wasmtime refuses the others
         return self.cache_dir / f"wasmtime-{wasmtime_version()}-{tag}" / f"{sha256}{suffix}"
 
     def _load_cached(
@@ -370,7 +423,7 @@ class Engine:
         try:
             if core:
                 return wasmtime.Module.deserialize(self._wasmtime, data)
-            return wasmtime.component.Component.deserialize(self._wasmtime, data)
+            return wasmtime.component.Component.deserialize(self._component_wasmtime, data)
         except wasmtime.WasmtimeError as e:
             logger.warning("ignoring unusable compile cache entry %s: %s", path, e)
             return None
@@ -535,7 +588,7 @@ def _tick(engine_ref: weakref.ref[Engine], clock: EpochClock) -> None:
         t0, k0 = clock._origin
         due = k0 + int((time.monotonic() - t0) / interval)
         if clock.ticks < due:
-            increment = engine._wasmtime.increment_epoch
+            increment = engine.increment_epoch
             while clock.ticks < due:
                 increment()
                 clock.ticks += 1

@@ -38,6 +38,7 @@ __all__ = [
     "ComponentFuncs",
     "HostFuncCallback",
     "Instance",
+    "LinearMemoryHost",
     "ResourceDestructor",
     "TrapSlot",
     "call",
@@ -70,6 +71,7 @@ __all__ = [
     "set_epoch_callback",
     "set_epoch_deadline",
     "set_fuel",
+    "set_memory_creator",
     "store_context",
     "val_clone",
     "val_delete",
@@ -578,3 +580,121 @@ def linker_add_resource(
     finally:
         _ffi.wasmtime_component_resource_type_delete(rtype)
     return error_message(err) if err else None
+
+
+# -- linear memories allocated by the host --------------------------------------------
+#
+# ``wasmtime_config_host_memory_creator_set`` makes an engine ask the host for every
+# linear memory it creates. wasmplug's component path uses it to see its guests'
+# memories (:mod:`wasmplug._memory`), which wasmtime's component API does not show.
+# The structs are mirrored here with plain pointers so that callbacks take and return
+# addresses (wasm.h / wasmtime/memory.h, ``wasmtime_memory_creator_t`` and
+# ``wasmtime_linear_memory_t``).
+
+# new_memory(env, memorytype*, minimum, maximum, reserved, guard, linear_memory_out*)
+_NEW_MEMORY = ctypes.CFUNCTYPE(_P, _P, _P, _SIZE, _SIZE, _SIZE, _SIZE, _P)
+# get_memory(env, byte_size_out*, maximum_byte_size_out*) -> base
+_GET_MEMORY = ctypes.CFUNCTYPE(_P, _P, _P, _P)
+# grow_memory(env, new_byte_size) -> wasmtime_error_t*
+_GROW_MEMORY = ctypes.CFUNCTYPE(_P, _P, _SIZE)
+_FINALIZER = ctypes.CFUNCTYPE(None, _P)
+
+
+class _LinearMemory(ctypes.Structure):
+    _fields_ = (
+        ("env", _P),
+        ("get_memory", _GET_MEMORY),
+        ("grow_memory", _GROW_MEMORY),
+        ("finalizer", _FINALIZER),
+    )
+
+
+class _MemoryCreator(ctypes.Structure):
+    _fields_ = (("env", _P), ("new_memory", _NEW_MEMORY), ("finalizer", _FINALIZER))
+
+
+_config_memory_creator = _proto("wasmtime_config_host_memory_creator_set", None, _P, _P)
+# Callbacks installed in an engine may be called until the last of its Stores is freed,
+# which can be late in interpreter shutdown: they are never freed.
+_forever: list[Any] = []
+
+
+class LinearMemoryHost:
+    """What an engine's host-allocated linear memories call (see
+    :func:`set_memory_creator`). Each method runs on the thread that runs the guest,
+    with the GIL; an exception is logged by ctypes and turned into a failure."""
+
+    def create(self, minimum: int, maximum: int, reserved: int, guard: int) -> int | str:
+        """A new memory of ``minimum`` accessible bytes that may grow to ``maximum``,
+        never moving: ``reserved`` bytes of address space (0: ``maximum``) followed by
+        ``guard`` inaccessible bytes. Returns a nonzero token naming it, or why not."""
+        raise NotImplementedError
+
+    def span(self, token: int) -> tuple[int, int, int]:
+        """The memory's base address, accessible bytes and maximum bytes."""
+        raise NotImplementedError
+
+    def grow(self, token: int, new_size: int) -> str | None:
+        """Makes ``new_size`` bytes accessible; None, or why not."""
+        raise NotImplementedError
+
+    def free(self, token: int) -> None:
+        """The memory's Store is gone: release it."""
+        raise NotImplementedError
+
+
+def set_memory_creator(config: wasmtime.Config, host: LinearMemoryHost) -> None:
+    """Makes the engine built from ``config`` allocate every linear memory through
+    ``host``. wasmtime's copy-on-write memory images need memories it maps itself, so
+    they are turned off (an instance copies its data segments in instead)."""
+    size = ctypes.c_size_t
+
+    def get_memory(env: int, size_out: int, maximum_out: int) -> int:
+        try:
+            base, now, maximum = host.span(env)
+        except BaseException:  # nothing may unwind into wasmtime
+            return 0
+        size.from_address(size_out).value = now
+        size.from_address(maximum_out).value = maximum
+        return base
+
+    def grow_memory(env: int, new_size: int) -> int:
+        try:
+            why = host.grow(env, new_size)
+        except BaseException as e:
+            why = f"wasmplug: growing a linear memory failed: {e!r}"
+        return 0 if why is None else new_error(why.encode()) or 0
+
+    def finalizer(env: int) -> None:
+        try:  # noqa: SIM105 - no module global may be needed at interpreter shutdown
+            host.free(env)
+        except BaseException:  # at interpreter shutdown, say; the process is ending
+            pass
+
+    get_cb, grow_cb, fin_cb = (
+        _GET_MEMORY(get_memory),
+        _GROW_MEMORY(grow_memory),
+        _FINALIZER(finalizer),
+    )
+
+    def new_memory(  # noqa: PLR0917 - wasmtime's callback signature
+        env: int, ty: int, minimum: int, maximum: int, reserved: int, guard: int, out: int
+    ) -> int:
+        try:
+            token = host.create(minimum, maximum, reserved, guard)
+        except BaseException as e:
+            token = f"wasmplug: creating a linear memory failed: {e!r}"
+        if isinstance(token, str):
+            return new_error(token.encode()) or 0
+        memory = _LinearMemory.from_address(out)
+        memory.env = token
+        memory.get_memory = get_cb
+        memory.grow_memory = grow_cb
+        memory.finalizer = fin_cb
+        return 0
+
+    new_cb = _NEW_MEMORY(new_memory)
+    _forever.extend((host, get_cb, grow_cb, fin_cb, new_cb))
+    config.memory_init_cow = False
+    creator = _MemoryCreator(None, new_cb, _FINALIZER())
+    _config_memory_creator(ctypes.cast(config.ptr(), _P).value, ctypes.addressof(creator))

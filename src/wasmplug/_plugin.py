@@ -724,6 +724,7 @@ def load(
             )
         backend = CoreBackend(module=compiled, **common)
     else:
+        common["engine"] = engine.component_wasmtime_engine
         backend = ComponentBackend(component=compiled, determinism=policy.determinism, **common)
     ungranted = tuple(
         i for i in _host.HOST_INTERFACES if i in backend.imports and not _host.is_granted(i, grants)

@@ -289,11 +289,13 @@ def memory_exceeded(
     why: str = "",
 ) -> MemoryLimitExceeded:
     """The :class:`~wasmplug.MemoryLimitExceeded` of a guest that could not grow its
-    memory past ``Limits.memory_bytes`` (``why``: what it was doing, e.g. ": <cause>")."""
+    memory past ``Limits.memory_bytes`` (``why``: what it was doing, e.g. ": <cause>");
+    ``used`` is the linear memory it had then (``stats.memory_bytes``), where measured."""
     return MemoryLimitExceeded(
         f"{function} ran out of memory (limit {limits.memory_bytes} bytes){why}",
         limit="memory_bytes",
         allowed=limits.memory_bytes or 0,
+        used=None if stats is None else stats.memory_bytes,
         plugin=plugin,
         function=function,
         stats=stats,

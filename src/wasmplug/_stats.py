@@ -31,10 +31,13 @@ class CallStats:
         host_time_us: Microseconds spent inside the host's own host functions (the
             ``imports`` given to :func:`~wasmplug.load`; capabilities are not timed),
             part of ``wall_time_us`` and of the call's deadline.
-        memory_bytes: The size of the guest's linear memory when the call returned,
-            in bytes: its peak so far, as a linear memory never shrinks. Measured on
-            the core-module fast path; ``None`` on the component path, whose memory
-            wasmtime's component API does not show.
+        memory_bytes: The size of the guest's linear memories together when the call
+            returned, in bytes: their peak so far, as a linear memory never shrinks
+            (a fresh instance starts over). Measured on the core-module fast path
+            (its exported memory) and on the component path (wasmplug allocates a
+            component's memories itself: ``Engine(measure_component_memory=...)``);
+            ``None`` on the Extism backend and on engines that do not measure
+            components.
     """
 
     function: str

@@ -210,9 +210,10 @@ def assert_within(
         plugin: The plugin.
         fuel: Most fuel units the call may have consumed (not measured on the Extism
             backend: asking for it there is an error).
-        memory_bytes: Largest linear memory, in bytes, it may have had (measured on
-            the core-module fast path only; on the component path asking for it is an
-            error).
+        memory_bytes: Most linear memory, in bytes, it may have had (all its linear
+            memories together; measured on the component path and the fast path, not
+            on the Extism backend nor on an engine with
+            ``measure_component_memory=False``, where asking for it is an error).
         wall_time_us: Most wall-clock time, in µs (timings vary with the machine's
             load: keep such a bound generous).
         host_calls: Most host function calls.
@@ -239,8 +240,9 @@ def assert_within(
     if memory_bytes is not None:
         if stats.memory_bytes is None:
             raise AssertionError(
-                f"plugin {plugin.name!r} ({plugin.kind}) does not measure memory_bytes; "
-                "only core modules on the fast path do"
+                f"plugin {plugin.name!r} ({plugin.kind}) does not measure memory_bytes "
+                "(the Extism backend never does; components do unless their engine has "
+                "measure_component_memory=False)"
             )
         if stats.memory_bytes > memory_bytes:
             over.append(f"memory {stats.memory_bytes:,} bytes > {memory_bytes:,}")
