@@ -34,7 +34,7 @@ step "$BIN/mypy" --strict tests examples/rule-engine
 step "$BIN/mypy" --strict benchmarks/__main__.py benchmarks/suite.py \
     benchmarks/alternatives.py benchmarks/profile.py benchmarks/bench_idle.py \
     benchmarks/bench_density.py benchmarks/bench_rule_engine.py benchmarks/compare_trees.py \
-    benchmarks/bench_extism_overhead.py
+    benchmarks/bench_extism_overhead.py benchmarks/bench_memory.py
 step "$BIN/wasmplug" bindgen examples/rule-engine/wit --world tenant \
     -o examples/rule-engine/tenant_bindings.py --check
 step env NO_MKDOCS_2_WARNING=1 "$BIN/mkdocs" build --strict --quiet -f "$ROOT/mkdocs.yml"
