@@ -282,12 +282,59 @@ def test_unknown_import_is_a_link_error(engine: wasmplug.Engine) -> None:
         wasmplug.load(wasm, world=world, engine=engine)
 
 
-def test_determinism_needs_the_component_path(engine: wasmplug.Engine) -> None:
+_WASI_CLOCK_RANDOM = """
+  (import "wasi_snapshot_preview1" "clock_time_get"
+    (func $clock_time_get (param i32 i64 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "random_get"
+    (func $random_get (param i32 i32) (result i32)))
+"""
+
+
+def test_determinism_serves_preview_1_clocks(engine: wasmplug.Engine) -> None:
+    """With Policy.determinism the fast path serves WASI preview 1's clocks: the
+    monotonic clock reads 0 (written over a filled slot), the CPU-time clocks answer
+    EBADF and an unknown clock EINVAL, as wasmtime's own."""
     world = wasmplug.load_world(WAT / "wit", "answer")
-    wasm = core_module('(func (export "answer") (result i32) i32.const 1)')
+    wasm = core_module(
+        """(func (export "answer") (result i32)
+             (i64.store (i32.const 16) (i64.const -1))
+             (i32.add
+               (i32.add
+                 (call $clock_time_get (i32.const 2) (i64.const 0) (i32.const 16))
+                 (i32.mul (i32.const 100)
+                   (call $clock_time_get (i32.const 9) (i64.const 0) (i32.const 16))))
+               (i32.add
+                 (i32.mul (i32.const 10000)
+                   (call $clock_time_get (i32.const 1) (i64.const 0) (i32.const 16)))
+                 (i32.mul (i32.const 1000000) (i64.eqz (i64.load (i32.const 16)))))))""",
+        _WASI_CLOCK_RANDOM,
+    )
     policy = wasmplug.Policy(determinism=wasmplug.Determinism(seed=1))
-    with pytest.raises(wasmplug.LinkError, match="component path"):
-        wasmplug.load(wasm, world=world, engine=engine, policy=policy)
+    plugin = wasmplug.load(wasm, world=world, engine=engine, policy=policy)
+    # EBADF (8) + 100 * EINVAL (28) + 10,000 * success (0) + 1,000,000 * (reads 0)
+    assert plugin.call("answer") == 8 + 100 * 28 + 1_000_000
+
+
+def test_deterministic_random_get_refuses_bad_requests(engine: wasmplug.Engine) -> None:
+    """random_get into memory past its end answers EFAULT (the guest can handle it),
+    nothing written; more than 1 MiB at once fails the call with InvalidGuestValue (the
+    guest's fault, not the host's), and the plugin goes on."""
+    world = wasmplug.load_world(WAT / "wit", "answer")
+    wasm = core_module(
+        """(global $calls (mut i32) (i32.const 0))
+           (func (export "answer") (result i32)
+             (global.set $calls (i32.add (global.get $calls) (i32.const 1)))
+             (if (result i32) (i32.eq (global.get $calls) (i32.const 2))
+               (then (call $random_get (i32.const 0) (i32.const 0x200000)))
+               (else (call $random_get (i32.const 65532) (i32.const 8)))))""",
+        _WASI_CLOCK_RANDOM,
+    )
+    policy = wasmplug.Policy(determinism=wasmplug.Determinism(seed=1))
+    plugin = wasmplug.load(wasm, world=world, engine=engine, policy=policy)
+    assert plugin.call("answer") == 21  # EFAULT
+    with pytest.raises(wasmplug.InvalidGuestValue, match="2,097,152 random bytes at once"):
+        plugin.call("answer")
+    assert plugin.call("answer") == 21  # a fresh instance
 
 
 def resource_world(tmp_path: Path) -> wasmplug.World:

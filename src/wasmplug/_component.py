@@ -32,7 +32,6 @@ from ._component_host import (
     HostCall,
     HostResources,
     Scope,
-    Seeded,
     destructor,
     deterministic_wasi,
     finalize,
@@ -145,6 +144,7 @@ class ComponentBackend(Sandbox, Backend):
             epoch_tick_ms=epoch_tick_ms,
             epoch_deadline=epoch_deadline,
             instance_per_call=instance_per_call,
+            determinism=determinism,
         )
         # wasi:filesystem has no hook here: open files and preopen bytes are
         # measured after every call and at the end of every slice of one.
@@ -158,8 +158,6 @@ class ComponentBackend(Sandbox, Backend):
         # (lower_arguments), reported by that call; None when there was none.
         self._early: int | None = None
         self._engine = engine
-        self._determinism = determinism
-        self._seeded = Seeded(determinism.seed) if determinism is not None else None
         self._host_impls = host_impls
         self._component = component
         self._world = world
@@ -307,8 +305,8 @@ class ComponentBackend(Sandbox, Backend):
         random interfaces."""
         served: dict[str, dict[str, HostCall]] = {}
         deterministic = (
-            deterministic_wasi(self._determinism, self._seeded)
-            if self._determinism is not None and self._seeded is not None
+            deterministic_wasi(self.determinism, self.seeded)
+            if self.determinism is not None and self.seeded is not None
             else {}
         )
         for name in self.imports:
@@ -387,8 +385,6 @@ class ComponentBackend(Sandbox, Backend):
             InstantiationError: instantiation failed (memory limit, start-up trap).
             LinkError: an import could not be satisfied.
         """
-        if self._seeded is not None:
-            self._seeded.reset()
         self._resources.table = table = HandleTable(self._limits.resource_handles)
         store = self.new_store(self._engine, self._wasi)
         meter = MemoryMeter()

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import ctypes
 import itertools
-import random
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -31,6 +30,7 @@ from ._host import HostContext, HostImpl
 from ._policy import Determinism
 from ._resources import HandleTable
 from ._sandbox import (
+    Seeded,
     _WasiWait,
     check_host_call,
     host_call_entry,
@@ -42,7 +42,6 @@ __all__ = [
     "HostCall",
     "HostResources",
     "Scope",
-    "Seeded",
     "destructor",
     "deterministic_wasi",
     "finalize",
@@ -331,24 +330,6 @@ def monotonic_clock(interface: str, ctx: HostContext) -> dict[str, HostCall]:
     }
 
 
-class Seeded:
-    """The random generator of a plugin run with :class:`~wasmplug.Determinism`,
-    re-seeded for every fresh instance (host functions refer to this, not to the
-    backend)."""
-
-    __slots__ = ("rng", "seed")
-
-    def __init__(self, seed: int) -> None:
-        self.seed = seed
-        self.rng = random.Random(seed)
-
-    def reset(self) -> None:
-        self.rng.seed(self.seed)
-
-
-#: The largest random byte string a deterministic guest may ask for at once.
-MAX_RANDOM_BYTES = 1 << 20
-
 _U64 = _wit.Primitive("u64")
 _WASI_TYPES = TypeNamespace()
 _DATETIME = _wit.TypeDef(
@@ -378,15 +359,10 @@ def deterministic_wasi(determinism: Determinism, seeded: Seeded) -> dict[str, di
         return answer
 
     def random_bytes(context: Any, args: int, nargs: int, results: int) -> None:
-        n = _native.val_u64(args)
-        if n > MAX_RANDOM_BYTES:
-            raise ValueError(
-                f"the guest asked for {n} random bytes at once; at most {MAX_RANDOM_BYTES}"
-            )
-        _lower_result(_BYTES_CODEC, seeded.rng.randbytes(n), results)
+        _lower_result(_BYTES_CODEC, seeded.random_bytes(_native.val_u64(args)), results)
 
     def random_u64() -> int:
-        return seeded.rng.getrandbits(64)
+        return seeded.random_u64()
 
     def seed_pair(context: Any, args: int, nargs: int, results: int) -> None:
         _lower_result(_SEED_CODEC, (random_u64(), random_u64()), results)

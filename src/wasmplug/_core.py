@@ -22,8 +22,9 @@ resources it exports (module ``[export]<interface>``) and the ``[resource-drop]`
 constructors, methods and static functions of the host's resources are served by
 :class:`CoreBackend`; its ``[dtor]<resource>`` exports run the guest's destructors.
 
-Not supported here yet (a load-time :class:`~wasmplug.LinkError` names it): the
-determinism option (``Policy.determinism``), which needs the component path.
+With ``Policy.determinism``, WASI preview 1's clock and random functions are served
+here from the same fixed clocks and seeded generator as the component path's
+(:meth:`CoreBackend._deterministic_wasi`).
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ from ._exceptions import (
 )
 from ._files import InstanceFiles, WasiFiles
 from ._host import CAPABILITIES, HTTP, HostContext, HostImpl, defined_resources
-from ._policy import Limits
+from ._policy import Determinism, Limits
 from ._resources import (
     HandleTable,
     ResourceHandle,
@@ -98,7 +99,18 @@ _FOUR_I32 = struct.Struct("<I12xI12xI12xI12x")
 _SUBSCRIPTION = struct.Struct("<QB7xI4xQQH6x")
 _EVENTTYPE_CLOCK = 0
 _SUBCLOCK_ABSTIME = 1
+_ERRNO_BADF = 8
+_ERRNO_FAULT = 21
+_ERRNO_INVAL = 28
 _ERRNO_NOTSUP = 58
+_U64 = struct.Struct("<Q")
+#: Two i32 raw slots (clock_res_get's and random_get's arguments).
+_TWO_I32 = struct.Struct("<I12xI12x")
+#: clock_time_get's arguments: clock id i32, precision i64, result pointer i32.
+_CLOCK_TIME_GET = struct.Struct("<I12xQ8xI12x")
+# WASI preview 1 clock ids: realtime, monotonic, process and thread CPU time.
+_CLOCK_MONOTONIC = 1
+_CLOCK_THREAD_CPUTIME = 3
 
 
 def _slots_struct(types: Sequence[str]) -> struct.Struct:
@@ -320,7 +332,7 @@ class CoreBackend(Sandbox, Backend):
         WorldMismatchError: an export of the world is missing, or its core signature
             is not the canonical ABI's for its WIT type.
         LinkError: the module imports something the world or the host does not
-            provide, with another core signature, or the determinism option is set.
+            provide, or with another core signature.
     """
 
     def __init__(
@@ -337,6 +349,7 @@ class CoreBackend(Sandbox, Backend):
         ],
         epoch_tick_ms: float,
         epoch_deadline: Callable[[int], int],
+        determinism: Determinism | None = None,
         instance_per_call: bool = False,
         checks: CheckCache = check_uncached,
     ) -> None:
@@ -346,6 +359,7 @@ class CoreBackend(Sandbox, Backend):
             epoch_tick_ms=epoch_tick_ms,
             epoch_deadline=epoch_deadline,
             instance_per_call=instance_per_call,
+            determinism=determinism,
         )
         self._engine = engine
         self._module = module
@@ -510,10 +524,13 @@ class CoreBackend(Sandbox, Backend):
             self.files, self._engine, self._live_files, self._view_now, GuestFailure
         )
         served = self._wasi_files.serves({name for module, name in imports if module == WASI_P1})
+        fixed = self._deterministic_wasi()
         for (module, name), ty in imports.items():
             if module == WASI_P1:
                 if name == "poll_oneoff":
                     self._define(linker, module, name, ty, self._poll_oneoff())
+                elif name in fixed:
+                    self._define(linker, module, name, ty, fixed[name])
                 elif name in served:
                     run = self._wasi_files.function(name)
                     self._define(linker, module, name, ty, self._wasi_entry(name, run))
@@ -831,7 +848,7 @@ class CoreBackend(Sandbox, Backend):
         path refuses ``subscribe-duration``: at once with :class:`DeadlineExceeded`
         when the wait would end past the deadline, else with ``WasiRefusedError``.
         wasmtime's own would block where no epoch can interrupt it. Waits on file
-        descriptors only get ``ENOTSUP``."""
+        descriptors only get ``ENOTSUP``, subscriptions outside memory ``EFAULT``."""
         ctx = self._ctx
         qualified = f"{WASI_P1}#poll_oneoff"
 
@@ -841,7 +858,11 @@ class CoreBackend(Sandbox, Backend):
             mem = self._memory()
             longest = 0
             for i in range(min(nsubs, 64)):
-                mem.check(in_ptr + 48 * i, 48, 8)
+                try:
+                    mem.check(in_ptr + 48 * i, 48, 8)
+                except BadValue:  # preview 1's answer to a bad pointer, as wasmtime's
+                    _U32.pack_into(buf, 0, _ERRNO_FAULT)
+                    return
                 _, tag, _clock, timeout, _, flags = _SUBSCRIPTION.unpack_from(
                     mem.view, in_ptr + 48 * i
                 )
@@ -857,6 +878,71 @@ class CoreBackend(Sandbox, Backend):
             raise _WasiWait(qualified, longest, past)
 
         return host_call_entry(ctx, qualified, run)
+
+    def _deterministic_wasi(self) -> dict[str, Callable[[int, int], None]]:
+        """WASI preview 1's clock and random functions for a plugin run with
+        :class:`~wasmplug.Determinism` (none without): what the component path's
+        ``wasi:clocks`` and ``wasi:random`` give, in preview 1's terms.
+
+        - ``clock_time_get``: the realtime clock is always ``wall_clock_ns``, the
+          monotonic clock always 0; the CPU-time clocks are ``EBADF`` and any other
+          id ``EINVAL``, as wasmtime's own answers.
+        - ``clock_res_get``: 1 ns for both clocks.
+        - ``random_get``: the next bytes of the plugin's seeded generator (more than
+          1 MiB at once is :class:`~wasmplug.InvalidGuestValue`).
+
+        A pointer to where the answer does not fit gets ``EFAULT``.
+        """
+        determinism, seeded = self.determinism, self.seeded
+        if determinism is None or seeded is None:
+            return {}
+        ctx = self._ctx
+        wall = determinism.wall_clock_ns
+
+        def write(ptr: int, data: bytes, align: int) -> int:
+            """Writes ``data`` at ``ptr`` in guest memory; returns the errno:
+            ``EFAULT`` when it does not fit there (preview 1's answer to a bad
+            pointer, as wasmtime's own)."""
+            mem = self._memory()
+            try:
+                mem.check(ptr, len(data), align)
+            except BadValue:
+                return _ERRNO_FAULT
+            mem.view[ptr : ptr + len(data)] = data
+            return 0
+
+        def clock(clock_id: int, answers: tuple[int, int], out: int, buf: Any) -> None:
+            if clock_id > _CLOCK_THREAD_CPUTIME:
+                errno = _ERRNO_INVAL
+            elif clock_id > _CLOCK_MONOTONIC:
+                errno = _ERRNO_BADF
+            else:
+                errno = write(out, _U64.pack(answers[clock_id]), 8)
+            _U32.pack_into(buf, 0, errno)
+
+        def clock_time_get(raw: int, nraw: int) -> None:
+            buf = _native.raw_view(raw, nraw)
+            clock_id, _precision, out = _CLOCK_TIME_GET.unpack_from(buf, 0)
+            clock(clock_id, (wall, 0), out, buf)
+
+        def clock_res_get(raw: int, nraw: int) -> None:
+            buf = _native.raw_view(raw, nraw)
+            clock_id, out = _TWO_I32.unpack_from(buf, 0)
+            clock(clock_id, (1, 1), out, buf)
+
+        def random_get(raw: int, nraw: int) -> None:
+            buf = _native.raw_view(raw, nraw)
+            ptr, n = _TWO_I32.unpack_from(buf, 0)
+            _U32.pack_into(buf, 0, write(ptr, seeded.random_bytes(n), 1))
+
+        functions = {
+            "clock_time_get": clock_time_get,
+            "clock_res_get": clock_res_get,
+            "random_get": random_get,
+        }
+        return {
+            name: host_call_entry(ctx, f"{WASI_P1}#{name}", run) for name, run in functions.items()
+        }
 
     # -- instances -----------------------------------------------------------------------
 

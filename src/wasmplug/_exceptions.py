@@ -430,7 +430,9 @@ class InvalidGuestValue(Trap):
     pointer, a discriminant past its type's cases, a ``char`` that is not a Unicode
     scalar value, a string that is not UTF-8, or a ``cabi_realloc`` that returned
     such a pointer. Nothing outside the guest's memory was read; the instance is
-    replaced. (On the component path wasmtime checks the same and traps.)
+    replaced. (On the component path wasmtime checks the same and traps.) Also
+    raised on both paths when a guest asks a WASI function that wasmplug serves for
+    more than it gives: over 1 MiB of deterministic random bytes at once.
 
     ``detail`` says what was wrong and where in the value.
     """

@@ -27,7 +27,6 @@ from ._exceptions import (
     CallError,
     IntegrityError,
     InvalidWasmError,
-    LinkError,
     LoadError,
     PluginBusy,
     PluginClosedError,
@@ -715,14 +714,7 @@ def load(
             epoch_deadline=engine.epoch_clock.deadline,
         )
     elif isinstance(compiled, wasmtime.Module):
-        if policy.determinism is not None:
-            raise LinkError(
-                "Policy.determinism needs the component path: build the plugin as a "
-                "component (wasm32-wasip2)",
-                [],
-                plugin=name,
-            )
-        backend = CoreBackend(module=compiled, **common)
+        backend = CoreBackend(module=compiled, determinism=policy.determinism, **common)
     else:
         common["engine"] = engine.component_wasmtime_engine
         backend = ComponentBackend(component=compiled, determinism=policy.determinism, **common)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import errno
 import logging
 import math
+import random
 import re
 from collections.abc import Callable, Sequence
 from time import perf_counter
@@ -51,7 +52,7 @@ from ._exceptions import (
 )
 from ._files import FileBreach, FileLimits
 from ._host import HostContext, LogBreach
-from ._policy import Limits
+from ._policy import Determinism, Limits
 from ._resources import TableFull
 from ._stats import CallStats
 
@@ -385,6 +386,43 @@ class GuestFailure(Exception):
         self.message = message
 
 
+#: The largest random byte string a deterministic guest may ask for at once.
+MAX_RANDOM_BYTES = 1 << 20
+
+
+class Seeded:
+    """The random generator of a plugin run with :class:`~wasmplug.Determinism`: one
+    ``random.Random`` seeded with ``Determinism.seed``, re-seeded for every fresh
+    instance (:meth:`Sandbox.new_store`), drawn by both backends' WASI random
+    functions (host functions refer to this, not to the backend)."""
+
+    __slots__ = ("rng", "seed")
+
+    def __init__(self, seed: int) -> None:
+        self.seed = seed
+        self.rng = random.Random(seed)
+
+    def reset(self) -> None:
+        """Starts the sequence over."""
+        self.rng.seed(self.seed)
+
+    def random_bytes(self, n: int) -> bytes:
+        """The next ``n`` bytes (``Random.randbytes``).
+
+        Raises:
+            InvalidGuestValue: ``n`` is more than :data:`MAX_RANDOM_BYTES` (raised in a
+                host function: the call fails with it, the guest's fault).
+        """
+        if n > MAX_RANDOM_BYTES:
+            detail = f"the guest asked for {n:,} random bytes at once; at most {MAX_RANDOM_BYTES:,}"
+            raise InvalidGuestValue(detail, detail=detail)
+        return self.rng.randbytes(n)
+
+    def random_u64(self) -> int:
+        """The next 64 random bits."""
+        return self.rng.getrandbits(64)
+
+
 class Sandbox:
     """What every backend enforces the same way, from the plugin's limits and host
     context.
@@ -404,8 +442,12 @@ class Sandbox:
         epoch_tick_ms: float,
         epoch_deadline: Callable[[int], int],
         instance_per_call: bool = False,
+        determinism: Determinism | None = None,
     ) -> None:
         self._limits = limits
+        #: ``Policy.determinism``, and its generator (re-seeded for every new Store).
+        self.determinism = determinism
+        self.seeded = Seeded(determinism.seed) if determinism is not None else None
         #: ``Policy.instance_per_call``: every call on a new instance.
         self.per_call = instance_per_call
         self._ctx = ctx
@@ -450,6 +492,8 @@ class Sandbox:
         code's writes count from zero too), fuel and the epoch deadline set for
         start-up code."""
         store = wasmtime.Store(engine)
+        if self.seeded is not None:
+            self.seeded.reset()
         limits = self._limits
         store.set_limits(
             memory_size=-1 if (each := limits.memory_bytes_each) is None else each,
