@@ -290,51 +290,69 @@ _WASI_CLOCK_RANDOM = """
 """
 
 
-def test_determinism_serves_preview_1_clocks(engine: wasmplug.Engine) -> None:
-    """With Policy.determinism the fast path serves WASI preview 1's clocks: the
-    monotonic clock reads 0 (written over a filled slot), the CPU-time clocks answer
-    EBADF and an unknown clock EINVAL, as wasmtime's own."""
-    world = wasmplug.load_world(WAT / "wit", "answer")
-    wasm = core_module(
-        """(func (export "answer") (result i32)
-             (i64.store (i32.const 16) (i64.const -1))
-             (i32.add
-               (i32.add
-                 (call $clock_time_get (i32.const 2) (i64.const 0) (i32.const 16))
-                 (i32.mul (i32.const 100)
-                   (call $clock_time_get (i32.const 9) (i64.const 0) (i32.const 16))))
-               (i32.add
-                 (i32.mul (i32.const 10000)
-                   (call $clock_time_get (i32.const 1) (i64.const 0) (i32.const 16)))
-                 (i32.mul (i32.const 1000000) (i64.eqz (i64.load (i32.const 16)))))))""",
-        _WASI_CLOCK_RANDOM,
+def _wasi_answer(engine: wasmplug.Engine, body: str, *, seed: int | None) -> wasmplug.Plugin:
+    """A core module whose ``answer`` runs ``body`` with WASI preview 1's clock and
+    random functions imported, loaded with ``Determinism(seed)`` or without."""
+    policy = wasmplug.Policy(determinism=None if seed is None else wasmplug.Determinism(seed=seed))
+    return wasmplug.load(
+        core_module(f'(func (export "answer") (result i32) {body})', _WASI_CLOCK_RANDOM),
+        world=wasmplug.load_world(WAT / "wit", "answer"),
+        engine=engine,
+        policy=policy,
     )
-    policy = wasmplug.Policy(determinism=wasmplug.Determinism(seed=1))
-    plugin = wasmplug.load(wasm, world=world, engine=engine, policy=policy)
-    # EBADF (8) + 100 * EINVAL (28) + 10,000 * success (0) + 1,000,000 * (reads 0)
-    assert plugin.call("answer") == 8 + 100 * 28 + 1_000_000
 
 
-def test_deterministic_random_get_refuses_bad_requests(engine: wasmplug.Engine) -> None:
-    """random_get into memory past its end answers EFAULT (the guest can handle it),
-    nothing written; more than 1 MiB at once fails the call with InvalidGuestValue (the
-    guest's fault, not the host's), and the plugin goes on."""
-    world = wasmplug.load_world(WAT / "wit", "answer")
-    wasm = core_module(
-        """(global $calls (mut i32) (i32.const 0))
-           (func (export "answer") (result i32)
-             (global.set $calls (i32.add (global.get $calls) (i32.const 1)))
-             (if (result i32) (i32.eq (global.get $calls) (i32.const 2))
-               (then (call $random_get (i32.const 0) (i32.const 0x200000)))
-               (else (call $random_get (i32.const 65532) (i32.const 8)))))""",
-        _WASI_CLOCK_RANDOM,
+@pytest.mark.parametrize("seed", [None, 1])
+def test_preview_1_clocks_answer_as_wasmtime_does(
+    engine: wasmplug.Engine, seed: int | None
+) -> None:
+    """The clock functions wasmplug serves with Policy.determinism answer what
+    wasmtime's own answer without it (run side by side): EBADF for the CPU-time
+    clocks, a trap for an unknown clock id or a result pointer outside memory. The
+    deterministic monotonic clock reads 0 (written over a filled slot)."""
+    cpu = _wasi_answer(
+        engine,
+        """(i32.add
+             (call $clock_time_get (i32.const 2) (i64.const 0) (i32.const 16))
+             (i32.mul (i32.const 100)
+               (call $clock_time_get (i32.const 3) (i64.const 0) (i32.const 16))))""",
+        seed=seed,
     )
-    policy = wasmplug.Policy(determinism=wasmplug.Determinism(seed=1))
-    plugin = wasmplug.load(wasm, world=world, engine=engine, policy=policy)
-    assert plugin.call("answer") == 21  # EFAULT
-    with pytest.raises(wasmplug.InvalidGuestValue, match="2,097,152 random bytes at once"):
-        plugin.call("answer")
-    assert plugin.call("answer") == 21  # a fresh instance
+    assert cpu.call("answer") == 8 + 100 * 8  # EBADF, EBADF
+    for bad in (
+        "(i32.const 9) (i64.const 0) (i32.const 16)",
+        "(i32.const 0) (i64.const 0) (i32.const 65532)",
+    ):
+        plugin = _wasi_answer(engine, f"(call $clock_time_get {bad})", seed=seed)
+        with pytest.raises(wasmplug.Trap):
+            plugin.call("answer")
+    if seed is not None:
+        monotonic = _wasi_answer(
+            engine,
+            """(i64.store (i32.const 16) (i64.const -1))
+               (drop (call $clock_time_get (i32.const 1) (i64.const 0) (i32.const 16)))
+               (i64.eqz (i64.load (i32.const 16)))""",
+            seed=seed,
+        )
+        assert monotonic.call("answer") == 1
+
+
+def test_deterministic_wasi_refuses_bad_requests(engine: wasmplug.Engine) -> None:
+    """What wasmtime's own WASI traps on fails the call with InvalidGuestValue (the
+    guest's fault, audited, not the host's), saying what was wrong; so does asking
+    for more than 1 MiB of random bytes at once. The plugin goes on."""
+    cases = {
+        "(call $random_get (i32.const 65532) (i32.const 8))": "reach past the end",
+        "(call $random_get (i32.const 0) (i32.const 0x200000))": "2,097,152 random bytes",
+        "(call $clock_time_get (i32.const 9) (i64.const 0) (i32.const 0))": "clock id 9",
+    }
+    for body, error in cases.items():
+        plugin = _wasi_answer(engine, body, seed=1)
+        for _ in range(2):  # and again on the fresh instance
+            with pytest.raises(wasmplug.InvalidGuestValue, match=error):
+                plugin.call("answer")
+    fine = _wasi_answer(engine, "(call $random_get (i32.const 0) (i32.const 16))", seed=1)
+    assert fine.call("answer") == 0
 
 
 def resource_world(tmp_path: Path) -> wasmplug.World:

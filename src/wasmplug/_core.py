@@ -100,8 +100,6 @@ _SUBSCRIPTION = struct.Struct("<QB7xI4xQQH6x")
 _EVENTTYPE_CLOCK = 0
 _SUBCLOCK_ABSTIME = 1
 _ERRNO_BADF = 8
-_ERRNO_FAULT = 21
-_ERRNO_INVAL = 28
 _ERRNO_NOTSUP = 58
 _U64 = struct.Struct("<Q")
 #: Two i32 raw slots (clock_res_get's and random_get's arguments).
@@ -111,6 +109,13 @@ _CLOCK_TIME_GET = struct.Struct("<I12xQ8xI12x")
 # WASI preview 1 clock ids: realtime, monotonic, process and thread CPU time.
 _CLOCK_MONOTONIC = 1
 _CLOCK_THREAD_CPUTIME = 3
+
+
+def _bad_wasi_argument(name: str, why: str) -> InvalidGuestValue:
+    """What a WASI preview 1 function wasmplug serves raises for an argument that
+    wasmtime's own would trap on (``why``: what was wrong)."""
+    detail = f"it called {WASI_P1}#{name} with an invalid argument: {why}"
+    return InvalidGuestValue(detail, detail=detail)
 
 
 def _slots_struct(types: Sequence[str]) -> struct.Struct:
@@ -848,7 +853,8 @@ class CoreBackend(Sandbox, Backend):
         path refuses ``subscribe-duration``: at once with :class:`DeadlineExceeded`
         when the wait would end past the deadline, else with ``WasiRefusedError``.
         wasmtime's own would block where no epoch can interrupt it. Waits on file
-        descriptors only get ``ENOTSUP``, subscriptions outside memory ``EFAULT``."""
+        descriptors only get ``ENOTSUP``; subscriptions outside memory fail the call
+        with :class:`~wasmplug.InvalidGuestValue`."""
         ctx = self._ctx
         qualified = f"{WASI_P1}#poll_oneoff"
 
@@ -860,9 +866,8 @@ class CoreBackend(Sandbox, Backend):
             for i in range(min(nsubs, 64)):
                 try:
                     mem.check(in_ptr + 48 * i, 48, 8)
-                except BadValue:  # preview 1's answer to a bad pointer, as wasmtime's
-                    _U32.pack_into(buf, 0, _ERRNO_FAULT)
-                    return
+                except BadValue as e:  # wasmtime's own traps too
+                    raise _bad_wasi_argument("poll_oneoff", str(e)) from None
                 _, tag, _clock, timeout, _, flags = _SUBSCRIPTION.unpack_from(
                     mem.view, in_ptr + 48 * i
                 )
@@ -885,13 +890,14 @@ class CoreBackend(Sandbox, Backend):
         ``wasi:clocks`` and ``wasi:random`` give, in preview 1's terms.
 
         - ``clock_time_get``: the realtime clock is always ``wall_clock_ns``, the
-          monotonic clock always 0; the CPU-time clocks are ``EBADF`` and any other
-          id ``EINVAL``, as wasmtime's own answers.
+          monotonic clock always 0; the CPU-time clocks are ``EBADF``.
         - ``clock_res_get``: 1 ns for both clocks.
-        - ``random_get``: the next bytes of the plugin's seeded generator (more than
-          1 MiB at once is :class:`~wasmplug.InvalidGuestValue`).
+        - ``random_get``: the next bytes of the plugin's seeded generator.
 
-        A pointer to where the answer does not fit gets ``EFAULT``.
+        What wasmtime's own functions trap on fails the call with
+        :class:`~wasmplug.InvalidGuestValue` (a ``Trap``): a clock id past 3, a
+        pointer to where the answer does not fit; so does asking for more than
+        1 MiB of random bytes at once.
         """
         determinism, seeded = self.determinism, self.seeded
         if determinism is None or seeded is None:
@@ -899,41 +905,43 @@ class CoreBackend(Sandbox, Backend):
         ctx = self._ctx
         wall = determinism.wall_clock_ns
 
-        def write(ptr: int, data: bytes, align: int) -> int:
-            """Writes ``data`` at ``ptr`` in guest memory; returns the errno:
-            ``EFAULT`` when it does not fit there (preview 1's answer to a bad
-            pointer, as wasmtime's own)."""
+        def write(name: str, ptr: int, data: bytes, align: int) -> None:
+            """Writes ``data`` at ``ptr`` in guest memory.
+
+            Raises:
+                InvalidGuestValue: it does not fit there.
+            """
             mem = self._memory()
             try:
                 mem.check(ptr, len(data), align)
-            except BadValue:
-                return _ERRNO_FAULT
+            except BadValue as e:
+                raise _bad_wasi_argument(name, str(e)) from None
             mem.view[ptr : ptr + len(data)] = data
-            return 0
 
-        def clock(clock_id: int, answers: tuple[int, int], out: int, buf: Any) -> None:
+        def clock(name: str, clock_id: int, answers: tuple[int, int], out: int, buf: Any) -> None:
             if clock_id > _CLOCK_THREAD_CPUTIME:
-                errno = _ERRNO_INVAL
-            elif clock_id > _CLOCK_MONOTONIC:
-                errno = _ERRNO_BADF
-            else:
-                errno = write(out, _U64.pack(answers[clock_id]), 8)
-            _U32.pack_into(buf, 0, errno)
+                raise _bad_wasi_argument(name, f"clock id {clock_id} is none of 0-3")
+            if clock_id > _CLOCK_MONOTONIC:
+                _U32.pack_into(buf, 0, _ERRNO_BADF)
+                return
+            write(name, out, _U64.pack(answers[clock_id]), 8)
+            _U32.pack_into(buf, 0, 0)
 
         def clock_time_get(raw: int, nraw: int) -> None:
             buf = _native.raw_view(raw, nraw)
             clock_id, _precision, out = _CLOCK_TIME_GET.unpack_from(buf, 0)
-            clock(clock_id, (wall, 0), out, buf)
+            clock("clock_time_get", clock_id, (wall, 0), out, buf)
 
         def clock_res_get(raw: int, nraw: int) -> None:
             buf = _native.raw_view(raw, nraw)
             clock_id, out = _TWO_I32.unpack_from(buf, 0)
-            clock(clock_id, (1, 1), out, buf)
+            clock("clock_res_get", clock_id, (1, 1), out, buf)
 
         def random_get(raw: int, nraw: int) -> None:
             buf = _native.raw_view(raw, nraw)
             ptr, n = _TWO_I32.unpack_from(buf, 0)
-            _U32.pack_into(buf, 0, write(ptr, seeded.random_bytes(n), 1))
+            write("random_get", ptr, seeded.random_bytes(n), 1)
+            _U32.pack_into(buf, 0, 0)
 
         functions = {
             "clock_time_get": clock_time_get,
