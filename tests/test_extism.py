@@ -600,6 +600,70 @@ def test_files_are_the_preopens_only(load: Any, tmp_path: Path) -> None:
         load(name="no-files").call("read-file", "/data/a.txt")
 
 
+def _open_under(directory: Path) -> int:
+    """Descriptors of this process open on files under ``directory`` (not on the
+    directory itself), counted from ``/proc/self/fd`` independently of wasmplug."""
+    root = str(directory.resolve())
+    count = 0
+    for fd in Path("/proc/self/fd").iterdir():
+        try:
+            target = fd.readlink()
+        except OSError:
+            continue
+        count += str(target).startswith(root + "/")
+    return count
+
+
+def _writable(tmp_path: Path, **preopen: Any) -> wasmplug.Grants:
+    data = tmp_path / "data"
+    data.mkdir()
+    return wasmplug.Grants(
+        files=[wasmplug.Preopen(host_path=data, guest_path="/data", writable=True, **preopen)]
+    )
+
+
+def test_open_files_are_limited(load: Any, tmp_path: Path) -> None:
+    """Limits.open_files holds on the Extism backend: files kept open across calls
+    count, and the call that takes the plugin past the limit fails with
+    FileLimitExceeded; its instance is freed with every descriptor it held, and the
+    plugin goes on. The preopen's own descriptor does not count."""
+    plugin = load(grants=_writable(tmp_path), limits=wasmplug.Limits(open_files=10))
+    assert plugin.call("hold-files", "/data", 6) == (6, "")
+    assert plugin.call("hold-files", "/data", 4) == (4, "")
+    assert _open_under(tmp_path / "data") == 10
+    with pytest.raises(wasmplug.FileLimitExceeded) as info:
+        plugin.call("hold-files", "/data", 3)
+    assert (info.value.limit, info.value.allowed, info.value.used) == ("open_files", 10, 13)
+    assert _open_under(tmp_path / "data") == 0
+    assert plugin.call("hold-files", "/data", 2) == (2, "")
+    assert plugin.call("release-files") == 2
+    assert _open_under(tmp_path / "data") == 0
+
+
+def test_a_call_filling_its_preopen_is_stopped_while_it_runs(load: Any, tmp_path: Path) -> None:
+    """A call writing far past Preopen.max_bytes is stopped by the watcher within a
+    slice or so, long before it could finish (or reach its deadline), with
+    DiskLimitExceeded; nothing it held stays open."""
+    budget = 1 << 20
+    plugin = load(
+        grants=_writable(tmp_path, max_bytes=budget),
+        limits=wasmplug.Limits(deadline_ms=30_000),
+    )
+    with pytest.raises(wasmplug.DiskLimitExceeded) as info:
+        plugin.call("fill-file", "/data/big", 8 << 30)
+    e = info.value
+    assert (e.limit, e.allowed) == ("max_bytes", budget)
+    assert e.used is not None
+    assert e.used > budget
+    written = (tmp_path / "data" / "big").stat().st_size
+    assert budget < written < 8 << 30
+    assert e.stats is not None
+    assert e.stats.wall_time_us < 10_000_000
+    assert _open_under(tmp_path / "data") == 0
+    (tmp_path / "data" / "big").unlink()
+    assert plugin.call("fill-file", "/data/small", 1000) == (1000, "")
+
+
 def test_log_goes_through_the_log_capability(load: Any, caplog: pytest.LogCaptureFixture) -> None:
     """Extism's log functions are wasmplug's ``log`` capability: denied (and audited)
     without ``Grants.log``, recorded on the plugin's logger with it."""

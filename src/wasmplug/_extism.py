@@ -37,6 +37,10 @@ with a :class:`~wasmplug.PolicyError` (:func:`refusals`):
 - ``Grants.log``: Extism's ``log_*`` functions are served by wasmplug's ``log``
   capability (the plugin's logger, ``Limits.log_records`` / ``log_bytes``).
 - ``Limits.host_calls``, ``Limits.output_bytes``: checked by wasmplug.
+- ``Limits.open_files``, ``Preopen.max_bytes``: measured by wasmplug as on the
+  component path (:class:`~wasmplug._files.FileLimits`), after every call and, while
+  a call runs, every :data:`~wasmplug._sandbox.SLICE_MS` by a watcher thread
+  (:class:`_FileWatch`) that cancels a call found past a limit.
 """
 
 from __future__ import annotations
@@ -47,6 +51,8 @@ import json
 import math
 import os
 import threading
+import time
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
@@ -73,6 +79,7 @@ from ._exceptions import (
 from ._jsonvalue import from_json, json_reader, json_writer, to_json
 from ._policy import Limits, Policy
 from ._sandbox import (
+    SLICE_MS,
     Sandbox,
     call_interrupted,
     check_host_call,
@@ -146,6 +153,53 @@ def refusals(policy: Policy) -> list[str]:
             f"{limits.memory_bytes} bytes is less than one"
         )
     return found
+
+
+class _FileWatch:
+    """Measures the files of the Extism plugins whose calls are running, every
+    :data:`SLICE_MS`, on one daemon thread for the process (started with the first
+    call to watch): libextism runs WASI itself, with no hook into its file
+    functions, so this is how a call that opens or writes past a limit is stopped
+    before it ends (:meth:`ExtismBackend.check_files`)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._running: weakref.WeakSet[ExtismBackend] = weakref.WeakSet()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def add(self, backend: ExtismBackend) -> None:
+        """Watches ``backend`` until :meth:`remove`."""
+        with self._lock:
+            self._running.add(backend)
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="wasmplug-extism-files", daemon=True
+                )
+                self._thread.start()
+            self._wake.set()
+
+    def remove(self, backend: ExtismBackend) -> None:
+        with self._lock:
+            self._running.discard(backend)
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait()
+            time.sleep(SLICE_MS / 1000)
+            with self._lock:
+                running = list(self._running)
+                if not running:
+                    self._wake.clear()  # parked until the next add
+            for backend in running:
+                backend.check_files()
+
+
+_FILE_WATCH = _FileWatch()
+
+
+class _Preopens:
+    """Stands for one instance's WASI preopens (:meth:`FileLimits.preopened_by`)."""
 
 
 class _Refusal:
@@ -277,6 +331,12 @@ class ExtismBackend(Sandbox, Backend):
         self._cancel: Any = None
         self._lock = threading.Lock()  # guards _plugin/_cancel against interrupt()
         self._running = False
+        # libextism's WASI holds the preopens' descriptors; measured after every call
+        # and by the watcher while one runs (one at a time: _files_lock).
+        self._files_lock = threading.Lock()
+        self._preopens: object = None  # lives as long as the instance's WASI context
+        if self.files.watched:
+            self.files.baseline()
 
     # -- load --------------------------------------------------------------------------
 
@@ -593,6 +653,9 @@ class ExtismBackend(Sandbox, Backend):
         with self._lock:
             self._plugin = instance
             self._cancel = native.cancel_handle(instance)
+        # Its WASI context preopens each directory once: not the guest's to count.
+        self._preopens = _Preopens()
+        self.files.preopened_by(self._preopens)
         self._fresh = True  # no call has run on it yet
 
     # -- calls -------------------------------------------------------------------------
@@ -668,14 +731,22 @@ class ExtismBackend(Sandbox, Backend):
         fresh, self._fresh = self._fresh, False
         self.begin(function)
         start = perf_counter()
+        watched = self.files.watched
         with self._lock:
             self._running = True
+        if watched:
+            _FILE_WATCH.add(self)
         try:
             rc, error = native.call(self._plugin, name, data)
         finally:
+            if watched:
+                _FILE_WATCH.remove(self)
             with self._lock:
                 self._running = False
                 cancelled, self._cancel_sent = self._cancel_sent, False
+        if watched and self.files.breach is None:
+            with self._files_lock:
+                self.measure_files()
         if cancelled:
             self._recompile = True  # a cancel may still be on its way: a new engine
         stats = CallStats(
@@ -691,6 +762,7 @@ class ExtismBackend(Sandbox, Backend):
         if (
             ctx.failure is not None
             or self._interrupted
+            or self.files.breach is not None
             or (error is not None and self._is_runtime(rc, error))
         ):
             raise self._failed(function, error or "", stats)
@@ -816,6 +888,8 @@ class ExtismBackend(Sandbox, Backend):
             )
         elif ctx.failure is not None:
             error = self._host_failure(function, ctx.failure, stats, message)
+        elif self.files.breach is not None:
+            error = self.file_error(self.files.breach, function, stats, message)
         elif self._interrupted:
             error = call_interrupted(function, plugin=plugin, stats=stats, detail=message)
         elif message == _TIMEOUT:
@@ -853,17 +927,31 @@ class ExtismBackend(Sandbox, Backend):
     def interrupt(self) -> None:
         """Stops the running call, if any: it fails with
         :class:`~wasmplug.CallInterrupted`. Callable from any thread."""
+        self._cancel_call(interrupted=True)
+
+    def _cancel_call(self, *, interrupted: bool) -> None:
         with self._lock:
             if self._cancel is not None and self._running:
-                self._interrupted = True
+                self._interrupted = self._interrupted or interrupted
                 self._cancel_sent = True
                 native.cancel(self._cancel)
+
+    def check_files(self) -> None:
+        """Measures the plugin's files while a call runs (the watcher thread); a
+        breach is recorded and the call cancelled: it fails with
+        :class:`~wasmplug.FileLimitExceeded` or :class:`~wasmplug.DiskLimitExceeded`
+        and the instance, with every descriptor its WASI context holds, is freed."""
+        with self._files_lock:
+            if self.files.breach is not None or not self.measure_files():
+                return
+        self._cancel_call(interrupted=False)
 
     def _discard(self) -> None:
         with self._lock:
             instance, self._plugin, self._cancel = self._plugin, None, None
         if instance is not None:
             native.free_plugin(instance)
+        self._preopens = None  # its descriptors are closed
 
     def close(self) -> None:
         """Frees the instance, the compiled plugin and the host functions."""
