@@ -22,7 +22,7 @@ import pytest
 import wasmplug
 from conftest import FIXTURES, REPO_ROOT
 from http_servers import Server
-from wasmplug import _jsonvalue, wit
+from wasmplug import _extism, _extism_native, _jsonvalue, wit
 from wasmplug._checks import Mismatch
 from wasmplug._coremodule import (
     CoreExport,
@@ -463,6 +463,44 @@ def test_interrupt_stops_a_running_call(load: Any) -> None:
     assert len(outcome) == 1
     assert isinstance(outcome[0], wasmplug.CallInterrupted)
     assert plugin.call("add", 1, 1) == 2
+
+
+def test_an_early_interrupt_waits_for_libextism(load: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """libextism 1.x loses a cancel its timer thread handles between registering a
+    call and setting the call's epoch deadline (the call then runs on, its timeout
+    lost too; 16 of 200 early cancels under CPU load before this). An interrupt
+    that comes at once is still honoured, but the cancel is sent only once the
+    call has run ``_CANCEL_AFTER_S``."""
+    sent: list[float] = []
+    real_cancel = _extism_native.cancel
+
+    def cancel(handle: Any) -> None:
+        sent.append(time.perf_counter())
+        real_cancel(handle)
+
+    monkeypatch.setattr(_extism_native, "cancel", cancel)
+    plugin = load(limits=wasmplug.Limits(fuel=None, deadline_ms=60_000))
+    backend = plugin._backend
+    outcome: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            plugin.call("spin", 10**15)
+        except BaseException as e:
+            outcome.append(e)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    give_up = time.monotonic() + 10
+    while not backend._running and time.monotonic() < give_up:
+        time.sleep(0.0001)
+    plugin.interrupt()  # once, as early as it can come
+    thread.join(JOIN_TIMEOUT_S)
+    assert not thread.is_alive()
+    assert len(outcome) == 1
+    assert isinstance(outcome[0], wasmplug.CallInterrupted)
+    assert sent
+    assert sent[0] - backend._call_started >= _extism._CANCEL_AFTER_S
 
 
 # -- pools ------------------------------------------------------------------------------

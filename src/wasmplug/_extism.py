@@ -103,6 +103,14 @@ _PAGE = 65536
 
 # What libextism says when it stops a call (its messages, not the guest's).
 _TIMEOUT = "timeout"
+#: How long a call must have run before libextism is asked to cancel it, in seconds.
+#: libextism 1.x registers a call with its timer thread *before* it sets the call's
+#: epoch deadline (``Plugin::raw_call``); a cancel the timer handles in between bumps
+#: the epoch too early and unregisters the call, so that cancel and the call's
+#: timeout are both lost and the call runs on. Sending the wake-up that registers
+#: the call can itself hand the CPU to the timer thread, so the gap is not only
+#: theoretical on a loaded machine; waiting this long closes it in practice.
+_CANCEL_AFTER_S = 0.010
 _OUT_OF_FUEL = "out of fuel"
 _OOM = "oom"
 #: libextism's return code for a call that failed in the runtime (a trap), as
@@ -331,6 +339,11 @@ class ExtismBackend(Sandbox, Backend):
         self._cancel: Any = None
         self._lock = threading.Lock()  # guards _plugin/_cancel against interrupt()
         self._running = False
+        # The running call: when it entered libextism, its number, and a cancel
+        # deferred until it has run _CANCEL_AFTER_S.
+        self._call_started = 0.0
+        self._call_seq = 0
+        self._deferred: threading.Timer | None = None
         # libextism's WASI holds the preopens' descriptors; measured after every call
         # and by the watcher while one runs (one at a time: _files_lock).
         self._files_lock = threading.Lock()
@@ -734,6 +747,8 @@ class ExtismBackend(Sandbox, Backend):
         watched = self.files.watched
         with self._lock:
             self._running = True
+            self._call_seq += 1
+            self._call_started = perf_counter()
         if watched:
             _FILE_WATCH.add(self)
         try:
@@ -744,6 +759,9 @@ class ExtismBackend(Sandbox, Backend):
             with self._lock:
                 self._running = False
                 cancelled, self._cancel_sent = self._cancel_sent, False
+                if self._deferred is not None:
+                    self._deferred.cancel()
+                    self._deferred = None
         if watched and self.files.breach is None:
             with self._files_lock:
                 self.measure_files()
@@ -929,12 +947,29 @@ class ExtismBackend(Sandbox, Backend):
         :class:`~wasmplug.CallInterrupted`. Callable from any thread."""
         self._cancel_call(interrupted=True)
 
-    def _cancel_call(self, *, interrupted: bool) -> None:
+    def _cancel_call(self, *, interrupted: bool, seq: int | None = None) -> None:
+        """Asks libextism to cancel the running call (``seq``: only if it is still
+        that call), once it has run :data:`_CANCEL_AFTER_S`; earlier, the cancel is
+        deferred until then."""
         with self._lock:
-            if self._cancel is not None and self._running:
-                self._interrupted = self._interrupted or interrupted
-                self._cancel_sent = True
-                native.cancel(self._cancel)
+            if self._cancel is None or not self._running:
+                return
+            if seq is not None and seq != self._call_seq:
+                return
+            self._interrupted = self._interrupted or interrupted
+            wait = self._call_started + _CANCEL_AFTER_S - perf_counter()
+            if wait > 0:
+                if self._deferred is None:
+                    self._deferred = threading.Timer(
+                        wait,
+                        self._cancel_call,
+                        kwargs={"interrupted": False, "seq": self._call_seq},
+                    )
+                    self._deferred.daemon = True
+                    self._deferred.start()
+                return
+            self._cancel_sent = True
+            native.cancel(self._cancel)
 
     def check_files(self) -> None:
         """Measures the plugin's files while a call runs (the watcher thread); a
