@@ -440,10 +440,9 @@ def test_output_limit(load: Any) -> None:
     assert error.used > 40
 
 
-def test_interrupt_stops_a_running_call(load: Any) -> None:
-    """``Plugin.interrupt`` cancels the running call: CallInterrupted, then the
-    plugin goes on."""
-    plugin = load(limits=wasmplug.Limits(fuel=None, deadline_ms=60_000))
+def _spin_in_thread(plugin: wasmplug.Plugin) -> tuple[threading.Thread, list[BaseException]]:
+    """Starts a call spinning without bound on a thread; returns the thread and the
+    list that receives what the call raised."""
     outcome: list[BaseException] = []
 
     def run() -> None:
@@ -454,6 +453,14 @@ def test_interrupt_stops_a_running_call(load: Any) -> None:
 
     thread = threading.Thread(target=run)
     thread.start()
+    return thread, outcome
+
+
+def test_interrupt_stops_a_running_call(load: Any) -> None:
+    """``Plugin.interrupt`` cancels the running call: CallInterrupted, then the
+    plugin goes on."""
+    plugin = load(limits=wasmplug.Limits(fuel=None, deadline_ms=60_000))
+    thread, outcome = _spin_in_thread(plugin)
     deadline = time.monotonic() + 10
     while thread.is_alive() and time.monotonic() < deadline:
         plugin.interrupt()
@@ -481,16 +488,7 @@ def test_an_early_interrupt_waits_for_libextism(load: Any, monkeypatch: pytest.M
     monkeypatch.setattr(_extism_native, "cancel", cancel)
     plugin = load(limits=wasmplug.Limits(fuel=None, deadline_ms=60_000))
     backend = plugin._backend
-    outcome: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            plugin.call("spin", 10**15)
-        except BaseException as e:
-            outcome.append(e)
-
-    thread = threading.Thread(target=run)
-    thread.start()
+    thread, outcome = _spin_in_thread(plugin)
     give_up = time.monotonic() + 10
     while not backend._running and time.monotonic() < give_up:
         time.sleep(0.0001)
