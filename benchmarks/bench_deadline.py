@@ -2,7 +2,10 @@
 
 A guest loops forever (``spin`` of the ``hostile`` fixture, no fuel limit) under a
 deadline of 100 ms and of 1 s; the time from the call's start to the
-``DeadlineExceeded`` minus the deadline is the overshoot. Measured with the host's
+``DeadlineExceeded`` minus the deadline is the overshoot. Under the 100 ms deadline
+also a guest that grows its memory one page at a time up to the 64 MiB limit and then
+loops (``grow-pages(0)``): on the component path each growth runs wasmplug's memory
+callback, which needs the GIL. Measured with the host's
 other threads idle, and with four threads busy in pure Python (the epoch ticker must
 win the GIL from them). Also: eight plugins flooding host calls from eight threads
 under a 100 ms deadline. Reported in milliseconds: median, 90th percentile and
@@ -110,6 +113,18 @@ def main(argv: list[str] | None = None) -> None:
             label = f"spin, {deadline_ms} ms deadline, {busy} busy threads"
             print(f"  {label:<42} {summary(samples)}")
             print(f"  {'  floor: time.sleep, same load':<42} {summary(floor)}")
+            if deadline_ms == 100:
+                with busy_threads(busy):
+                    grows = [
+                        overshoot_ms(
+                            lambda p=plugin: p.call("grow-pages", 0),
+                            deadline_ms,
+                            warm=lambda p=plugin: p.call("bump"),
+                        )
+                        for _ in range(repeats)
+                    ]
+                label = f"  page-by-page growth, then a loop, {busy} busy"
+                print(f"  {label:<42} {summary(grows)}")
         plugin.close()
 
     limits = wasmplug.Limits(fuel=None, deadline_ms=100, host_calls=None)

@@ -397,11 +397,10 @@ def attack_wasi_wait_until_an_instant(lab: Lab) -> None:
     assert f"{lab.wasi_wait('#subscribe-instant')}), past its deadline" in str(e)
 
 
-@attack
-def attack_deadline_under_gil_contention(lab: Lab) -> None:
-    """Four host threads spin in Python (the epoch ticker must win the GIL from them);
-    an endless guest loop still stops at its deadline, within a margin."""
-    plugin = lab.hostile(fuel=None, deadline_ms=200)
+def seconds_to_deadline_with_busy_threads(call: Callable[[], object]) -> float:
+    """Runs ``call``, which must breach its deadline, while four host threads spin in
+    Python (the epoch ticker, and any callback the guest needs, must win the GIL from
+    them); returns the seconds it took."""
     stop = threading.Event()
 
     def busy() -> None:
@@ -414,13 +413,36 @@ def attack_deadline_under_gil_contention(lab: Lab) -> None:
         t.start()
     try:
         start = time.perf_counter()
-        breach(wasmplug.DeadlineExceeded, "deadline_ms", lambda: plugin.call("spin"))
-        elapsed = time.perf_counter() - start
+        breach(wasmplug.DeadlineExceeded, "deadline_ms", call)
+        return time.perf_counter() - start
     finally:
         stop.set()
         for t in threads:
-            t.join()
+            t.join(CONTAINED_WITHIN_S)
+
+
+@attack
+def attack_deadline_under_gil_contention(lab: Lab) -> None:
+    """An endless guest loop stops at its deadline, within a margin, while four host
+    threads spin in Python."""
+    plugin = lab.hostile(fuel=None, deadline_ms=200)
+    elapsed = seconds_to_deadline_with_busy_threads(lambda: plugin.call("spin"))
     assert 0.2 <= elapsed < 2.0, elapsed
+
+
+@attack
+def attack_memory_growth_storm_under_gil_contention(lab: Lab) -> None:
+    """A guest growing its memory a page at a time (on the component path every
+    growth runs wasmplug's memory callback, which needs the GIL) and then looping
+    still stops at its deadline, within the same margin, while four host threads
+    spin in Python; its memory stays within the limit."""
+    plugin = lab.hostile(fuel=None, deadline_ms=200, memory_bytes=64 << 20)
+    elapsed = seconds_to_deadline_with_busy_threads(lambda: plugin.call("grow-pages", 0))
+    assert 0.2 <= elapsed < 2.0, elapsed
+    stats = plugin.last_call
+    assert stats is not None
+    assert stats.memory_bytes is not None
+    assert stats.memory_bytes <= 64 << 20
 
 
 @attack
