@@ -724,7 +724,12 @@ def load(
             )
         backend = CoreBackend(module=compiled, **common)
     else:
-        backend = ComponentBackend(component=compiled, determinism=policy.determinism, **common)
+        backend = ComponentBackend(
+            component=compiled,
+            determinism=policy.determinism,
+            forwarder=engine.wasi_forwarder,
+            **common,
+        )
     ungranted = tuple(
         i for i in _host.HOST_INTERFACES if i in backend.imports and not _host.is_granted(i, grants)
     )

@@ -442,19 +442,22 @@ class Sandbox:
         wasi: Callable[
             [Callable[[bytes], int | None], Callable[[bytes], int | None]], wasmtime.WasiConfig
         ],
+        extra: tuple[int, int, int] = (0, 0, 0),
     ) -> wasmtime.Store:
         """A Store for a new instance under the plugin's limits: memory, tables and
         instances capped, WASI configured by ``wasi`` (given the stdio counters: start-up
         code's writes count from zero too), fuel and the epoch deadline set for
-        start-up code."""
+        start-up code. ``extra`` raises the caps on core instances, tables and
+        memories for wasmplug's own instances in the Store (the WASI forwarder)."""
         store = wasmtime.Store(engine)
         limits = self._limits
+        instances, tables, memories = extra
         store.set_limits(
             memory_size=-1 if (each := limits.memory_bytes_each) is None else each,
             table_elements=limits.table_elements,
-            instances=limits.instances,
-            tables=limits.tables,
-            memories=limits.memories,
+            instances=limits.instances + instances,
+            tables=limits.tables + tables,
+            memories=limits.memories + memories,
         )
         self._output.reset()
         store.set_wasi(wasi(self._output.stdout, self._output.stderr))
