@@ -748,6 +748,18 @@ def descriptors_under(path: Path) -> int:
     return sum(t == root or t.startswith(root + "/") for t in fd_targets())
 
 
+def holds_64_then_releases(lab: Lab, plugin: wasmplug.Plugin, data: Path) -> None:
+    """After the guest's open past ``open_files=64`` was refused: it holds its 64 files
+    (and its instance's preopen), the host can open files and sockets, the refusal
+    was audited once, and releasing the files closes them."""
+    assert 64 <= descriptors_under(data) <= 64 + 1
+    host_can_open_files_and_sockets(lab.tmp)
+    assert plugin.audit_counts == {"breach:open_files": 1}
+    assert plugin.call("release-files") == 64
+    assert descriptors_under(data) <= 1
+    host_can_open_files_and_sockets(lab.tmp)
+
+
 @attack
 def attack_descriptor_exhaustion_across_calls(lab: Lab) -> None:
     """Files held open across calls stop at Limits.open_files (64 here): the 65th open
@@ -760,12 +772,7 @@ def attack_descriptor_exhaustion_across_calls(lab: Lab) -> None:
     assert descriptors_under(data) >= 40  # the files are really held between calls
     held, refusal = plugin.call("hold-files", "/data", 40)
     assert (held, refusal) == (24, too_many_files(lab))
-    assert descriptors_under(data) <= 64 + 1  # and the live instance's preopen
-    host_can_open_files_and_sockets(lab.tmp)
-    assert plugin.audit_counts == {"breach:open_files": 1}
-    assert plugin.call("release-files") == 64
-    assert descriptors_under(data) <= 1
-    host_can_open_files_and_sockets(lab.tmp)
+    holds_64_then_releases(lab, plugin, data)
 
 
 @attack
@@ -784,12 +791,7 @@ def attack_descriptor_exhaustion_in_one_call(lab: Lab) -> None:
     plugin = lab.attacks(grants, audit=audited)
     assert plugin.call("hold-files", "/data", 5_000) == (64, too_many_files(lab))
     assert during == ["open_files"]
-    assert 64 <= descriptors_under(data) <= 64 + 1  # held, and the instance's preopen
-    host_can_open_files_and_sockets(lab.tmp)
-    assert plugin.audit_counts == {"breach:open_files": 1}
-    assert plugin.call("release-files") == 64
-    assert descriptors_under(data) <= 1
-    host_can_open_files_and_sockets(lab.tmp)
+    holds_64_then_releases(lab, plugin, data)
 
 
 @attack
@@ -802,12 +804,8 @@ def attack_files_held_by_their_streams(lab: Lab) -> None:
     plugin = lab.attacks(grants)
     refusal = too_many_files(lab) if lab.core else "quota"
     assert plugin.call("hold-streams", "/data", 100) == (64, refusal)
-    assert 64 <= descriptors_under(data) <= 64 + 1
-    assert plugin.audit_counts == {"breach:open_files": 1}
-    assert plugin.call("release-files") == 64
-    assert descriptors_under(data) <= 1
+    holds_64_then_releases(lab, plugin, data)
     assert plugin.call("hold-streams", "/data", 10) == (10, "")
-    host_can_open_files_and_sockets(lab.tmp)
 
 
 @attack

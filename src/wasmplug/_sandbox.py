@@ -164,15 +164,17 @@ class _WasiWait(Exception):
 
 
 def host_call_entry(
-    ctx: HostContext, qualified: str, run: Callable[..., None]
+    ctx: HostContext, qualified: str, run: Callable[..., None], *, counted: bool = True
 ) -> Callable[..., None]:
     """Wraps the body of a raw host function (either backend's calling convention:
-    ``run`` takes the same arguments): it counts as a host call, and a failure is
+    ``run`` takes the same arguments): with ``counted`` it counts as a host call
+    (``Limits.host_calls``; WASI functions wasmplug serves do not), and a failure is
     recorded in ``ctx.failure`` (the first one of the call) before it propagates, so
     that the backend raises the right exception once wasm has unwound."""
 
     def call(*args: Any) -> None:
-        ctx.host_calls += 1
+        if counted:
+            ctx.host_calls += 1
         try:
             run(*args)
         except BaseException as e:

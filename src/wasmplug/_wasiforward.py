@@ -43,7 +43,7 @@ from ._component_host import HostCall, destructor, finalize, register, trampolin
 from ._exceptions import LinkError
 from ._files import FileLimits
 from ._host import HostContext
-from ._sandbox import GuestFailure
+from ._sandbox import GuestFailure, host_call_entry
 
 __all__ = [
     "FORWARDER_NEEDS",
@@ -507,20 +507,9 @@ class ServedFiles:
         self._live().release(context, rep)
 
     def _recorded(self, qualified: str, run: HostCall) -> HostCall:
-        """``run`` with its failure recorded in the host context (the first of the
-        call) before it propagates. Unlike the host's own functions these do not
-        count against ``Limits.host_calls``: they are WASI, as on the fast path."""
-        ctx = self._ctx
-
-        def call(*args: Any) -> None:
-            try:
-                run(*args)
-            except BaseException as e:
-                if ctx.failure is None:
-                    ctx.failure = (qualified, e)
-                raise
-
-        return call
+        """``run`` with its failure recorded in the host context before it propagates;
+        not counted against ``Limits.host_calls`` (it is WASI, as on the fast path)."""
+        return host_call_entry(self._ctx, qualified, run, counted=False)
 
     def _forwarding(self, fn: _Function) -> HostCall:
         """The raw host function serving ``fn``: swaps the guest's handles among the
