@@ -4,6 +4,7 @@ through policy dicts and files. The attacks themselves are in ``test_hostile.py`
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -271,3 +272,77 @@ def test_plugins_sharing_a_directory_do_not_count_each_others_preopens(
         assert plugin.call("host-call-storm", 0) == 0
         assert plugin.call("hold-files", "/data", 1) == (1, "")
         assert plugin.call("release-files") == 1
+
+
+CAPS = fixture_world("caps")
+
+
+def test_stdio_of_a_plugin_whose_files_are_counted(
+    plugin_dir: Path, engine: wasmplug.Engine, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """With open files counted (on the component path wasmplug then serves the
+    plugin's streams, stdio's included, and a guest importing WASI 0.2.6 is served
+    too), granted stdout and stderr reach the plugin's logger and
+    ``Limits.stdio_bytes`` still holds; files read and write as before."""
+    data = tmp_path / "data"
+    policy = wasmplug.Policy(
+        grants=wasmplug.Grants(files=[writable(data)], stdio=True),
+        limits=wasmplug.Limits(open_files=4, stdio_bytes=64),
+    )
+    plugin = wasmplug.load(
+        plugin_dir / "caps.wasm", world=CAPS, policy=policy, engine=engine, name="printer"
+    )
+    try:
+        with caplog.at_level(logging.INFO, logger="wasmplug.plugin.printer"):
+            plugin.call("print", "to stdout\n", "to stderr\n")
+        got = [(r.levelno, r.getMessage()) for r in caplog.records if r.name.endswith("printer")]
+        assert got == [(logging.INFO, "to stdout"), (logging.WARNING, "to stderr")]
+        with pytest.raises(wasmplug.StdioLimitExceeded):
+            plugin.call("print", "x" * 100, "")
+        assert plugin.call("write-file", "/data/a.txt", "written") is None
+        assert plugin.call("read-file", "/data/a.txt") == "written"
+        assert (data / "a.txt").read_text() == "written"
+    finally:
+        plugin.close()
+
+
+def test_counting_files_takes_nothing_from_the_plugins_limits(
+    plugin_dir: Path, engine: wasmplug.Engine, tmp_path: Path
+) -> None:
+    """The fewest core instances and tables the plugin loads with, without files, are
+    enough with a preopen and ``open_files`` (wasmplug's forwarder on the component
+    path is given its own), and files are counted there as everywhere."""
+
+    def load(files: tuple[wasmplug.Preopen, ...], **limits: Any) -> wasmplug.Plugin:
+        policy = wasmplug.Policy(
+            grants=wasmplug.Grants(files=files),
+            limits=wasmplug.Limits(open_files=2, **limits),
+        )
+        return wasmplug.load(
+            plugin_dir / "attacks.wasm", world=ATTACKS, policy=policy, engine=engine
+        )
+
+    def fewest(field: str) -> int:
+        for n in range(1, 64):
+            try:
+                load((), **{field: n}).close()
+            except wasmplug.InstantiationError:
+                continue
+            return n
+        raise AssertionError(f"the plugin does not load with 63 {field}")
+
+    limits = {"instances": fewest("instances"), "tables": fewest("tables")}
+    plugin = load((writable(tmp_path / "data"),), memories=1, **limits)
+    try:
+        assert plugin.call("hold-files", "/data", 3) == (2, too_many_files(plugin))
+    finally:
+        plugin.close()
+
+
+def test_fuel_runs_out_inside_wasi(load: Any, tmp_path: Path) -> None:
+    """A guest whose fuel runs out while wasmplug serves its file operations fails
+    with FuelExhausted (not a host function's failure), and the plugin goes on."""
+    plugin = load(writable(tmp_path / "data", max_bytes=None), open_files=8, fuel=2_000_000)
+    with pytest.raises(wasmplug.FuelExhausted):
+        plugin.call("many-files", "/data", 100_000, 0)
+    assert plugin.call("write-file", "/data/after", "ok") is None

@@ -41,7 +41,14 @@ import wasmtime
 from . import _native
 from ._policy import Limits, Preopen
 
-__all__ = ["ENTRY_BYTES", "FileBreach", "FileLimits", "WasiFiles", "tree_bytes"]
+__all__ = [
+    "ENTRY_BYTES",
+    "TRAMPOLINE_NEEDS",
+    "FileBreach",
+    "FileLimits",
+    "WasiFiles",
+    "tree_bytes",
+]
 
 #: What each entry of a preopen's tree (file, directory, symbolic link) counts against
 #: ``Preopen.max_bytes`` besides its size: one block of a common file system, so that
@@ -314,6 +321,11 @@ _DISK_ONLY = frozenset(
         "path_link",
     }
 )
+
+
+#: What the trampoline adds to a Store: core instances, tables, memories (it imports
+#: the guest's memory). The Store's limits are raised by these.
+TRAMPOLINE_NEEDS = (1, 0, 0)
 
 
 def _trampoline_wat() -> str:
