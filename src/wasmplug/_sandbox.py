@@ -435,7 +435,7 @@ class Sandbox:
         self.files = FileLimits(ctx.grants.files, limits)
         self.files.on_refusal = self._audit_file_refusal
         #: Whether the end of every slice measures the plugin's files (the component
-        #: path, which cannot check them before each request).
+        #: path, for what it cannot check before each request: preopen bytes).
         self.measure_files_per_slice = False
 
     def new_store(

@@ -335,7 +335,7 @@ class InstanceFiles:
         self.next_rep += 1
         guest = _native.resource_to_guest(context, own=True, rep=rep, type_id=type_id)
         if isinstance(guest, str):  # pragma: no cover - a host type of this linker
-            _native.resource_any_delete(native)
+            # The value still owns the forwarder's handle: wasmtime drops it.
             raise RuntimeError(f"cannot hand the guest a WASI handle: {guest}")
         self.entries[rep] = _Entry(native, type_id, file)
         if file is not None:
