@@ -12,7 +12,7 @@ import pytest
 
 import wasmplug
 from conftest import fixture_world
-from wasmplug import _files
+from wasmplug import _files, _wasiforward
 
 ATTACKS = fixture_world("attacks")
 EDQUOT = "Quota exceeded (os error 19)"
@@ -346,3 +346,25 @@ def test_fuel_runs_out_inside_wasi(load: Any, tmp_path: Path) -> None:
     with pytest.raises(wasmplug.FuelExhausted):
         plugin.call("many-files", "/data", 100_000, 0)
     assert plugin.call("write-file", "/data/after", "ok") is None
+
+
+def test_which_interfaces_are_served() -> None:
+    """wasmplug serves a component's WASI files and streams when it imports
+    ``wasi:filesystem/types``, at the exact versions it imports (both of two), and not
+    when it also imports ``wasi:sockets/tcp``, whose streams it cannot serve."""
+    imports = [
+        "wasi:io/streams@0.2.6",
+        "wasi:io/streams@0.2.12",
+        "wasi:io/poll@0.2.12",
+        "wasi:filesystem/types@0.2.12",
+        "wasi:cli/stdout@0.2.6",
+        "wasmplug:host/log@0.1.0",
+    ]
+    assert _wasiforward.served_interfaces(imports) == (
+        ("wasi:io/streams", "wasi:io/streams@0.2.6"),
+        ("wasi:io/streams", "wasi:io/streams@0.2.12"),
+        ("wasi:filesystem/types", "wasi:filesystem/types@0.2.12"),
+        ("wasi:cli/stdout", "wasi:cli/stdout@0.2.6"),
+    )
+    assert _wasiforward.served_interfaces(["wasi:io/streams@0.2.6"]) is None
+    assert _wasiforward.served_interfaces([*imports, "wasi:sockets/tcp@0.2.12"]) is None

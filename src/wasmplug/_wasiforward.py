@@ -248,21 +248,22 @@ def _functions() -> tuple[_Function, ...]:
 _FUNCTIONS = _functions()
 
 
-def served_interfaces(imports: Iterable[str]) -> dict[str, str] | None:
-    """The interfaces to serve for a component with these imports (exact, versioned
-    names), by unversioned name; ``None`` when it imports no ``wasi:filesystem/types``
-    (nothing to count) or imports another interface that hands out wasmtime's
-    streams (``wasi:sockets/tcp``: not servable)."""
-    versioned: dict[str, str] = {}
+def served_interfaces(imports: Iterable[str]) -> tuple[tuple[str, str], ...] | None:
+    """The interfaces to serve for a component with these imports: ``(unversioned,
+    exact name)`` of each (two versions of one interface are both served); ``None``
+    when it imports no ``wasi:filesystem/types`` (nothing to count) or imports another
+    interface that hands out wasmtime's streams (``wasi:sockets/tcp``: not
+    servable)."""
+    served: list[tuple[str, str]] = []
     for name in imports:
         unversioned = name.partition("@")[0]
         if unversioned in _OTHER_STREAMS:
             return None
         if unversioned in SERVED:
-            versioned[unversioned] = name
-    if "wasi:filesystem/types" not in versioned:
+            served.append((unversioned, name))
+    if not any(unversioned == "wasi:filesystem/types" for unversioned, _ in served):
         return None
-    return versioned
+    return tuple(served)
 
 
 # -- per instance -------------------------------------------------------------------------
@@ -423,7 +424,7 @@ class ServedFiles:
 
     def __init__(
         self,
-        interfaces: dict[str, str],
+        interfaces: tuple[tuple[str, str], ...],
         limits: FileLimits,
         ctx: HostContext,
         forwarder: Callable[[], wc.Component],
@@ -442,7 +443,7 @@ class ServedFiles:
         Raises:
             LinkError: wasmtime refused a definition.
         """
-        for unversioned, name in self.interfaces.items():
+        for unversioned, name in self.interfaces:
             with root.add_instance(name) as inst:
                 for resource, type_id in _RESOURCES.get(unversioned, ()):
                     qualified = f"{name}#[resource-drop]{resource}"
