@@ -11,8 +11,9 @@ as before), round after round so that machine noise hits them alike:
   component path walks the tree after every call).
 
 On the fast path the limits add host functions to WASI calls that open, close or
-write; on the component path they add a measurement after every call (the host's
-descriptors under the preopen, and the preopen's bytes).
+write; on the component path every file and stream operation goes through wasmplug's
+WASI forwarder (``open_files``), and the preopen's bytes are measured after every
+call (``max_bytes``).
 
 Reported: the median over the rounds of each case's mean time per call, in
 microseconds, on and off, and the ratio.

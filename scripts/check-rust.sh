@@ -8,8 +8,9 @@
 # Runs every check even after a failure, then exits non-zero naming the
 # failed ones.
 #
-# Covers every member: the guest SDK and the plugin crates, and the WIT
-# parser module's crate (tools/wit-wasm, a workspace of its own). Plugins build
+# Covers every member: the guest SDK and the plugin crates, the WIT parser
+# module's crate (tools/wit-wasm, a workspace of its own) and the WASI
+# forwarder's (tools/wasi-forwarder, likewise). Plugins build
 # natively too (wit-bindgen stubs the host imports off wasm32), so clippy and
 # `cargo test` check them; their wasm builds are scripts/build-wasm.sh's job.
 # Works from any directory.
@@ -47,6 +48,13 @@ WIT=(--manifest-path "$ROOT/tools/wit-wasm/Cargo.toml")
 step cargo fmt "${WIT[@]}" --check
 step cargo clippy "${WIT[@]}" --locked --all-targets -- -D warnings
 step env RUSTDOCFLAGS=-Dwarnings cargo doc "${WIT[@]}" --locked --no-deps --document-private-items
+
+# The WASI forwarder's crate (tools/wasi-forwarder): the same, natively; its
+# component is scripts/build-wit-module.sh's job too.
+FORWARDER=(--manifest-path "$ROOT/tools/wasi-forwarder/Cargo.toml")
+step cargo fmt "${FORWARDER[@]}" --check
+step cargo clippy "${FORWARDER[@]}" --locked --all-targets -- -D warnings
+step env RUSTDOCFLAGS=-Dwarnings cargo doc "${FORWARDER[@]}" --locked --no-deps --document-private-items
 
 # The benchmark suite's comparison plugins: a workspace of their own (core modules,
 # not components; see benchmarks/plugins/Cargo.toml). Checked natively like the rest.

@@ -4,6 +4,7 @@ through policy dicts and files. The attacks themselves are in ``test_hostile.py`
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,7 @@ import pytest
 
 import wasmplug
 from conftest import fixture_world
-from wasmplug import _files
+from wasmplug import _files, _wasiforward
 
 ATTACKS = fixture_world("attacks")
 EDQUOT = "Quota exceeded (os error 19)"
@@ -40,6 +41,13 @@ def load(plugin_dir: Path, engine: wasmplug.Engine) -> Any:
 
 def core(plugin: wasmplug.Plugin) -> bool:
     return plugin.kind == "core-module"
+
+
+def too_many_files(plugin: wasmplug.Plugin) -> str:
+    """What the guest's refused open says: ``EMFILE`` on the fast path (WASI preview
+    1); on the component path ``error-code.quota`` (WASI 0.2 has no code for EMFILE),
+    which wasi-libc turns into ``EDQUOT``."""
+    return EMFILE if core(plugin) else EDQUOT
 
 
 def writable(path: Path, guest: str = "/data", **options: Any) -> wasmplug.Preopen:
@@ -138,17 +146,37 @@ def test_a_guest_that_fails_on_a_refusal(load: Any, tmp_path: Path) -> None:
 
 
 def test_closing_and_reopening_frees_descriptors(load: Any, tmp_path: Path) -> None:
-    """Closed files no longer count: 200 files opened and closed one after the other
-    under a limit of 4 are all served; holding a fifth is refused."""
+    """Closed files no longer count: 200 files opened, written and closed one after
+    the other under a limit of 4 are all served; holding a fifth is refused in the
+    guest, audited once, and the plugin goes on with its four."""
     plugin = load(writable(tmp_path / "data"), open_files=4, deadline_ms=60_000)
     assert plugin.call("many-files", "/data", 200, 1) == (200, "")
     assert plugin.call("hold-files", "/data", 4) == (4, "")
-    if core(plugin):
-        assert plugin.call("hold-files", "/data", 1) == (0, EMFILE)
-        assert plugin.audit_counts == {"breach:open_files": 1}
-    else:
-        with pytest.raises(wasmplug.FileLimitExceeded):
-            plugin.call("hold-files", "/data", 1)
+    assert plugin.call("hold-files", "/data", 1) == (0, too_many_files(plugin))
+    assert plugin.audit_counts == {"breach:open_files": 1}
+    assert plugin.call("release-files") == 4
+    assert plugin.call("hold-files", "/data", 4) == (4, "")
+
+
+def test_measured_open_files(tmp_path: Path) -> None:
+    """Where open files cannot be counted as they are opened (a component that imports
+    ``wasi:sockets/tcp``, whose streams wasmplug cannot serve), they are measured:
+    the host's descriptors under the preopens, past ``open_files``."""
+    data = tmp_path / "data"
+    data.mkdir()
+    preopen = wasmplug.Preopen(host_path=data, guest_path="/data", writable=True, max_bytes=None)
+    limits = _files.FileLimits((preopen,), wasmplug.Limits(open_files=2))
+    assert limits.measured
+    held = [(data / f"f{i}").open("w") for i in range(3)]
+    try:
+        assert limits.over() == _files.FileBreach("open_files", 2, 3)
+        held.pop().close()
+        assert limits.over() is None
+    finally:
+        for f in held:
+            f.close()
+    limits.counted = True  # counted exactly instead: nothing left to measure
+    assert not limits.measured
 
 
 def test_limits_in_policy_dicts_and_files(tmp_path: Path) -> None:
@@ -244,3 +272,99 @@ def test_plugins_sharing_a_directory_do_not_count_each_others_preopens(
         assert plugin.call("host-call-storm", 0) == 0
         assert plugin.call("hold-files", "/data", 1) == (1, "")
         assert plugin.call("release-files") == 1
+
+
+CAPS = fixture_world("caps")
+
+
+def test_stdio_of_a_plugin_whose_files_are_counted(
+    plugin_dir: Path, engine: wasmplug.Engine, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """With open files counted (on the component path wasmplug then serves the
+    plugin's streams, stdio's included, and a guest importing WASI 0.2.6 is served
+    too), granted stdout and stderr reach the plugin's logger and
+    ``Limits.stdio_bytes`` still holds; files read and write as before."""
+    data = tmp_path / "data"
+    policy = wasmplug.Policy(
+        grants=wasmplug.Grants(files=[writable(data)], stdio=True),
+        limits=wasmplug.Limits(open_files=4, stdio_bytes=64),
+    )
+    plugin = wasmplug.load(
+        plugin_dir / "caps.wasm", world=CAPS, policy=policy, engine=engine, name="printer"
+    )
+    try:
+        with caplog.at_level(logging.INFO, logger="wasmplug.plugin.printer"):
+            plugin.call("print", "to stdout\n", "to stderr\n")
+        got = [(r.levelno, r.getMessage()) for r in caplog.records if r.name.endswith("printer")]
+        assert got == [(logging.INFO, "to stdout"), (logging.WARNING, "to stderr")]
+        with pytest.raises(wasmplug.StdioLimitExceeded):
+            plugin.call("print", "x" * 100, "")
+        assert plugin.call("write-file", "/data/a.txt", "written") is None
+        assert plugin.call("read-file", "/data/a.txt") == "written"
+        assert (data / "a.txt").read_text() == "written"
+    finally:
+        plugin.close()
+
+
+def test_counting_files_takes_nothing_from_the_plugins_limits(
+    plugin_dir: Path, engine: wasmplug.Engine, tmp_path: Path
+) -> None:
+    """The fewest core instances and tables the plugin loads with, without files, are
+    enough with a preopen and ``open_files`` (wasmplug's forwarder on the component
+    path is given its own), and files are counted there as everywhere."""
+
+    def load(files: tuple[wasmplug.Preopen, ...], **limits: Any) -> wasmplug.Plugin:
+        policy = wasmplug.Policy(
+            grants=wasmplug.Grants(files=files),
+            limits=wasmplug.Limits(open_files=2, **limits),
+        )
+        return wasmplug.load(
+            plugin_dir / "attacks.wasm", world=ATTACKS, policy=policy, engine=engine
+        )
+
+    def fewest(field: str) -> int:
+        for n in range(1, 64):
+            try:
+                load((), **{field: n}).close()
+            except wasmplug.InstantiationError:
+                continue
+            return n
+        raise AssertionError(f"the plugin does not load with 63 {field}")
+
+    limits = {"instances": fewest("instances"), "tables": fewest("tables")}
+    plugin = load((writable(tmp_path / "data"),), memories=1, **limits)
+    try:
+        assert plugin.call("hold-files", "/data", 3) == (2, too_many_files(plugin))
+    finally:
+        plugin.close()
+
+
+def test_fuel_runs_out_inside_wasi(load: Any, tmp_path: Path) -> None:
+    """A guest whose fuel runs out while wasmplug serves its file operations fails
+    with FuelExhausted (not a host function's failure), and the plugin goes on."""
+    plugin = load(writable(tmp_path / "data", max_bytes=None), open_files=8, fuel=2_000_000)
+    with pytest.raises(wasmplug.FuelExhausted):
+        plugin.call("many-files", "/data", 100_000, 0)
+    assert plugin.call("write-file", "/data/after", "ok") is None
+
+
+def test_which_interfaces_are_served() -> None:
+    """wasmplug serves a component's WASI files and streams when it imports
+    ``wasi:filesystem/types``, at the exact versions it imports (both of two), and not
+    when it also imports ``wasi:sockets/tcp``, whose streams it cannot serve."""
+    imports = [
+        "wasi:io/streams@0.2.6",
+        "wasi:io/streams@0.2.12",
+        "wasi:io/poll@0.2.12",
+        "wasi:filesystem/types@0.2.12",
+        "wasi:cli/stdout@0.2.6",
+        "wasmplug:host/log@0.1.0",
+    ]
+    assert _wasiforward.served_interfaces(imports) == (
+        ("wasi:io/streams", "wasi:io/streams@0.2.6"),
+        ("wasi:io/streams", "wasi:io/streams@0.2.12"),
+        ("wasi:filesystem/types", "wasi:filesystem/types@0.2.12"),
+        ("wasi:cli/stdout", "wasi:cli/stdout@0.2.6"),
+    )
+    assert _wasiforward.served_interfaces(["wasi:io/streams@0.2.6"]) is None
+    assert _wasiforward.served_interfaces([*imports, "wasi:sockets/tcp@0.2.12"]) is None

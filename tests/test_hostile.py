@@ -747,6 +747,15 @@ def writable_grant(lab: Lab, max_bytes: int | None = 64 << 20) -> tuple[wasmplug
     return wasmplug.Grants(files=[preopen]), data
 
 
+def too_many_files(lab: Lab) -> str:
+    """What the guest's refused open says: EMFILE on the fast path (WASI preview 1); on
+    the component path error-code.quota (WASI 0.2 has no code for EMFILE), which
+    wasi-libc turns into EDQUOT."""
+    if lab.core:
+        return "No file descriptors available (os error 33)"
+    return "Quota exceeded (os error 19)"
+
+
 def host_can_open_files_and_sockets(tmp: Path) -> None:
     """The host can still open a file and a socket (its descriptors are not exhausted)."""
     with (tmp / "host-file.txt").open("w") as f:
@@ -763,58 +772,64 @@ def descriptors_under(path: Path) -> int:
     return sum(t == root or t.startswith(root + "/") for t in fd_targets())
 
 
+def holds_64_then_releases(lab: Lab, plugin: wasmplug.Plugin, data: Path) -> None:
+    """After the guest's open past ``open_files=64`` was refused: it holds its 64 files
+    (and its instance's preopen), the host can open files and sockets, the refusal
+    was audited once, and releasing the files closes them."""
+    assert 64 <= descriptors_under(data) <= 64 + 1
+    host_can_open_files_and_sockets(lab.tmp)
+    assert plugin.audit_counts == {"breach:open_files": 1}
+    assert plugin.call("release-files") == 64
+    assert descriptors_under(data) <= 1
+    host_can_open_files_and_sockets(lab.tmp)
+
+
 @attack
 def attack_descriptor_exhaustion_across_calls(lab: Lab) -> None:
-    """Files held open across calls stop at Limits.open_files (64 here): on the fast
-    path the 65th open is refused in the guest (EMFILE), on the component path the
-    call that passes the limit fails and the instance, with its files, is replaced."""
+    """Files held open across calls stop at Limits.open_files (64 here): the 65th open
+    is refused in the guest (EMFILE on the fast path; on the component path WASI 0.2's
+    error-code.quota, EDQUOT in the guest), audited once; the host can still open
+    files during the call and after it."""
     grants, data = writable_grant(lab)
     plugin = lab.attacks(grants, limits=attrs.evolve(STRICT_LIMITS, open_files=64))
     assert plugin.call("hold-files", "/data", 40) == (40, "")
     assert descriptors_under(data) >= 40  # the files are really held between calls
-    if lab.core:
-        held, refusal = plugin.call("hold-files", "/data", 40)
-        assert (held, refusal) == (24, "No file descriptors available (os error 33)")
-        assert plugin.call("release-files") == 64
-    else:
-        e = breach(
-            wasmplug.FileLimitExceeded,
-            "open_files",
-            lambda: plugin.call("hold-files", "/data", 40),
-        )
-        assert e.allowed == 64
-        assert e.used is not None
-        assert e.used > 64
-        assert plugin.call("release-files") == 0  # a fresh instance: nothing held
-    assert plugin.audit_counts == {"breach:open_files": 1}
-    assert descriptors_under(data) <= 1  # at most the live instance's preopen
-    host_can_open_files_and_sockets(lab.tmp)
+    held, refusal = plugin.call("hold-files", "/data", 40)
+    assert (held, refusal) == (24, too_many_files(lab))
+    holds_64_then_releases(lab, plugin, data)
 
 
 @attack
 def attack_descriptor_exhaustion_in_one_call(lab: Lab) -> None:
-    """Thousands of files opened within one call: refused past the limit on the fast
-    path; on the component path stopped at the end of the slice (or the call) that
-    passed it, every descriptor closed with the instance."""
+    """Thousands of files opened within one call: the open past the limit (64) is
+    refused in the guest on both paths, before any descriptor is created; the guest
+    handles the refusal and keeps its 64. The host can open files while the call
+    runs (its audit callback does, at the refusal)."""
+    grants, data = writable_grant(lab)
+    during: list[str] = []
+
+    def audited(event: wasmplug.AuditEvent) -> None:
+        host_can_open_files_and_sockets(lab.tmp)
+        during.append(event.name)
+
+    plugin = lab.attacks(grants, audit=audited)
+    assert plugin.call("hold-files", "/data", 5_000) == (64, too_many_files(lab))
+    assert during == ["open_files"]
+    holds_64_then_releases(lab, plugin, data)
+
+
+@attack
+def attack_files_held_by_their_streams(lab: Lab) -> None:
+    """A file stays open while a stream made from it lives, after its descriptor is
+    dropped (WASI 0.2): 100 files kept only through their write streams stop at
+    Limits.open_files (64), the 65th open refused in the guest (error-code quota; on
+    the fast path, which has no streams, the files themselves: EMFILE)."""
     grants, data = writable_grant(lab)
     plugin = lab.attacks(grants)
-    if lab.core:
-        assert plugin.call("hold-files", "/data", 5_000) == (
-            64,
-            "No file descriptors available (os error 33)",
-        )
-        assert descriptors_under(data) >= 64  # held: the guest handled the refusal
-        assert plugin.call("release-files") == 64
-    else:
-        e = breach(
-            wasmplug.FileLimitExceeded,
-            "open_files",
-            lambda: plugin.call("hold-files", "/data", 5_000),
-        )
-        assert e.used is not None
-        assert e.used > 64
-    assert descriptors_under(data) <= 1
-    host_can_open_files_and_sockets(lab.tmp)
+    refusal = too_many_files(lab) if lab.core else "quota"
+    assert plugin.call("hold-streams", "/data", 100) == (64, refusal)
+    holds_64_then_releases(lab, plugin, data)
+    assert plugin.call("hold-streams", "/data", 10) == (10, "")
 
 
 @attack

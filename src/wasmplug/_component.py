@@ -58,6 +58,7 @@ from ._sandbox import (
     Sandbox,
 )
 from ._stats import CallStats
+from ._wasiforward import FORWARDER_NEEDS, ServedFiles, served_interfaces
 from ._world import ExportFunc, PreparedCall, World, has_handle
 
 __all__ = ["ComponentBackend"]
@@ -137,6 +138,7 @@ class ComponentBackend(Sandbox, Backend):
         determinism: Determinism | None = None,
         instance_per_call: bool = False,
         checks: CheckCache = check_uncached,
+        forwarder: Callable[[], wc.Component] | None = None,
     ) -> None:
         super().__init__(
             limits=limits,
@@ -146,11 +148,6 @@ class ComponentBackend(Sandbox, Backend):
             instance_per_call=instance_per_call,
             determinism=determinism,
         )
-        # wasi:filesystem has no hook here: open files and preopen bytes are
-        # measured after every call and at the end of every slice of one.
-        self.measure_files_per_slice = self.files.watched
-        if self.files.watched:
-            self.files.baseline()
         # With instance_per_call, the instance a call used (its results' resources
         # belong to it until they are lifted; it is dropped at the next call).
         self._spent = False
@@ -189,6 +186,24 @@ class ComponentBackend(Sandbox, Backend):
         self._export_index: dict[str, Any] = checked[0]
         host_imports = checked[1]
         self.imports: tuple[str, ...] = checked[2]
+        # Open files are counted exactly when wasmplug can serve the plugin's
+        # wasi:filesystem (and the streams made from it) through its forwarder; what
+        # is left (preopen bytes; open files of a plugin it cannot serve) is
+        # measured after every call and at the end of every slice of one.
+        files = self.files
+        self._files: ServedFiles | None = None
+        interfaces = served_interfaces(self.imports) if forwarder is not None else None
+        if (
+            forwarder is not None
+            and interfaces is not None
+            and files.roots
+            and files.open_files is not None
+        ):
+            self._files = ServedFiles(interfaces, files, ctx, forwarder)
+            files.counted = True
+        self.measure_files_per_slice = files.measured
+        if files.measured:
+            files.baseline()
         self._linker = self._link(host_imports)
 
     # -- load-time checks ----------------------------------------------------------------
@@ -270,7 +285,7 @@ class ComponentBackend(Sandbox, Backend):
         linker.add_wasip2()
         items = self._world.wit.imports
         served = self._served_wasi()
-        if served:
+        if served or self._files is not None:
             # Replaces wasmtime's instance of each interface (all its functions).
             linker.allow_shadowing = True
             with linker.root() as root:
@@ -278,6 +293,8 @@ class ComponentBackend(Sandbox, Backend):
                     with root.add_instance(name) as inst:
                         for fname, raw in functions.items():
                             self._add_raw(inst, f"{name}#{fname}", fname, raw)
+                if self._files is not None:
+                    self._files.link(root, self._ctx.plugin)
             linker.allow_shadowing = False
         with linker.root() as root:
             for name in imports:
@@ -386,9 +403,17 @@ class ComponentBackend(Sandbox, Backend):
             LinkError: an import could not be satisfied.
         """
         self._resources.table = table = HandleTable(self._limits.resource_handles)
-        store = self.new_store(self._engine, self._wasi)
+        files = self._files
+        store = self.new_store(
+            self._engine, self._wasi, FORWARDER_NEEDS if files is not None else (0, 0, 0)
+        )
         meter = MemoryMeter()
         try:
+            if files is not None:
+                # Before the guest, outside its fuel and its memory meter: the
+                # forwarder is wasmplug's own.
+                files.instantiate(store)
+                store.set_fuel(self.fuel_budget)
             with metered(meter):
                 instance = self._linker.instantiate(store, self._component)
         except wasmtime.WasmtimeError as e:
@@ -619,6 +644,8 @@ class ComponentBackend(Sandbox, Backend):
         every host resource it held is closed."""
         self._instance = None
         self._early = None
+        if self._files is not None:
+            self._files.discard()
         close_quietly(self._resources.table.drain(), self._ctx.plugin)
 
     @property

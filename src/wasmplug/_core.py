@@ -54,7 +54,7 @@ from ._exceptions import (
     StaleHandleError,
     WorldMismatchError,
 )
-from ._files import InstanceFiles, WasiFiles
+from ._files import TRAMPOLINE_NEEDS, InstanceFiles, WasiFiles
 from ._host import CAPABILITIES, HTTP, HostContext, HostImpl, defined_resources
 from ._policy import Determinism, Limits
 from ._resources import (
@@ -530,6 +530,8 @@ class CoreBackend(Sandbox, Backend):
         )
         served = self._wasi_files.serves({name for module, name in imports if module == WASI_P1})
         fixed = self._deterministic_wasi()
+        # The trampoline WasiFiles makes in a Store is wasmplug's: not the plugin's.
+        self._store_extra = TRAMPOLINE_NEEDS if served else (0, 0, 0)
         for (module, name), ty in imports.items():
             if module == WASI_P1:
                 if name == "poll_oneoff":
@@ -962,7 +964,7 @@ class CoreBackend(Sandbox, Backend):
             InstantiationError: instantiation or start-up failed.
             LinkError: an import could not be satisfied.
         """
-        store = self.new_store(self._engine, self._wasi)
+        store = self.new_store(self._engine, self._wasi, self._store_extra)
         context = _native.context_of(store)
         # The new instance's handle table (start-up code may already make handles).
         close_quietly(self._table.drain(), self._ctx.plugin)

@@ -222,6 +222,7 @@ class Engine:
             OrderedDict()
         )
         self._max_components = max_cached_components
+        self._wasi_forwarder: wasmtime.component.Component | None = None
         self.max_live_instances = max_live_instances
         # Plugins that may hold a live instance, least recently used first.
         self._live: OrderedDict[int, weakref.ref[Evictable]] = OrderedDict()
@@ -292,6 +293,23 @@ class Engine:
         thread had less than :attr:`native_stack_bytes` of native stack left (or it
         could not be measured on this platform)."""
         return self._stack_guard.offloads
+
+    def wasi_forwarder(self) -> wasmtime.component.Component:
+        """wasmplug's WASI forwarder component (:mod:`wasmplug._wasiforward`) compiled
+        for this engine: at first use, from the disk cache like a plugin's component
+        (or compiled, about 0.3 s), then kept.
+
+        Raises:
+            InvalidWasmError: the shipped forwarder is missing or does not compile.
+        """
+        forwarder = self._wasi_forwarder
+        if forwarder is None:
+            wasm = _forwarder_wasm()
+            compiled = self.compile(wasm, sha256=sha256_hex(wasm), plugin=None)
+            if not isinstance(compiled, wasmtime.component.Component):  # pragma: no cover
+                raise InvalidWasmError("the WASI forwarder is not a component", plugin=None)
+            forwarder = self._wasi_forwarder = compiled
+        return forwarder
 
     def checked(self, artifact: Any, world: Any, check: Callable[[], _T]) -> _T:
         """What a backend's load-time check of a compiled component or module against a
@@ -662,6 +680,23 @@ def imports_extism(wasm: bytes) -> bool:
         return imports_from(wasm, EXTISM_KERNEL)
     except CoreModuleError:
         return False
+
+
+@functools.cache
+def _forwarder_wasm() -> bytes:
+    """The shipped WASI forwarder's bytes (read once).
+
+    Raises:
+        InvalidWasmError: the file is missing.
+    """
+    from ._wasiforward import FORWARDER_WASM
+
+    try:
+        return FORWARDER_WASM.read_bytes()
+    except OSError as e:
+        raise InvalidWasmError(
+            f"wasmplug's WASI forwarder cannot be read ({e}): reinstall wasmplug", plugin=None
+        ) from None
 
 
 def sha256_hex(data: bytes) -> str:

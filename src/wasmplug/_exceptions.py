@@ -620,11 +620,12 @@ class FileLimitExceeded(LimitExceeded):
     ``Limits.open_files``.
 
     ``limit`` is ``"open_files"``, ``allowed`` the limit and ``used`` the descriptors
-    counted. On the fast path an open past the limit is refused inside the guest
-    (``EMFILE``, which it can handle), and this is raised only when the call then
-    fails. On the component path the count is taken after every call and every
-    50 ms slice of a running one, and a count past the limit fails the call with
-    this. Either way the instance is replaced, which closes every file it held.
+    counted. An open past the limit is refused inside the guest, which can handle it
+    (fast path: ``EMFILE``; component path: ``error-code.quota``, ``EDQUOT`` under
+    wasi-libc), and this is raised only when the call then fails. A component that
+    imports ``wasi:sockets/tcp`` has its files counted after every call and every
+    50 ms slice of a running one instead, and a count past the limit fails the call
+    with this. Either way the instance is replaced, which closes every file it held.
     """
 
 

@@ -13,12 +13,15 @@ them, one per backend:
   exported memory, so the forwarder is a wasm function of an instance that
   exports the guest's memory as its own). Exact, and nothing is added to calls
   that do not touch files.
-- On the component path wasmtime-py offers no hook into ``wasi:filesystem``, so
-  :meth:`FileLimits.over` measures after the fact: the host's descriptors that
-  point under the plugin's preopens (``/proc/self/fd``) and the bytes each
-  writable preopen holds (a walk of its tree), after every call and at the end of
-  every 50 ms slice of a running one. A breach fails the call and replaces the
-  instance, which closes its files.
+- On the component path open files are counted exactly too, when the plugin's
+  ``wasi:filesystem`` can be served through wasmplug's forwarder component
+  (:mod:`wasmplug._wasiforward`): the ``open-at`` past the limit is refused in the
+  guest. What cannot be checked before the request is measured after the fact by
+  :meth:`FileLimits.over`: the bytes each writable preopen holds (a walk of its
+  tree) and, for a plugin that cannot be served (it imports ``wasi:sockets/tcp``),
+  the host's descriptors that point under its preopens (``/proc/self/fd``), after
+  every call and at the end of every 50 ms slice of a running one. A breach fails
+  the call and replaces the instance, which closes its files.
 
 See "Open files and disk space" in ``docs/security.md`` for what each guarantees.
 """
@@ -38,7 +41,14 @@ import wasmtime
 from . import _native
 from ._policy import Limits, Preopen
 
-__all__ = ["ENTRY_BYTES", "FileBreach", "FileLimits", "WasiFiles", "tree_bytes"]
+__all__ = [
+    "ENTRY_BYTES",
+    "TRAMPOLINE_NEEDS",
+    "FileBreach",
+    "FileLimits",
+    "WasiFiles",
+    "tree_bytes",
+]
 
 #: What each entry of a preopen's tree (file, directory, symbolic link) counts against
 #: ``Preopen.max_bytes`` besides its size: one block of a common file system, so that
@@ -118,6 +128,9 @@ class FileLimits:
         budgets: Each preopen's ``max_bytes``; ``None`` for a read-only preopen or
             one without a budget.
         watched: Whether there is anything to check (some preopen, and a limit).
+        counted: Whether open files are counted exactly as they are opened (the fast
+            path, and the component path when it serves ``wasi:filesystem``,
+            :mod:`wasmplug._wasiforward`): :meth:`over` then measures disk budgets only.
         breach: The first breach of the current call (reset when a call starts).
     """
 
@@ -129,6 +142,7 @@ class FileLimits:
         self.watched = bool(preopens) and (
             self.open_files is not None or any(b is not None for b in self.budgets)
         )
+        self.counted = False
         self.breach: FileBreach | None = None
         #: Called with the first refusal of a call (the fast path's audit record).
         self.on_refusal: Callable[[FileBreach], None] | None = None
@@ -155,6 +169,16 @@ class FileLimits:
         weakref.finalize(store, _unregister, roots)
 
     # -- the component path: measured ---------------------------------------------------
+
+    @property
+    def measured(self) -> bool:
+        """Whether something is left to measure after the fact: a disk budget, or open
+        files that are not :attr:`counted`."""
+        if not self.watched:
+            return False
+        return (self.open_files is not None and not self.counted) or any(
+            b is not None for b in self.budgets
+        )
 
     def held(self) -> int:
         """Descriptors of this process that point into a preopen (the directories
@@ -218,7 +242,7 @@ class FileLimits:
         preopen is walked only when its file system lost free blocks or inodes since
         the last check (``statvfs``): writes that allocate nothing (overwrites,
         sparse files) are seen at the next walk. ``None`` within all."""
-        if self.open_files is not None:
+        if self.open_files is not None and not self.counted:
             held = self.held()
             if held > self.open_files:
                 return FileBreach("open_files", self.open_files, held)
@@ -297,6 +321,11 @@ _DISK_ONLY = frozenset(
         "path_link",
     }
 )
+
+
+#: What the trampoline adds to a Store: core instances, tables, memories (it imports
+#: the guest's memory). The Store's limits are raised by these.
+TRAMPOLINE_NEEDS = (1, 0, 0)
 
 
 def _trampoline_wat() -> str:

@@ -63,6 +63,7 @@ __all__ = [
     "new_error",
     "raw_view",
     "resource_any_address",
+    "resource_any_at",
     "resource_any_clone",
     "resource_any_delete",
     "resource_any_drop",
@@ -485,6 +486,12 @@ def resource_any_clone(address: int) -> tuple[Any, int]:
 def resource_any_address(native: Any) -> int:
     """The address of a ``wasmtime_component_resource_any_t*``."""
     return ctypes.cast(native, _P).value or 0
+
+
+def resource_any_at(address: int) -> Any:
+    """The ``wasmtime_component_resource_any_t*`` at ``address`` (as held in a component
+    value), for :func:`resource_any_drop` and :func:`resource_any_delete`."""
+    return ctypes.cast(address, _ANY_P)
 
 
 def resource_any_delete(native: Any) -> None:

@@ -717,7 +717,12 @@ def load(
         backend = CoreBackend(module=compiled, determinism=policy.determinism, **common)
     else:
         common["engine"] = engine.component_wasmtime_engine
-        backend = ComponentBackend(component=compiled, determinism=policy.determinism, **common)
+        backend = ComponentBackend(
+            component=compiled,
+            determinism=policy.determinism,
+            forwarder=engine.wasi_forwarder,
+            **common,
+        )
     ungranted = tuple(
         i for i in _host.HOST_INTERFACES if i in backend.imports and not _host.is_granted(i, grants)
     )

@@ -165,15 +165,17 @@ class _WasiWait(Exception):
 
 
 def host_call_entry(
-    ctx: HostContext, qualified: str, run: Callable[..., None]
+    ctx: HostContext, qualified: str, run: Callable[..., None], *, counted: bool = True
 ) -> Callable[..., None]:
     """Wraps the body of a raw host function (either backend's calling convention:
-    ``run`` takes the same arguments): it counts as a host call, and a failure is
+    ``run`` takes the same arguments): with ``counted`` it counts as a host call
+    (``Limits.host_calls``; WASI functions wasmplug serves do not), and a failure is
     recorded in ``ctx.failure`` (the first one of the call) before it propagates, so
     that the backend raises the right exception once wasm has unwound."""
 
     def call(*args: Any) -> None:
-        ctx.host_calls += 1
+        if counted:
+            ctx.host_calls += 1
         try:
             run(*args)
         except BaseException as e:
@@ -477,7 +479,7 @@ class Sandbox:
         self.files = FileLimits(ctx.grants.files, limits)
         self.files.on_refusal = self._audit_file_refusal
         #: Whether the end of every slice measures the plugin's files (the component
-        #: path, which cannot check them before each request).
+        #: path, for what it cannot check before each request: preopen bytes).
         self.measure_files_per_slice = False
 
     def new_store(
@@ -486,21 +488,24 @@ class Sandbox:
         wasi: Callable[
             [Callable[[bytes], int | None], Callable[[bytes], int | None]], wasmtime.WasiConfig
         ],
+        extra: tuple[int, int, int] = (0, 0, 0),
     ) -> wasmtime.Store:
         """A Store for a new instance under the plugin's limits: memory, tables and
         instances capped, WASI configured by ``wasi`` (given the stdio counters: start-up
         code's writes count from zero too), fuel and the epoch deadline set for
-        start-up code."""
+        start-up code. ``extra`` raises the caps on core instances, tables and
+        memories for wasmplug's own instances in the Store (the WASI forwarder)."""
         store = wasmtime.Store(engine)
         if self.seeded is not None:
             self.seeded.reset()
         limits = self._limits
+        instances, tables, memories = extra
         store.set_limits(
             memory_size=-1 if (each := limits.memory_bytes_each) is None else each,
             table_elements=limits.table_elements,
-            instances=limits.instances,
-            tables=limits.tables,
-            memories=limits.memories,
+            instances=limits.instances + instances,
+            tables=limits.tables + tables,
+            memories=limits.memories + memories,
         )
         self._output.reset()
         store.set_wasi(wasi(self._output.stdout, self._output.stderr))
