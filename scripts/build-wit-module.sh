@@ -8,7 +8,10 @@
 #                                       as a wasm32-wasip1 core module
 #   src/wasmplug/wasi_forwarder.wasm    the WASI forwarder: tools/wasi-forwarder as a
 #                                       wasm32-wasip2 component (see
-#                                       src/wasmplug/_wasiforward.py)
+#                                       src/wasmplug/_wasiforward.py); its WASI WIT
+#                                       comes from the pinned `wasip2` crate
+#                                       (scripts/wasi-wit-deps.sh), so the stamp
+#                                       covers it through Cargo.lock
 #
 # Usage: scripts/build-wit-module.sh [--check]
 #
@@ -37,7 +40,9 @@ stamp() {
             echo "$1/Cargo.toml" "$1/Cargo.lock" scripts/build-wit-module.sh
             if [[ -f $1/build.rs ]]; then echo "$1/build.rs"; fi
             find "$1/src" -type f -name '*.rs' | LC_ALL=C sort
-            if [[ -d $1/wit ]]; then find "$1/wit" -type f -name '*.wit' | LC_ALL=C sort; fi
+            if [[ -d $1/wit ]]; then
+                find "$1/wit" -type f -name '*.wit' -not -path "$1/wit/deps/*" | LC_ALL=C sort
+            fi
         } | tr ' ' '\n' | while read -r f; do
             printf '%s %s\n' "$f" "$(sha256sum <"$f" | cut -d' ' -f1)"
         done | sha256sum | cut -d' ' -f1
@@ -83,6 +88,9 @@ for artifact in "${ARTIFACTS[@]}"; do
         rustup target add "$target" >&2
     fi
     target_dir=${CARGO_TARGET_DIR:-$ROOT/$crate/target}
+    if [[ $crate == tools/wasi-forwarder ]]; then
+        bash "$ROOT/scripts/wasi-wit-deps.sh"
+    fi
     cargo build --manifest-path "$ROOT/$crate/Cargo.toml" --release --locked --target "$target" \
         --target-dir "$target_dir" >&2
     cp "$target_dir/$target/release/$built" "$ROOT/$out.tmp"

@@ -52,6 +52,7 @@ step env RUSTDOCFLAGS=-Dwarnings cargo doc "${WIT[@]}" --locked --no-deps --docu
 # The WASI forwarder's crate (tools/wasi-forwarder): the same, natively; its
 # component is scripts/build-wit-module.sh's job too.
 FORWARDER=(--manifest-path "$ROOT/tools/wasi-forwarder/Cargo.toml")
+step bash "$ROOT/scripts/wasi-wit-deps.sh"
 step cargo fmt "${FORWARDER[@]}" --check
 step cargo clippy "${FORWARDER[@]}" --locked --all-targets -- -D warnings
 step env RUSTDOCFLAGS=-Dwarnings cargo doc "${FORWARDER[@]}" --locked --no-deps --document-private-items
