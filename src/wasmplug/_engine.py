@@ -294,7 +294,7 @@ class Engine:
         could not be measured on this platform)."""
         return self._stack_guard.offloads
 
-    def wasi_forwarder(self) -> wasmtime.component.Component:
+    def _forwarder_component(self) -> wasmtime.component.Component:
         """wasmplug's WASI forwarder component (:mod:`wasmplug._wasiforward`) compiled
         for this engine: at first use, from the disk cache like a plugin's component
         (or compiled, about 0.3 s), then kept.

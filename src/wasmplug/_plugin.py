@@ -720,7 +720,7 @@ def load(
         backend = ComponentBackend(
             component=compiled,
             determinism=policy.determinism,
-            forwarder=engine.wasi_forwarder,
+            forwarder=engine._forwarder_component,
             **common,
         )
     ungranted = tuple(
