@@ -44,6 +44,7 @@ import wasmtime
 import wasmplug
 from conftest import REPO_ROOT, fixture_world
 from http_servers import Handler, Server
+from wasmplug._files import tree_bytes
 
 WAT = REPO_ROOT / "tests" / "wat"
 STRICT_LIMITS = wasmplug.Limits(memory_bytes=64 << 20, deadline_ms=1_000)
@@ -834,10 +835,11 @@ def attack_files_held_by_their_streams(lab: Lab) -> None:
 
 @attack
 def attack_filling_a_writable_preopen(lab: Lab) -> None:
-    """Writing 32 MiB into a preopen with a 1 MiB budget: refused in the guest at the
-    budget on the fast path (EDQUOT); on the component path the call fails with
-    DiskLimitExceeded, and so does every call while the preopen stays over budget.
-    Deleting files frees the budget again."""
+    """Writing 32 MiB into a preopen with a 1 MiB budget stops at the budget, nothing
+    written past it: on the fast path the write is refused in the guest (EDQUOT); on
+    the component path a stream write has no error case for it, so the call fails
+    with DiskLimitExceeded. A write that would pass the budget again is refused the
+    same way; deleting files frees the budget."""
     grants, data = writable_grant(lab, max_bytes=1 << 20)
     plugin = lab.attacks(grants)
     fill = partial(plugin.call, "fill-file", "/data/big", 65_536, 32 << 20)
@@ -846,21 +848,19 @@ def attack_filling_a_writable_preopen(lab: Lab) -> None:
         assert refusal == "Quota exceeded (os error 19)"
         assert written <= 1 << 20
         assert (data / "big").stat().st_size == written
-        assert plugin.call("fill-file", "/data/b", 65_536, 65_536) == (
-            0,
-            "Quota exceeded (os error 19)",
-        )
     else:
         e = breach(wasmplug.DiskLimitExceeded, "max_bytes", fill)
         assert isinstance(e, wasmplug.DiskLimitExceeded)
         assert (e.preopen, e.allowed) == ("/data", 1 << 20)
         assert e.used is not None
         assert e.used > 1 << 20
-        breach(
-            wasmplug.DiskLimitExceeded,
-            "max_bytes",
-            lambda: plugin.call("write-file", "/data/b", "x"),
-        )
+        assert (data / "big").stat().st_size <= 1 << 20
+    again = partial(plugin.call, "fill-file", "/data/b", 65_536, 65_536)
+    if lab.core:
+        assert again() == (0, "Quota exceeded (os error 19)")
+    else:
+        breach(wasmplug.DiskLimitExceeded, "max_bytes", again)
+    assert tree_bytes(str(data)) <= 1 << 20
     assert plugin.audit_counts["breach:max_bytes"] >= 1
     plugin.call("remove-file", "/data/big")
     plugin.call("write-file", "/data/small", "fits")
@@ -871,20 +871,14 @@ def attack_filling_a_writable_preopen(lab: Lab) -> None:
 @attack
 def attack_filling_a_preopen_with_small_files(lab: Lab) -> None:
     """Empty files cost the budget too (4,096 bytes an entry): 100,000 of them stop at
-    about 256 under 1 MiB on the fast path, and fail the call on the component path."""
+    256 under 1 MiB, refused in the guest (EDQUOT), on both backends."""
     grants, data = writable_grant(lab, max_bytes=1 << 20)
     plugin = lab.attacks(grants)
-    flood = partial(plugin.call, "many-files", "/data", 100_000, 0)
-    if lab.core:
-        created, refusal = flood()
-        assert refusal == "Quota exceeded (os error 19)"
-        assert created == (1 << 20) // 4096
-        assert len(list(data.iterdir())) == created
-    else:
-        e = breach(wasmplug.DiskLimitExceeded, "max_bytes", flood)
-        assert e.used is not None
-        assert e.used > 1 << 20
-        assert len(list(data.iterdir())) < 100_000
+    created, refusal = plugin.call("many-files", "/data", 100_000, 0)
+    assert refusal.endswith("Quota exceeded (os error 19)")
+    assert created == (1 << 20) // 4096
+    assert len(list(data.iterdir())) == created
+    assert plugin.audit_counts["breach:max_bytes"] == 1
     host_can_open_files_and_sockets(lab.tmp)
 
 

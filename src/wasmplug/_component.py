@@ -193,14 +193,9 @@ class ComponentBackend(Sandbox, Backend):
         files = self.files
         self._files: ServedFiles | None = None
         interfaces = served_interfaces(self.imports) if forwarder is not None else None
-        if (
-            forwarder is not None
-            and interfaces is not None
-            and files.roots
-            and files.open_files is not None
-        ):
+        if forwarder is not None and interfaces is not None and files.watched:
+            files.counted = files.bytes_counted = True
             self._files = ServedFiles(interfaces, files, ctx, forwarder)
-            files.counted = True
         self.measure_files_per_slice = files.measured
         if files.measured:
             files.baseline()

@@ -143,6 +143,9 @@ class FileLimits:
             self.open_files is not None or any(b is not None for b in self.budgets)
         )
         self.counted = False
+        #: Whether preopen bytes are checked before each request (:meth:`reserve`, the
+        #: fast path; the component path where wasmplug serves its WASI files).
+        self.bytes_counted = False
         self.breach: FileBreach | None = None
         #: Called with the first refusal of a call (the fast path's audit record).
         self.on_refusal: Callable[[FileBreach], None] | None = None
@@ -176,8 +179,8 @@ class FileLimits:
         files that are not :attr:`counted`."""
         if not self.watched:
             return False
-        return (self.open_files is not None and not self.counted) or any(
-            b is not None for b in self.budgets
+        return (self.open_files is not None and not self.counted) or (
+            not self.bytes_counted and any(b is not None for b in self.budgets)
         )
 
     def held(self) -> int:

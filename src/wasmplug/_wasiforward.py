@@ -41,7 +41,7 @@ from . import _native
 from ._codec import K_ENUM, K_RESULT, VAL_SIZE, Arena
 from ._component_host import HostCall, destructor, finalize, register, trampoline
 from ._exceptions import LinkError
-from ._files import FileLimits
+from ._files import ENTRY_BYTES, FileLimits
 from ._host import HostContext
 from ._sandbox import GuestFailure, host_call_entry
 
@@ -247,6 +247,31 @@ def _functions() -> tuple[_Function, ...]:
 
 _FUNCTIONS = _functions()
 
+#: Served functions that add bytes to a preopen, checked against its
+#: ``Preopen.max_bytes`` before they are forwarded (an upper bound, as on the fast
+#: path: what is written counts as growth, every entry made or opened 4,096 bytes):
+#: what they add (``"list"``: the length of the ``list<u8>`` argument at ``at``;
+#: ``"u64"``: the ``u64`` argument at ``at``; ``"entry"``: :data:`ENTRY_BYTES`;
+#: ``"create"``: that, when the ``open-flags`` argument at ``at`` has ``create``), and
+#: the argument whose handle names the preopen.
+_GROWTH: dict[str, tuple[str, int, int]] = {
+    "[method]output-stream.write": ("list", 1, 0),
+    "[method]output-stream.blocking-write-and-flush": ("list", 1, 0),
+    "[method]output-stream.write-zeroes": ("u64", 1, 0),
+    "[method]output-stream.blocking-write-zeroes-and-flush": ("u64", 1, 0),
+    "[method]output-stream.splice": ("u64", 2, 0),
+    "[method]output-stream.blocking-splice": ("u64", 2, 0),
+    "[method]descriptor.write": ("list", 1, 0),
+    "[method]descriptor.set-size": ("u64", 1, 0),
+    "[method]descriptor.open-at": ("create", 3, 0),
+    "[method]descriptor.create-directory-at": ("entry", 0, 0),
+    "[method]descriptor.symlink-at": ("entry", 0, 0),
+    "[method]descriptor.link-at": ("entry", 0, 3),
+}
+#: What a stream write refused for ``Preopen.max_bytes`` fails the call with (streams
+#: have no error case for it; the descriptor's functions answer ``error-code.quota``).
+BYTES_REFUSED = "wasmplug: a write past the preopen's Preopen.max_bytes was refused"
+
 
 def served_interfaces(imports: Iterable[str]) -> tuple[tuple[str, str], ...] | None:
     """The interfaces to serve for a component with these imports: ``(unversioned,
@@ -270,12 +295,29 @@ def served_interfaces(imports: Iterable[str]) -> tuple[tuple[str, str], ...] | N
 
 _PTR = struct.Struct("<Q")
 _UNION = _native.COMPONENT_VAL_UNION
+_NAME_SIZE = _native.NAME_SIZE
 _component_call = _native.component_call
 
 
 def _read_ptr(address: int) -> int:
     value: int = _PTR.unpack(ctypes.string_at(address, 8))[0]
     return value
+
+
+def _string_at(slot: int) -> str:
+    """The text of the component ``string`` value at ``slot``."""
+    size, data = struct.unpack("<QQ", ctypes.string_at(slot + _UNION, 16))
+    return ctypes.string_at(data, size).decode("utf-8", "replace") if size else ""
+
+
+def _has_flag(slot: int, name: bytes) -> bool:
+    """Whether the component ``flags`` value at ``slot`` has the flag ``name``."""
+    count, names = struct.unpack("<QQ", ctypes.string_at(slot + _UNION, 16))
+    for i in range(count):
+        size, data = struct.unpack("<QQ", ctypes.string_at(names + i * _NAME_SIZE, 16))
+        if ctypes.string_at(data, size) == name:
+            return True
+    return False
 
 
 def _write_ptr(address: int, value: int) -> None:
@@ -293,12 +335,14 @@ class _OpenFile:
 
 class _Entry(NamedTuple):
     """A forwarder handle held for the guest: its ``resource_any`` (owned here), its
-    resource type, and the file it keeps open (``None``: a preopen, a directory
-    stream, stdio)."""
+    resource type, the file it keeps open (``None``: a preopen, a directory stream,
+    stdio), and the preopen it was reached from (its index in the plugin's grants;
+    ``None`` for stdio), whose ``max_bytes`` its writes count against."""
 
     native: Any
     type_id: int
     file: _OpenFile | None
+    preopen: int | None = None
 
 
 class InstanceFiles:
@@ -327,10 +371,17 @@ class InstanceFiles:
         self.funcs = funcs.addresses
         self._keep = funcs
 
-    def hold(self, context: Any, slot: int, type_id: int, file: _OpenFile | None) -> None:
+    def hold(
+        self,
+        context: Any,
+        slot: int,
+        type_id: int,
+        file: _OpenFile | None,
+        preopen: int | None = None,
+    ) -> None:
         """Takes the forwarder handle in the component value at ``slot`` (a resource)
         and puts a guest handle of host resource ``type_id`` in its place, owned by
-        the value (wasmtime frees it)."""
+        the value (wasmtime frees it). ``preopen``: as :class:`_Entry`'s."""
         native = _native.resource_any_at(_read_ptr(slot + _UNION))
         rep = self.next_rep
         self.next_rep += 1
@@ -338,7 +389,7 @@ class InstanceFiles:
         if isinstance(guest, str):  # pragma: no cover - a host type of this linker
             # The value still owns the forwarder's handle: wasmtime drops it.
             raise RuntimeError(f"cannot hand the guest a WASI handle: {guest}")
-        self.entries[rep] = _Entry(native, type_id, file)
+        self.entries[rep] = _Entry(native, type_id, file, preopen)
         if file is not None:
             file.handles += 1
         _write_ptr(slot + _UNION, _native.resource_any_address(guest))
@@ -519,11 +570,16 @@ class ServedFiles:
         export, handles, made, shape, counts = fn.export, fn.handles, fn.made, fn.shape, fn.counts
         limits = self._limits
         refusal = _REFUSAL[1]
+        growth = _GROWTH.get(fn.name) if limits.bytes_counted else None
+        # The descriptor's functions answer error-code.quota; a stream's cannot.
+        answers_quota = fn.name.startswith("[method]descriptor.")
+        guest_paths = limits.guest_paths
 
         def run(context: Any, args: int, nargs: int, results: int) -> None:
             inst = self._live()
             entries = inst.entries
             file: _OpenFile | None = None
+            preopens: dict[int, int | None] = {}
             swapped: list[tuple[int, int]] = []
             try:
                 for position, type_id in handles:
@@ -535,11 +591,28 @@ class ServedFiles:
                         raise RuntimeError(f"the guest passed an unknown WASI handle ({rep})")
                     if position == 0:
                         file = entry.file
+                    preopens[position] = entry.preopen
                     swapped.append((at, guest))
                     _write_ptr(at, _native.resource_any_address(entry.native))
                 if counts == "open" and limits.refuse_open(inst.open_files):
                     _native.val_clone(refusal, results)
                     return
+                if growth is not None:
+                    what, at, named = growth
+                    preopen = preopens.get(named)
+                    if preopen is not None:
+                        slot = args + at * VAL_SIZE
+                        if what == "entry":
+                            n = ENTRY_BYTES
+                        elif what == "create":
+                            n = ENTRY_BYTES if _has_flag(slot, b"create") else 0
+                        else:
+                            n = _read_ptr(slot + _UNION)
+                        if n and not limits.reserve(preopen, n):
+                            if not answers_quota:
+                                raise GuestFailure(BYTES_REFUSED)
+                            _native.val_clone(refusal, results)
+                            return
                 err = _component_call(inst.funcs[export], inst.context, args, nargs, results, 1)
             finally:
                 for at, guest in swapped:
@@ -552,12 +625,13 @@ class ServedFiles:
                 file = _OpenFile()
             elif counts != "self":
                 file = None
+            preopen = preopens.get(0)
             if shape == "own":
                 inst.hold(context, results, made, file)
             elif shape == "ok":
                 if not ctypes.string_at(results + _UNION, 1)[0]:
                     return  # err(error-code)
-                inst.hold(context, _read_ptr(results + _UNION + 8), made, file)
+                inst.hold(context, _read_ptr(results + _UNION + 8), made, file, preopen)
                 if counts == "open":
                     inst.open_files += 1
             else:  # list<tuple<descriptor, string>>: the preopens, not counted
@@ -565,6 +639,8 @@ class ServedFiles:
                 for i in range(count):
                     pair = data + i * VAL_SIZE
                     first = _read_ptr(pair + _UNION + 8)
-                    inst.hold(context, first, made, None)
+                    path = _string_at(first + VAL_SIZE)
+                    index = guest_paths.index(path) if path in guest_paths else None
+                    inst.hold(context, first, made, None, index)
 
         return run
