@@ -13,15 +13,17 @@ them, one per backend:
   exported memory, so the forwarder is a wasm function of an instance that
   exports the guest's memory as its own). Exact, and nothing is added to calls
   that do not touch files.
-- On the component path open files are counted exactly too, when the plugin's
-  ``wasi:filesystem`` can be served through wasmplug's forwarder component
-  (:mod:`wasmplug._wasiforward`): the ``open-at`` past the limit is refused in the
-  guest. What cannot be checked before the request is measured after the fact by
-  :meth:`FileLimits.over`: the bytes each writable preopen holds (a walk of its
-  tree) and, for a plugin that cannot be served (it imports ``wasi:sockets/tcp``),
-  the host's descriptors that point under its preopens (``/proc/self/fd``), after
-  every call and at the end of every 50 ms slice of a running one. A breach fails
-  the call and replaces the instance, which closes its files.
+- On the component path both are checked before each request too, when the
+  plugin's ``wasi:filesystem`` can be served through wasmplug's forwarder component
+  (:mod:`wasmplug._wasiforward`): the ``open-at`` past ``open_files`` is refused in
+  the guest, and each growing request reserves its bytes with :meth:`FileLimits.reserve`
+  as on the fast path.
+- What cannot be checked before the request (a component that imports
+  ``wasi:sockets/tcp``, which cannot be served; the Extism backend) is measured after
+  the fact by :meth:`FileLimits.over`: the bytes each writable preopen holds (a walk
+  of its tree) and the host's descriptors that point under its preopens
+  (``/proc/self/fd``), after every call and while a call runs (every 50 ms slice).
+  A breach fails the call and replaces the instance, which closes its files.
 
 See "Open files and disk space" in ``docs/security.md`` for what each guarantees.
 """
@@ -130,7 +132,9 @@ class FileLimits:
         watched: Whether there is anything to check (some preopen, and a limit).
         counted: Whether open files are counted exactly as they are opened (the fast
             path, and the component path when it serves ``wasi:filesystem``,
-            :mod:`wasmplug._wasiforward`): :meth:`over` then measures disk budgets only.
+            :mod:`wasmplug._wasiforward`): :meth:`over` then leaves them out.
+        bytes_counted: Whether preopen bytes are reserved before each request
+            (:meth:`reserve`): :meth:`over` then leaves them out.
         breach: The first breach of the current call (reset when a call starts).
     """
 
@@ -143,8 +147,6 @@ class FileLimits:
             self.open_files is not None or any(b is not None for b in self.budgets)
         )
         self.counted = False
-        #: Whether preopen bytes are checked before each request (:meth:`reserve`, the
-        #: fast path; the component path where wasmplug serves its WASI files).
         self.bytes_counted = False
         self.breach: FileBreach | None = None
         #: Called with the first refusal of a call (the fast path's audit record).
@@ -175,8 +177,8 @@ class FileLimits:
 
     @property
     def measured(self) -> bool:
-        """Whether something is left to measure after the fact: a disk budget, or open
-        files that are not :attr:`counted`."""
+        """Whether something is left to measure after the fact: open files that are not
+        :attr:`counted`, or a disk budget whose bytes are not :attr:`bytes_counted`."""
         if not self.watched:
             return False
         return (self.open_files is not None and not self.counted) or (
@@ -251,7 +253,7 @@ class FileLimits:
                 return FileBreach("open_files", self.open_files, held)
         found = None
         for i, budget in enumerate(self.budgets):
-            if budget is None or not self._disk_used(i):
+            if budget is None or self.bytes_counted or not self._disk_used(i):
                 continue
             used = tree_bytes(self.roots[i])
             before = self._measured[i]
